@@ -1,0 +1,314 @@
+"""Study ``hidden-symmetries``: functional dimension of ReLU networks at initialization.
+
+Reproduces the experiment of Grigsby, Lindsey & Rolnick, "Hidden Symmetries of ReLU Networks"
+(ICML 2023): for random MLPs (n0, w, ..., w, 1) with ``depth`` hidden layers, estimate the
+functional dimension (rank of the parameter Jacobian of the evaluation map on a growing input
+sample) and compare it with the bound D − (number of hidden neurons). A network below the bound has
+hidden symmetries; one at the bound has none near θ (full FD is a proxy for "no hidden symmetries",
+not an equivalence; see ``symlab.symmetry.functional_dimension``).
+
+The paper reports that the probability of "no hidden symmetries" decreases towards 0 with depth and
+increases towards 1 with width and input dimension. Its protocol is unknown; the paper's cells are
+reported as input dimension = width ∈ {5, 10, 15}, depth 4–6, one output, inputs i.i.d. N(0, I).
+The study runs every cell with both the plain Gaussian sampler and the multi-scale sampler, so the
+effect of the sampler is visible, and attributes each deficit to mechanisms (dead / always-active
+neurons) with ``symlab.symmetry.diagnose``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from symlab.engine.experiment import Experiment, Summary, register
+from symlab.stats import stratified_trend, wilson_interval
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class HiddenSymmetriesSpec(BaseModel):
+    """Grid of architectures (n0, width, ..., width, output_dim) and seeds, at initialization."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_dims: list[PositiveInt] = Field(min_length=1, description="input dimensions n0 (each >= 1)")
+    widths: list[PositiveInt] = Field(min_length=1, description="hidden-layer widths (each >= 1)")
+    depths: list[PositiveInt] = Field(min_length=1, description="numbers of hidden layers (each >= 1)")
+    seeds: int = Field(ge=1, description="networks per cell (seeds 0 .. seeds-1)")
+    samplers: list[Literal["gaussian", "multiscale"]] = Field(
+        default=["multiscale"], min_length=1, description="input samplers to compare"
+    )
+    output_dim: int = Field(default=1, ge=1, description="number of outputs n_L")
+    init: Literal["he", "pytorch"] = Field(default="he", description="weight initialization")
+    bias_std: float = Field(default=0.1, ge=0, description="std of the bias for init='he'")
+    max_points: int = Field(
+        default=20000, ge=1, description="largest input sample for one network"
+    )
+    diagnose_points: int = Field(
+        default=20000, ge=1, description="sample size for the mechanism diagnosis"
+    )
+    diagonal_only: bool = Field(
+        default=False, description="only cells with input dimension == width (the paper's cells)"
+    )
+
+
+def expand(spec: HiddenSymmetriesSpec) -> list[dict]:
+    """One job per (sampler, n0, width, depth, seed)."""
+    jobs = []
+    for sampler, n0, width, depth in itertools.product(
+        spec.samplers, spec.input_dims, spec.widths, spec.depths
+    ):
+        if spec.diagonal_only and n0 != width:
+            continue
+        for seed in range(spec.seeds):
+            jobs.append(
+                {
+                    "sampler": sampler,
+                    "n0": n0,
+                    "width": width,
+                    "depth": depth,
+                    "seed": seed,
+                    "output_dim": spec.output_dim,
+                    "init": spec.init,
+                    "bias_std": spec.bias_std,
+                    "max_points": spec.max_points,
+                    "diagnose_points": spec.diagnose_points,
+                }
+            )
+    return jobs
+
+
+def run_job(params: dict) -> dict:
+    """Functional dimension and mechanism diagnosis of one network at initialization."""
+    from symlab.nets import mlp
+    from symlab.symmetry import diagnose, functional_dimension
+    from symlab.symmetry.samplers import get_sampler
+
+    widths = [params["n0"]] + [params["width"]] * params["depth"] + [params["output_dim"]]
+    model = mlp(
+        widths,
+        init=params["init"],
+        bias_std=params["bias_std"],
+        seed=params["seed"],
+        dtype=torch.float64,
+    )
+    start = time.perf_counter()
+    fd = functional_dimension(
+        model, sampler=params["sampler"], seed=params["seed"], max_points=params["max_points"]
+    )
+    fd_seconds = time.perf_counter() - start
+    generator = torch.Generator().manual_seed(10_000 + params["seed"])
+    inputs = get_sampler(params["sampler"])(
+        params["diagnose_points"], params["n0"], generator, torch.float64
+    )
+    report = diagnose(model, inputs, observed=fd)
+    return {
+        "bound": fd.bound,
+        "rank": fd.rank,
+        "deficit": fd.deficit,
+        "full": fd.deficit == 0,
+        "n_points": fd.n_points,
+        "log10_gap": float(np.log10(fd.gap)) if np.isfinite(fd.gap) else None,
+        "tol": fd.tol,
+        "saturated": str(fd.saturated),
+        "ambiguous": bool(fd.ambiguous),
+        "rank_method": fd.method,
+        "fd_seconds": fd_seconds,
+        "never_active": report.n_never_active,
+        "always_active": report.n_always_active,
+        "narrow_layers": report.n_narrow_layers,
+        "predicted_deficit": report.predicted_deficit,
+        "unexplained_deficit": fd.deficit - report.predicted_deficit,
+    }
+
+
+CELL = ["sampler", "n0", "width", "depth"]
+
+
+def summarize(rows: pd.DataFrame, spec: HiddenSymmetriesSpec) -> Summary:
+    """Fraction at full FD and mean deficit per cell; trend tests over depth, n0 and width."""
+    records = []
+    for cell, group in rows.groupby(CELL):
+        n_full, n = int(group["full"].sum()), len(group)
+        low, high = wilson_interval(n_full, n)
+        records.append(
+            dict(
+                zip(CELL, cell),
+                networks=n,
+                bound=int(group["bound"].iloc[0]),
+                frac_full=n_full / n,
+                frac_full_lo=low,
+                frac_full_hi=high,
+                mean_deficit=float(group["deficit"].mean()),
+                mean_predicted=float(group["predicted_deficit"].mean()),
+                mean_unexplained=float(group["unexplained_deficit"].mean()),
+                mean_never_active=float(group["never_active"].mean()),
+                frac_saturated_bound=float((group["saturated"] == "bound").mean()),
+                ambiguous=int(group["ambiguous"].sum()),
+                mean_points=float(group["n_points"].mean()),
+            )
+        )
+    table = pd.DataFrame.from_records(records)
+    return Summary(table=table, verdict=_verdict(rows, table, spec))
+
+
+def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec) -> str:
+    frame = rows.assign(full=rows["full"].astype(float))
+    parts = []
+    for sampler in sorted(frame["sampler"].unique()):
+        sub = frame[frame["sampler"] == sampler]
+        clauses = []
+        for factor in ("depth", "n0", "width"):
+            strata = [c for c in ("n0", "width", "depth") if c != factor]
+            trend = stratified_trend(sub, factor, "full", strata)
+            if trend.n_strata:
+                clauses.append(trend.sentence("P(full FD) is"))
+        share = sub["full"].mean()
+        parts.append(
+            f"With the {sampler} sampler, {share:.0%} of {len(sub)} networks reach the bound; "
+            + "; ".join(clauses)
+            + "."
+        )
+    paper_expect = (
+        "The paper reports decreasing in depth and increasing in width and input dimension."
+    )
+    if len(frame["sampler"].unique()) == 2:
+        pivot = frame.pivot_table(index=CELL[1:] + ["seed"], columns="sampler", values="deficit")
+        pivot = pivot.dropna()
+        higher = int((pivot["multiscale"] < pivot["gaussian"]).sum())
+        lower = int((pivot["multiscale"] > pivot["gaussian"]).sum())
+        parts.append(
+            f"On the same networks the multi-scale sampler finds a higher rank than the Gaussian "
+            f"one for {higher} of {len(pivot)} networks and a lower rank for {lower}."
+        )
+    unexplained = rows["unexplained_deficit"]
+    parts.append(
+        f"Dead and always-active neurons explain {1 - unexplained.sum() / max(rows['deficit'].sum(), 1):.0%} "
+        f"of the total deficit; {int((unexplained > 0).sum())} networks keep an unexplained part "
+        f"(restricted hidden images). {int(rows['ambiguous'].sum())} ranks had an ambiguous "
+        f"singular-value gap."
+    )
+    return paper_expect + " " + " ".join(parts)
+
+
+def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[Path]:
+    """Fraction at full FD vs depth (per n0 panel, per width curve) and vs input dimension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarize(rows, spec).table
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    samplers = sorted(table["sampler"].unique())
+    input_dims = sorted(table["n0"].unique())
+    widths = sorted(table["width"].unique())
+    depths = sorted(table["depth"].unique())
+    colors = plt.cm.viridis(np.linspace(0.1, 0.85, max(len(widths), len(depths))))
+
+    def save(fig, stem: str) -> None:
+        for suffix in (".png", ".svg"):
+            path = out_dir / f"{stem}{suffix}"
+            fig.savefig(path, dpi=150, bbox_inches="tight")
+            paths.append(path)
+        plt.close(fig)
+
+    fig, axes = plt.subplots(
+        len(samplers), len(input_dims), figsize=(3.2 * len(input_dims) + 0.6, 2.9 * len(samplers)),
+        squeeze=False, sharey=True,
+    )
+    for i, sampler in enumerate(samplers):
+        for j, n0 in enumerate(input_dims):
+            ax = axes[i, j]
+            for color, width in zip(colors, widths):
+                cell = table[(table.sampler == sampler) & (table.n0 == n0) & (table.width == width)]
+                cell = cell.sort_values("depth")
+                if cell.empty:
+                    continue
+                yerr = [cell.frac_full - cell.frac_full_lo, cell.frac_full_hi - cell.frac_full]
+                ax.errorbar(cell.depth, cell.frac_full, yerr=yerr, marker="o", ms=4, capsize=2,
+                            color=color, label=f"width {width}")
+            ax.set_title(f"$n_0$ = {n0}, {sampler} inputs", fontsize=9)
+            ax.set_xticks(depths)
+            ax.set_ylim(-0.04, 1.04)
+            ax.grid(alpha=0.3)
+            if i == len(samplers) - 1:
+                ax.set_xlabel("depth (hidden layers)")
+            if j == 0:
+                ax.set_ylabel("fraction at full FD")
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Networks without hidden symmetries (rank = D − #hidden) vs depth, 95% Wilson CI",
+                 fontsize=10)
+    fig.tight_layout()
+    save(fig, "full_fd_vs_depth")
+
+    fig, axes = plt.subplots(
+        len(samplers), len(widths), figsize=(3.2 * len(widths) + 0.6, 2.9 * len(samplers)),
+        squeeze=False, sharey=True,
+    )
+    for i, sampler in enumerate(samplers):
+        for j, width in enumerate(widths):
+            ax = axes[i, j]
+            for color, depth in zip(colors, depths):
+                cell = table[(table.sampler == sampler) & (table.width == width) & (table.depth == depth)]
+                cell = cell.sort_values("n0")
+                if cell.empty:
+                    continue
+                yerr = [cell.frac_full - cell.frac_full_lo, cell.frac_full_hi - cell.frac_full]
+                ax.errorbar(cell.n0, cell.frac_full, yerr=yerr, marker="o", ms=4, capsize=2,
+                            color=color, label=f"depth {depth}")
+            ax.set_title(f"width {width}, {sampler} inputs", fontsize=9)
+            ax.set_xticks(input_dims)
+            ax.set_ylim(-0.04, 1.04)
+            ax.grid(alpha=0.3)
+            if i == len(samplers) - 1:
+                ax.set_xlabel("input dimension $n_0$")
+            if j == 0:
+                ax.set_ylabel("fraction at full FD")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Networks without hidden symmetries vs input dimension, 95% Wilson CI", fontsize=10)
+    fig.tight_layout()
+    save(fig, "full_fd_vs_input_dim")
+
+    fig, axes = plt.subplots(1, len(samplers), figsize=(4.2 * len(samplers), 3.4), squeeze=False)
+    for ax, sampler in zip(axes[0], samplers):
+        sub = rows[rows.sampler == sampler]
+        for color, depth in zip(colors, depths):
+            cell = sub[sub.depth == depth]
+            ax.scatter(cell["deficit"], cell["predicted_deficit"], s=10, alpha=0.6, color=color,
+                       label=f"depth {depth}")
+        top = max(1, int(sub["deficit"].max()))
+        ax.plot([0, top], [0, top], "k--", lw=0.8, label="fully explained")
+        ax.set_xlabel("observed deficit (bound − rank)")
+        ax.set_ylabel("deficit predicted by dead/always-active neurons")
+        ax.set_title(f"{sampler} inputs", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("How much of the deficit the mechanisms explain (one point per network)", fontsize=10)
+    fig.tight_layout()
+    save(fig, "deficit_attribution")
+    return paths
+
+
+EXPERIMENT = register(
+    Experiment(
+        name="hidden-symmetries",
+        description="Functional dimension of ReLU MLPs at init vs depth, width, input dim "
+        "(Grigsby-Lindsey-Rolnick 2023).",
+        spec_model=HiddenSymmetriesSpec,
+        expand=expand,
+        run_job=run_job,
+        summarize=summarize,
+        plot=plot,
+        version="1",
+    )
+)
