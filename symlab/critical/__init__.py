@@ -1,1 +1,48 @@
-"""symlab.critical"""
+"""symlab.critical: symmetry-induced critical subspaces, embeddings, paths between minima."""
+
+from symlab.critical.counts import (
+    SubspaceKind,
+    bell_number,
+    count_global_minima_subspaces,
+    count_symmetry_induced_subspaces,
+    stirling2,
+    subspace_kinds,
+)
+from symlab.critical.embeddings import (
+    ReductionReport,
+    add_zero_neuron,
+    embed,
+    reduce,
+    split_neuron,
+)
+from symlab.critical.enumerate import (
+    NeuronGroup,
+    Subspace,
+    enumerate_global_minima_subspaces,
+    enumerate_symmetry_induced_subspaces,
+    sample_point,
+)
+from symlab.critical.paths import path_loss, path_model, permutation_path, permute_neurons
+
+__all__ = [
+    "NeuronGroup",
+    "ReductionReport",
+    "Subspace",
+    "SubspaceKind",
+    "add_zero_neuron",
+    "bell_number",
+    "count_global_minima_subspaces",
+    "count_symmetry_induced_subspaces",
+    "embed",
+    "enumerate_global_minima_subspaces",
+    "enumerate_symmetry_induced_subspaces",
+    "path_loss",
+    "path_model",
+    "permutation_path",
+    "permute_neurons",
+    "reduce",
+    "sample_point",
+    "split_neuron",
+    "stirling2",
+    "subspace_kinds",
+]

@@ -16,10 +16,23 @@ these functions:
     rows is a DataFrame with one row per job: the params' columns, then the result's columns.
 ``plot(rows, spec, out_dir) -> list[Path]``
     writes figures (PNG + SVG) into ``out_dir`` and returns their paths.
+
+Presets are TOML files ``<preset>.toml`` in ``config_dir`` (default: the package folder
+``symlab/configs/<name>/``).
+
+Studies of your own: set ``SYMLAB_EXPERIMENTS="pkg.mod,other.mod"``; :func:`get_experiment` and
+:func:`list_experiments` import those modules (which call :func:`register`) before looking up a
+study. The modules must be importable (installed, on ``PYTHONPATH``, or in the current directory).
+Example::
+
+    SYMLAB_EXPERIMENTS=my_study symlab run my-study --config my_study.toml
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +40,10 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
+
+from symlab.engine.errors import InputError, StudyNotFoundError
+
+USER_MODULES_ENV = "SYMLAB_EXPERIMENTS"
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,7 @@ class Experiment:
     summarize: Callable[[pd.DataFrame, BaseModel], Summary]
     plot: Callable[[pd.DataFrame, BaseModel, Path], list[Path]]
     version: str = "1"
+    config_dir: Path | None = None  # folder of <preset>.toml files; None: symlab/configs/<name>
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -62,19 +80,55 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def _load_builtin() -> None:
-    import symlab.experiments  # noqa: F401  (registers the built-in studies)
+    """Import the built-in studies (once); a study registered before keeps its entry."""
+    if "symlab.experiments" in sys.modules:
+        return
+    registered = dict(_REGISTRY)
+    importlib.import_module("symlab.experiments")  # registers the built-in studies
+    _REGISTRY.update(registered)
+
+
+def _load_user_modules() -> None:
+    """Import the modules named in ``$SYMLAB_EXPERIMENTS`` (comma-separated) so they register."""
+    names = [n.strip() for n in os.environ.get(USER_MODULES_ENV, "").split(",") if n.strip()]
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # lowest priority: a user's study file in the current dir
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise InputError(
+                f"{USER_MODULES_ENV}: could not import module {name!r} ({error})."
+            ) from error
+
+
+def _load_all() -> None:
+    _load_user_modules()
+    _load_builtin()
 
 
 def get_experiment(name: str) -> Experiment:
-    """The registered study called ``name``; ValueError naming the known studies otherwise."""
-    _load_builtin()
+    """The registered study called ``name``; StudyNotFoundError (a ValueError) otherwise.
+
+    Studies from ``$SYMLAB_EXPERIMENTS`` are looked up first, so running one of them does not
+    import the built-in studies (and their torch code); a user's study of the same name as a
+    built-in one wins.
+    """
+    _load_user_modules()
+    if name not in _REGISTRY:
+        _load_builtin()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise ValueError(f"study: expected one of {known}, got {name!r}")
+        raise StudyNotFoundError(
+            f"study {name!r}: expected one of {known} "
+            f"(a study of your own needs {USER_MODULES_ENV}=your.module)."
+        )
     return _REGISTRY[name]
 
 
 def list_experiments() -> list[Experiment]:
-    """All registered studies, sorted by name."""
-    _load_builtin()
+    """All registered studies (built-in and from ``$SYMLAB_EXPERIMENTS``), sorted by name."""
+    _load_all()
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]

@@ -3,7 +3,7 @@
 import importlib
 
 # Each entry is one study module (spec + run + summarize + plot); a missing optional one is skipped.
-_STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics")
+_STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics", "ntk_optimizers")
 
 for _name in _STUDIES:
     try:

@@ -1,1 +1,37 @@
-"""symlab.ntk"""
+"""Empirical neural tangent kernels: fast computation, kernel metrics, tracking, linearisation.
+
+``empirical_ntk`` (structured per-layer formula, Jacobian contraction, NTK-vector products, auto
+choice, chunking), ``kernel_distance`` / ``kernel_velocity`` (Fort et al. 2020),
+``kernel_alignment`` (Cortes et al. 2012), ``ntk_spectrum`` / ``ntk_effective_rank``,
+``KernelTracker`` (a training-loop callback), ``linearize`` and ``kernel_regression``.
+"""
+
+from symlab.ntk.empirical import METHODS, empirical_ntk, trainable_params
+from symlab.ntk.linearize import LinearizedModel, kernel_regression, linearize
+from symlab.ntk.metrics import (
+    kernel_alignment,
+    kernel_distance,
+    kernel_velocity,
+    ntk_effective_rank,
+    ntk_matrix,
+    ntk_spectrum,
+)
+from symlab.ntk.structured import structured_layers
+from symlab.ntk.tracker import KernelTracker
+
+__all__ = [
+    "METHODS",
+    "KernelTracker",
+    "LinearizedModel",
+    "empirical_ntk",
+    "kernel_alignment",
+    "kernel_distance",
+    "kernel_regression",
+    "kernel_velocity",
+    "linearize",
+    "ntk_effective_rank",
+    "ntk_matrix",
+    "ntk_spectrum",
+    "structured_layers",
+    "trainable_params",
+]

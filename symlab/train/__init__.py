@@ -1,1 +1,28 @@
-"""symlab.train"""
+"""symlab.train: the training loops every study shares (GD, SGD, Adam, L-BFGS, damped Newton).
+
+Each loop trains a model in place on data = (x, y) and returns a :class:`Trajectory`.
+"""
+
+from symlab.train.loops import (
+    Trajectory,
+    adam,
+    full_loss,
+    gradient_descent,
+    lbfgs,
+    loss_and_grad_norm,
+    mse_loss,
+    newton,
+    sgd,
+)
+
+__all__ = [
+    "Trajectory",
+    "adam",
+    "full_loss",
+    "gradient_descent",
+    "lbfgs",
+    "loss_and_grad_norm",
+    "mse_loss",
+    "newton",
+    "sgd",
+]

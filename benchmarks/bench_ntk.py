@@ -1,0 +1,413 @@
+"""Empirical NTK: symlab's methods vs the torch.func tutorial's two methods vs neural-tangents.
+
+Run: .venv/bin/python benchmarks/bench_ntk.py [--quick] [--no-nt] [--memory-gb 2]
+
+Cases (float32, full kernel Theta(x, x) of shape (N, N, K, K), x passed as both x1 and x2 so
+no method exploits symmetry):
+- mlp: 64 -> 512 -> 512 -> 512 -> 10 (ReLU), N = 128 (and smaller N for the baselines that do
+  not fit in memory at N = 128: the tutorial's NTK-vector products vmap all N^2 K cotangents at
+  once, N^2 K P floats).
+- cnn: 3x16x16 -> Conv(16, 3x3, pad 1) -> ReLU -> Conv(32, 3x3, stride 2, pad 1) -> ReLU ->
+  flatten -> Linear(10).
+
+Each (case, N) runs in fresh worker processes (the torch methods together in one process, so the
+ratios are between runs of one process; neural-tangents in benchmarks/.nt-venv, created on first
+use from benchmarks/requirements-nt.txt). Time: median of up to 5 runs after a warm-up call (for
+neural-tangents the warm-up includes jit compilation, reported separately). Memory, in a second
+worker process: peak resident set size above the pre-call RSS during one call after a warm-up,
+sampled every 0.5 ms by a thread reading /proc/self/statm, with MALLOC_MMAP_THRESHOLD_=65536 so
+that freed large buffers leave the RSS (that setting slows allocation, so it is off for timing).
+One BLAS/XLA thread everywhere. Kernels are checked against symlab's structured kernel (max
+|difference| / max |kernel|). A method is skipped at a size where its predicted memory exceeds
+--memory-gb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+
+HERE = Path(__file__).resolve().parent
+NT_VENV = HERE / ".nt-venv"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SYMLAB = ["structured", "auto", "jacobian", "ntvp"]
+EXTRA = ["structured_sym"]  # x2=None: symlab computes the factors once and uses symmetry
+TUTORIAL = ["tutorial_jc", "tutorial_ntvp"]
+NT_IMPLS = {1: "nt_jc", 2: "nt_ntvp", 3: "nt_structured"}
+NT_FILES = {name: f"nt_{i}" for i, name in NT_IMPLS.items()}
+
+
+# --- the torch.func tutorial's two methods, as published (pytorch/tutorials:
+# --- intermediate_source/neural_tangent_kernels.py), used as baselines ---------------------------
+def empirical_ntk_jacobian_contraction(fnet_single, params, x1, x2):
+    # Compute J(x1)
+    jac1 = vmap(jacrev(fnet_single), (None, 0))(params, x1)
+    jac1 = jac1.values()
+    jac1 = [j.flatten(2) for j in jac1]
+    # Compute J(x2)
+    jac2 = vmap(jacrev(fnet_single), (None, 0))(params, x2)
+    jac2 = jac2.values()
+    jac2 = [j.flatten(2) for j in jac2]
+    # Compute J(x1) @ J(x2).T
+    result = torch.stack(
+        [torch.einsum("Naf,Mbf->NMab", j1, j2) for j1, j2 in zip(jac1, jac2, strict=True)]
+    )
+    result = result.sum(0)
+    return result
+
+
+def empirical_ntk_ntk_vps(func, params, x1, x2):
+    def get_ntk(x1, x2):
+        def func_x1(params):
+            return func(params, x1)
+
+        def func_x2(params):
+            return func(params, x2)
+
+        output, vjp_fn = vjp(func_x1, params)
+
+        def get_ntk_slice(vec):
+            # This computes vec @ J(x2).T; vec is one row of the identity matrix
+            vjps = vjp_fn(vec)
+            # This computes J(X1) @ vjps
+            _, jvps = jvp(func_x2, (params,), vjps)
+            return jvps
+
+        basis = torch.eye(output.numel(), dtype=output.dtype, device=output.device).view(
+            output.numel(), -1
+        )
+        return vmap(get_ntk_slice)(basis)
+
+    # get_ntk(x1, x2) computes the NTK for a single pair of points; vmap over all pairs
+    return vmap(vmap(get_ntk, (None, 0)), (0, None))(x1, x2)
+
+
+# --- cases --------------------------------------------------------------------------------------
+def build_case(name: str) -> tuple[nn.Module, tuple[int, ...]]:
+    torch.manual_seed(0)
+    if name == "mlp":
+        widths = [64, 512, 512, 512, 10]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(a, b))
+            if i < len(widths) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers), (64,)
+    if name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(32 * 8 * 8, 10),
+        ), (3, 16, 16)
+    raise ValueError(f"case: expected 'mlp' or 'cnn', got {name!r}")
+
+
+def export_case(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    """Weights (torch layouts) and inputs as .npz for both workers."""
+    arrays, kinds, strides, paddings = {"x": x.numpy()}, [], [], []
+    layers = [m for m in model if isinstance(m, nn.Linear | nn.Conv2d)]
+    for i, m in enumerate(layers):
+        arrays[f"w{i}"] = m.weight.detach().numpy()
+        arrays[f"b{i}"] = m.bias.detach().numpy()
+        conv = isinstance(m, nn.Conv2d)
+        kinds.append("conv" if conv else "linear")
+        strides.append(m.stride[0] if conv else 1)
+        paddings.append(m.padding[0] if conv else 0)
+    arrays.update(kinds=np.array(kinds), strides=np.array(strides), paddings=np.array(paddings))
+    np.savez(path, **arrays)
+
+
+def predicted_bytes(method: str, n: int, k: int, p: int) -> int:
+    """Dominant memory of a method (float32): Jacobians 2 N K P, NTVP tangents N^2 K P (tutorial)."""
+    if method in ("tutorial_jc", "jacobian", "nt_jc", "nt_ntvp"):
+        return 2 * n * k * p * 4
+    if method == "tutorial_ntvp":
+        return n * n * k * p * 4
+    return 0  # structured needs no Jacobian; symlab's ntvp chunks its basis to a 1 GiB budget
+
+
+# --- measurement helpers ------------------------------------------------------------------------
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def peak_rss_during(fn):
+    """(result, peak RSS above the pre-call RSS in bytes), sampled every 0.5 ms by a thread."""
+    base, peak, done = rss(), [0], [False]
+
+    def sample():
+        while not done[0]:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done[0] = True
+        thread.join()
+    return out, max(0, max(peak[0], rss()) - base)
+
+
+def time_call(fn) -> tuple[float, int, torch.Tensor]:
+    out = fn()  # warm-up
+    times = []
+    while len(times) < 5 and sum(times) < 10.0:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), len(times), out
+
+
+def torch_worker(case_npz: str, case: str, out_dir: str, methods: list[str], mode: str) -> None:
+    """Times (mode "time": writes torch.json + kernels) or measures the peak RSS of (mode
+    "memory": writes torch_memory.json) symlab's and the tutorial's methods in ONE process."""
+    from symlab.ntk import empirical_ntk
+
+    torch.set_num_threads(1)
+    arrays = np.load(case_npz)
+    model, _ = build_case(case)
+    layers = [m for m in model if isinstance(m, nn.Linear | nn.Conv2d)]
+    with torch.no_grad():
+        for i, m in enumerate(layers):
+            m.weight.copy_(torch.from_numpy(arrays[f"w{i}"]))
+            m.bias.copy_(torch.from_numpy(arrays[f"b{i}"]))
+    x = torch.from_numpy(arrays["x"])
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def fnet_single(params, x):
+        return functional_call(model, params, (x.unsqueeze(0),)).squeeze(0)
+
+    calls = {
+        "tutorial_jc": lambda: empirical_ntk_jacobian_contraction(fnet_single, params, x, x),
+        "tutorial_ntvp": lambda: empirical_ntk_ntk_vps(fnet_single, params, x, x),
+    }
+    # x2 is a copy so that no method can reuse x1's work; structured_sym shows what x2=None gains
+    x2 = x.clone()
+    for m in SYMLAB:
+        calls[m] = lambda m=m: empirical_ntk(model, x, x2, method=m)
+    calls["structured_sym"] = lambda: empirical_ntk(model, x, method="structured")
+    results = {"torch": torch.__version__}
+    for method in methods:
+        if mode == "memory":
+            calls[method]()  # warm-up
+            _, peak = peak_rss_during(calls[method])
+            results[method] = {"peak_bytes": peak}
+            continue
+        median, runs, kernel = time_call(calls[method])
+        np.save(Path(out_dir) / f"{method}.npy", kernel.detach().numpy())
+        results[method] = {"median_s": median, "runs": runs}
+        del kernel
+    name = "torch_memory.json" if mode == "memory" else "torch.json"
+    (Path(out_dir) / name).write_text(json.dumps(results))
+
+
+# --- driver -------------------------------------------------------------------------------------
+def ensure_nt_venv() -> Path | None:
+    """benchmarks/.nt-venv/bin/python with neural-tangents importable, creating it if missing."""
+    python = NT_VENV / "bin" / "python"
+    if not python.exists():
+        print("creating benchmarks/.nt-venv (pip install -r benchmarks/requirements-nt.txt) ...")
+        subprocess.run([sys.executable, "-m", "venv", str(NT_VENV)], check=False)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements-nt.txt")],
+            check=False,
+        )
+    check = (
+        subprocess.run(
+            [str(python), "-c", "import neural_tangents"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if python.exists()
+        else None
+    )
+    if check is None or check.returncode != 0:
+        print("neural-tangents unavailable:", (check.stderr[-300:] if check else "no venv"))
+        return None
+    return python
+
+
+def worker_env(memory: bool) -> dict[str, str]:
+    """One thread; for memory runs only, a fixed mmap threshold (it slows allocation down)."""
+    env = dict(os.environ)
+    if memory:
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    env.update(
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        JAX_PLATFORMS="cpu",
+    )
+    return env
+
+
+def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -> list[dict]:
+    model, shape = build_case(case)
+    x = torch.randn(n, *shape, generator=torch.Generator().manual_seed(1))
+    p = sum(q.numel() for q in model.parameters())
+    k = 10
+    out = tmp / f"{case}_{n}"
+    out.mkdir()
+    npz = out / "case.npz"
+    export_case(model, x, npz)
+    fits = {
+        m
+        for m in SYMLAB + TUTORIAL + list(NT_IMPLS.values())
+        if predicted_bytes(m, n, k, p) <= budget
+    }
+    methods = [m for m in SYMLAB + TUTORIAL if m in fits] + EXTRA
+    if "structured" not in methods:
+        methods.insert(0, "structured")
+    slow = []
+    if n > 32 and case == "mlp":  # N^2 K [FP] NTK-vector products: minutes at N = 128
+        slow = [m for m in methods if m == "ntvp"]
+        methods = [m for m in methods if m not in slow]
+    for mode in ("time", "memory"):
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--torch-worker",
+                str(npz),
+                case,
+                str(out),
+                ",".join(methods),
+                mode,
+            ],
+            env=worker_env(mode == "memory"),
+            check=True,
+        )
+    results = json.loads((out / "torch.json").read_text())
+    memory = json.loads((out / "torch_memory.json").read_text())
+    rows = [{"case": case, "n": n, "method": m, **results[m], **memory[m]} for m in methods]
+    impls = [i for i, name in NT_IMPLS.items() if name in fits]
+    if nt_python is not None and impls:
+        for mode in ("time", "memory"):
+            subprocess.run(
+                [str(nt_python), str(HERE / "nt_worker.py"), str(npz), str(out)]
+                + [",".join(map(str, impls)), mode],
+                env=worker_env(mode == "memory"),
+                check=False,
+            )
+        nt: dict = {}
+        for name in ("nt.json", "nt_memory.json"):
+            part = json.loads((out / name).read_text()) if (out / name).exists() else {}
+            for key, value in part.items():
+                nt[key] = {**nt.get(key, {}), **value} if isinstance(value, dict) else value
+        for i in impls:
+            result = nt.get(str(i), {"error": "no result"})
+            rows.append({"case": case, "n": n, "method": NT_IMPLS[i], **result})
+    skipped = sorted(fits.symmetric_difference(set(SYMLAB + TUTORIAL + list(NT_IMPLS.values()))))
+    reference = np.load(out / "structured.npy").astype(np.float64)
+    scale = np.abs(reference).max()
+    for row in rows:
+        path = out / f"{NT_FILES.get(row['method'], row['method'])}.npy"
+        if path.exists():
+            row["rel_err"] = float(
+                np.abs(np.load(path).astype(np.float64) - reference).max() / scale
+            )
+    for m in slow:
+        rows.append({"case": case, "n": n, "method": m, "error": "skipped: minutes at this N"})
+    for m in skipped:
+        rows.append(
+            {
+                "case": case,
+                "n": n,
+                "method": m,
+                "error": f"skipped: predicted {predicted_bytes(m, n, k, p) / 2**30:.1f} GiB",
+            }
+        )
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    by_key = {(r["case"], r["n"]): r for r in rows if r["method"] == "structured"}
+    print(
+        f"\n{'case':5} {'N':>4} {'method':15} {'time (s)':>10} {'compile (s)':>11} "
+        f"{'peak RSS (MiB)':>14} {'x structured':>12} {'rel err':>9}"
+    )
+    for r in rows:
+        base = by_key[(r["case"], r["n"])]
+        if "median_s" not in r:
+            print(f"{r['case']:5} {r['n']:>4} {r['method']:15} {r.get('error', '')}")
+            continue
+        ratio = r["median_s"] / base["median_s"]
+        compile_s = f"{r['compile_s']:.2f}" if "compile_s" in r else "-"
+        print(
+            f"{r['case']:5} {r['n']:>4} {r['method']:15} {r['median_s']:10.4f} {compile_s:>11} "
+            f"{r['peak_bytes'] / 2**20:14.1f} {ratio:12.1f} {r.get('rel_err', float('nan')):9.1e}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small N only (a smoke run)")
+    parser.add_argument("--no-nt", action="store_true", help="skip neural-tangents")
+    parser.add_argument(
+        "--memory-gb", type=float, default=2.0, help="skip methods predicted above this"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--torch-worker", nargs=5, metavar=("NPZ", "CASE", "OUT", "METHODS", "MODE")
+    )
+    args = parser.parse_args()
+    if args.torch_worker:
+        npz, case, out, methods, mode = args.torch_worker
+        torch_worker(npz, case, out, methods.split(","), mode)
+        return
+    nt_python = None if args.no_nt else ensure_nt_venv()
+    sizes = (
+        {"mlp": [8, 32, 128], "cnn": [8, 32, 128]} if not args.quick else {"mlp": [8], "cnn": [8]}
+    )
+    budget = int(args.memory_gb * 2**30)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, 1 thread per worker, float32")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, ns in sizes.items():
+            for n in ns:
+                rows += run_row(case, n, nt_python, budget, Path(tmp))
+    print_table(rows)
+    for case in sizes:
+        for n in sizes[case]:
+            cell = {
+                r["method"]: r
+                for r in rows
+                if r["case"] == case and r["n"] == n and "median_s" in r
+            }
+            s = cell["structured"]["median_s"]
+            for group, names in (("neural-tangents", NT_IMPLS.values()), ("tutorial", TUTORIAL)):
+                best = (
+                    min((cell[m]["median_s"], m) for m in names if m in cell)
+                    if any(m in cell for m in names)
+                    else None
+                )
+                if best:
+                    print(
+                        f"{case} N={n}: structured is {best[0] / s:.1f}x faster than {group}'s best ({best[1]})"
+                    )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

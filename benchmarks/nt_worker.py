@@ -1,0 +1,122 @@
+"""neural-tangents side of benchmarks/bench_ntk.py; runs inside benchmarks/.nt-venv (JAX, CPU).
+
+Usage: python nt_worker.py CASE_NPZ OUT_DIR IMPLEMENTATIONS MODE
+Loads the torch weights and inputs exported by bench_ntk.py (CASE_NPZ), rebuilds the same network
+as a plain JAX function f(params, x) in standard parameterisation (torch layouts: W (out, in),
+conv OIHW on NCHW inputs), and times ``nt.empirical_ntk_fn(f, trace_axes=(), vmap_axes=0,
+implementation=...)`` under jit for each implementation (comma-separated: 1 = Jacobian
+contraction, 2 = NTK-vector products, 3 = structured derivatives). Writes OUT_DIR/nt.json
+(compile time, median time) and OUT_DIR/nt_<impl>.npy (the kernels) in MODE "time", or
+OUT_DIR/nt_memory.json (peak RSS above the pre-call RSS during one call after the compiling call)
+in MODE "memory".
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import neural_tangents as nt
+import numpy as np
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def peak_rss_during(fn):
+    """(result, peak RSS above the pre-call RSS in bytes), sampled every 0.5 ms by a thread."""
+    base, peak, done = rss(), [0], [False]
+
+    def sample():
+        while not done[0]:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done[0] = True
+        thread.join()
+    return out, max(0, max(peak[0], rss()) - base)
+
+
+def build(arrays):
+    """(f, params) for the exported layer list: 'linear' and 'conv' layers with ReLU between."""
+    kinds = [str(k) for k in arrays["kinds"]]
+    strides = [int(s) for s in arrays["strides"]]
+    paddings = [int(p) for p in arrays["paddings"]]
+    params = [
+        (jnp.asarray(arrays[f"w{i}"]), jnp.asarray(arrays[f"b{i}"])) for i in range(len(kinds))
+    ]
+
+    def f(params, x):
+        for i, (kind, (w, b)) in enumerate(zip(kinds, params, strict=True)):
+            if kind == "conv":
+                x = jax.lax.conv_general_dilated(
+                    x,
+                    w,
+                    window_strides=(strides[i], strides[i]),
+                    padding=[(paddings[i], paddings[i])] * 2,
+                    dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                )
+                x = x + b[None, :, None, None]
+            else:
+                x = x.reshape(x.shape[0], -1) @ w + b
+            if i < len(kinds) - 1:
+                x = jax.nn.relu(x)
+        return x
+
+    return f, params
+
+
+def main() -> None:
+    case_npz, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[4]
+    impls = [int(i) for i in sys.argv[3].split(",")]
+    arrays = np.load(case_npz)
+    f, params = build(arrays)
+    x = jnp.asarray(arrays["x"])
+    results = {"jax": jax.__version__, "nt": nt.__version__, "devices": str(jax.devices())}
+    for impl in impls:
+        kernel_fn = jax.jit(
+            nt.empirical_ntk_fn(
+                f, trace_axes=(), vmap_axes=0, implementation=nt.NtkImplementation(impl)
+            )
+        )
+        try:
+            start = time.perf_counter()
+            k = kernel_fn(x, x, params).block_until_ready()  # compile + first run
+            compile_s = time.perf_counter() - start
+            if mode == "memory":
+                _, peak = peak_rss_during(lambda f=kernel_fn: f(x, x, params).block_until_ready())
+                results[str(impl)] = {"peak_bytes": peak}
+                continue
+            times = []
+            while len(times) < 5 and sum(times) < 10.0:
+                start = time.perf_counter()
+                kernel_fn(x, x, params).block_until_ready()
+                times.append(time.perf_counter() - start)
+            np.save(os.path.join(out_dir, f"nt_{impl}.npy"), np.asarray(k))
+            results[str(impl)] = {
+                "compile_s": compile_s,
+                "median_s": float(np.median(times)),
+                "runs": len(times),
+            }
+        except Exception as error:  # noqa: BLE001 - reported to the benchmark, not hidden
+            results[str(impl)] = {"error": f"{type(error).__name__}: {error}"[:300]}
+    with open(
+        os.path.join(out_dir, "nt_memory.json" if mode == "memory" else "nt.json"), "w"
+    ) as fh:
+        json.dump(results, fh)
+
+
+if __name__ == "__main__":
+    main()

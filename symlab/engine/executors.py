@@ -1,0 +1,166 @@
+"""Executors: where a study's jobs run.
+
+The interface is one method, :meth:`Executor.submit_all`, that takes a picklable function and a
+list of :class:`Job` and yields ``(job, fn(job.params))`` in completion order; when ``fn`` raises,
+it yields ``(job, JobError)`` instead and goes on with the other jobs. The runner owns the store;
+executors never write anything.
+
+:class:`LocalExecutor` runs jobs inline (``workers == 1``: easy to debug, breakpoints work) or in
+a pool of ``workers`` processes started with the ``spawn`` method (not ``fork``: a forked child of
+a process that already ran OpenMP/BLAS threads can deadlock). Each worker runs with one BLAS/torch
+thread so that ``workers`` processes share the cores without oversubscription.
+
+Adding an executor (e.g. a ``RayExecutor`` taking ``address``): subclass :class:`Executor` and
+implement ``submit_all`` with the same contract -- call ``fn(job.params)`` remotely for each job
+(``ray.remote(fn).remote(job.params)``), wrap exceptions with :func:`call_job` (or build a
+:class:`JobError` from the remote traceback), yield results as they complete (``ray.wait``), and
+cancel outstanding work in a ``finally`` block when the consumer stops early. Results must equal
+the local executor's for the same spec; the test suite's toy study can check that.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from symlab.engine.errors import InputError
+
+JobFunction = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: ``params`` (JSON-serialisable) and its content ``key`` (a hash)."""
+
+    key: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobError:
+    """A job that raised: the exception's type name, message and formatted traceback."""
+
+    error_type: str
+    message: str
+    traceback: str
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"
+
+
+def call_job(fn: JobFunction, params: dict[str, Any]) -> Any:
+    """``fn(params)``, or a :class:`JobError` carrying the traceback if it raises an Exception."""
+    try:
+        return fn(params)
+    except Exception as error:  # a failing job must not kill the sweep
+        return JobError(type(error).__name__, str(error), traceback.format_exc())
+
+
+class Executor(abc.ABC):
+    """Runs jobs somewhere and yields their outcomes in completion order."""
+
+    @abc.abstractmethod
+    def submit_all(
+        self, fn: JobFunction, jobs: Iterable[Job]
+    ) -> Iterator[tuple[Job, Any | JobError]]:
+        """Yield ``(job, fn(job.params))`` or ``(job, JobError)`` for every job, as each ends.
+
+        ``fn`` must be picklable (a module-level function, or a functools.partial of one).
+        Closing the iterator early (an exception in the consumer, Ctrl-C) cancels the jobs
+        that have not started.
+        """
+
+
+def _init_worker(threads: int) -> None:
+    """Process-pool initializer: limit BLAS/OpenMP/torch threads in this worker.
+
+    The environment variables bound torch (and numpy's BLAS) when a study module imports it
+    later in this worker; torch.set_num_threads covers a torch already imported (e.g. by the
+    parent's main script, which spawn re-imports). Importing torch here for studies that do not
+    use it would cost seconds per worker.
+    """
+    # Ctrl-C reaches the whole process group; the parent handles it and stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+class LocalExecutor(Executor):
+    """Jobs on this machine: inline when ``workers == 1``, else a spawn process pool.
+
+    ``threads_per_worker`` BLAS/torch threads per worker process (default 1).
+    """
+
+    def __init__(self, workers: int = 1, *, threads_per_worker: int = 1) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers: expected an integer >= 1, got {workers!r}.")
+        if (
+            isinstance(threads_per_worker, bool)
+            or not isinstance(threads_per_worker, int)
+            or threads_per_worker < 1
+        ):
+            raise InputError(
+                f"threads_per_worker: expected an integer >= 1, got {threads_per_worker!r}."
+            )
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(workers={self.workers})"
+
+    def submit_all(
+        self, fn: JobFunction, jobs: Iterable[Job]
+    ) -> Iterator[tuple[Job, Any | JobError]]:
+        jobs = list(jobs)
+        if not jobs:
+            return
+        if self.workers == 1:
+            for job in jobs:
+                yield job, call_job(fn, job.params)
+            return
+        yield from self._in_pool(fn, jobs)
+
+    def _in_pool(self, fn: JobFunction, jobs: list[Job]) -> Iterator[tuple[Job, Any | JobError]]:
+        pool = cf.ProcessPoolExecutor(
+            max_workers=min(self.workers, len(jobs)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.threads_per_worker,),
+        )
+        finished = False
+        try:
+            futures = {pool.submit(call_job, fn, job.params): job for job in jobs}
+            for future in cf.as_completed(futures):
+                job = futures[future]
+                try:
+                    outcome = future.result()
+                except cf.process.BrokenProcessPool as error:
+                    # a worker died (killed, out of memory, segfault): record, resume retries it
+                    outcome = JobError(
+                        "BrokenProcessPool",
+                        f"a worker process died ({error}); a script that runs jobs with "
+                        "workers > 1 must start them under `if __name__ == '__main__':`",
+                        "",
+                    )
+                except Exception as error:  # e.g. the result could not be pickled
+                    outcome = JobError(
+                        type(error).__name__, str(error), "".join(traceback.format_exception(error))
+                    )
+                yield job, outcome
+            finished = True
+        finally:
+            if not finished:  # Ctrl-C or the consumer stopped: do not wait for running jobs
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,311 @@
+"""Run a study: spec -> jobs -> executor -> store -> summary, figures and report.
+
+``run_study`` is what ``symlab run`` calls, and what a notebook calls::
+
+    import symlab.engine as engine
+    spec = engine.load_spec("hidden-symmetries", preset="quick")
+    run = engine.run_study("hidden-symmetries", spec, "runs/x", workers=2)
+    run.summary.verdict, run.rows, run.figures
+
+A job's key is the first 16 hex digits of the SHA-256 of the canonical JSON of (experiment name,
+experiment version, params), so re-running a spec into the same directory runs only the jobs whose
+keys are not stored yet (resume), and changing a study's ``version`` invalidates its old rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+from symlab.engine.errors import InputError
+from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
+from symlab.engine.experiment import Experiment, Summary, get_experiment
+from symlab.engine.report import write_report
+from symlab.engine.spec import spec_from_mapping, spec_from_toml, spec_to_toml
+from symlab.engine.store import STORE_NAME, Store, now, to_json
+
+Progress = Callable[[int, int], None]
+
+
+def job_key(experiment: str, version: str, params: Mapping[str, Any]) -> str:
+    """16 hex digits of sha256(canonical JSON of [experiment, version, params]).
+
+    Canonical JSON: keys sorted, no spaces; so the key does not depend on dict order.
+    """
+    text = to_json([experiment, str(version), dict(params)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def expand_jobs(experiment: Experiment, spec: BaseModel) -> list[Job]:
+    """The jobs of ``spec`` in the study's order (duplicate params are run once)."""
+    jobs: dict[str, Job] = {}
+    for i, params in enumerate(experiment.expand(spec)):
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"{experiment.name}.expand: job {i} must be a dict of params, "
+                f"got {type(params).__name__}."
+            )
+        params = dict(params)
+        try:
+            key = job_key(experiment.name, experiment.version, params)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{experiment.name}.expand: job {i} params must be JSON-serialisable ({error})."
+            ) from error
+        jobs.setdefault(key, Job(key, params))
+    return list(jobs.values())
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy/torch scalars and arrays turned into Python numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if hasattr(value, "tolist"):  # numpy scalars and arrays, torch tensors
+        return _jsonable(value.tolist())
+    return value
+
+
+def timed_job(run_job: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Run one job (in a worker): ``{"row": run_job(params), "seconds": ..., "host": ...}``."""
+    start = time.perf_counter()
+    row = run_job(params)
+    seconds = time.perf_counter() - start
+    if not isinstance(row, Mapping):
+        raise TypeError(f"run_job must return a dict (a row), got {type(row).__name__}.")
+    row = _jsonable(dict(row))
+    to_json(row)  # raises TypeError here, in the job, if a value is not JSON-serialisable
+    return {"row": row, "seconds": seconds, "host": socket.gethostname()}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What a run produced (rows and summary restricted to this spec's jobs)."""
+
+    out_dir: Path
+    rows: pd.DataFrame
+    summary: Summary | None
+    figures: list[Path]
+    n_total: int
+    n_done_before: int
+    n_new: int
+    n_failed: int
+    seconds: float
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def n_stored(self) -> int:
+        """Jobs of this spec that have a stored result."""
+        return len(self.rows)
+
+
+def _resolve(study: str | Experiment) -> Experiment:
+    return study if isinstance(study, Experiment) else get_experiment(study)
+
+
+def _validated(experiment: Experiment, spec: BaseModel | Mapping[str, Any]) -> BaseModel:
+    if isinstance(spec, Mapping):
+        return spec_from_mapping(experiment, spec)
+    if isinstance(spec, experiment.spec_model):
+        return spec_from_mapping(experiment, spec.model_dump())  # catches edited fields
+    raise InputError(
+        f"spec: expected a {experiment.spec_model.__name__} (or a dict of its fields), "
+        f"got {type(spec).__name__}."
+    )
+
+
+def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
+    """InputError if ``out_dir`` is a file or already holds a run of another study."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"out: '{out_dir}' exists and is not a directory.")
+    if (out_dir / STORE_NAME).is_file():
+        with Store(out_dir, create=False) as store:
+            stored = store.meta().get("study")
+        if stored is not None and stored != experiment.name:
+            raise InputError(
+                f"out: '{out_dir}' holds a run of study {stored}, not {experiment.name} "
+                "(choose another directory)."
+            )
+
+
+def run_study(
+    study: str | Experiment,
+    spec: BaseModel | Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    executor: Executor | None = None,
+    on_progress: Progress | None = None,
+    on_start: Progress | None = None,
+) -> StudyRun:
+    """Run the jobs of ``spec`` not yet stored in ``out_dir``, then summarize, plot and report.
+
+    Everything is validated (study, spec, workers, run directory, job params) before ``out_dir``
+    is created. Results are inserted one transaction each as they arrive; a job that raises is
+    recorded in the store's ``failures`` table and the sweep goes on. ``on_start(n_stored,
+    n_total)`` is called once before the first job, ``on_progress(n_done, n_total)`` after each
+    job (n_done counts stored and failed jobs). The summary and figures use only the rows whose
+    keys belong to this spec's expansion.
+
+    With ``workers > 1`` jobs run in spawned processes, which re-import the main module: in a
+    script, call ``run_study`` under ``if __name__ == "__main__":`` (notebooks need nothing).
+    """
+    start = time.perf_counter()
+    experiment = _resolve(study)
+    spec = _validated(experiment, spec)
+    if executor is None:
+        executor = LocalExecutor(workers)
+    elif workers != 1:
+        raise InputError("workers: pass workers or executor, not both.")
+    out_dir = Path(out_dir)
+    _check_run_dir(out_dir, experiment)
+    jobs = expand_jobs(experiment, spec)
+
+    spec_text = spec_to_toml(spec, study=experiment.name)
+    with Store(out_dir) as store:
+        meta = store.meta()
+        store.set_meta(
+            study=experiment.name,
+            version=experiment.version,
+            spec=spec_text,
+            created=meta.get("created", now()),
+            updated=now(),
+        )
+        (out_dir / "spec.toml").write_text(spec_text, encoding="utf-8")
+        stored = store.keys()
+        pending = [job for job in jobs if job.key not in stored]
+        n_total, n_done_before = len(jobs), len(jobs) - len(pending)
+        if on_start is not None:
+            on_start(n_done_before, n_total)
+        n_new = n_failed = 0
+        fn = functools.partial(timed_job, experiment.run_job)
+        for job, outcome in executor.submit_all(fn, pending):
+            if isinstance(outcome, JobError):
+                store.add_failure(job.key, job.params, str(outcome), outcome.traceback)
+                n_failed += 1
+            else:
+                store.add(
+                    job.key,
+                    experiment.name,
+                    experiment.version,
+                    job.params,
+                    outcome["row"],
+                    seconds=outcome["seconds"],
+                    host=outcome["host"],
+                )
+                n_new += 1
+            if on_progress is not None:
+                on_progress(n_done_before + n_new + n_failed, n_total)
+        rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, start)
+    return StudyRun(
+        out_dir=out_dir,
+        rows=rows,
+        summary=summary,
+        figures=figures,
+        n_total=n_total,
+        n_done_before=n_done_before,
+        n_new=n_new,
+        n_failed=n_failed,
+        seconds=time.perf_counter() - start,
+        paths=paths,
+    )
+
+
+def _finish(
+    experiment: Experiment,
+    spec: BaseModel,
+    store: Store,
+    jobs: list[Job],
+    out_dir: Path,
+    start: float | None,
+) -> tuple[pd.DataFrame, Summary | None, list[Path], dict[str, Path]]:
+    """Summarize and plot this spec's stored rows, and write the report files."""
+    keys = [job.key for job in jobs]
+    rows = store.rows(keys)
+    summary: Summary | None = None
+    figures: list[Path] = []
+    timed = store.rows(keys, timing=True)
+    failures = store.failures()
+    n_failed = int(failures["key"].isin(set(keys)).sum()) if len(failures) else 0
+
+    def report() -> dict[str, Path]:
+        return write_report(
+            out_dir,
+            experiment=experiment,
+            spec=spec,
+            summary=summary,
+            figures=figures,
+            n_total=len(jobs),
+            n_stored=len(rows),
+            n_failed=n_failed,
+            job_seconds=float(timed["seconds"].sum()) if len(timed) else 0.0,
+            wall_seconds=None if start is None else time.perf_counter() - start,
+        )
+
+    if len(rows):
+        summary = experiment.summarize(rows, spec)
+        figure_dir = out_dir / "figures"
+        figure_dir.mkdir(exist_ok=True)
+        try:
+            figures = [Path(p) for p in experiment.plot(rows, spec, figure_dir)]
+        except Exception:
+            report()  # the table and verdict are written even when plotting fails
+            raise
+    return rows, summary, figures, report()
+
+
+def open_run(out_dir: str | Path) -> tuple[Experiment, BaseModel, Store]:
+    """The study, the resolved spec and the open store of an existing run directory."""
+    out_dir = Path(out_dir)
+    store = Store(out_dir, create=False)
+    meta = store.meta()
+    if "study" not in meta or "spec" not in meta:
+        store.close()
+        raise InputError(f"run directory '{out_dir}' has no study or spec recorded.")
+    try:
+        experiment = get_experiment(meta["study"])
+        spec = spec_from_toml(experiment, meta["spec"], source=f"the spec stored in '{out_dir}'")
+    except BaseException:
+        store.close()
+        raise
+    return experiment, spec, store
+
+
+def report_study(out_dir: str | Path) -> StudyRun:
+    """Rebuild summary.csv, verdict.md, figures and report.html of ``out_dir`` from its store.
+
+    Runs no jobs; the rows are those of the spec recorded in the store.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    experiment, spec, store = open_run(out_dir)
+    with store:
+        jobs = expand_jobs(experiment, spec)
+        rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, None)
+        failures = store.failures()
+    keys = {job.key for job in jobs}
+    n_failed = int(failures["key"].isin(keys).sum()) if len(failures) else 0
+    return StudyRun(
+        out_dir=out_dir,
+        rows=rows,
+        summary=summary,
+        figures=figures,
+        n_total=len(jobs),
+        n_done_before=len(rows),
+        n_new=0,
+        n_failed=n_failed,
+        seconds=time.perf_counter() - start,
+        paths=paths,
+    )

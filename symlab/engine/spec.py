@@ -1,0 +1,260 @@
+"""Study specs: presets and TOML configs validated by the study's pydantic model.
+
+A config is a TOML file whose top-level keys are the fields of the study's ``spec_model``; an
+optional top-level ``study = "name"`` must match the study it is run with. Presets are such files
+shipped with the package (``symlab/configs/<study>/<preset>.toml``, or the study's ``config_dir``).
+Every problem becomes a :class:`SpecError` (a ValueError) whose message is one sentence naming the
+field and what was expected, e.g. ``config field 'depths': expected a list of integers >= 1, got
+'three'.``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel, ValidationError
+
+from symlab.engine.errors import SpecError
+from symlab.engine.experiment import Experiment, get_experiment
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+DEFAULT_PRESET = "quick"
+_PRESET_ORDER = ("quick", "paper")
+
+
+# ---------------------------------------------------------------- presets
+
+
+def _preset_files(experiment: Experiment) -> dict[str, Any]:
+    """Preset name -> file (a Path or an importlib Traversable) for ``experiment``."""
+    if experiment.config_dir is not None:
+        folder: Any = Path(experiment.config_dir)
+    else:
+        folder = resources.files("symlab").joinpath("configs", experiment.name)
+    if not folder.is_dir():
+        return {}
+    files = {f.name[: -len(".toml")]: f for f in folder.iterdir() if f.name.endswith(".toml")}
+    order = [p for p in _PRESET_ORDER if p in files] + sorted(set(files) - set(_PRESET_ORDER))
+    return {name: files[name] for name in order}
+
+
+def list_presets(study: str | Experiment) -> list[str]:
+    """The preset names of ``study``: quick and paper first, then the others sorted."""
+    experiment = study if isinstance(study, Experiment) else get_experiment(study)
+    return list(_preset_files(experiment))
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_spec(
+    study: str | Experiment,
+    *,
+    preset: str | None = None,
+    config: str | Path | None = None,
+) -> BaseModel:
+    """The validated spec of ``study`` from a preset (default ``quick``) or a TOML ``config`` file.
+
+    Raises :class:`SpecError` (one sentence naming the field) on an unknown preset, a missing or
+    malformed file, a ``study`` key that names another study, or a value the spec model rejects.
+    """
+    experiment = study if isinstance(study, Experiment) else get_experiment(study)
+    if preset is not None and config is not None:
+        raise SpecError("preset and config: expected one of them, got both.")
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise SpecError(f"config: file '{path}' does not exist.")
+        return spec_from_toml(experiment, path.read_text(encoding="utf-8"), source=f"'{path}'")
+    name = DEFAULT_PRESET if preset is None else preset
+    files = _preset_files(experiment)
+    if name not in files:
+        if not files:
+            raise SpecError(
+                f"preset {name!r}: study {experiment.name} has no presets (pass a config file)."
+            )
+        raise SpecError(f"preset {name!r}: expected one of {', '.join(files)}.")
+    text = files[name].read_text(encoding="utf-8")
+    return spec_from_toml(experiment, text, source=f"preset {name!r}")
+
+
+def spec_from_toml(study: str | Experiment, text: str, *, source: str = "config") -> BaseModel:
+    """Parse and validate TOML ``text`` as a spec of ``study`` (see :func:`load_spec`)."""
+    experiment = study if isinstance(study, Experiment) else get_experiment(study)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{source} is not valid TOML: {str(error).rstrip('.')}.") from error
+    return spec_from_mapping(experiment, data)
+
+
+def spec_from_mapping(study: str | Experiment, data: Mapping[str, Any]) -> BaseModel:
+    """Validate the mapping ``data`` (a parsed config) with the study's spec model."""
+    experiment = study if isinstance(study, Experiment) else get_experiment(study)
+    data = dict(data)
+    named = data.pop("study", experiment.name)
+    if named != experiment.name:
+        raise SpecError(f"config field 'study': expected {experiment.name!r}, got {named!r}.")
+    model = experiment.spec_model
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(_one_sentence(error, model, experiment.name, data)) from None
+
+
+def _one_sentence(
+    error: ValidationError, model: type[BaseModel], study: str, data: Mapping[str, Any]
+) -> str:
+    """The first validation problem as one sentence naming the field (and how many more)."""
+    problems = error.errors()
+    first = problems[0]
+    more = len(problems) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    loc = first.get("loc", ())
+    field = str(loc[0]) if loc else None
+    kind = first.get("type", "")
+    if field is None or field not in model.model_fields and kind != "extra_forbidden":
+        message = first.get("msg", "invalid").removeprefix("Value error, ")
+        return f"config: {message.rstrip('.')}{tail}."
+    if kind == "extra_forbidden":
+        known = ", ".join(model.model_fields)
+        return f"config field {field!r} is not a field of {study} (known: {known}){tail}."
+    info = model.model_fields[field]
+    expected = describe_type(info.annotation, info.metadata)
+    if kind == "missing":
+        return f"config field {field!r} is missing: expected {expected}{tail}."
+    got = _short(data.get(field))
+    if kind in ("value_error", "assertion_error"):
+        message = (
+            first.get("msg", "").removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        )
+        return f"config field {field!r}: {message.rstrip('.')}, got {got}{tail}."
+    return f"config field {field!r}: expected {expected}, got {got}{tail}."
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------- type descriptions
+
+_SINGULAR = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+_PLURAL = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
+
+
+def _constraints(metadata: list[Any]) -> str:
+    parts = []
+    for m in metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(m, attr, None)
+            if value is not None and isinstance(
+                m, annotated_types.BaseMetadata | annotated_types.Interval
+            ):
+                parts.append(f"{sym} {value}")
+        if isinstance(m, annotated_types.MinLen) and m.min_length > 0:
+            parts.append(f"with at least {m.min_length} item{'s' if m.min_length > 1 else ''}")
+        if isinstance(m, annotated_types.MaxLen):
+            parts.append(f"with at most {m.max_length} items")
+    return " and ".join(parts)
+
+
+def describe_type(annotation: Any, metadata: list[Any] | None = None, plural: bool = False) -> str:
+    """A phrase for what a field of type ``annotation`` accepts, e.g. 'a list of integers >= 1'."""
+    metadata = list(metadata or [])
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return describe_type(args[0], metadata + list(args[1:]), plural)
+    constraint = _constraints(metadata)
+    suffix = f" {constraint}" if constraint else ""
+    if annotation in _SINGULAR:
+        return (_PLURAL if plural else _SINGULAR)[annotation] + suffix
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        text = " or ".join(describe_type(a, plural=plural) for a in options)
+        return text + (" (or omitted)" if len(options) < len(args) else "")
+    if origin in (list, tuple, set, frozenset):
+        item = args[0] if args else Any
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {len(args)} values" + suffix
+        inner = describe_type(item, plural=True) if item is not Any else "values"
+        return ("lists" if plural else "a list") + f" of {inner}" + suffix
+    if origin is dict:
+        return "tables" if plural else "a table"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = ", ".join(annotation.model_fields)
+        return ("tables" if plural else "a table") + f" with keys {fields}"
+    return getattr(annotation, "__name__", str(annotation)) + suffix
+
+
+# ---------------------------------------------------------------- writing TOML
+
+
+def spec_to_toml(spec: BaseModel, study: str | None = None) -> str:
+    """The resolved ``spec`` as TOML text that :func:`load_spec` reads back to an equal spec.
+
+    A field that is None is written as a comment (TOML has no null), so it takes its default
+    when read back; ``study`` (if given) is written first as ``study = "..."``.
+    """
+    data = spec.model_dump(mode="json")
+    lines: list[str] = []
+    if study is not None:
+        lines.append(f"study = {_toml_value(study)}")
+    tables: list[tuple[str, dict]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif value is None:
+            lines.append(f"# {_toml_key(key)} = (none)")
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, table in tables:
+        lines.append("")
+        lines.append(f"[{_toml_key(key)}]")
+        for k, v in table.items():
+            if v is None:
+                lines.append(f"# {_toml_key(k)} = (none)")
+            else:
+                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isalnum() or c in "-_" for c in key) and key.isascii()
+    return key if bare else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    raise SpecError(f"spec: cannot write a value of type {type(value).__name__} to TOML.")

@@ -1,0 +1,231 @@
+"""Numerical rank in float64 with its tolerance, singular-value gap and an ambiguity flag.
+
+Rule (as ``numpy.linalg.matrix_rank`` / ``torch.linalg.matrix_rank`` and both public
+functional-dimension codes, see the hidden-symmetries note §5): rank = #{sigma_i > tol} with
+tol = sigma_max * max(m, n) * eps by default. The gap sigma_r / sigma_{r+1} at the cut says how
+clear the cut is; a gap below ``gap_threshold`` (default 1e3) marks the rank ``ambiguous``.
+
+Two routes:
+
+- ``"svd"``: ``torch.linalg.svdvals`` of the float64 matrix as given. O(m n min(m, n)).
+- ``"gram"``: the fast route. Columns are scaled to unit norm (a diagonal scaling, so the exact
+  rank is unchanged; zero columns are dropped), then the Gram matrix G of the smaller side
+  (A^T A if m >= n, else A A^T) is formed with a symmetric rank-k product (BLAS ``dsyrk``, half
+  the flops of a matmul) and sigma_i = sqrt(max(lambda_i, 0)) from ``eigvalsh``. About
+  m n^2 + 4/3 n^3 flops against roughly 4 m n^2 for the SVD bidiagonalisation.
+  The Gram squares the condition number: eigenvalues are only known up to rounding noise
+  lambda_noise (:func:`gram_noise_floor`, about eps * lambda_max), so the cut on lambda is
+  max(tol^2, lambda_noise) (tol^2 alone would count rounding noise as rank), and the result is
+  trusted only when the eigenvalues clear that cut by ``GRAM_TRUST_GAP`` (1e4 in lambda, i.e.
+  1e2 in sigma) on both sides. ``"auto"`` is gram, falling back to the SVD of the
+  column-scaled matrix when the gram route is not trusted (``method="svd (fallback)"``).
+
+For ``"gram"``/``"auto"``, ``singular_values`` and ``tol`` refer to the column-scaled matrix;
+for ``"gram"`` the values under the noise floor are rounding noise, and ``gap`` uses
+max(lambda_{r+1}, lambda_noise) in the denominator (a lower estimate of the true gap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg.blas import dsyrk
+
+RANK_METHODS = ("auto", "svd", "gram")
+GAP_THRESHOLD = 1e3
+GRAM_TRUST_GAP = 1e4
+_EPS = float(torch.finfo(torch.float64).eps)
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """rank = #{sigma > tol}; gap = sigma_r / sigma_{r+1} (inf when r = min(m, n))."""
+
+    rank: int
+    tol: float
+    gap: float
+    singular_values: torch.Tensor
+    ambiguous: bool
+    method: str
+
+
+def _as_matrix(matrix: object) -> torch.Tensor:
+    if not isinstance(matrix, torch.Tensor):
+        try:
+            matrix = torch.as_tensor(np.asarray(matrix, dtype=np.float64))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"matrix: expected a 2-D real array, got {type(matrix).__name__}") from error
+    if matrix.dim() != 2 or matrix.numel() == 0:
+        raise ValueError(f"matrix: expected a non-empty 2-D tensor, got shape {tuple(matrix.shape)}")
+    if matrix.is_complex():
+        raise ValueError("matrix: expected a real tensor, got a complex one")
+    matrix = matrix.detach().to(device="cpu", dtype=torch.float64)
+    if not bool(torch.isfinite(matrix).all()):
+        raise ValueError("matrix: expected finite entries, got NaN or inf")
+    return matrix
+
+
+def _check_tol(tol: float | None) -> float | None:
+    if tol is not None and not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite non-negative number or None, got {tol!r}")
+    return None if tol is None else float(tol)
+
+
+def _gap(values: torch.Tensor, rank: int, tol: float) -> float:
+    """sigma_r / sigma_{r+1}; inf when r = len(values); tol / sigma_1 when r = 0 < sigma_1."""
+    if rank == values.numel():
+        return float("inf")
+    if rank == 0:
+        top = float(values[0])
+        return float("inf") if top == 0 else tol / top
+    below = float(values[rank])
+    return float("inf") if below == 0 else float(values[rank - 1]) / below
+
+
+def rank_from_singular_values(
+    singular_values: torch.Tensor,
+    shape: tuple[int, int],
+    *,
+    tol: float | None = None,
+    gap_threshold: float = GAP_THRESHOLD,
+    method: str = "svd",
+) -> RankResult:
+    """RankResult from descending singular values of an m x n matrix (default tol as above)."""
+    s = singular_values.to(torch.float64)
+    if tol is None:
+        tol = float(s[0]) * max(shape) * _EPS if s.numel() else 0.0
+    rank = int((s > tol).sum())
+    gap = _gap(s, rank, tol) if s.numel() else float("inf")
+    return RankResult(rank, float(tol), gap, s, bool(gap < gap_threshold), method)
+
+
+def equilibrate_columns(matrix: torch.Tensor) -> torch.Tensor:
+    """The matrix with its nonzero columns scaled to unit 2-norm and zero columns dropped."""
+    norms = torch.linalg.vector_norm(matrix, dim=0)
+    keep = norms > 0
+    if bool(keep.all()):
+        return matrix / norms
+    return matrix[:, keep] / norms[keep]
+
+
+def gram_upper(matrix: torch.Tensor, out: np.ndarray | None = None) -> np.ndarray:
+    """Upper triangle of A^T A (m >= n) or A A^T (m < n) by BLAS dsyrk, float64, Fortran order.
+
+    With ``out`` (a Fortran-ordered (n, n) float64 array, only for the A^T A side) the product is
+    accumulated in place: out += A^T A. This is how a Gram is grown block of rows by block.
+    """
+    a = np.ascontiguousarray(matrix.detach().to(device="cpu", dtype=torch.float64).numpy())
+    m, n = a.shape
+    if out is not None:
+        return dsyrk(1.0, a.T, beta=1.0, c=out, trans=0, lower=0, overwrite_c=1)
+    # a.T is Fortran-contiguous, so dsyrk reads it without a copy.
+    if m >= n:
+        return dsyrk(1.0, a.T, trans=0, lower=0)
+    return dsyrk(1.0, a.T, trans=1, lower=0)
+
+
+def gram_noise_floor(eigenvalues: torch.Tensor, shape: tuple[int, int]) -> float:
+    """Size of the rounding noise in computed Gram eigenvalues (ascending or not).
+
+    The computed eigenvalues of the null part of A^T A scatter symmetrically around 0 (forming
+    the Gram and eigvalsh are backward stable), so the most negative eigenvalue probes the noise:
+    lambda_noise = max(10 |lambda_min|, 4 eps lambda_max) when lambda_min < 0. With no negative
+    eigenvalue there is no probe and the worst-case bound lambda_max * max(m, n) * eps is used.
+    """
+    lam_max, lam_min = float(eigenvalues.max()), float(eigenvalues.min())
+    if lam_min < 0:
+        return max(10 * abs(lam_min), 4 * _EPS * lam_max)
+    return lam_max * max(shape) * _EPS
+
+
+def rank_from_gram(
+    gram: np.ndarray | torch.Tensor,
+    shape: tuple[int, int],
+    *,
+    tol: float | None = None,
+    gap_threshold: float = GAP_THRESHOLD,
+) -> tuple[RankResult, bool]:
+    """Rank of A from the upper triangle of its (column-scaled) Gram; returns (result, trusted).
+
+    ``shape`` is A's (m, n), used for the default tol = sigma_max * max(m, n) * eps and the noise
+    floor (:func:`gram_noise_floor`). ``trusted`` is False when the eigenvalues
+    do not clear the cut max(tol^2, lambda_noise) by a factor ``GRAM_TRUST_GAP`` on both sides.
+    """
+    g = torch.as_tensor(gram, dtype=torch.float64)
+    lam = torch.linalg.eigvalsh(g, UPLO="U").flip(0)
+    s = lam.clamp_min(0).sqrt()
+    lam_max = float(lam[0])
+    if lam_max <= 0:
+        return RankResult(0, 0.0 if tol is None else tol, float("inf"), s, False, "gram"), True
+    noise = gram_noise_floor(lam, shape)
+    tol = float(s[0]) * max(shape) * _EPS if tol is None else tol
+    floor = max(tol * tol, noise)
+    rank = int((lam > floor).sum())
+    if rank == lam.numel():
+        gap = float("inf")
+    elif rank == 0:
+        gap = float(np.sqrt(floor / lam_max))
+    else:
+        gap = float(np.sqrt(float(lam[rank - 1]) / max(float(lam[rank]), noise)))
+    above = rank == 0 or float(lam[rank - 1]) >= GRAM_TRUST_GAP * floor
+    below = rank == lam.numel() or float(lam[rank]) <= max(noise, floor / GRAM_TRUST_GAP)
+    trusted = above and below
+    ambiguous = (gap < gap_threshold) or not trusted
+    return RankResult(rank, float(np.sqrt(floor)), gap, s, bool(ambiguous), "gram"), trusted
+
+
+def numerical_rank(
+    matrix: torch.Tensor,
+    *,
+    tol: float | None = None,
+    method: str = "auto",
+    gap_threshold: float = GAP_THRESHOLD,
+) -> RankResult:
+    """Numerical rank of a matrix in float64, with tolerance, gap and an ambiguity flag.
+
+    rank = #{sigma_i > tol}, tol = sigma_max * max(m, n) * eps by default; gap =
+    sigma_r / sigma_{r+1} (inf when r = min(m, n)); ``ambiguous`` when gap < ``gap_threshold``
+    (1e3 by default; the hidden-symmetries note §4.1 logged gaps >= 7e8 on network Jacobians).
+
+    Args:
+        matrix: any real 2-D tensor or array; converted to float64.
+        tol: absolute cut on singular values (of the column-scaled matrix for gram/auto).
+        method: ``"svd"`` (plain float64 SVD), ``"gram"`` (column-scaled Gram + eigvalsh, no
+            fallback: an untrusted result is returned as ambiguous), or ``"auto"`` (gram, with
+            the SVD of the column-scaled matrix as fallback). See the module docstring.
+        gap_threshold: gaps below this mark the rank ambiguous.
+
+    Cost: svd O(m n min(m, n)); gram about half of that plus an n x n eigvalsh, n = min(m, n).
+    """
+    a = _as_matrix(matrix)
+    tol = _check_tol(tol)
+    if method not in RANK_METHODS:
+        raise ValueError(f"method: expected one of {', '.join(RANK_METHODS)}, got {method!r}")
+    if not (gap_threshold > 0):
+        raise ValueError(f"gap_threshold: expected a positive number, got {gap_threshold!r}")
+    if method == "svd":
+        return rank_from_singular_values(
+            torch.linalg.svdvals(a), tuple(a.shape), tol=tol, gap_threshold=gap_threshold
+        )
+    scaled = equilibrate_columns(a)
+    if scaled.shape[1] == 0:
+        zeros = torch.zeros(1, dtype=torch.float64)
+        return RankResult(0, 0.0 if tol is None else tol, float("inf"), zeros, False, method)
+    result, trusted = rank_from_gram(
+        gram_upper(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold
+    )
+    if trusted or method == "gram":
+        return result
+    fallback = rank_from_singular_values(
+        torch.linalg.svdvals(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold
+    )
+    return RankResult(
+        fallback.rank,
+        fallback.tol,
+        fallback.gap,
+        fallback.singular_values,
+        fallback.ambiguous,
+        "svd (fallback)",
+    )

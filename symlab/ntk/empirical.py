@@ -1,0 +1,278 @@
+"""Empirical neural tangent kernel Theta(x, x') = J(x) J(x')^T of any nn.Module.
+
+Theta has shape (N1, N2, K, K) (neural-tangents' ``trace_axes=()``): entry [n, m, k, k'] is
+<d f_k(x1_n) / d theta, d f_k'(x2_m) / d theta>, the sum over every parameter of ``model`` that
+requires grad (freeze a parameter to leave it out). K is the number of entries of one output.
+
+Methods (Novak et al., "Fast Finite Width Neural Tangent Kernel", ICML 2022; the torch.func NTK
+tutorial). N = points, K = outputs, P = parameters, [FP] = one forward pass of one point:
+
+- ``"structured"``: per-layer formula for nn.Linear / nn.Conv2d (see ``symlab.ntk.structured``),
+  no Jacobian materialised; parameters outside those layers (LayerNorm, embeddings, tied weights)
+  are added by Jacobian contraction over those parameters only. For an L-layer width-W MLP:
+  N K [FP] + N^2 K^2 L W flops, memory N K L W.
+- ``"jacobian"``: per-point Jacobians J (N, K, P) by ``vmap(jacrev)``, contracted per parameter
+  tensor: N K [FP] + N^2 K^2 P flops, memory N K P.
+- ``"ntvp"``: NTK-vector products, a VJP then a JVP per output basis vector: N^2 K [FP] flops;
+  the basis vectors are vmapped in chunks so that memory stays within ``memory_budget``.
+- ``"auto"`` (cost model): "structured" when at least half of the trainable parameters lie in
+  supported layers (the usual case: it is the cheapest by the exponents above); otherwise
+  "jacobian" when one chunk's Jacobians, 2 * chunk * K * P numbers, fit in ``memory_budget``
+  bytes; otherwise "ntvp". "structured" is checked on the first point against a backward pass
+  (v^T Theta(x, x) v = ||grad_theta v^T f(x)||^2 for a random v); a parameter used outside its
+  layer's forward (e.g. ``F.linear(x, layer.weight)`` elsewhere) fails that check, and then auto
+  falls back to "jacobian" while an explicit ``method="structured"`` raises ValueError.
+
+``chunk_size`` bounds the points processed at once on each side (peak memory of the Jacobian
+method: 2 * chunk * K * P numbers; of the structured method: factors of size N (I + K O) per layer,
+linear in N). When x2 is None (or is x1 itself) each point's work is done once and, the kernel
+being symmetric, only blocks on or above the diagonal are computed. All methods assume the
+network treats batch points independently (no batch statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+
+from symlab.ntk.structured import (
+    contract,
+    covered_parameter_names,
+    layer_factors,
+    structured_layers,
+)
+
+METHODS = ("auto", "structured", "jacobian", "ntvp")
+DEFAULT_MEMORY_BUDGET = 2**30
+
+
+def trainable_params(model: nn.Module) -> dict[str, torch.Tensor]:
+    """name -> detached tensor for every parameter of ``model`` that requires grad."""
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _single(model: nn.Module) -> Callable:
+    """f(params, x) for ONE point x: the model's output on x[None], flattened to (K,)."""
+
+    def f(params, x):
+        return functional_call(model, params, (x.unsqueeze(0),)).reshape(-1)
+
+    return f
+
+
+def _batched(model: nn.Module) -> Callable:
+    """f(params, X) for a batch X: outputs flattened to (N, K)."""
+
+    def f(params, x):
+        out = functional_call(model, params, (x,))
+        return out.reshape(out.shape[0], -1)
+
+    return f
+
+
+def _jacobians(model: nn.Module, params: dict, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per-point Jacobians, one (N, K, P_i) tensor per parameter tensor (torch.func tutorial)."""
+    jac = vmap(jacrev(_single(model)), (None, 0))(params, x)
+    return [j.flatten(2) for j in jac.values()]
+
+
+def _contract_jacobians(j1: list, j2: list, trace: bool, diagonal: bool) -> torch.Tensor:
+    if diagonal:
+        eq = "nkp,nkp->n" if trace else "nkp,nlp->nkl"
+    else:
+        eq = "nkp,mkp->nm" if trace else "nkp,mlp->nmkl"
+    return sum(torch.einsum(eq, a, b) for a, b in zip(j1, j2, strict=True))
+
+
+def _ntvp_block(model, params, x1, x2, trace, diagonal, basis_chunk) -> torch.Tensor:
+    """Theta block by NTK-vector products: rows J(x1) e for each basis e, then J(x2) of them."""
+    if diagonal:
+        f = _single(model)
+
+        def per_point(a, b):
+            _, pullback = vjp(lambda p: f(p, a), params)
+            k = f(params, a).shape[0]
+
+            def row(e):
+                (tangent,) = pullback(e)
+                return jvp(lambda p: f(p, b), (params,), (tangent,))[1]
+
+            return vmap(row, chunk_size=basis_chunk)(torch.eye(k, dtype=x1.dtype))
+
+        block = vmap(per_point)(x1, x2)
+        return torch.diagonal(block, dim1=1, dim2=2).sum(-1) if trace else block
+    f = _batched(model)
+    out1, pullback = vjp(lambda p: f(p, x1), params)
+    n1, k = out1.shape
+    basis = torch.eye(n1 * k, dtype=out1.dtype).reshape(n1 * k, n1, k)
+
+    def row(e):
+        (tangent,) = pullback(e)
+        return jvp(lambda p: f(p, x2), (params,), (tangent,))[1]
+
+    rows = vmap(row, chunk_size=basis_chunk)(basis)  # (n1 K, n2, K)
+    block = rows.reshape(n1, k, x2.shape[0], k).permute(0, 2, 1, 3)
+    return torch.diagonal(block, dim1=2, dim2=3).sum(-1) if trace else block
+
+
+def _chunks(n: int, size: int | None) -> list[slice]:
+    size = n if size is None else size
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _structured_exact(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
+    """v^T Theta(x0, x0) v == ||grad_theta v^T f(x0)||^2 for a random v (one backward pass)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.enable_grad():
+        out = model(x0).reshape(-1)
+    v = torch.randn(out.shape[0], generator=torch.Generator().manual_seed(0), dtype=out.dtype)
+    grads = torch.autograd.grad(out, params, v, allow_unused=True)
+    direct = sum((g * g).sum() for g in grads if g is not None)
+    _, f = layer_factors(model, layers, x0)
+    theta = sum(contract(a, a, diagonal=True)[0] for a in f)
+    if rest:
+        rest_params = {n: p for n, p in trainable_params(model).items() if n in rest}
+        j = _jacobians(model, rest_params, x0)
+        theta = theta + _contract_jacobians(j, j, False, True)[0]
+    structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros(())
+    rtol = 1e-3 if out.dtype == torch.float32 else 1e-8
+    return bool(abs(structured - direct) <= rtol * max(abs(direct), abs(structured)) + 1e-30)
+
+
+def _resolve(model, x1, method, chunk_size, memory_budget, k, n_params) -> tuple[str, dict]:
+    layers = structured_layers(model)
+    covered = covered_parameter_names(model, layers)
+    sizes = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    p_covered = sum(sizes[n] for n in covered)
+    rest = [n for n in sizes if n not in covered]
+    if method == "auto":
+        if p_covered >= n_params / 2 and _structured_exact(model, layers, x1[:1], rest):
+            return "structured", {"layers": layers, "rest": rest, "k": k}
+        chunk = x1.shape[0] if chunk_size is None else chunk_size
+        itemsize = x1.element_size() if x1.is_floating_point() else 8
+        if 2 * chunk * k * n_params * itemsize <= memory_budget:
+            return "jacobian", {}
+        return "ntvp", {}
+    if method == "structured" and not _structured_exact(model, layers, x1[:1], rest):
+        raise ValueError(
+            "method: 'structured' does not match a backward pass on this model (a layer's "
+            "parameter is used outside its forward, e.g. tied weights); use 'jacobian' or 'auto'"
+        )
+    return method, {"layers": layers, "rest": rest, "k": k}
+
+
+def empirical_ntk(
+    model: nn.Module,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    *,
+    method: str = "auto",
+    chunk_size: int | None = None,
+    trace: bool = False,
+    diagonal: bool = False,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> torch.Tensor:
+    """Empirical NTK Theta(x1, x2) of ``model`` over its trainable parameters.
+
+    Returns (N1, N2, K, K); with ``trace`` the trace over outputs (N1, N2); with ``diagonal`` only
+    the pairs (x1[n], x2[n]) (x2 defaults to x1), shape (N, K, K), or (N,) with ``trace``.
+    ``method`` is one of "auto", "structured", "jacobian", "ntvp" (costs and the auto rule in the
+    module docstring); ``chunk_size`` bounds the points per block; ``memory_budget`` (bytes) sizes
+    auto's choice and NTVP's basis chunks. Works in float32 and float64 (the model's dtype).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected an nn.Module, got {type(model).__name__}")
+    if not torch.is_tensor(x1) or x1.dim() < 1 or x1.shape[0] < 1:
+        raise ValueError("x1: expected a tensor with at least one point along dimension 0")
+    if x2 is not None and (not torch.is_tensor(x2) or x2.dim() < 1 or x2.shape[0] < 1):
+        raise ValueError("x2: expected None or a tensor with at least one point along dimension 0")
+    if x2 is not None and x2.shape[1:] != x1.shape[1:]:
+        raise ValueError(
+            f"x2: expected points of shape {tuple(x1.shape[1:])}, got {tuple(x2.shape[1:])}"
+        )
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size: expected None or a positive integer, got {chunk_size!r}")
+    if diagonal and x2 is not None and x2.shape[0] != x1.shape[0]:
+        raise ValueError(
+            f"x2: diagonal=True needs as many points as x1 ({x1.shape[0]}), got {x2.shape[0]}"
+        )
+    params = trainable_params(model)
+    if not params:
+        raise ValueError("model: expected at least one parameter that requires grad")
+    n_params = sum(p.numel() for p in params.values())
+    symmetric = x2 is None or x2 is x1
+    x2 = x1 if x2 is None else x2
+    with torch.no_grad():
+        probe_out = model(x1[:1])
+    k, dtype = probe_out[0].numel(), probe_out.dtype
+    method, info = _resolve(model, x1, method, chunk_size, memory_budget, k, n_params)
+    basis_chunk = max(1, memory_budget // max(1, 4 * n_params * probe_out.element_size()))
+    block_fn = _block_function(model, params, method, info, trace, diagonal, basis_chunk)
+    c1, c2 = _chunks(x1.shape[0], chunk_size), _chunks(x2.shape[0], chunk_size)
+    if diagonal:
+        side2 = "1" if symmetric else "2"
+        return torch.cat([block_fn(("1", i), x1[s], (side2, i), x2[s]) for i, s in enumerate(c1)])
+    tail = () if trace else (k, k)
+    theta = torch.empty((x1.shape[0], x2.shape[0], *tail), dtype=dtype)
+    for i, s1 in enumerate(c1):
+        for j, s2 in enumerate(c2):
+            if symmetric and j < i:  # Theta(x2, x1) = Theta(x1, x2)^T in points and outputs
+                lower = theta[s2, s1]
+                theta[s1, s2] = lower.transpose(0, 1) if trace else lower.permute(1, 0, 3, 2)
+                continue
+            key2 = ("1", j) if symmetric else ("2", j)
+            theta[s1, s2] = block_fn(("1", i), x1[s1], key2, x2[s2])
+    return theta
+
+
+def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -> Callable:
+    """block(key1, x1_chunk, key2, x2_chunk) -> Theta block; per-chunk work is cached by key."""
+    if method == "ntvp":
+        return lambda _k1, a, _k2, b: _ntvp_block(model, params, a, b, trace, diagonal, basis_chunk)
+    if method == "jacobian":
+        cache: dict = {}
+
+        def jacobian_block(k1, a, k2, b):
+            # keep two chunks' Jacobians: the current row chunk and the latest column chunk
+            for key in [key for key in cache if key not in (k1, k2)]:
+                del cache[key]
+            for key, x in ((k1, a), (k2, b)):
+                if key not in cache:
+                    cache[key] = _jacobians(model, params, x)
+            return _contract_jacobians(cache[k1], cache[k2], trace, diagonal)
+
+        return jacobian_block
+    layers, rest, k = info["layers"], info["rest"], info["k"]
+    rest_params = {n: p for n, p in params.items() if n in rest}
+    cache: dict = {}
+
+    def factors(key, x):
+        if key not in cache:
+            _, f = layer_factors(model, layers, x)
+            j = _jacobians(model, rest_params, x) if rest_params else []
+            cache[key] = (f, j)
+        return cache[key]
+
+    def block(k1, a, k2, b):
+        f1, j1 = factors(k1, a)
+        f2, j2 = factors(k2, b)
+        parts = [
+            contract(u, v, trace=trace, diagonal=diagonal) for u, v in zip(f1, f2, strict=True)
+        ]
+        if j1:
+            parts.append(_contract_jacobians(j1, j2, trace, diagonal))
+        if not parts:  # no layer was called: the kernel is zero
+            return torch.zeros(_block_shape(a, b, k, trace, diagonal), dtype=a.dtype)
+        return sum(parts)
+
+    return block
+
+
+def _block_shape(a, b, k, trace, diagonal) -> tuple[int, ...]:
+    head = (a.shape[0],) if diagonal else (a.shape[0], b.shape[0])
+    return head if trace else (*head, k, k)

@@ -1,0 +1,401 @@
+"""Mechanisms behind a functional-dimension deficit: dead, always-active and narrow layers.
+
+Functional dimension on a batch Z is rank J E_Z|_theta <= D - (number of hidden neurons), the
+bound set by the positive-scaling symmetry at each hidden neuron (Grigsby, Lindsey, Meyerhoff,
+Wu 2022, arXiv 2209.04036). Grigsby, Lindsey, Rolnick 2023 ("Hidden Symmetries of ReLU
+Networks", ICML, arXiv 2306.06179, Sec. 5) trace rank losses below the bound to unused
+activations and restricted hidden images. For a ReLU MLP and a sample Z, :func:`diagnose`
+finds, per hidden neuron (l, i) with pre-activation z^l_i(x):
+
+- **never active**: z^l_i(x) <= 0 for every x in Z (dead on Z, "stably unactivated");
+- **always active**: z^l_i(x) > 0 for every x in Z (ReLU acts as the identity on Z);
+- per layer, whether it is **narrower than the input** (n_l < n_0; flagged, not attributed).
+
+Attribution. Every direction below is proven to lie in ker J E_Z, so
+``predicted_rank = D - dim(span)`` is an upper bound on the batch rank and
+``predicted_deficit = bound - predicted_rank`` a lower bound on the deficit; it is exact when
+nothing else (restricted hidden images, narrow layers, too few points) removes rank.
+
+1. A dead neuron (l, i) has zero Jacobian columns for its n_{l-1} incoming weights, its bias
+   and its n_{l+1} outgoing weights (relu'(z) = 0 for z <= 0, and its output is 0). The union
+   over dead neurons is a coordinate subspace C; an edge between two dead neurons in adjacent
+   layers is one coordinate, counted once. The scaling directions of dead neurons lie in C,
+   so they are no longer independent of it; the alive neurons' scalings, restricted to the
+   other coordinates, are the scalings of the pruned network. Hence, with no always-active
+   neurons, predicted deficit = |C| - (number of dead neurons): n_{l-1} + n_{l+1} for a single
+   dead neuron, one less for each dead-dead edge.
+2. Always-active neurons A (k = |A| >= 1) of layer l add to z^{l+1}(x), for every x in Z,
+   U V a~(x) + b_{l+1} with U = W_{l+1}[:, A], V = (W_l[A, :] | b_l[A]), a~ = (a^{l-1}, 1).
+   Every (dU, dV, db_{l+1}) with dU V + U dV + db_{l+1} e_last^T = 0 keeps z^{l+1} fixed on Z
+   to first order, so it lies in ker J. This kernel contains the gl(k) mixing of the k
+   neurons (a hidden symmetry beyond scaling when k >= 2) and, already for k = 1, the transfer
+   of the bias b_l[i] into b_{l+1} along U. Its basis comes from a float64 SVD (tolerance
+   sigma_max * max(shape) * eps) of the explicit (n_{l+1} m) x (k(n_{l+1} + m) + n_{l+1}) map,
+   m = n_{l-1} + 1, with the rows/columns of dead neighbours removed. E.g. when rank U =
+   n_{l+1} the map is onto, so the kernel has dimension k(n_{l+1} + m) + n_{l+1} - n_{l+1} m,
+   of which k scalings are already in the bound.
+3. If a whole hidden layer is dead on Z, F is constant on Z and rank J = K (the output biases)
+   exactly.
+
+Always-active groups in adjacent layers compose into a linear map with further symmetries
+than the union of per-layer kernels; the prediction stays a lower bound there. Forward pass and
+linear algebra run in float64 whatever the model's dtype. Cost: one forward pass O(N D), plus
+an SVD of a (#directions x D) matrix and of each group's map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import torch
+from torch import nn
+
+from symlab.nets import activation_of, is_mlp, linear_layers
+
+if TYPE_CHECKING:
+    from symlab.symmetry.functional_dimension import FDResult
+
+__all__ = ["MechanismReport", "diagnose", "mechanism_kernel"]
+
+
+@dataclass(frozen=True)
+class MechanismReport:
+    """Per-neuron activation mechanisms of a ReLU MLP on a sample, and the deficit they explain.
+
+    Tensors are indexed by hidden layer: ``never_active[l-1][i]`` is neuron i of hidden layer l
+    (1-based, as W^l in the papers). ``kernel_tol``/``kernel_gap`` are the tolerance and the
+    singular-value gap sigma_r / sigma_{r+1} of the rank of the explicit kernel directions.
+    ``observed_*`` and ``unexplained = observed_deficit - predicted_deficit`` are None unless
+    an FDResult on the same inputs was given or computed.
+    """
+
+    widths: tuple[int, ...]
+    n_points: int
+    bound: int
+    never_active: tuple[torch.Tensor, ...]
+    always_active: tuple[torch.Tensor, ...]
+    active_fraction: tuple[torch.Tensor, ...]
+    min_preactivation: tuple[torch.Tensor, ...]
+    max_preactivation: tuple[torch.Tensor, ...]
+    narrow_layers: tuple[int, ...]
+    dead_layers: tuple[int, ...]
+    predicted_rank: int
+    predicted_deficit: int
+    dead_deficit: int
+    always_active_deficit: int
+    kernel_tol: float
+    kernel_gap: float
+    observed_rank: int | None = None
+    observed_deficit: int | None = None
+    unexplained: int | None = None
+
+    @property
+    def n_never_active(self) -> int:
+        """Number of hidden neurons with pre-activation <= 0 on every sample."""
+        return int(sum(int(m.sum()) for m in self.never_active))
+
+    @property
+    def n_always_active(self) -> int:
+        """Number of hidden neurons with pre-activation > 0 on every sample."""
+        return int(sum(int(m.sum()) for m in self.always_active))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per hidden neuron: layer, neuron, flags, active fraction, pre-activation range."""
+        records = []
+        for index, n in enumerate(self.widths[1:-1]):
+            layer = index + 1
+            for i in range(n):
+                records.append(
+                    {
+                        "layer": layer,
+                        "neuron": i,
+                        "never_active": bool(self.never_active[index][i]),
+                        "always_active": bool(self.always_active[index][i]),
+                        "active_fraction": float(self.active_fraction[index][i]),
+                        "min_preactivation": float(self.min_preactivation[index][i]),
+                        "max_preactivation": float(self.max_preactivation[index][i]),
+                        "narrow_layer": layer in self.narrow_layers,
+                    }
+                )
+        return pd.DataFrame.from_records(records)
+
+    def __str__(self) -> str:
+        observed = (
+            "observed deficit n/a"
+            if self.observed_deficit is None
+            else f"observed deficit {self.observed_deficit}, unexplained {self.unexplained}"
+        )
+        return (
+            f"MechanismReport(widths={self.widths}, {self.n_points} points: "
+            f"{self.n_never_active} never-active, {self.n_always_active} always-active, "
+            f"narrow layers {list(self.narrow_layers)}; bound {self.bound}, predicted deficit "
+            f"{self.predicted_deficit} (dead {self.dead_deficit}, always-active "
+            f"{self.always_active_deficit}), {observed})"
+        )
+
+
+def _check_relu_mlp(model: object, function: str) -> list[nn.Linear]:
+    if not isinstance(model, nn.Module) or not is_mlp(model):
+        raise ValueError(
+            "model: expected an MLP (nn.Sequential of Linear, activation, ..., Linear) as built by "
+            f"symlab.nets.mlp, got {type(model).__name__}"
+        )
+    layers = linear_layers(model)
+    if len(layers) < 2 or not isinstance(activation_of(model), nn.ReLU):
+        raise ValueError(
+            f"model: {function} expects a ReLU MLP with at least one hidden layer, got "
+            f"{len(layers) - 1} hidden layers and activation {type(activation_of(model)).__name__}"
+        )
+    if any(layer.bias is None for layer in layers):
+        raise ValueError(f"model: {function} expects every Linear layer to have a bias")
+    return layers
+
+
+def _check_inputs(inputs: object, n0: int) -> torch.Tensor:
+    if (
+        not isinstance(inputs, torch.Tensor)
+        or not inputs.is_floating_point()
+        or inputs.dim() != 2
+        or inputs.shape[0] < 1
+        or inputs.shape[1] != n0
+        or not bool(torch.isfinite(inputs).all())
+    ):
+        raise ValueError(
+            f"inputs: expected a finite floating-point tensor of shape (N >= 1, {n0}), got "
+            f"{type(inputs).__name__} of shape {tuple(getattr(inputs, 'shape', ()))}"
+        )
+    return inputs
+
+
+def _preactivations(
+    layers: list[nn.Linear], inputs: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Float64 weights, biases and hidden pre-activations z^1..z^{L-1}, each (N, n_l)."""
+    weights = [layer.weight.detach().to(torch.float64) for layer in layers]
+    biases = [layer.bias.detach().to(torch.float64) for layer in layers]
+    a, pre = inputs.detach().to(torch.float64), []
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        z = a @ w.T + b
+        pre.append(z)
+        a = torch.relu(z)
+    return weights, biases, pre
+
+
+def _rank(matrix: torch.Tensor) -> tuple[int, float, float]:
+    """Rank with tol = sigma_max * max(shape) * eps (float64), the tolerance and the gap."""
+    if matrix.numel() == 0:
+        return 0, 0.0, float("inf")
+    s = torch.linalg.svdvals(matrix)
+    tol = float(s[0]) * max(matrix.shape) * torch.finfo(torch.float64).eps if s[0] > 0 else 0.0
+    rank = int((s > tol).sum())
+    if rank == 0 or rank == s.numel():
+        gap = float("inf")
+    else:
+        gap = float(s[rank - 1] / s[rank]) if s[rank] > 0 else float("inf")
+    return rank, tol, gap
+
+
+class _Index:
+    """Flat parameter positions: W_l[i, j] and b_l[i] for l = 1..L (order W_1, b_1, ..., W_L, b_L)."""
+
+    def __init__(self, widths: list[int]) -> None:
+        self.widths, self.w_off, self.b_off, offset = widths, [], [], 0
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+            self.w_off.append(offset)
+            self.b_off.append(offset + n_out * n_in)
+            offset += n_out * (n_in + 1)
+        self.size = offset
+
+    def weight(self, layer: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Positions of W_layer[rows][:, cols] (layer 1-based), shape (len(rows), len(cols))."""
+        return self.w_off[layer - 1] + rows[:, None] * self.widths[layer - 1] + cols[None, :]
+
+    def bias(self, layer: int, rows: torch.Tensor) -> torch.Tensor:
+        return self.b_off[layer - 1] + rows
+
+
+def _kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Kronecker product a (x) b (torch.kron fails on some column-vector strides)."""
+    out = a[:, None, :, None] * b[None, :, None, :]
+    return out.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])
+
+
+def _null_space(matrix: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis (rows) of ker matrix, float64, tol = sigma_max * max(shape) * eps."""
+    _, s, vh = torch.linalg.svd(matrix, full_matrices=True)
+    tol = float(s.max()) * max(matrix.shape) * torch.finfo(torch.float64).eps if s.numel() else 0.0
+    return vh[int((s > tol).sum()) :]
+
+
+def _kernel_directions(
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor],
+    dead: list[torch.Tensor],
+    always: list[torch.Tensor],
+    scalings_only: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask of the dead coordinates C, rows = scaling + always-active kernel directions)."""
+    widths = [weights[0].shape[1]] + [w.shape[0] for w in weights]
+    index, n_hidden = _Index(widths), len(widths) - 2
+    coords = torch.zeros(index.size, dtype=torch.bool)
+    alive = [torch.arange(widths[0])]
+    for layer in range(1, n_hidden + 1):
+        alive.append(torch.nonzero(~dead[layer - 1]).flatten())
+        for i in torch.nonzero(dead[layer - 1]).flatten():
+            i1 = i.reshape(1)
+            coords[index.weight(layer, i1, torch.arange(widths[layer - 1]))] = True
+            coords[index.bias(layer, i1)] = True
+            coords[index.weight(layer + 1, torch.arange(widths[layer + 1]), i1)] = True
+    alive.append(torch.arange(widths[-1]))
+    flat = torch.cat([torch.cat([w.reshape(-1), b]) for w, b in zip(weights, biases, strict=True)])
+    rows = []
+    for layer in range(1, n_hidden + 1):
+        everything_before = torch.arange(widths[layer - 1])
+        for i in alive[layer]:
+            i1 = i.reshape(1)
+            v = torch.zeros(index.size, dtype=torch.float64)
+            incoming = torch.cat(
+                [index.weight(layer, i1, everything_before).flatten(), index.bias(layer, i1)]
+            )
+            outgoing = index.weight(layer + 1, torch.arange(widths[layer + 1]), i1).flatten()
+            v[incoming], v[outgoing] = flat[incoming], -flat[outgoing]
+            rows.append(v)
+    if not scalings_only:
+        for layer in range(1, n_hidden + 1):
+            group = torch.nonzero(always[layer - 1]).flatten()
+            if group.numel() == 0:
+                continue
+            prev, nxt = alive[layer - 1], alive[layer + 1]
+            u = weights[layer][nxt][:, group]  # (n, k)
+            v = torch.cat([weights[layer - 1][group][:, prev], biases[layer - 1][group, None]], 1)
+            n, m = u.shape[0], v.shape[1]
+            bias_map = torch.zeros(n * m, n, dtype=torch.float64)
+            bias_map[torch.arange(n) * m + (m - 1), torch.arange(n)] = 1.0
+            linear_map = torch.cat(
+                [
+                    _kron(torch.eye(n, dtype=torch.float64), v.T),  # dU V
+                    _kron(u, torch.eye(m, dtype=torch.float64)),  # U dV
+                    bias_map,  # db_{l+1} e_last^T
+                ],
+                dim=1,
+            )
+            positions = torch.cat(
+                [
+                    index.weight(layer + 1, nxt, group).flatten(),
+                    torch.cat(
+                        [index.weight(layer, group, prev), index.bias(layer, group)[:, None]], 1
+                    ).flatten(),
+                    index.bias(layer + 1, nxt),
+                ]
+            )
+            for x in _null_space(linear_map):
+                direction = torch.zeros(index.size, dtype=torch.float64)
+                direction[positions] = x
+                rows.append(direction)
+    stacked = torch.stack(rows) if rows else torch.zeros(0, index.size, dtype=torch.float64)
+    return coords, stacked
+
+
+def _restricted_rank(coords: torch.Tensor, rows: torch.Tensor) -> tuple[int, float, float]:
+    restricted = rows[:, ~coords]
+    norms = torch.linalg.vector_norm(restricted, dim=1)
+    restricted = restricted[norms > 0] / norms[norms > 0, None]
+    return _rank(restricted)
+
+
+def mechanism_kernel(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Directions proven to lie in ker J E_Z (Z = ``inputs``), as rows of a (m, D) float64 matrix.
+
+    The coordinate vectors of the dead-neuron parameters, the positive-scaling direction of every
+    alive hidden neuron ((W_l[i], b_l[i]) -> +itself, W_{l+1}[:, i] -> -itself), and a basis of
+    each always-active group's kernel (see the module docstring). Not defined when a whole hidden
+    layer is dead on Z (then F is constant on Z and rank J = K).
+    """
+    layers = _check_relu_mlp(model, "mechanism_kernel")
+    inputs = _check_inputs(inputs, layers[0].in_features)
+    weights, biases, pre = _preactivations(layers, inputs)
+    dead = [(z <= 0).all(0) for z in pre]
+    if any(bool(d.all()) for d in dead):
+        raise ValueError(
+            "inputs: a whole hidden layer is never active on these inputs, so the network is "
+            "constant on them and the kernel is not built (rank J = number of outputs)"
+        )
+    coords, rows = _kernel_directions(weights, biases, dead, [(z > 0).all(0) for z in pre])
+    eye = torch.eye(coords.numel(), dtype=torch.float64)[coords]
+    return torch.cat([eye, rows])
+
+
+def diagnose(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    fd: FDResult | None = None,
+    compute_fd: bool = False,
+) -> MechanismReport:
+    """Never-/always-active neurons and narrow layers of a ReLU MLP on ``inputs``, with the
+    functional-dimension deficit they force (see the module docstring for the derivation).
+
+    ``fd``: an FDResult computed on the same inputs (its bound and n_points must match), or
+    ``compute_fd=True`` to run :func:`symlab.symmetry.functional_dimension` on ``inputs``;
+    either fills ``observed_rank``, ``observed_deficit`` and ``unexplained``.
+    Cost: O(N D) forward pass plus SVDs of size (#directions x D) (see the module docstring).
+    """
+    layers = _check_relu_mlp(model, "diagnose")
+    inputs = _check_inputs(inputs, layers[0].in_features)
+    if fd is not None and compute_fd:
+        raise ValueError("fd: pass either an FDResult or compute_fd=True, not both")
+    widths = [layers[0].in_features] + [layer.out_features for layer in layers]
+    n_params = sum(n_out * (n_in + 1) for n_in, n_out in zip(widths[:-1], widths[1:], strict=True))
+    bound = n_params - sum(widths[1:-1])
+    weights, biases, pre = _preactivations(layers, inputs)
+    dead = [(z <= 0).all(0) for z in pre]
+    always = [(z > 0).all(0) for z in pre]
+    dead_layers = tuple(index + 1 for index, d in enumerate(dead) if bool(d.all()))
+    if dead_layers:
+        # F is constant on Z: each point contributes the same K x D block of rank K (output biases).
+        predicted_rank = dead_rank = widths[-1]
+        tol, gap = 0.0, float("inf")
+    else:
+        coords, rows = _kernel_directions(weights, biases, dead, always)
+        free = coords.numel() - int(coords.sum())
+        kernel_rank, tol, gap = _restricted_rank(coords, rows)
+        predicted_rank = free - kernel_rank
+        coords, scalings = _kernel_directions(weights, biases, dead, always, scalings_only=True)
+        dead_rank = free - _restricted_rank(coords, scalings)[0]
+    observed_rank = observed_deficit = unexplained = None
+    if compute_fd:
+        from symlab.symmetry.functional_dimension import functional_dimension
+
+        fd = functional_dimension(model, inputs)
+    if fd is not None:
+        if int(fd.bound) != bound or int(fd.n_points) != inputs.shape[0]:
+            raise ValueError(
+                f"fd: expected an FDResult for this model on these inputs (bound {bound}, "
+                f"{inputs.shape[0]} points), got bound {fd.bound} and {fd.n_points} points"
+            )
+        observed_rank = int(fd.rank)
+        observed_deficit = bound - observed_rank
+        unexplained = observed_deficit - (bound - predicted_rank)
+    return MechanismReport(
+        widths=tuple(widths),
+        n_points=int(inputs.shape[0]),
+        bound=bound,
+        never_active=tuple(dead),
+        always_active=tuple(always),
+        active_fraction=tuple((z > 0).double().mean(0) for z in pre),
+        min_preactivation=tuple(z.min(0).values for z in pre),
+        max_preactivation=tuple(z.max(0).values for z in pre),
+        narrow_layers=tuple(i + 1 for i, n in enumerate(widths[1:-1]) if n < widths[0]),
+        dead_layers=dead_layers,
+        predicted_rank=predicted_rank,
+        predicted_deficit=bound - predicted_rank,
+        dead_deficit=bound - dead_rank,
+        always_active_deficit=dead_rank - predicted_rank,
+        kernel_tol=tol,
+        kernel_gap=gap,
+        observed_rank=observed_rank,
+        observed_deficit=observed_deficit,
+        unexplained=unexplained,
+    )

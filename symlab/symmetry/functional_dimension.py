@@ -1,0 +1,266 @@
+"""Functional dimension of a network: the rank of its parameter Jacobian on a batch of points.
+
+Grigsby, Lindsey, Meyerhoff, Wu 2022 ("Functional dimension of feedforward ReLU neural
+networks", arXiv 2209.04036) define the batch functional dimension of Z = {z_1, ..., z_N} as
+rank J E_Z|_theta, the rank of the (N*K, D) Jacobian of theta -> (F_theta(z_1), ..., F_theta(z_N));
+dim_fun(theta) is its supremum over finite smooth Z, attained on a decisive set. For ReLU (and
+any positively homogeneous activation) the positive scaling at each hidden neuron gives one
+direction in ker J for every Z, hence the bound (note §2)
+
+    dim_fun(theta) <= fd_bound(widths) = D - sum_{l=1}^{L-1} n_l.
+
+A rank above the bound is a bug, never a result: it raises RuntimeError.
+
+Numerics (hidden-symmetries note §7): float64 Jacobians (recomputed from a float64 copy of a
+float32 model), rows and columns scaled to unit norm (diagonal scalings do not change the rank),
+and :func:`symlab.linalg.numerical_rank`'s rule (tol = sigma_max * max(m, n) * eps, gap at the
+cut, ``"auto"`` = Gram + eigvalsh with an SVD fallback). For positively homogeneous MLPs the
+known scaling null space is removed before the rank: the relation J v_h = 0 for hidden neuron h
+(v_h = +incoming row (W_l[h], b_l[h]), -outgoing column W_{l+1}[:, h]) makes one column of
+neuron h's incoming row a combination of the others, so that column is dropped. The dropped
+columns' coefficient matrix is block-triangular over layers with nonzero diagonal, so the rank
+is unchanged exactly while the matrix shrinks by the number of hidden neurons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from symlab.linalg.jacobian import parameter_jacobian
+from symlab.linalg.rank import (
+    RANK_METHODS,
+    RankResult,
+    gram_upper,
+    numerical_rank,
+    rank_from_gram,
+    rank_from_singular_values,
+)
+from symlab.nets import activation_of, is_mlp, linear_layers, parameter_count
+from symlab.symmetry.samplers import Sampler, get_sampler
+
+START_FACTOR = 1.5  # first sample: ceil(1.5 * bound / K) points
+PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
+MAX_DOUBLINGS = 4  # default max_points = start * 2**MAX_DOUBLINGS
+_BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
+
+
+@dataclass(frozen=True)
+class FDResult:
+    """Batch functional dimension and how far it can be trusted.
+
+    rank: numerical rank of J E_Z; bound: the upper bound (fd_bound for positively homogeneous
+    MLPs, else the parameter count D); deficit = bound - rank; n_points: |Z|; tol, gap,
+    singular_values, ambiguous, method: from the rank computation (of the row- and
+    column-scaled Jacobian, without the dropped scaling columns); saturated: ``"bound"`` (the
+    rank reached the bound, so it is dim_fun), ``"plateau"`` (unchanged over
+    ``PLATEAU_DOUBLINGS`` doublings of the sample), ``"max_points"`` (stopped by max_points: a
+    lower bound only) or ``"batch"`` (explicit inputs below the bound: the batch value).
+    """
+
+    rank: int
+    bound: int
+    deficit: int
+    n_points: int
+    tol: float
+    gap: float
+    singular_values: torch.Tensor
+    saturated: str
+    ambiguous: bool
+    method: str
+
+
+def fd_bound(widths: Sequence[int]) -> int:
+    """D - (number of hidden neurons) for widths (n_0, ..., n_L), D = sum n_l (n_{l-1} + 1)."""
+    widths = list(widths)
+    if len(widths) < 2 or any(not isinstance(w, int | np.integer) or w < 1 for w in widths):
+        raise ValueError(f"widths: expected at least two positive integers, got {widths}")
+    widths = [int(w) for w in widths]
+    return parameter_count(widths) - sum(widths[1:-1])
+
+
+def _homogeneous(model: nn.Module) -> bool:
+    """Positively homogeneous activation: sigma(c z) = c sigma(z) for c > 0."""
+    return isinstance(activation_of(model), nn.ReLU | nn.LeakyReLU | nn.Identity)
+
+
+def _scaling_columns(model: nn.Module, column_norms: torch.Tensor) -> torch.Tensor:
+    """One column per hidden neuron to drop: the largest |theta_p| * ||J_p|| in its incoming row."""
+    drop, offset = [], 0
+    layers = linear_layers(model)
+    for index, layer in enumerate(layers):
+        n_out, n_in = layer.weight.shape
+        has_bias = layer.bias is not None
+        if index < len(layers) - 1:
+            for h in range(n_out):
+                cols = [offset + h * n_in + j for j in range(n_in)]
+                coef = [float(layer.weight[h, j]) for j in range(n_in)]
+                if has_bias:
+                    cols.append(offset + n_out * n_in + h)
+                    coef.append(float(layer.bias[h]))
+                score = torch.tensor(coef, dtype=torch.float64).abs() * column_norms[cols]
+                if float(score.max()) > 0:
+                    drop.append(cols[int(score.argmax())])
+        offset += n_out * (n_in + int(has_bias))
+    return torch.tensor(drop, dtype=torch.long)
+
+
+class _ScaledJacobian:
+    """Jacobian rows for new points: float64, rows scaled to unit norm, scaling columns dropped."""
+
+    def __init__(self, model: nn.Module, reduce: bool):
+        self.model, self.reduce, self.keep = model, reduce, None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        jac = parameter_jacobian(self.model, x, dtype=torch.float64)
+        norms = torch.linalg.vector_norm(jac, dim=1, keepdim=True)
+        jac = jac[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+        if self.keep is None:
+            keep = torch.ones(jac.shape[1], dtype=torch.bool)
+            if self.reduce:
+                keep[_scaling_columns(self.model, torch.linalg.vector_norm(jac, dim=0))] = False
+            self.keep = keep
+        return jac if bool(self.keep.all()) else jac[:, self.keep]
+
+
+def _check_bound(rank: int, bound: int) -> None:
+    if rank > bound:
+        raise RuntimeError(
+            f"functional dimension {rank} exceeds its upper bound {bound}: the Jacobian or the "
+            "rank computation is wrong"
+        )
+
+
+def _result(rank: RankResult, bound: int, n_points: int, saturated: str) -> FDResult:
+    _check_bound(rank.rank, bound)
+    return FDResult(
+        rank.rank,
+        bound,
+        bound - rank.rank,
+        n_points,
+        rank.tol,
+        rank.gap,
+        rank.singular_values,
+        saturated,
+        rank.ambiguous,
+        rank.method,
+    )
+
+
+def _rank_of_rows(jac: torch.Tensor, rank_method: str) -> RankResult:
+    return numerical_rank(jac, method=rank_method)
+
+
+def _rank_of_gram(
+    gram: np.ndarray, n_rows: int, points: torch.Tensor, scaled: _ScaledJacobian, rank_method: str
+) -> RankResult:
+    """Rank from the accumulated Gram; recomputes J and runs the SVD when untrusted (auto)."""
+    diag = np.sqrt(np.diag(gram).copy())
+    live = diag > 0
+    g = gram[np.ix_(live, live)] / np.outer(diag[live], diag[live])
+    result, trusted = rank_from_gram(g, (n_rows, int(live.sum())))
+    if trusted or rank_method == "gram":
+        return result
+    jac = scaled(points)[:, torch.from_numpy(live)]
+    jac = jac / torch.linalg.vector_norm(jac, dim=0)
+    fallback = rank_from_singular_values(torch.linalg.svdvals(jac), tuple(jac.shape))
+    return RankResult(
+        fallback.rank,
+        fallback.tol,
+        fallback.gap,
+        fallback.singular_values,
+        fallback.ambiguous,
+        "svd (fallback)",
+    )
+
+
+def functional_dimension(
+    model: nn.Module,
+    inputs: torch.Tensor | None = None,
+    *,
+    sampler: str | Sampler = "multiscale",
+    seed: int = 0,
+    max_points: int | None = None,
+    rank_method: str = "auto",
+    reduce_scaling: bool = True,
+) -> FDResult:
+    """Batch functional dimension rank J E_Z|_theta (GLMW22), with its bound and saturation.
+
+    With ``inputs`` (N, n0): the batch functional dimension on those points. Without: an
+    adaptive sample from ``sampler`` (default ``"multiscale"``, see
+    :mod:`symlab.symmetry.samplers`) seeded by ``seed``: start with ceil(1.5 * bound / K)
+    points and double until the rank reaches the bound (``saturated="bound"``), stays the same
+    over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``), or ``max_points`` (default
+    16 x the start) is reached (``"max_points"``). Only the new points' Jacobian rows are
+    computed at each doubling; their Gram is added to the running Gram (BLAS dsyrk), so a
+    doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D') Gram.
+
+    Args:
+        model: an MLP (closed-form Jacobian) or any ``nn.Module`` (generic Jacobian; then
+            ``inputs`` is required and the bound is the parameter count D).
+        rank_method: ``"auto"`` (Gram with SVD fallback), ``"gram"`` or ``"svd"``.
+        reduce_scaling: drop one known scaling-null-space column per hidden neuron (positively
+            homogeneous MLPs only); the rank is unchanged and the Gram is smaller.
+
+    Float32 models are differentiated in float64. Cost per evaluation: O(N K D) for J,
+    N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with reduce_scaling).
+    """
+    if rank_method not in RANK_METHODS:
+        raise ValueError(f"rank_method: expected one of {', '.join(RANK_METHODS)}, got {rank_method!r}")
+    if not isinstance(seed, int):
+        raise ValueError(f"seed: expected an integer, got {seed!r}")
+    mlp_like = is_mlp(model)
+    homogeneous = mlp_like and _homogeneous(model)
+    d = sum(p.numel() for p in model.parameters())
+    hidden = sum(layer.out_features for layer in linear_layers(model)[:-1]) if mlp_like else 0
+    bound = d - hidden if homogeneous else d
+    scaled = _ScaledJacobian(model, reduce_scaling and homogeneous)
+
+    if inputs is not None:
+        jac = scaled(inputs)
+        rank = _rank_of_rows(jac, rank_method)
+        return _result(rank, bound, inputs.shape[0], "bound" if rank.rank == bound else "batch")
+    if not mlp_like:
+        raise ValueError("inputs: expected a tensor of points for a model that is not an MLP")
+    draw = get_sampler(sampler)
+    n0, k = linear_layers(model)[0].in_features, linear_layers(model)[-1].out_features
+    start = max(1, math.ceil(START_FACTOR * bound / k))
+    if max_points is None:
+        max_points = start * 2**MAX_DOUBLINGS
+    if not isinstance(max_points, int) or max_points < 1:
+        raise ValueError(f"max_points: expected a positive integer or None, got {max_points!r}")
+    generator = torch.Generator().manual_seed(seed)
+    points = torch.empty(0, n0, dtype=torch.float64)
+    gram, n_rows, history, target = None, 0, [], min(start, max_points)
+    while True:
+        new = draw(target - points.shape[0], n0, generator, torch.float64)
+        if new.shape != (target - points.shape[0], n0):
+            raise ValueError(
+                f"sampler: expected a tensor of shape ({target - points.shape[0]}, {n0}), "
+                f"got {tuple(new.shape)}"
+            )
+        points = torch.cat([points, new.to(torch.float64)])
+        if rank_method == "svd":
+            rank = _rank_of_rows(scaled(points), "svd")
+        else:
+            for block in torch.split(new, _BLOCK_POINTS):
+                rows = scaled(block)
+                n_rows += rows.shape[0]
+                if gram is None:
+                    gram = np.zeros((rows.shape[1], rows.shape[1]), order="F")
+                gram = gram_upper(rows, out=gram)
+            rank = _rank_of_gram(gram, n_rows, points, scaled, rank_method)
+        _check_bound(rank.rank, bound)
+        history.append(rank.rank)
+        if rank.rank == bound:
+            return _result(rank, bound, points.shape[0], "bound")
+        if len(history) > PLATEAU_DOUBLINGS and len(set(history[-PLATEAU_DOUBLINGS - 1 :])) == 1:
+            return _result(rank, bound, points.shape[0], "plateau")
+        if points.shape[0] >= max_points:
+            return _result(rank, bound, points.shape[0], "max_points")
+        target = min(2 * points.shape[0], max_points)

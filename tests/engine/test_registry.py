@@ -1,0 +1,24 @@
+"""Studies of a user's own module through SYMLAB_EXPERIMENTS (a real subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CODE = """
+import sys
+from symlab.engine import get_experiment, list_experiments
+toy = get_experiment("toy")
+print(toy.name, "symlab.experiments" in sys.modules)
+print(" ".join(e.name for e in list_experiments()))
+"""
+
+
+def test_user_module_registers_without_importing_the_builtin_studies(toy_env, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", CODE], env=toy_env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == "toy False"  # running a user's study does not import the built-in ones
+    assert "toy" in second.split()

@@ -1,0 +1,95 @@
+"""The SQLite store: WAL, idempotent inserts, tidy rows, failures, csv/parquet export."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from symlab.engine import InputError, Store
+from symlab.engine.store import STORE_NAME
+
+
+def fill(store: Store) -> None:
+    store.add("k2", "toy", "1", {"x": 2, "seed": 0}, {"y": 4.0, "pair": [2, 4]}, seconds=0.5)
+    store.add("k1", "toy", "1", {"x": 1, "seed": 0}, {"y": 1.0, "pair": [1, 1]}, seconds=0.25)
+    store.add("k3", "toy", "1", {"x": 3, "seed": 1}, {"y": math.nan, "pair": [3, 9]})
+
+
+def test_schema_wal_and_idempotent_insert(tmp_path):
+    with Store(tmp_path / "run") as store:
+        assert store.add("k", "toy", "1", {"x": 1}, {"y": 1})
+        assert not store.add("k", "toy", "1", {"x": 1}, {"y": 999})  # INSERT OR IGNORE
+        assert store.keys() == {"k"} and len(store) == 1
+        store.set_meta(study="toy", spec="xs = [1]\n", created="now")
+        assert store.meta() == {"study": "toy", "spec": "xs = [1]\n", "created": "now"}
+    db = sqlite3.connect(tmp_path / "run" / STORE_NAME)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    rows = db.execute("SELECT key, experiment, version, params, result FROM results").fetchall()
+    assert rows == [("k", "toy", "1", '{"x":1}', '{"y":1}')]
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"results", "failures", "meta"}
+
+
+def test_rows_are_tidy_and_ordered(tmp_path):
+    with Store(tmp_path) as store:
+        fill(store)
+        rows = store.rows()
+        assert list(rows.columns) == ["key", "x", "seed", "y", "pair"]
+        assert rows["key"].tolist() == ["k1", "k2", "k3"]  # sorted by key without keys
+        assert rows["pair"].tolist() == [[1, 1], [2, 4], [3, 9]]
+        assert math.isnan(rows["y"].iloc[2])  # NaN survives the JSON round trip
+        chosen = store.rows(["k3", "missing", "k1"])
+        assert chosen["key"].tolist() == ["k3", "k1"]  # the order asked for, missing skipped
+        timed = store.rows(["k2"], timing=True)
+        assert timed["seconds"].tolist() == [0.5]
+        assert {"finished_at", "host"} <= set(timed.columns)
+        assert store.rows([]).columns.tolist() == ["key"]
+
+
+def test_result_field_clashing_with_a_param_is_prefixed(tmp_path):
+    with Store(tmp_path) as store:
+        store.add("k", "toy", "1", {"x": 1}, {"x": 2, "y": 3})
+        row = store.rows().iloc[0]
+        assert (row["x"], row["result_x"], row["y"]) == (1, 2, 3)
+
+
+def test_failures_outstanding_until_the_key_succeeds(tmp_path):
+    with Store(tmp_path) as store:
+        store.add_failure("a", {"x": 1}, "RuntimeError: first", "tb1")
+        store.add_failure("a", {"x": 1}, "RuntimeError: second", "tb2")
+        store.add_failure("b", {"x": 2}, "RuntimeError: b", "tb3")
+        outstanding = store.failures()
+        assert outstanding["key"].tolist() == ["a", "b"]
+        assert outstanding["error"].tolist() == ["RuntimeError: second", "RuntimeError: b"]
+        store.add("b", "toy", "1", {"x": 2}, {"y": 4})
+        assert store.failures()["key"].tolist() == ["a"]
+        assert len(store.failures(outstanding=False)) == 3
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_round_trip(tmp_path, fmt):
+    with Store(tmp_path / "run") as store:
+        fill(store)
+        expected = store.rows(timing=True)
+        path = store.export(tmp_path / f"out.{fmt}")
+        assert path == tmp_path / f"out.{fmt}"
+    back = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+    assert back.columns.tolist() == expected.columns.tolist()
+    assert back["key"].tolist() == expected["key"].tolist()
+    assert back["x"].tolist() == expected["x"].tolist()
+    assert back["seconds"].tolist()[:2] == [0.25, 0.5]
+    y = back["y"].tolist()
+    assert y[:2] == [1.0, 4.0] and math.isnan(y[2])
+    assert [json.loads(p) for p in back["pair"]] == expected["pair"].tolist()
+
+
+def test_export_rejects_unknown_format_and_missing_store(tmp_path):
+    with Store(tmp_path / "run") as store, pytest.raises(InputError, match="format"):
+        store.export(tmp_path / "x.xlsx", format="xlsx")
+    with pytest.raises(InputError, match="holds no results"):
+        Store(tmp_path / "nothing", create=False)
+    assert not (tmp_path / "nothing").exists()

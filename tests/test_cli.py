@@ -1,0 +1,227 @@
+"""The symlab CLI: bad input -> one red sentence and exit 2; run, show, export, report; resume
+after a real SIGKILL of the whole process group.
+
+In-process tests call ``symlab.cli.main(argv)``; the subprocess tests run the real
+``python -m symlab.cli`` with the toy study registered through ``SYMLAB_EXPERIMENTS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from symlab.cli import main
+
+ENGINE_TESTS = Path(__file__).resolve().parent / "engine"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    if str(ENGINE_TESTS) not in sys.path:
+        sys.path.insert(0, str(ENGINE_TESTS))
+    return importlib.import_module("toy_study").TOY
+
+
+@pytest.fixture()
+def toy_env():
+    env = dict(os.environ)
+    parts = [str(ENGINE_TESTS), str(ENGINE_TESTS.parent.parent), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env["SYMLAB_EXPERIMENTS"] = "toy_study"
+    return env
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``symlab argv`` in this process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def symlab(env: dict, cwd: Path, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "symlab.cli", *argv]
+    return subprocess.run(
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def listing(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "nope"], "study 'nope': expected one of"),
+        (["run", "toy", "--preset", "fast"], "preset 'fast': expected one of quick, paper."),
+        (["run", "toy", "--config", "missing.toml"], "config: file 'missing.toml' does not exist."),
+        (["run", "toy", "--config", "bad.toml"], "'bad.toml' is not valid TOML"),
+        (["run", "toy", "--config", "typo.toml"], "config field 'xz' is not a field of toy"),
+        (["run", "toy", "-p", "quick", "-c", "bad.toml"], "--preset and --config: expected one"),
+        (["run", "toy", "--workers", "0"], "--workers: expected an integer >= 1, got 0."),
+        (["run", "toy", "--workers", "two"], "Invalid value for '--workers'"),
+        (["run", "toy", "--bogus"], "No such option: --bogus"),
+        (["show", "nowhere"], "DIR: 'nowhere' is not a directory."),
+        (["show", "empty"], "DIR: 'empty' is not a symlab run directory"),
+        (["report", "nowhere"], "DIR: 'nowhere' is not a directory."),
+        (["export", "nowhere"], "DIR: 'nowhere' is not a directory."),
+        (["export", "empty", "--format", "xlsx"], "--format: expected csv or parquet, got 'xlsx'."),
+    ],
+)
+def test_bad_input_is_one_red_sentence_exit_2_and_writes_nothing(
+    toy, capsys, tmp_path, monkeypatch, argv, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text("xs = [1,\n")
+    (tmp_path / "typo.toml").write_text("xs = [1]\nxz = 2\n")
+    (tmp_path / "empty").mkdir()
+    before = listing(tmp_path)
+    code, out, err = cli(capsys, *argv)
+    assert code == 2
+    assert message in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(".")
+    assert "Traceback" not in out + err
+    assert listing(tmp_path) == before  # nothing written (no runs/ folder either)
+
+
+def test_real_entry_point_bad_input(toy_env, tmp_path):
+    result = symlab(toy_env, tmp_path, "run", "toy", "--preset", "fast")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "preset 'fast': expected one of quick, paper."
+    assert result.stdout == "" and listing(tmp_path) == []
+
+
+def test_unknown_user_module_is_bad_input(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYMLAB_EXPERIMENTS", "no_such_study_module")
+    code, _, err = cli(capsys, "run", "toy")
+    assert code == 2
+    assert "SYMLAB_EXPERIMENTS: could not import module 'no_such_study_module'" in err
+    assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------ run in process
+
+
+def test_run_show_export_report_in_process(toy, capsys, tmp_path):
+    run_dir = tmp_path / "r"
+    code, out, err = cli(capsys, "run", "toy", "--out", str(run_dir))
+    assert code == 0, err
+    assert f"table:   {run_dir / 'summary.csv'}" in out
+    assert f"report:  {run_dir / 'report.html'}" in out
+    assert "(2 files)" in out and "The toy study stored 8 rows" in out
+    assert "resuming" not in out
+
+    code, out, _ = cli(capsys, "run", "toy", "--preset", "paper", "--out", str(run_dir))
+    assert code == 0 and "resuming: 8 of 24 jobs already stored" in out
+
+    code, out, _ = cli(capsys, "show", str(run_dir))
+    assert code == 0
+    assert "toy in" in out and "24 results stored" in out and "mean_y" in out
+    assert "The toy study stored 24 rows" in out
+
+    for fmt in ("csv", "parquet"):
+        target = tmp_path / f"all.{fmt}"
+        code, out, _ = cli(capsys, "export", str(run_dir), "--format", fmt, "-o", str(target))
+        assert code == 0 and f"exported 24 rows to {target}" in out
+        table = pd.read_csv(target) if fmt == "csv" else pd.read_parquet(target)
+        assert len(table) == 24 and (table["y"] == table["x"] ** 2 + table["seed"]).all()
+        assert [json.loads(p) for p in table["pair"]] == [[x, x * x] for x in table["x"]]
+
+    (run_dir / "report.html").unlink()
+    code, out, _ = cli(capsys, "report", str(run_dir))
+    assert code == 0 and "24 of 24 jobs of the stored spec summarized" in out
+    assert '<img src="figures/toy.png"' in (run_dir / "report.html").read_text()
+
+    code, out, _ = cli(capsys, "list")
+    assert code == 0 and "toy" in out and "quick, paper" in out
+
+
+def test_failed_jobs_exit_1_and_show_failures(toy, capsys, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("xs = [0, 1, 2]\nfail_on = [1]\n")
+    code, out, err = cli(capsys, "run", "toy", "-c", str(config), "-o", str(tmp_path / "r"))
+    assert code == 1
+    assert f"1 of 3 jobs failed; tracebacks: symlab show {tmp_path / 'r'} --failures" in err
+    assert "The toy study stored 2 rows" in out  # the sweep went on and was summarized
+    code, out, _ = cli(capsys, "show", str(tmp_path / "r"), "--failures")
+    assert code == 0 and "RuntimeError: toy failure at x=1" in out and "Traceback" in out
+
+
+def test_a_study_exception_is_exit_1_with_traceback_only_under_debug(toy, capsys, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('xs = [1]\nmode = "bad-summary"\n')
+    code, _, err = cli(capsys, "run", "toy", "-c", str(config), "-o", str(tmp_path / "a"))
+    assert code == 1
+    assert "ZeroDivisionError: toy summary divides by zero" in err and "--debug" in err
+    assert "Traceback" not in err
+    argv = ("run", "toy", "-c", str(config), "-o", str(tmp_path / "b"), "--debug")
+    code, _, err = cli(capsys, *argv)
+    assert code == 1 and "Traceback" in err
+
+
+# ------------------------------------------------------------------------------ real processes
+
+
+def stored_count(path: Path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_resume_after_sigkill_of_the_process_group(toy, toy_env, tmp_path):
+    from symlab.engine import expand_jobs, spec_from_mapping
+
+    config = tmp_path / "sweep.toml"
+    config.write_text("xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nseeds = [0, 1]\nsleep = 0.2\n")
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, "-m", "symlab.cli", "run", "toy", "-c", str(config), "-o", str(run_dir)]
+    process = subprocess.Popen(
+        [*argv, "--workers", "2"],
+        env=toy_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the CLI and its workers
+    )
+    store = run_dir / "results.sqlite"
+    deadline = time.monotonic() + 90
+    while stored_count(store) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    n_killed = stored_count(store)
+    assert 3 <= n_killed < 20, "the kill must land mid-sweep"
+
+    second = subprocess.run(argv, env=toy_env, cwd=tmp_path, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert f"resuming: {n_killed} of 20 jobs already stored" in second.stdout
+    assert f"{20 - n_killed} jobs run, {n_killed} already stored" in second.stdout
+
+    spec = spec_from_mapping(toy, {"xs": list(range(10)), "seeds": [0, 1], "sleep": 0.2})
+    expected = {job.key: job.params for job in expand_jobs(toy, spec)}
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT key, params, result FROM results").fetchall()
+    assert sorted(key for key, _, _ in rows) == sorted(expected)  # each key exactly once
+    for key, params, result in rows:
+        params, result = json.loads(params), json.loads(result)
+        assert params == expected[key]
+        assert result["y"] == params["x"] ** 2 + params["seed"]

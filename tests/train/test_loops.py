@@ -1,0 +1,173 @@
+"""symlab.train loops against explicit references (manual updates, least squares, Adam formula)."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from symlab.nets import flatten_params, mlp
+from symlab.train import adam, gradient_descent, lbfgs, loss_and_grad_norm, newton, sgd
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def _data(n=40, d=3, k=2, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=dtype)
+    return x, torch.randn(n, k, generator=g, dtype=dtype)
+
+
+def _manual_grad(model, x, y):
+    """Reference gradient of the mean squared error by torch.func over the parameter dict."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(p):
+        return ((torch.func.functional_call(model, p, (x,)) - y) ** 2).mean()
+
+    return torch.func.grad(loss)(params)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradient_descent_steps_match_manual_updates(dtype):
+    x, y = _data(dtype=dtype)
+    model = mlp([3, 5, 2], "tanh", seed=1, dtype=dtype)
+    reference = mlp([3, 5, 2], "tanh", seed=1, dtype=dtype)
+    for _ in range(3):
+        grads = _manual_grad(reference, x, y)
+        with torch.no_grad():
+            for name, p in reference.named_parameters():
+                p -= 0.1 * grads[name]
+    trajectory = gradient_descent(model, (x, y), lr=0.1, steps=3)
+    atol = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=atol, rtol=0)
+    assert trajectory.steps == [0, 1, 2, 3] and trajectory.n_steps == 3
+    assert trajectory.losses[-1] < trajectory.losses[0]
+
+
+def test_sgd_full_batch_equals_gd_and_seed_controls_minibatches():
+    x, y = _data()
+    a, b = mlp([3, 4, 2], "tanh", seed=2), mlp([3, 4, 2], "tanh", seed=2)
+    gradient_descent(a, (x, y), lr=0.05, steps=5)
+    sgd(b, (x, y), lr=0.05, steps=5, batch_size=40)
+    torch.testing.assert_close(flatten_params(a), flatten_params(b), atol=1e-14, rtol=0)
+    runs = []
+    for seed in (0, 0, 1):
+        model = mlp([3, 4, 2], "tanh", seed=2)
+        sgd(model, (x, y), lr=0.05, steps=7, batch_size=8, seed=seed)
+        runs.append(flatten_params(model))
+    assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])
+
+
+def test_sgd_first_step_uses_the_first_minibatch_of_the_seeded_permutation():
+    x, y = _data()
+    model, reference = mlp([3, 4, 2], "tanh", seed=3), mlp([3, 4, 2], "tanh", seed=3)
+    index = torch.randperm(40, generator=torch.Generator().manual_seed(5))[:8]
+    grads = _manual_grad(reference, x[index], y[index])
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            p -= 0.2 * grads[name]
+    sgd(model, (x, y), lr=0.2, steps=1, batch_size=8, seed=5)
+    torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=1e-14, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_matches_the_update_formula(dtype):
+    x, y = _data(dtype=dtype)
+    model, reference = mlp([3, 4, 2], "tanh", seed=4, dtype=dtype), mlp([3, 4, 2], "tanh", seed=4, dtype=dtype)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    m = {k: torch.zeros_like(v) for k, v in reference.named_parameters()}
+    v = {k: torch.zeros_like(p) for k, p in reference.named_parameters()}
+    for t in range(1, 5):
+        grads = _manual_grad(reference, x, y)
+        with torch.no_grad():
+            for name, p in reference.named_parameters():
+                m[name] = b1 * m[name] + (1 - b1) * grads[name]
+                v[name] = b2 * v[name] + (1 - b2) * grads[name] ** 2
+                m_hat, v_hat = m[name] / (1 - b1**t), v[name] / (1 - b2**t)
+                p -= lr * m_hat / (v_hat.sqrt() + eps)
+    adam(model, (x, y), lr=lr, steps=4)
+    atol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=atol, rtol=0)
+
+
+def _linear(dtype, seed=0):
+    layer = nn.Linear(3, 2, dtype=dtype)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(2, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype))
+        layer.bias.zero_()
+    return layer
+
+
+def _least_squares(x, y):
+    design = torch.cat([x, torch.ones_like(x[:, :1])], 1).double()
+    solution = torch.linalg.lstsq(design, y.double()).solution  # (4, 2)
+    return torch.cat([solution[:3].T.reshape(-1), solution[3]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lbfgs_and_newton_reach_the_least_squares_solution(dtype):
+    x, y = _data(dtype=dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    reference = _least_squares(x, y)
+    for loop in (lbfgs, newton):
+        model = _linear(dtype)
+        trajectory = loop(model, (x, y), tol=tol)
+        assert trajectory.converged and trajectory.final_grad_norm <= tol
+        atol = 1e-8 if dtype == torch.float64 else 1e-4
+        torch.testing.assert_close(flatten_params(model).double(), reference, atol=atol, rtol=0)
+    assert newton(_linear(dtype), (x, y), tol=tol).n_steps <= 2  # quadratic: exact in one step
+
+
+def test_newton_returns_to_a_degenerate_saddle_line():
+    """A split critical point (singular Hessian) perturbed by 1e-4 is polished back to gradient ≤ 1e-12."""
+    x, y = _data(n=60, d=2, k=1, seed=7)
+    model = mlp([2, 2, 1], "tanh", seed=8)
+    lbfgs(model, (x, y), tol=1e-9)
+    newton(model, (x, y), tol=1e-13)
+    w1, w2 = model[0].weight.detach(), model[2].weight.detach()
+    wide = mlp([2, 3, 1], "tanh", seed=0)
+    with torch.no_grad():
+        wide[0].weight.copy_(torch.cat([w1, w1[:1]]))
+        wide[0].bias.copy_(torch.cat([model[0].bias, model[0].bias[:1]]))
+        wide[2].weight.copy_(torch.cat([0.3 * w2[:, :1], w2[:, 1:], 0.7 * w2[:, :1]], 1))
+        wide[2].bias.copy_(model[2].bias)
+        for p in wide.parameters():
+            p += 1e-4 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=p.dtype)
+    before = loss_and_grad_norm(wide, (x, y))[1]
+    trajectory = newton(wide, (x, y), tol=1e-12)
+    assert before > 1e-6 and trajectory.converged and trajectory.final_grad_norm <= 1e-12
+
+
+def test_callback_and_recording_schedule():
+    x, y = _data()
+    seen = []
+    trajectory = gradient_descent(
+        mlp([3, 4, 2], "tanh", seed=1), (x, y), lr=0.1, steps=10, record_every=4,
+        callback=lambda step, model: seen.append(step), callback_every=3,
+    )  # fmt: skip
+    assert seen == [0, 3, 6, 9] and trajectory.steps == [0, 4, 8, 10]
+    assert all(math.isfinite(v) for v in trajectory.grad_norms)
+
+
+def test_tolerance_stops_early():
+    x, y = _data()
+    trajectory = gradient_descent(_linear(torch.float64), (x, y), lr=0.5, steps=5000, tol=1e-6)
+    assert trajectory.converged and trajectory.n_steps < 5000 and trajectory.final_grad_norm <= 1e-6
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m, d: gradient_descent(m, d, lr=-1.0, steps=3), "lr"),
+        (lambda m, d: gradient_descent(m, d, lr=0.1, steps=-3), "steps"),
+        (lambda m, d: sgd(m, d, lr=0.1, steps=3, batch_size=0), "batch_size"),
+        (lambda m, d: sgd(m, d, lr=0.1, steps=3, batch_size=4, momentum=1.5), "momentum"),
+        (lambda m, d: lbfgs(m, d, tol=0.0), "tol"),
+        (lambda m, d: newton(m, d, max_params=3), "max_params"),
+        (lambda m, d: adam(m, (d[0], d[1][:3]), lr=0.1, steps=1), "data"),
+    ],
+)
+def test_bad_input_raises_one_clear_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(_linear(torch.float64), _data())
