@@ -47,8 +47,9 @@ app = typer.Typer(
 )
 
 # ``Console()`` resolves sys.stdout at print time, so output capture in tests works.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup off: paths and messages may contain [brackets]
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -108,15 +109,15 @@ def _run_dir(path: Path) -> Path:
 
 @app.command()
 def run(
-    study: Annotated[str, typer.Argument(help="Study name (see `symlab list`).")],
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name (see `symlab list`).")],
     preset: Annotated[
-        str | None, typer.Option("--preset", "-p", help="Preset name [default: quick].")
+        str | None, typer.Option("--preset", "-p", help="Preset name.", show_default="quick")
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="A TOML config of the study's spec.")
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Run directory [default: runs/STUDY].")
+        Path | None, typer.Option("--out", "-o", help="Run directory.", show_default="runs/STUDY")
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", "-w", help="Worker processes (1 runs inline).")
@@ -254,10 +255,9 @@ def show(
         meta = store.meta()
         n_rows = len(store)
         failed = store.failures()
-    out.print(
-        f"[bold]{meta.get('study', '?')}[/bold] in {run_dir}: {n_rows} results stored, "
-        f"{len(failed)} failing jobs"
-    )
+    header = Text(meta.get("study", "?"), style="bold")
+    header.append(f" in {run_dir}: {n_rows} results stored, {len(failed)} failing jobs")
+    out.print(header)
     if failures:
         if not len(failed):
             out.print("no failed jobs")
@@ -287,10 +287,11 @@ def show(
 def export(
     run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="A run directory.")],
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="csv or parquet [default: from FILE].")
+        str | None,
+        typer.Option("--format", "-f", help="csv or parquet.", show_default="from FILE's suffix"),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File [default: DIR/results.FORMAT].")
+        Path | None, typer.Option("--output", "-o", help="File.", show_default="DIR/results.FORMAT")
     ] = None,
 ) -> None:
     """Export a run's results (params, results, timing) as one tidy table."""

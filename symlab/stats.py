@@ -26,9 +26,11 @@ class TrendTest:
     """Direction of a response along one factor, tested within strata of the other factors.
 
     In each stratum (the other factors held fixed) Spearman's rho between the factor and the
-    response is computed over individual runs; strata where rho is undefined (constant response)
-    are 'flat'. A two-sided sign test over the non-flat strata says whether one direction
-    dominates. ``direction`` is 'decreasing', 'increasing' or 'no clear trend' (p >= alpha).
+    response is computed over individual runs, with its two-sided p-value; strata where the
+    response is constant carry no information ('flat') and are left out. The strata are combined
+    by Stouffer's method on signed z-scores, z_i = sign(rho_i) * Phi^-1(1 - p_i / 2),
+    Z = sum z_i / sqrt(k) (Whitlock 2005), so a consistent small effect over many strata counts.
+    ``direction`` is 'decreasing', 'increasing' or 'no clear trend' (combined p >= alpha).
     """
 
     factor: str
@@ -37,29 +39,29 @@ class TrendTest:
     n_increasing: int
     n_flat: int
     median_rho: float
-    sign_test_p: float
+    combined_z: float
+    p_value: float
     direction: str
 
     def sentence(self, response: str) -> str:
-        """One clause such as "decreasing in depth (11 of 12 strata, sign test p = 0.003)"."""
-        counted = self.n_decreasing + self.n_increasing
+        """One clause such as "P decreases with depth (11 of 12 strata, Stouffer p = 0.003)"."""
+        counts = (
+            f"{self.n_decreasing} strata down, {self.n_increasing} up, {self.n_flat} flat; "
+            f"median Spearman rho {self.median_rho:+.2f}, Stouffer Z = {self.combined_z:+.1f}, "
+            f"p = {self.p_value:.2g}"
+        )
         if self.direction == "decreasing":
-            lead = f"decreasing in {self.factor} ({self.n_decreasing} of {counted} strata"
-        elif self.direction == "increasing":
-            lead = f"increasing in {self.factor} ({self.n_increasing} of {counted} strata"
-        else:
-            lead = (
-                f"no clear trend in {self.factor} ({self.n_decreasing} down, "
-                f"{self.n_increasing} up, {self.n_flat} flat"
-            )
-        return f"{response} {lead}, median Spearman rho = {self.median_rho:+.2f}, sign test p = {self.sign_test_p:.2g})"
+            return f"{response} decreases with {self.factor} ({counts})"
+        if self.direction == "increasing":
+            return f"{response} increases with {self.factor} ({counts})"
+        return f"{response} shows no clear trend with {self.factor} ({counts})"
 
 
 def stratified_trend(
     frame: pd.DataFrame, factor: str, response: str, strata: list[str], alpha: float = 0.05
 ) -> TrendTest:
-    """Sign test over strata of the Spearman correlation between ``factor`` and ``response``."""
-    rhos = []
+    """Stouffer-combined Spearman test of ``response`` against ``factor`` within ``strata``."""
+    rhos, zs = [], []
     n_flat = 0
     for _, group in frame.groupby(strata) if strata else [(None, frame)]:
         if group[factor].nunique() < 2:
@@ -67,25 +69,27 @@ def stratified_trend(
         if group[response].nunique() < 2:
             n_flat += 1
             continue
-        rho = stats.spearmanr(group[factor], group[response]).statistic
-        if np.isnan(rho) or rho == 0:
+        result = stats.spearmanr(group[factor], group[response])
+        rho, p = float(result.statistic), float(result.pvalue)
+        if np.isnan(rho):
             n_flat += 1
-        else:
-            rhos.append(float(rho))
-    n_down = sum(r < 0 for r in rhos)
-    n_up = sum(r > 0 for r in rhos)
-    p = float(stats.binomtest(n_down, n_down + n_up).pvalue) if rhos else 1.0
-    if p < alpha:
-        direction = "decreasing" if n_down > n_up else "increasing"
+            continue
+        rhos.append(rho)
+        zs.append(np.sign(rho) * stats.norm.isf(max(p, 1e-300) / 2))
+    combined = float(np.sum(zs) / np.sqrt(len(zs))) if zs else 0.0
+    p_value = float(2 * stats.norm.sf(abs(combined))) if zs else 1.0
+    if p_value < alpha:
+        direction = "decreasing" if combined < 0 else "increasing"
     else:
         direction = "no clear trend"
     return TrendTest(
         factor=factor,
         n_strata=len(rhos) + n_flat,
-        n_decreasing=n_down,
-        n_increasing=n_up,
+        n_decreasing=sum(r < 0 for r in rhos),
+        n_increasing=sum(r > 0 for r in rhos),
         n_flat=n_flat,
         median_rho=float(np.median(rhos)) if rhos else float("nan"),
-        sign_test_p=p,
+        combined_z=combined,
+        p_value=p_value,
         direction=direction,
     )

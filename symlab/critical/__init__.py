@@ -46,3 +46,36 @@ __all__ = [
     "stirling2",
     "subspace_kinds",
 ]
+
+# Criticality checks and condensation measures (training / Hessian-inertia engineer).
+from symlab.critical.condensation import (  # noqa: E402
+    effective_neuron_count,
+    neuron_orientations,
+    orientation_clusters,
+)
+from symlab.critical.criticality import (  # noqa: E402
+    CriticalPoint,
+    Inertia,
+    gradient_norm,
+    hessian,
+    hessian_inertia,
+    hessian_vector_product,
+    predicted_split_inertia,
+    splitting_matrix,
+    train_to_critical,
+)
+
+__all__ += [
+    "CriticalPoint",
+    "Inertia",
+    "effective_neuron_count",
+    "gradient_norm",
+    "hessian",
+    "hessian_inertia",
+    "hessian_vector_product",
+    "neuron_orientations",
+    "orientation_clusters",
+    "predicted_split_inertia",
+    "splitting_matrix",
+    "train_to_critical",
+]

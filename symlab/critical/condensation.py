@@ -58,7 +58,9 @@ def effective_neuron_count(
     """Number of orientation clusters among neurons with amplitude ≥ fraction · max amplitude:
     the width of the narrow net the wide one is (approximately) embedded from."""
     if not 0 <= amplitude_fraction < 1:
-        raise ValueError(f"amplitude_fraction: expected a number in [0, 1), got {amplitude_fraction!r}")
+        raise ValueError(
+            f"amplitude_fraction: expected a number in [0, 1), got {amplitude_fraction!r}"
+        )
     u, amplitude = neuron_orientations(model)
     keep = amplitude >= amplitude_fraction * amplitude.max()
     return int(len(np.unique(orientation_clusters(u[keep], threshold))))

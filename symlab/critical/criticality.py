@@ -36,6 +36,7 @@ from symlab.train.loops import (
     _check_data,
     _flat_loss,
     lbfgs,
+    levenberg_marquardt,
     loss_and_grad_norm,
     mse_loss,
     newton,
@@ -139,14 +140,17 @@ def hessian_inertia(
       rounding. Cost O(D) HVPs + O(D³), memory O(D²).
     - ``"lanczos"``: matrix-free. ARPACK (``scipy.sparse.linalg.eigsh``, implicitly restarted
       Lanczos) on a ``LinearOperator`` of Hessian-vector products computes max|λ| (which="LM")
-      and the k algebraically smallest eigenvalues (which="SA"), doubling k until the largest of
-      them exceeds tol, i.e. until every eigenvalue ≤ tol has been found; then negative and zero
+      and the k algebraically smallest eigenvalues (the largest of c I − H, c = 1.1 max|λ|, to
+      relative accuracy 1e-12 of c), doubling k until the largest of them exceeds tol, i.e. until every eigenvalue ≤ tol has been found; then negative and zero
       are counted among them and positive = D − negative − zero. Limits: k stops at
       min(D − 1, 4 · initial k · 8); if the bottom of the spectrum is not passed by then,
       ``complete=False``; exactly repeated eigenvalues (multiplicity > 1, e.g. many zero modes)
       are found only through ARPACK's restarts and rounding, so a multiplicity can be
       under-counted — check against dense on a model of the same kind. Cost per k: O(k · iters)
-      HVPs, memory O(D · ncv).
+      HVPs, memory O(D · ncv); k must exceed #negative + #zero, so at embedded (highly
+      degenerate) critical points Lanczos is far slower than dense (benchmarks/bench_hessian.py:
+      5–120 s vs 0.02–0.2 s for D = 97–369). Use it only where the dense D × D Hessian does not
+      fit and few eigenvalues are ≤ tol.
     - ``"auto"``: dense when D ≤ ``dense_max_params``, else Lanczos.
     """
     if method not in ("auto", "dense", "lanczos"):
@@ -183,17 +187,25 @@ def _lanczos_inertia(model, data, tol, loss, k, dim, dtype, return_eigenvalues, 
 
     op = LinearOperator((dim, dim), matvec=matvec, dtype=np.float64)
     v0 = np.random.default_rng(seed).standard_normal(dim)
-    top = float(np.abs(eigsh(op, k=1, which="LM", v0=v0, return_eigenvectors=False)).max())
+    top = float(
+        np.abs(eigsh(op, k=1, which="LM", v0=v0, tol=1e-6, return_eigenvectors=False)).max()
+    )
     if tol is None:
         tol = _default_tol(top, dtype)
+    # the bottom of H is the top of c I − H (c ≥ λ_max): ARPACK's relative accuracy then holds
+    # relative to c, not to the near-zero eigenvalues themselves (which would never converge)
+    shift = 1.1 * top
+    shifted = LinearOperator((dim, dim), matvec=lambda v: shift * v - matvec(v), dtype=np.float64)
     k_now, k_max = min(k, dim - 1), min(dim - 1, 32 * k)
     while True:
         ncv = min(dim, max(2 * k_now + 1, k_now + 20))
         try:
-            values = eigsh(op, k=k_now, which="SA", v0=v0, ncv=ncv, return_eigenvectors=False)
+            values = eigsh(
+                shifted, k=k_now, which="LA", v0=v0, ncv=ncv, tol=1e-12, return_eigenvectors=False
+            )
         except ArpackNoConvergence as error:  # keep what converged
             values = error.eigenvalues
-        values = np.sort(np.asarray(values, dtype=np.float64))
+        values = np.sort(shift - np.asarray(values, dtype=np.float64))
         complete = bool(values.size and values.max() > tol)
         if complete or k_now >= k_max:
             break
@@ -232,19 +244,25 @@ def train_to_critical(
 ) -> CriticalPoint:
     """Train ``model`` in place to a point with gradient ∞-norm ≤ ``tol`` (float64 advised).
 
-    L-BFGS (strong Wolfe) for up to ``max_iter`` iterations, then, when D ≤ ``newton_max_params``,
-    damped Newton polishing towards tol / 1000 (it converges to the nearby critical point, minimum
-    or saddle; see ``symlab.train.newton``). ``converged`` means gradient ∞-norm ≤ tol at the end.
+    L-BFGS (strong Wolfe) for up to ``max_iter`` iterations; then, when D ≤ ``newton_max_params``,
+    Levenberg–Marquardt on the residuals (MSE loss only; fast at zero-residual points, where the
+    Hessian is singular) and damped Newton on ∇L = 0 towards tol / 1000 (it converges to the
+    nearby critical point, minimum or saddle; see ``symlab.train.newton``). ``converged`` means
+    gradient ∞-norm ≤ tol at the end; ``newton_iterations`` counts both second-order polishers.
     """
     data = _check_data(model, data)
     first = lbfgs(model, data, max_iter=max_iter, tol=tol, loss=loss, record_every=50)
-    newton_steps = 0
+    polish_steps = 0
     if sum(p.numel() for p in model.parameters()) <= newton_max_params:
+        if loss is mse_loss and first.final_grad_norm > tol * 1e-3:
+            polish_steps += levenberg_marquardt(
+                model, data, tol=tol * 1e-3, max_iter=4 * newton_max_iter
+            ).n_steps
         polish = newton(model, data, tol=tol * 1e-3, max_iter=newton_max_iter, loss=loss)
-        newton_steps = polish.n_steps
+        polish_steps += polish.n_steps
     value, grad_norm = loss_and_grad_norm(model, data, loss)
     finite = math.isfinite(grad_norm) and math.isfinite(value)
-    return CriticalPoint(finite and grad_norm <= tol, value, grad_norm, first.n_steps, newton_steps)
+    return CriticalPoint(finite and grad_norm <= tol, value, grad_norm, first.n_steps, polish_steps)
 
 
 def _two_layer(model: nn.Module) -> tuple[nn.Linear, nn.Module, nn.Linear]:

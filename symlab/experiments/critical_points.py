@@ -23,7 +23,14 @@ the paper's assumptions (σ(0) ≠ 0, infinitely many non-zero odd and even deri
 non-permutation degeneracies). ``relu`` is a contrast outside the theory: it is not
 differentiable (Hessians and the duplicate/saddle calculus hold only piecewise), its positive
 homogeneity σ(cz) = cσ(z) gives continuous rescaling families (neurons are compared after moving
-‖w_j‖ into a_j), and dead neurons (never active on the data) are flat without being zero-type.
+‖w_j‖ into a_j), and dead neurons (never active on the data) are flat without being zero-type; moreover
+relu(z) − relu(−z) = z, so pairs of opposite neurons add linear functions and many zero-loss
+points are not duplicates of teacher neurons (they appear as ``global minimum (other)``).
+
+Training (``symlab.critical.train_to_critical``): L-BFGS, then Levenberg–Marquardt on the
+residuals, then damped Newton on ∇L = 0. A zero-loss point (loss ≤ ``zero_loss_tol`` · mean y²)
+is a global minimum whatever its gradient; a positive-loss point counts only if its gradient
+∞-norm is ≤ ``grad_tol``, else it is ``not converged`` (slow, degenerate approaches; ReLU kinks).
 
 A second job type measures condensation (Luo et al. 2021; Zhou et al. 2022): a wide tanh net
 with biases, trained by Adam from small initialisation on a 1-D target; the number of effective
@@ -86,16 +93,30 @@ class CriticalPointsSpec(BaseModel):
     max_overparameterization: int = Field(
         ge=0, description="largest h = m - r*; student widths m = r*-1 .. r*+h"
     )
-    activations: list[Activation] = Field(min_length=1, description="activations (g, softplus, tanh, relu)")
+    activations: list[Activation] = Field(
+        min_length=1, description="activations (g, softplus, tanh, relu)"
+    )
     teachers: PositiveInt = Field(description="teacher draws (seeds 0 .. teachers-1)")
     seeds: PositiveInt = Field(description="student initialisations per teacher and width")
     n_samples: PositiveInt = Field(description="training inputs x ~ N(0, I_d)")
-    max_iter: PositiveInt = Field(default=3000, description="L-BFGS iterations before Newton polishing")
-    grad_tol: float = Field(default=1e-10, gt=0, description="critical point: gradient inf-norm <= grad_tol")
-    zero_loss_tol: float = Field(default=1e-10, gt=0, description="zero loss: loss <= zero_loss_tol * mean(y^2)")
-    duplicate_tol: float = Field(default=1e-4, gt=0, description="relative inf-distance for equal neurons / zero outputs")
-    condensation_width: int = Field(default=100, ge=0, description="width of the condensation net (0: skip)")
-    condensation_steps: int = Field(default=3000, ge=1, description="Adam steps of the condensation run")
+    max_iter: PositiveInt = Field(
+        default=3000, description="L-BFGS iterations before Newton polishing"
+    )
+    grad_tol: float = Field(
+        default=1e-10, gt=0, description="critical point: gradient inf-norm <= grad_tol"
+    )
+    zero_loss_tol: float = Field(
+        default=1e-10, gt=0, description="zero loss: loss <= zero_loss_tol * mean(y^2)"
+    )
+    duplicate_tol: float = Field(
+        default=1e-4, gt=0, description="relative inf-distance for equal neurons / zero outputs"
+    )
+    condensation_width: int = Field(
+        default=100, ge=0, description="width of the condensation net (0: skip)"
+    )
+    condensation_steps: int = Field(
+        default=3000, ge=1, description="Adam steps of the condensation run"
+    )
     condensation_seeds: int = Field(default=1, ge=0, description="condensation runs")
 
 
@@ -221,10 +242,16 @@ def classify(
 def _reduced_gradient(student: nn.Sequential, activation: str, data, tol: float) -> float:
     """Gradient ∞-norm of the narrow net obtained by merging duplicates and dropping null groups."""
     w, a = _neurons(student, activation)
-    groups = [g for g in _groups(w, tol) if abs(float(a[g].sum())) > tol * max(1.0, float(a.abs().max()))]
+    groups = [
+        g for g in _groups(w, tol) if abs(float(a[g].sum())) > tol * max(1.0, float(a.abs().max()))
+    ]
     if not groups:
         return math.nan
-    narrow = two_layer(torch.stack([w[g].mean(0) for g in groups]), torch.stack([a[g].sum() for g in groups]), activation)
+    narrow = two_layer(
+        torch.stack([w[g].mean(0) for g in groups]),
+        torch.stack([a[g].sum() for g in groups]),
+        activation,
+    )
     return gradient_norm(narrow, data)
 
 
@@ -240,7 +267,9 @@ def run_job(params: dict) -> dict:
     g = torch.Generator().manual_seed(20_000 + params["teacher_seed"])
     x = torch.randn(params["n_samples"], d, generator=g, dtype=torch.float64)
     y = teacher(x).detach()
-    g = torch.Generator().manual_seed(1_000_003 * params["teacher_seed"] + 7919 * m + params["seed"])
+    g = torch.Generator().manual_seed(
+        1_000_003 * params["teacher_seed"] + 7919 * m + params["seed"]
+    )
     student = two_layer(
         torch.randn(m, d, generator=g, dtype=torch.float64),
         torch.randn(m, generator=g, dtype=torch.float64) / m**0.5,
@@ -286,7 +315,15 @@ def _condensation(params: dict) -> dict:
             history["loss"].append(float(mse_loss(net(x), y)))
 
     every = max(steps // 30, 1)
-    trajectory = adam(model, (x, y), lr=5e-3, steps=steps, record_every=steps, callback=track, callback_every=every)
+    trajectory = adam(
+        model,
+        (x, y),
+        lr=5e-3,
+        steps=steps,
+        record_every=steps,
+        callback=track,
+        callback_every=every,
+    )
     track(steps, model)
     u, amplitude = neuron_orientations(model)
     return {
@@ -354,7 +391,12 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
     if "kind" in rows and (rows["kind"] == "condensation").any():
         cond = rows[rows["kind"] == "condensation"].iloc[0]
         tracked = list(cond["effective_neurons_tracked"])
-        extras["condensation"] = {"effective_neurons_start": tracked[0], "effective_neurons_max": max(tracked), "effective_neurons_final": int(cond["effective_neurons_final"]), "width": int(cond["m"])}
+        extras["condensation"] = {
+            "effective_neurons_start": tracked[0],
+            "effective_neurons_max": max(tracked),
+            "effective_neurons_final": int(cond["effective_neurons_final"]),
+            "width": int(cond["m"]),
+        }
         verdict += (
             f" Condensation: a width-{int(cond['m'])} tanh net from small initialisation ends with "
             f"{int(cond['effective_neurons_final'])} effective neurons (orientation clusters at "
@@ -386,9 +428,19 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
     groups = list(table.groupby("activation", sort=True))
     for index, (activation, part) in enumerate(groups):
         part = part.sort_values("h")
-        err = [part["fraction_zero_loss"] - part["ci_low"], part["ci_high"] - part["fraction_zero_loss"]]
+        err = [
+            part["fraction_zero_loss"] - part["ci_low"],
+            part["ci_high"] - part["fraction_zero_loss"],
+        ]
         shift = 0.06 * (index - (len(groups) - 1) / 2)  # dodge overlapping error bars
-        left.errorbar(part["h"] + shift, part["fraction_zero_loss"], yerr=err, marker="o", capsize=3, label=activation)
+        left.errorbar(
+            part["h"] + shift,
+            part["fraction_zero_loss"],
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=activation,
+        )
     left.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs at zero loss",
              title=f"Zero-loss fraction (r* = {r}, d = {spec.input_dim}; Wilson 95% CI)", ylim=(-0.05, 1.05))  # fmt: skip
     left.legend(title="activation")
@@ -407,10 +459,24 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ms = np.arange(r, r + max(spec.max_overparameterization, 8) + 1)
-    ax.semilogy(ms, [count_global_minima_subspaces(r, int(m)) for m in ms], "o-", label=f"T(r*={r}, m) global-minimum subspaces")
+    ax.semilogy(
+        ms,
+        [count_global_minima_subspaces(r, int(m)) for m in ms],
+        "o-",
+        label=f"T(r*={r}, m) global-minimum subspaces",
+    )
     for rr in range(max(1, r - 2), r):
-        ax.semilogy(ms, [count_symmetry_induced_subspaces(rr, int(m)) for m in ms], "s--", label=f"G({rr}, m) saddle subspaces per width-{rr} critical point")
-    ax.set(xlabel="student width m  (neurons)", ylabel="number of affine subspaces", title="Counts of critical subspaces (Şimşek et al. 2021)")
+        ax.semilogy(
+            ms,
+            [count_symmetry_induced_subspaces(rr, int(m)) for m in ms],
+            "s--",
+            label=f"G({rr}, m) saddle subspaces per width-{rr} critical point",
+        )
+    ax.set(
+        xlabel="student width m  (neurons)",
+        ylabel="number of affine subspaces",
+        title="Counts of critical subspaces (Şimşek et al. 2021)",
+    )
     ax.legend(fontsize=8)
     paths += _save(fig, out_dir, "subspace_counts")
     plt.close(fig)
@@ -419,15 +485,32 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
         cond = rows[rows["kind"] == "condensation"].iloc[0]
         fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
         fig.subplots_adjust(wspace=0.45)
-        left.plot(cond["steps_tracked"], cond["effective_neurons_tracked"], "o-", color="C0", label="effective neurons")
-        left.set(xlabel="Adam step", ylabel="effective neurons (orientation clusters)", title=f"Condensation, width {int(cond['m'])} tanh, small init")
+        left.plot(
+            cond["steps_tracked"],
+            cond["effective_neurons_tracked"],
+            "o-",
+            color="C0",
+            label="effective neurons",
+        )
+        left.set(
+            xlabel="Adam step",
+            ylabel="effective neurons (orientation clusters)",
+            title=f"Condensation, width {int(cond['m'])} tanh, small init",
+        )
         twin = left.twinx()
-        twin.semilogy(cond["steps_tracked"], cond["loss_tracked"], color="C1", label="training loss")
+        twin.semilogy(
+            cond["steps_tracked"], cond["loss_tracked"], color="C1", label="training loss"
+        )
         twin.set_ylabel("training loss (MSE)")
         left.legend(loc="upper left", fontsize=8)
         twin.legend(loc="upper right", fontsize=8)
         right.scatter(cond["orientation_angle"], cond["amplitude"], s=10)
-        right.set(xlabel="orientation angle atan2(b_j, w_j)  (rad)", ylabel="amplitude |a_j| ‖(w_j, b_j)‖", title="Neurons after training", yscale="log")
+        right.set(
+            xlabel="orientation angle atan2(b_j, w_j)  (rad; ±π coincide)",
+            ylabel="amplitude |a_j| ‖(w_j, b_j)‖",
+            title="Neurons after training",
+            yscale="log",
+        )
         paths += _save(fig, out_dir, "condensation")
         plt.close(fig)
     return paths

@@ -38,9 +38,13 @@ class HiddenSymmetriesSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input_dims: list[PositiveInt] = Field(min_length=1, description="input dimensions n0 (each >= 1)")
+    input_dims: list[PositiveInt] = Field(
+        min_length=1, description="input dimensions n0 (each >= 1)"
+    )
     widths: list[PositiveInt] = Field(min_length=1, description="hidden-layer widths (each >= 1)")
-    depths: list[PositiveInt] = Field(min_length=1, description="numbers of hidden layers (each >= 1)")
+    depths: list[PositiveInt] = Field(
+        min_length=1, description="numbers of hidden layers (each >= 1)"
+    )
     seeds: int = Field(ge=1, description="networks per cell (seeds 0 .. seeds-1)")
     samplers: list[Literal["gaussian", "multiscale"]] = Field(
         default=["multiscale"], min_length=1, description="input samplers to compare"
@@ -48,12 +52,7 @@ class HiddenSymmetriesSpec(BaseModel):
     output_dim: int = Field(default=1, ge=1, description="number of outputs n_L")
     init: Literal["he", "pytorch"] = Field(default="he", description="weight initialization")
     bias_std: float = Field(default=0.1, ge=0, description="std of the bias for init='he'")
-    max_points: int = Field(
-        default=20000, ge=1, description="largest input sample for one network"
-    )
-    diagnose_points: int = Field(
-        default=20000, ge=1, description="sample size for the mechanism diagnosis"
-    )
+    max_points: int = Field(default=20000, ge=1, description="largest input sample for one network")
     diagonal_only: bool = Field(
         default=False, description="only cells with input dimension == width (the paper's cells)"
     )
@@ -79,7 +78,6 @@ def expand(spec: HiddenSymmetriesSpec) -> list[dict]:
                     "init": spec.init,
                     "bias_std": spec.bias_std,
                     "max_points": spec.max_points,
-                    "diagnose_points": spec.diagnose_points,
                 }
             )
     return jobs
@@ -89,7 +87,6 @@ def run_job(params: dict) -> dict:
     """Functional dimension and mechanism diagnosis of one network at initialization."""
     from symlab.nets import mlp
     from symlab.symmetry import diagnose, functional_dimension
-    from symlab.symmetry.samplers import get_sampler
 
     widths = [params["n0"]] + [params["width"]] * params["depth"] + [params["output_dim"]]
     model = mlp(
@@ -104,11 +101,8 @@ def run_job(params: dict) -> dict:
         model, sampler=params["sampler"], seed=params["seed"], max_points=params["max_points"]
     )
     fd_seconds = time.perf_counter() - start
-    generator = torch.Generator().manual_seed(10_000 + params["seed"])
-    inputs = get_sampler(params["sampler"])(
-        params["diagnose_points"], params["n0"], generator, torch.float64
-    )
-    report = diagnose(model, inputs, observed=fd)
+    # Attribute the deficit on exactly the sample the rank was computed on.
+    report = diagnose(model, fd.points, fd=fd)
     return {
         "bound": fd.bound,
         "rank": fd.rank,
@@ -123,7 +117,9 @@ def run_job(params: dict) -> dict:
         "fd_seconds": fd_seconds,
         "never_active": report.n_never_active,
         "always_active": report.n_always_active,
-        "narrow_layers": report.n_narrow_layers,
+        "narrow_layers": len(report.narrow_layers),
+        "dead_deficit": report.dead_deficit,
+        "always_active_deficit": report.always_active_deficit,
         "predicted_deficit": report.predicted_deficit,
         "unexplained_deficit": fd.deficit - report.predicted_deficit,
     }
@@ -159,25 +155,42 @@ def summarize(rows: pd.DataFrame, spec: HiddenSymmetriesSpec) -> Summary:
     return Summary(table=table, verdict=_verdict(rows, table, spec))
 
 
+PAPER_TRENDS = {"depth": "decreasing", "n0": "increasing", "width": "increasing"}
+
+
 def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec) -> str:
     frame = rows.assign(full=rows["full"].astype(float))
-    parts = []
+    parts, agree, disagree = [], set(), set()
+    names = {"depth": "depth", "n0": "input dimension", "width": "width"}
     for sampler in sorted(frame["sampler"].unique()):
         sub = frame[frame["sampler"] == sampler]
         clauses = []
         for factor in ("depth", "n0", "width"):
             strata = [c for c in ("n0", "width", "depth") if c != factor]
             trend = stratified_trend(sub, factor, "full", strata)
-            if trend.n_strata:
-                clauses.append(trend.sentence("P(full FD) is"))
-        share = sub["full"].mean()
+            if not trend.n_strata:
+                continue
+            clauses.append(trend.sentence("P(full FD)"))
+            (agree if trend.direction == PAPER_TRENDS[factor] else disagree).add(names[factor])
         parts.append(
-            f"With the {sampler} sampler, {share:.0%} of {len(sub)} networks reach the bound; "
-            + "; ".join(clauses)
-            + "."
+            f"With the {sampler} sampler, {sub['full'].mean():.0%} of {len(sub)} networks reach "
+            "the bound; " + "; ".join(clauses) + "."
         )
-    paper_expect = (
-        "The paper reports decreasing in depth and increasing in width and input dimension."
+    head = (
+        "The paper reports that the probability of no hidden symmetries decreases with depth and "
+        "increases with width and input dimension. On this grid the trend "
+        + (
+            f"agrees for {' and '.join(sorted(agree - disagree))}"
+            if agree - disagree
+            else "agrees for no factor"
+        )
+        + (
+            f" but not (with at least one sampler) for {' and '.join(sorted(disagree))}"
+            if disagree
+            else ""
+        )
+        + " (per-network Spearman tests within cells of the other factors, Stouffer-combined, "
+        "alpha = 0.05)."
     )
     if len(frame["sampler"].unique()) == 2:
         pivot = frame.pivot_table(index=CELL[1:] + ["seed"], columns="sampler", values="deficit")
@@ -188,14 +201,25 @@ def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec
             f"On the same networks the multi-scale sampler finds a higher rank than the Gaussian "
             f"one for {higher} of {len(pivot)} networks and a lower rank for {lower}."
         )
+    capped = int((rows["saturated"] == "max_points").sum())
+    if capped:
+        parts.append(
+            f"{capped} of {len(rows)} estimates were still rising at max_points = "
+            f"{spec.max_points} (lower bounds: raise max_points to tighten them)."
+        )
     unexplained = rows["unexplained_deficit"]
+    explained = 1 - unexplained.sum() / max(rows["deficit"].sum(), 1)
     parts.append(
-        f"Dead and always-active neurons explain {1 - unexplained.sum() / max(rows['deficit'].sum(), 1):.0%} "
-        f"of the total deficit; {int((unexplained > 0).sum())} networks keep an unexplained part "
-        f"(restricted hidden images). {int(rows['ambiguous'].sum())} ranks had an ambiguous "
-        f"singular-value gap."
+        f"Dead and always-active neurons explain {explained:.0%} of the total deficit; "
+        f"{int((unexplained > 0).sum())} networks keep an unexplained part (restricted hidden "
+        f"images). {int(rows['ambiguous'].sum())} ranks had an ambiguous singular-value gap."
     )
-    return paper_expect + " " + " ".join(parts)
+    return head + " " + " ".join(parts)
+
+
+def _error_bars(cell: pd.DataFrame) -> np.ndarray:
+    """Wilson interval as non-negative error-bar lengths (rounding can put p a hair outside)."""
+    return np.clip([cell.frac_full - cell.frac_full_lo, cell.frac_full_hi - cell.frac_full], 0, 1)
 
 
 def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[Path]:
@@ -223,8 +247,11 @@ def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[
         plt.close(fig)
 
     fig, axes = plt.subplots(
-        len(samplers), len(input_dims), figsize=(3.2 * len(input_dims) + 0.6, 2.9 * len(samplers)),
-        squeeze=False, sharey=True,
+        len(samplers),
+        len(input_dims),
+        figsize=(3.2 * len(input_dims) + 0.6, 2.9 * len(samplers)),
+        squeeze=False,
+        sharey=True,
     )
     for i, sampler in enumerate(samplers):
         for j, n0 in enumerate(input_dims):
@@ -234,9 +261,17 @@ def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[
                 cell = cell.sort_values("depth")
                 if cell.empty:
                     continue
-                yerr = [cell.frac_full - cell.frac_full_lo, cell.frac_full_hi - cell.frac_full]
-                ax.errorbar(cell.depth, cell.frac_full, yerr=yerr, marker="o", ms=4, capsize=2,
-                            color=color, label=f"width {width}")
+                yerr = _error_bars(cell)
+                ax.errorbar(
+                    cell.depth,
+                    cell.frac_full,
+                    yerr=yerr,
+                    marker="o",
+                    ms=4,
+                    capsize=2,
+                    color=color,
+                    label=f"width {width}",
+                )
             ax.set_title(f"$n_0$ = {n0}, {sampler} inputs", fontsize=9)
             ax.set_xticks(depths)
             ax.set_ylim(-0.04, 1.04)
@@ -245,27 +280,42 @@ def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[
                 ax.set_xlabel("depth (hidden layers)")
             if j == 0:
                 ax.set_ylabel("fraction at full FD")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Networks without hidden symmetries (rank = D − #hidden) vs depth, 95% Wilson CI",
-                 fontsize=10)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(
+        "Networks without hidden symmetries (rank = D − #hidden) vs depth, 95% Wilson CI",
+        fontsize=10,
+    )
     fig.tight_layout()
     save(fig, "full_fd_vs_depth")
 
     fig, axes = plt.subplots(
-        len(samplers), len(widths), figsize=(3.2 * len(widths) + 0.6, 2.9 * len(samplers)),
-        squeeze=False, sharey=True,
+        len(samplers),
+        len(widths),
+        figsize=(3.2 * len(widths) + 0.6, 2.9 * len(samplers)),
+        squeeze=False,
+        sharey=True,
     )
     for i, sampler in enumerate(samplers):
         for j, width in enumerate(widths):
             ax = axes[i, j]
             for color, depth in zip(colors, depths):
-                cell = table[(table.sampler == sampler) & (table.width == width) & (table.depth == depth)]
+                cell = table[
+                    (table.sampler == sampler) & (table.width == width) & (table.depth == depth)
+                ]
                 cell = cell.sort_values("n0")
                 if cell.empty:
                     continue
-                yerr = [cell.frac_full - cell.frac_full_lo, cell.frac_full_hi - cell.frac_full]
-                ax.errorbar(cell.n0, cell.frac_full, yerr=yerr, marker="o", ms=4, capsize=2,
-                            color=color, label=f"depth {depth}")
+                yerr = _error_bars(cell)
+                ax.errorbar(
+                    cell.n0,
+                    cell.frac_full,
+                    yerr=yerr,
+                    marker="o",
+                    ms=4,
+                    capsize=2,
+                    color=color,
+                    label=f"depth {depth}",
+                )
             ax.set_title(f"width {width}, {sampler} inputs", fontsize=9)
             ax.set_xticks(input_dims)
             ax.set_ylim(-0.04, 1.04)
@@ -274,8 +324,10 @@ def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[
                 ax.set_xlabel("input dimension $n_0$")
             if j == 0:
                 ax.set_ylabel("fraction at full FD")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Networks without hidden symmetries vs input dimension, 95% Wilson CI", fontsize=10)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(
+        "Networks without hidden symmetries vs input dimension, 95% Wilson CI", fontsize=10
+    )
     fig.tight_layout()
     save(fig, "full_fd_vs_input_dim")
 
@@ -284,16 +336,24 @@ def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[
         sub = rows[rows.sampler == sampler]
         for color, depth in zip(colors, depths):
             cell = sub[sub.depth == depth]
-            ax.scatter(cell["deficit"], cell["predicted_deficit"], s=10, alpha=0.6, color=color,
-                       label=f"depth {depth}")
+            ax.scatter(
+                cell["deficit"],
+                cell["predicted_deficit"],
+                s=10,
+                alpha=0.6,
+                color=color,
+                label=f"depth {depth}",
+            )
         top = max(1, int(sub["deficit"].max()))
         ax.plot([0, top], [0, top], "k--", lw=0.8, label="fully explained")
         ax.set_xlabel("observed deficit (bound − rank)")
-        ax.set_ylabel("deficit predicted by dead/always-active neurons")
+        ax.set_ylabel("predicted deficit (mechanisms)")
         ax.set_title(f"{sampler} inputs", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7)
-    fig.suptitle("How much of the deficit the mechanisms explain (one point per network)", fontsize=10)
+    fig.suptitle(
+        "How much of the deficit the mechanisms explain (one point per network)", fontsize=10
+    )
     fig.tight_layout()
     save(fig, "deficit_attribution")
     return paths

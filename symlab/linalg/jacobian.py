@@ -72,7 +72,7 @@ def _closed_form_chunk(
     count = len(weights)
     activations, derivatives = [x], []
     a = x
-    for index, (w, b) in enumerate(zip(weights, biases)):
+    for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
         z = a @ w.T if b is None else torch.addmm(b, a, w.T)
         if index < count - 1:
             derivatives.append(_activation_derivative(activation, z))
@@ -82,7 +82,7 @@ def _closed_form_chunk(
     # g has shape (B, K, n_l): g[i, k, :] = d f_k(x_i) / d z^l.
     g = torch.eye(k, dtype=x.dtype, device=x.device).expand(batch, k, k)
     offsets, offset = [], 0
-    for w, b in zip(weights, biases):
+    for w, b in zip(weights, biases, strict=True):
         offsets.append(offset)
         offset += w.numel() + (0 if b is None else b.numel())
     for index in range(count - 1, -1, -1):
@@ -115,10 +115,14 @@ def _closed_form(
     activation = activation_of(model)
     x = inputs.detach().to(dtype)
     k = weights[-1].shape[0]
-    d = sum(w.numel() + (0 if b is None else b.numel()) for w, b in zip(weights, biases))
+    d = sum(
+        w.numel() + (0 if b is None else b.numel()) for w, b in zip(weights, biases, strict=True)
+    )
     n = x.shape[0]
     widest = max(w.numel() for w in weights)
-    chunk = chunk_size or _default_chunk(x.element_size() * k * (widest + sum(w.shape[0] for w in weights)))
+    chunk = chunk_size or _default_chunk(
+        x.element_size() * k * (widest + sum(w.shape[0] for w in weights))
+    )
     jac = torch.empty(n * k, d, dtype=dtype, device=x.device)
     with torch.no_grad():
         for start in range(0, n, chunk):

@@ -18,7 +18,11 @@ Two routes:
   max(tol^2, lambda_noise) (tol^2 alone would count rounding noise as rank), and the result is
   trusted only when the eigenvalues clear that cut by ``GRAM_TRUST_GAP`` (1e4 in lambda, i.e.
   1e2 in sigma) on both sides. ``"auto"`` is gram, falling back to the SVD of the
-  column-scaled matrix when the gram route is not trusted (``method="svd (fallback)"``).
+  column-scaled matrix (``method="svd (fallback)"``) when the gram route is not trusted or its
+  gap estimate is below ``gap_threshold`` (so an "ambiguous" verdict always comes from an SVD).
+  Limitation: singular values between the SVD's tol and sqrt(lambda_noise) (about 1e-8 sigma_max)
+  are invisible to the Gram, which treats them as zero; the trust test only certifies a clean
+  gap above the noise floor (network Jacobians in the tests have SVD gaps >= 1e6 at the cut).
 
 For ``"gram"``/``"auto"``, ``singular_values`` and ``tol`` refer to the column-scaled matrix;
 for ``"gram"`` the values under the noise floor are rounding noise, and ``gap`` uses
@@ -56,9 +60,13 @@ def _as_matrix(matrix: object) -> torch.Tensor:
         try:
             matrix = torch.as_tensor(np.asarray(matrix, dtype=np.float64))
         except (TypeError, ValueError) as error:
-            raise ValueError(f"matrix: expected a 2-D real array, got {type(matrix).__name__}") from error
+            raise ValueError(
+                f"matrix: expected a 2-D real array, got {type(matrix).__name__}"
+            ) from error
     if matrix.dim() != 2 or matrix.numel() == 0:
-        raise ValueError(f"matrix: expected a non-empty 2-D tensor, got shape {tuple(matrix.shape)}")
+        raise ValueError(
+            f"matrix: expected a non-empty 2-D tensor, got shape {tuple(matrix.shape)}"
+        )
     if matrix.is_complex():
         raise ValueError("matrix: expected a real tensor, got a complex one")
     matrix = matrix.detach().to(device="cpu", dtype=torch.float64)
@@ -212,11 +220,11 @@ def numerical_rank(
     scaled = equilibrate_columns(a)
     if scaled.shape[1] == 0:
         zeros = torch.zeros(1, dtype=torch.float64)
-        return RankResult(0, 0.0 if tol is None else tol, float("inf"), zeros, False, method)
+        return RankResult(0, 0.0 if tol is None else tol, float("inf"), zeros, False, "gram")
     result, trusted = rank_from_gram(
         gram_upper(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold
     )
-    if trusted or method == "gram":
+    if (trusted and not result.ambiguous) or method == "gram":
         return result
     fallback = rank_from_singular_values(
         torch.linalg.svdvals(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold

@@ -32,6 +32,7 @@ network treats batch points independently (no batch statistics).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -123,8 +124,29 @@ def _chunks(n: int, size: int | None) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+_EXACT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _structured_exact(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
-    """v^T Theta(x0, x0) v == ||grad_theta v^T f(x0)||^2 for a random v (one backward pass)."""
+    """v^T Theta(x0, x0) v == ||grad_theta v^T f(x0)||^2 for a random v (one backward pass).
+
+    Whether the hooks see every use of a layer's parameters is a property of the model's code,
+    not of its parameter values: the answer is remembered per model, input shape and dtype, and
+    set of trainable parameters.
+    """
+    key = (
+        tuple(x0.shape[1:]),
+        x0.dtype,
+        tuple(n for n, p in model.named_parameters() if p.requires_grad),
+    )
+    cached = _EXACT_CACHE.get(model, {})
+    if key not in cached:
+        cached[key] = _check_structured(model, layers, x0, rest)
+        _EXACT_CACHE[model] = cached
+    return cached[key]
+
+
+def _check_structured(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
     params = [p for p in model.parameters() if p.requires_grad]
     with torch.enable_grad():
         out = model(x0).reshape(-1)
@@ -140,6 +162,25 @@ def _structured_exact(model: nn.Module, layers: dict, x0: torch.Tensor, rest: li
     structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros(())
     rtol = 1e-3 if out.dtype == torch.float32 else 1e-8
     return bool(abs(structured - direct) <= rtol * max(abs(direct), abs(structured)) + 1e-30)
+
+
+def _probe(model: nn.Module, x0: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(output on one point, number of activation entries of one point over all leaf modules)."""
+    sizes: list[int] = []
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [
+        m.register_forward_hook(
+            lambda _m, _i, out: sizes.append(out.numel() if torch.is_tensor(out) else 0)
+        )
+        for m in leaves
+    ]
+    try:
+        with torch.no_grad():
+            out = model(x0)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, sum(sizes) + x0.numel()
 
 
 def _resolve(model, x1, method, chunk_size, memory_budget, k, n_params) -> tuple[str, dict]:
@@ -207,11 +248,12 @@ def empirical_ntk(
     n_params = sum(p.numel() for p in params.values())
     symmetric = x2 is None or x2 is x1
     x2 = x1 if x2 is None else x2
-    with torch.no_grad():
-        probe_out = model(x1[:1])
+    probe_out, activations = _probe(model, x1[:1])
     k, dtype = probe_out[0].numel(), probe_out.dtype
     method, info = _resolve(model, x1, method, chunk_size, memory_budget, k, n_params)
-    basis_chunk = max(1, memory_budget // max(1, 4 * n_params * probe_out.element_size()))
+    # NTVP memory per basis vector: a parameter tangent plus tangent activations of both chunks
+    per_vector = n_params + 2 * min(x1.shape[0], chunk_size or x1.shape[0]) * activations
+    basis_chunk = max(1, memory_budget // (2 * per_vector * probe_out.element_size()))
     block_fn = _block_function(model, params, method, info, trace, diagonal, basis_chunk)
     c1, c2 = _chunks(x1.shape[0], chunk_size), _chunks(x2.shape[0], chunk_size)
     if diagonal:

@@ -172,13 +172,9 @@ def layer_factors(
             continue
         use_weight = module.weight.requires_grad
         use_bias = module.bias is not None and module.bias.requires_grad
-        factors.append(
-            LayerFactors(
-                a=torch.cat(a_parts, dim=1) if use_weight else None,
-                delta=torch.cat(d_parts, dim=2),
-                bias=use_bias,
-            )
-        )
+        a = (a_parts[0] if len(a_parts) == 1 else torch.cat(a_parts, dim=1)) if use_weight else None
+        delta = d_parts[0] if len(d_parts) == 1 else torch.cat(d_parts, dim=2)
+        factors.append(LayerFactors(a=a, delta=delta, bias=use_bias))
     return flat.detach(), factors
 
 

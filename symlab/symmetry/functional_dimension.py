@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from symlab.symmetry.samplers import Sampler, get_sampler
 
 START_FACTOR = 1.5  # first sample: ceil(1.5 * bound / K) points
 PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
-MAX_DOUBLINGS = 4  # default max_points = start * 2**MAX_DOUBLINGS
+MAX_DOUBLINGS = 3  # default max_points = start * 2**MAX_DOUBLINGS
 _BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
 
 
@@ -60,7 +60,9 @@ class FDResult:
     column-scaled Jacobian, without the dropped scaling columns); saturated: ``"bound"`` (the
     rank reached the bound, so it is dim_fun), ``"plateau"`` (unchanged over
     ``PLATEAU_DOUBLINGS`` doublings of the sample), ``"max_points"`` (stopped by max_points: a
-    lower bound only) or ``"batch"`` (explicit inputs below the bound: the batch value).
+    lower bound only) or ``"batch"`` (explicit inputs below the bound: the batch value);
+    points: the sample Z itself (N, n0), so that e.g. :func:`symlab.symmetry.diagnose` can
+    attribute the deficit on exactly the same set.
     """
 
     rank: int
@@ -73,6 +75,7 @@ class FDResult:
     saturated: str
     ambiguous: bool
     method: str
+    points: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
 
 def fd_bound(widths: Sequence[int]) -> int:
@@ -97,17 +100,18 @@ def _scaling_columns(model: nn.Module, column_norms: torch.Tensor) -> torch.Tens
         n_out, n_in = layer.weight.shape
         has_bias = layer.bias is not None
         if index < len(layers) - 1:
-            for h in range(n_out):
-                cols = [offset + h * n_in + j for j in range(n_in)]
-                coef = [float(layer.weight[h, j]) for j in range(n_in)]
-                if has_bias:
-                    cols.append(offset + n_out * n_in + h)
-                    coef.append(float(layer.bias[h]))
-                score = torch.tensor(coef, dtype=torch.float64).abs() * column_norms[cols]
-                if float(score.max()) > 0:
-                    drop.append(cols[int(score.argmax())])
+            # row h of (W_l | b_l) and its column indices in J
+            rows = layer.weight.detach().to(torch.float64)
+            cols = offset + torch.arange(n_out * n_in).view(n_out, n_in)
+            if has_bias:
+                rows = torch.cat([rows, layer.bias.detach().to(torch.float64)[:, None]], 1)
+                cols = torch.cat([cols, offset + n_out * n_in + torch.arange(n_out)[:, None]], 1)
+            score = rows.abs() * column_norms[cols]
+            best = score.argmax(dim=1)
+            live = score.max(dim=1).values > 0
+            drop.append(cols[torch.arange(n_out), best][live])
         offset += n_out * (n_in + int(has_bias))
-    return torch.tensor(drop, dtype=torch.long)
+    return torch.cat(drop) if drop else torch.zeros(0, dtype=torch.long)
 
 
 class _ScaledJacobian:
@@ -136,8 +140,9 @@ def _check_bound(rank: int, bound: int) -> None:
         )
 
 
-def _result(rank: RankResult, bound: int, n_points: int, saturated: str) -> FDResult:
+def _result(rank: RankResult, bound: int, points: torch.Tensor, saturated: str) -> FDResult:
     _check_bound(rank.rank, bound)
+    n_points = points.shape[0]
     return FDResult(
         rank.rank,
         bound,
@@ -149,6 +154,7 @@ def _result(rank: RankResult, bound: int, n_points: int, saturated: str) -> FDRe
         saturated,
         rank.ambiguous,
         rank.method,
+        points.detach(),
     )
 
 
@@ -156,16 +162,15 @@ def _rank_of_rows(jac: torch.Tensor, rank_method: str) -> RankResult:
     return numerical_rank(jac, method=rank_method)
 
 
-def _rank_of_gram(
-    gram: np.ndarray, n_rows: int, points: torch.Tensor, scaled: _ScaledJacobian, rank_method: str
-) -> RankResult:
-    """Rank from the accumulated Gram; recomputes J and runs the SVD when untrusted (auto)."""
+def _equilibrated_gram(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Gram of the column-scaled matrix (zero columns dropped) and the kept-column mask."""
     diag = np.sqrt(np.diag(gram).copy())
     live = diag > 0
-    g = gram[np.ix_(live, live)] / np.outer(diag[live], diag[live])
-    result, trusted = rank_from_gram(g, (n_rows, int(live.sum())))
-    if trusted or rank_method == "gram":
-        return result
+    return gram[np.ix_(live, live)] / np.outer(diag[live], diag[live]), live
+
+
+def _svd_fallback(points: torch.Tensor, scaled: _ScaledJacobian, live: np.ndarray) -> RankResult:
+    """SVD of the row- and column-scaled Jacobian on ``points`` (recomputed, not stored)."""
     jac = scaled(points)[:, torch.from_numpy(live)]
     jac = jac / torch.linalg.vector_norm(jac, dim=0)
     fallback = rank_from_singular_values(torch.linalg.svdvals(jac), tuple(jac.shape))
@@ -196,9 +201,11 @@ def functional_dimension(
     :mod:`symlab.symmetry.samplers`) seeded by ``seed``: start with ceil(1.5 * bound / K)
     points and double until the rank reaches the bound (``saturated="bound"``), stays the same
     over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``), or ``max_points`` (default
-    16 x the start) is reached (``"max_points"``). Only the new points' Jacobian rows are
+    8 x the start) is reached (``"max_points"``). Only the new points' Jacobian rows are
     computed at each doubling; their Gram is added to the running Gram (BLAS dsyrk), so a
-    doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D') Gram.
+    doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D') Gram. With
+    ``rank_method="auto"`` the stopping rule reads the Gram rank; when the final Gram cut is not
+    trusted, the reported rank is the SVD of the scaled Jacobian on all points (recomputed).
 
     Args:
         model: an MLP (closed-form Jacobian) or any ``nn.Module`` (generic Jacobian; then
@@ -211,7 +218,9 @@ def functional_dimension(
     N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with reduce_scaling).
     """
     if rank_method not in RANK_METHODS:
-        raise ValueError(f"rank_method: expected one of {', '.join(RANK_METHODS)}, got {rank_method!r}")
+        raise ValueError(
+            f"rank_method: expected one of {', '.join(RANK_METHODS)}, got {rank_method!r}"
+        )
     if not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     mlp_like = is_mlp(model)
@@ -224,7 +233,7 @@ def functional_dimension(
     if inputs is not None:
         jac = scaled(inputs)
         rank = _rank_of_rows(jac, rank_method)
-        return _result(rank, bound, inputs.shape[0], "bound" if rank.rank == bound else "batch")
+        return _result(rank, bound, inputs, "bound" if rank.rank == bound else "batch")
     if not mlp_like:
         raise ValueError("inputs: expected a tensor of points for a model that is not an MLP")
     draw = get_sampler(sampler)
@@ -246,7 +255,7 @@ def functional_dimension(
             )
         points = torch.cat([points, new.to(torch.float64)])
         if rank_method == "svd":
-            rank = _rank_of_rows(scaled(points), "svd")
+            rank, trusted = _rank_of_rows(scaled(points), "svd"), True
         else:
             for block in torch.split(new, _BLOCK_POINTS):
                 rows = scaled(block)
@@ -254,13 +263,27 @@ def functional_dimension(
                 if gram is None:
                     gram = np.zeros((rows.shape[1], rows.shape[1]), order="F")
                 gram = gram_upper(rows, out=gram)
-            rank = _rank_of_gram(gram, n_rows, points, scaled, rank_method)
+            equilibrated, live = _equilibrated_gram(gram)
+            rank, trusted = rank_from_gram(equilibrated, (n_rows, int(live.sum())))
+            trusted = trusted and not rank.ambiguous  # an ambiguous verdict needs the SVD
+            if rank_method == "gram":
+                trusted = True
+            elif not trusted and rank.rank == bound:
+                # never stop at the bound on an uncertain cut
+                rank, trusted = _svd_fallback(points, scaled, live), True
         _check_bound(rank.rank, bound)
         history.append(rank.rank)
         if rank.rank == bound:
-            return _result(rank, bound, points.shape[0], "bound")
-        if len(history) > PLATEAU_DOUBLINGS and len(set(history[-PLATEAU_DOUBLINGS - 1 :])) == 1:
-            return _result(rank, bound, points.shape[0], "plateau")
-        if points.shape[0] >= max_points:
-            return _result(rank, bound, points.shape[0], "max_points")
-        target = min(2 * points.shape[0], max_points)
+            reason = "bound"
+        elif len(history) > PLATEAU_DOUBLINGS and len(set(history[-PLATEAU_DOUBLINGS - 1 :])) == 1:
+            reason = "plateau"
+        elif points.shape[0] >= max_points:
+            reason = "max_points"
+        else:
+            target = min(2 * points.shape[0], max_points)
+            continue
+        if not trusted:
+            # the stopping rule used the Gram estimate; the reported rank is the SVD's
+            rank = _svd_fallback(points, scaled, live)
+            reason = "bound" if rank.rank == bound else reason
+        return _result(rank, bound, points, reason)

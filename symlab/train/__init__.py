@@ -1,4 +1,5 @@
-"""symlab.train: the training loops every study shares (GD, SGD, Adam, L-BFGS, damped Newton).
+"""symlab.train: the training loops every study shares (GD, SGD, Adam, L-BFGS, Levenberg–Marquardt,
+damped Newton).
 
 Each loop trains a model in place on data = (x, y) and returns a :class:`Trajectory`.
 """
@@ -9,6 +10,7 @@ from symlab.train.loops import (
     full_loss,
     gradient_descent,
     lbfgs,
+    levenberg_marquardt,
     loss_and_grad_norm,
     mse_loss,
     newton,
@@ -21,6 +23,7 @@ __all__ = [
     "full_loss",
     "gradient_descent",
     "lbfgs",
+    "levenberg_marquardt",
     "loss_and_grad_norm",
     "mse_loss",
     "newton",

@@ -15,7 +15,10 @@ from symlab.critical.condensation import (
 
 
 def _net(weights, biases, outputs):
-    first, second = nn.Linear(weights.shape[1], weights.shape[0], dtype=torch.float64), nn.Linear(weights.shape[0], 1, dtype=torch.float64)
+    first, second = (
+        nn.Linear(weights.shape[1], weights.shape[0], dtype=torch.float64),
+        nn.Linear(weights.shape[0], 1, dtype=torch.float64),
+    )
     with torch.no_grad():
         first.weight.copy_(weights)
         first.bias.copy_(biases)
@@ -33,7 +36,11 @@ def _clustered(k=3, per=10, noise=1e-4, seed=0, d=3):
 
 
 def test_orientation_and_amplitude_formulas():
-    w, b, a = torch.tensor([[3.0, 0.0], [0.0, -2.0]]).double(), torch.tensor([4.0, 0.0]).double(), torch.tensor([0.5, -2.0]).double()
+    w, b, a = (
+        torch.tensor([[3.0, 0.0], [0.0, -2.0]]).double(),
+        torch.tensor([4.0, 0.0]).double(),
+        torch.tensor([0.5, -2.0]).double(),
+    )
     u, amplitude = neuron_orientations(_net(w, b, a))
     torch.testing.assert_close(u, torch.tensor([[0.6, 0.0, 0.8], [0.0, -1.0, 0.0]]).double())
     torch.testing.assert_close(amplitude, torch.tensor([2.5, 4.0]).double())
@@ -48,7 +55,14 @@ def test_clusters_recover_constructed_orientations_and_satisfy_complete_linkage(
     for i, j in itertools.combinations(range(len(labels)), 2):
         if labels[i] == labels[j]:
             assert 1 - float(u[i] @ u[j]) <= 0.01
-    assert len(np.unique(orientation_clusters(-u[:1].repeat(2, 1) * torch.tensor([[1.0], [-1.0]]).double()))) == 2
+    assert (
+        len(
+            np.unique(
+                orientation_clusters(-u[:1].repeat(2, 1) * torch.tensor([[1.0], [-1.0]]).double())
+            )
+        )
+        == 2
+    )
 
 
 def test_effective_neurons_ignore_small_amplitudes():

@@ -26,7 +26,7 @@ def _loss_of(model, x, y):
     names = [n for n, _ in model.named_parameters()]
 
     def loss(theta):
-        params = dict(zip(names, _reshape_split(model, theta)))
+        params = dict(zip(names, _reshape_split(model, theta), strict=True))
         return ((torch.func.functional_call(model, params, (x,)) - y) ** 2).mean()
 
     return loss
@@ -34,7 +34,7 @@ def _loss_of(model, x, y):
 
 def _reshape_split(model, theta):
     chunks = torch.split(theta, [p.numel() for p in model.parameters()])
-    return [c.view_as(p) for c, p in zip(chunks, model.parameters())]
+    return [c.view_as(p) for c, p in zip(chunks, model.parameters(), strict=True)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -47,7 +47,7 @@ def test_hessian_matches_autograd_functional_and_finite_differences(dtype):
 
     def loss(t):
         return ((torch.func.functional_call(model64, dict(zip(
-            [n for n, _ in model64.named_parameters()], _reshape_split(model64, t)
+            [n for n, _ in model64.named_parameters()], _reshape_split(model64, t), strict=True
         )), (x64,)) - y64) ** 2).mean()  # fmt: skip
 
     reference = torch.autograd.functional.hessian(loss, theta)

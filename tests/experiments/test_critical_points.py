@@ -1,11 +1,11 @@
 """Study critical-points at a tiny size: expand → run_job → summarize → plot, and the classifier."""
 
 import math
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 import torch
 from pydantic import ValidationError
 
@@ -110,7 +110,9 @@ def test_classify_a_split_narrow_critical_point_as_symmetry_induced():
     assert gradient_norm(wide, data) <= 1e-10
     inertia = hessian_inertia(wide, data)
     assert inertia.zero >= hessian_inertia(narrow, data).zero + 1
-    out = classify(wide, teacher, "g", zero_loss=False, converged=True, negative=inertia.negative, tol=1e-6)
+    out = classify(
+        wide, teacher, "g", zero_loss=False, converged=True, negative=inertia.negative, tol=1e-6
+    )
     expected = "saddle" if inertia.negative > 0 else "minimum"
     assert out["category"] == f"symmetry-induced {expected}" and out["reduced_width"] == 2
     assert out["assignment"] == [-1, -1, -1]
@@ -126,7 +128,11 @@ def test_classify_relu_rescaled_duplicates_and_dead_neurons():
     x = x.clone()
     x[:, 0] = -x[:, 0].abs()  # every input has x_0 ≤ 0, so w = (1, 0) is never active
     student = two_layer(torch.cat([w, 2.0 * w[:1], dead_w]), torch.cat([0.5 * a[:1], a[1:], 0.25 * a[:1], torch.ones(1, dtype=torch.float64)]), "relu")  # fmt: skip
-    out = classify(student, teacher, "relu", zero_loss=True, converged=True, negative=0, tol=1e-6, inputs=x)
+    out = classify(
+        student, teacher, "relu", zero_loss=True, converged=True, negative=0, tol=1e-6, inputs=x
+    )
     assert out["assignment"] == [1, 2, 1, 0] and out["dead"] == 1
     assert out["category"] == "global minimum"
-    assert math.isclose(float(student(x).sum().detach()), float(teacher(x).sum().detach()), rel_tol=1e-12)
+    assert math.isclose(
+        float(student(x).sum().detach()), float(teacher(x).sum().detach()), rel_tol=1e-12
+    )

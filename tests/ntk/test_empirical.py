@@ -137,3 +137,10 @@ def test_same_result_under_no_grad_and_for_x2_is_x1(case):
         torch.testing.assert_close(
             empirical_ntk(model, x1, x1, method=method, chunk_size=2), expected
         )
+
+
+def test_tiny_memory_budget_chunks_ntvp_and_auto_picks_it(case, reference):
+    model, x1, x2 = case("tied", torch.float64)  # not structured: auto chooses by memory
+    ref = reference(model, x1, x2)
+    torch.testing.assert_close(empirical_ntk(model, x1, x2, method="ntvp", memory_budget=1), ref)
+    torch.testing.assert_close(empirical_ntk(model, x1, x2, method="auto", memory_budget=1), ref)

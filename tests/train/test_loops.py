@@ -1,5 +1,6 @@
 """symlab.train loops against explicit references (manual updates, least squares, Adam formula)."""
 
+import itertools
 import math
 
 import pytest
@@ -7,7 +8,15 @@ import torch
 from torch import nn
 
 from symlab.nets import flatten_params, mlp
-from symlab.train import adam, gradient_descent, lbfgs, loss_and_grad_norm, newton, sgd
+from symlab.train import (
+    adam,
+    gradient_descent,
+    lbfgs,
+    levenberg_marquardt,
+    loss_and_grad_norm,
+    newton,
+    sgd,
+)
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -74,7 +83,10 @@ def test_sgd_first_step_uses_the_first_minibatch_of_the_seeded_permutation():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_adam_matches_the_update_formula(dtype):
     x, y = _data(dtype=dtype)
-    model, reference = mlp([3, 4, 2], "tanh", seed=4, dtype=dtype), mlp([3, 4, 2], "tanh", seed=4, dtype=dtype)
+    model, reference = (
+        mlp([3, 4, 2], "tanh", seed=4, dtype=dtype),
+        mlp([3, 4, 2], "tanh", seed=4, dtype=dtype),
+    )
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
     m = {k: torch.zeros_like(v) for k, v in reference.named_parameters()}
     v = {k: torch.zeros_like(p) for k, p in reference.named_parameters()}
@@ -94,7 +106,9 @@ def test_adam_matches_the_update_formula(dtype):
 def _linear(dtype, seed=0):
     layer = nn.Linear(3, 2, dtype=dtype)
     with torch.no_grad():
-        layer.weight.copy_(torch.randn(2, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype))
+        layer.weight.copy_(
+            torch.randn(2, 3, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+        )
         layer.bias.zero_()
     return layer
 
@@ -110,7 +124,7 @@ def test_lbfgs_and_newton_reach_the_least_squares_solution(dtype):
     x, y = _data(dtype=dtype)
     tol = 1e-10 if dtype == torch.float64 else 1e-5
     reference = _least_squares(x, y)
-    for loop in (lbfgs, newton):
+    for loop in (lbfgs, newton, levenberg_marquardt):
         model = _linear(dtype)
         trajectory = loop(model, (x, y), tol=tol)
         assert trajectory.converged and trajectory.final_grad_norm <= tol
@@ -133,10 +147,34 @@ def test_newton_returns_to_a_degenerate_saddle_line():
         wide[2].weight.copy_(torch.cat([0.3 * w2[:, :1], w2[:, 1:], 0.7 * w2[:, :1]], 1))
         wide[2].bias.copy_(model[2].bias)
         for p in wide.parameters():
-            p += 1e-4 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=p.dtype)
+            p += 1e-4 * torch.randn(
+                p.shape, generator=torch.Generator().manual_seed(1), dtype=p.dtype
+            )
     before = loss_and_grad_norm(wide, (x, y))[1]
     trajectory = newton(wide, (x, y), tol=1e-12)
     assert before > 1e-6 and trajectory.converged and trajectory.final_grad_norm <= 1e-12
+
+
+def test_levenberg_marquardt_reaches_a_zero_residual_teacher():
+    """Student of the teacher's width started 0.3 away: zero loss (< 1e-25) and the teacher's
+    parameters up to a permutation of the hidden neurons (checked against all permutations)."""
+    x, _ = _data(n=80, d=2, k=1, seed=9)
+    teacher = mlp([2, 3, 1], "tanh", seed=10)
+    y = teacher(x).detach()
+    student = mlp([2, 3, 1], "tanh", seed=10)
+    with torch.no_grad():
+        for p in student.parameters():
+            p += 0.3 * torch.randn(
+                p.shape, generator=torch.Generator().manual_seed(2), dtype=p.dtype
+            )
+    trajectory = levenberg_marquardt(student, (x, y), tol=1e-13)
+    assert trajectory.converged and trajectory.final_loss < 1e-25
+    rows = lambda m: torch.cat([m[0].weight, m[0].bias[:, None], m[2].weight.T], 1).detach()  # noqa: E731
+    best = min(
+        float((rows(student)[list(perm)] - rows(teacher)).abs().max())
+        for perm in itertools.permutations(range(3))
+    )
+    assert best < 1e-8
 
 
 def test_callback_and_recording_schedule():

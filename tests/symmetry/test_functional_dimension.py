@@ -1,0 +1,196 @@
+"""Functional dimension: the bound, known full-rank and dead-neuron cases, independent ranks."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from symlab.linalg import parameter_jacobian
+from symlab.nets import linear_layers, mlp, parameter_count
+from symlab.symmetry.functional_dimension import (
+    FDResult,
+    _check_bound,
+    fd_bound,
+    functional_dimension,
+)
+from symlab.symmetry.samplers import gaussian
+
+
+def test_fd_bound_counts_parameters_minus_hidden_neurons():
+    assert fd_bound((2, 3, 1)) == (3 * 3 + 1 * 4) - 3 == 10
+    assert fd_bound([3, 5, 2]) == (5 * 4 + 2 * 6) - 5 == 27
+    assert fd_bound((10, 30, 30, 30, 30, 1)) == 3151 - 120
+    assert fd_bound((4, 2)) == 10  # no hidden layer, no scaling symmetry
+    for bad in ([3], [3, 0, 1], [2.5, 3]):
+        with pytest.raises(ValueError, match="widths"):
+            fd_bound(bad)
+
+
+def random_widths(rng: torch.Generator) -> list[int]:
+    depth = int(torch.randint(1, 4, (1,), generator=rng))
+    n0 = int(torch.randint(1, 4, (1,), generator=rng))
+    hidden = torch.randint(1, 6, (depth,), generator=rng).tolist()
+    k = int(torch.randint(1, 3, (1,), generator=rng))
+    return [n0, *hidden, k]
+
+
+def test_rank_never_exceeds_the_bound_on_hundreds_of_random_networks():
+    rng = torch.Generator().manual_seed(0)
+    reached = 0
+    for index in range(200):
+        widths = random_widths(rng)
+        activation = ["relu", "leaky_relu"][index % 2]
+        init = ["he", "pytorch"][index // 2 % 2]
+        model = mlp(widths, activation, init=init, bias_std=0.3, seed=index)
+        bound = fd_bound(widths)
+        x = gaussian(3 * bound, widths[0], torch.Generator().manual_seed(index), torch.float64)
+        result = functional_dimension(model, x, reduce_scaling=False)
+        assert result.bound == bound and result.rank <= bound
+        assert result.deficit == bound - result.rank >= 0
+        # an independent rank: torch.linalg.matrix_rank of the unscaled generic Jacobian
+        if index % 10 == 0:
+            reference = torch.linalg.matrix_rank(parameter_jacobian(model, x, method="generic"))
+            assert int(reference) <= bound
+            assert int(reference) == result.rank
+        reached += result.rank == bound
+    assert reached > 50  # the bound is attained, so the check above has teeth
+
+
+@pytest.mark.parametrize("widths", [(2, 3, 1), (3, 5, 2)])
+def test_two_layer_networks_reach_their_bound(widths):
+    for seed in range(3):
+        model = mlp(widths, "relu", init="he", bias_std=0.5, seed=seed)
+        result = functional_dimension(model)
+        assert isinstance(result, FDResult)
+        assert result.rank == result.bound == fd_bound(widths)
+        assert result.deficit == 0 and result.saturated == "bound" and not result.ambiguous
+        x = gaussian(result.n_points, widths[0], torch.Generator().manual_seed(seed), torch.float64)
+        jac = parameter_jacobian(model, x, method="generic")
+        assert int(torch.linalg.matrix_rank(jac)) == fd_bound(widths)
+
+
+@pytest.mark.parametrize("widths", [(5, 4, 3, 2), (4, 4, 4, 1)])
+def test_dead_neuron_costs_exactly_its_neighbouring_widths(widths):
+    # A layer-2 neuron with negative incoming weights and a very negative bias is off on the
+    # whole (non-negative) image of layer 1: its n1 + 1 incoming and n3 outgoing parameters
+    # drop out of J, and its scaling direction is no longer a constraint, so the rank loss
+    # against the bound is (n1 + 1 + n3) - 1 = n1 + n3.
+    for seed in range(2):
+        model = mlp(widths, "relu", bias_std=0.5, seed=seed)
+        assert functional_dimension(model).rank == fd_bound(widths)
+        layer = linear_layers(model)[1]
+        with torch.no_grad():
+            layer.weight[0] = -layer.weight[0].abs() - 0.1
+            layer.bias[0] = -5.0
+        expected = widths[1] + widths[3]
+        result = functional_dimension(model)
+        assert result.deficit == expected and result.saturated in ("plateau", "max_points")
+        x = 3 * gaussian(400, widths[0], torch.Generator().manual_seed(1), torch.float64)
+        jac = parameter_jacobian(model, x, method="generic")
+        assert int(torch.linalg.matrix_rank(jac)) == fd_bound(widths) - expected
+        assert functional_dimension(model, x).deficit == expected
+
+
+def test_float32_and_float64_models_give_the_same_rank():
+    for seed, widths in enumerate([(3, 6, 6, 1), (2, 5, 5, 2), (4, 8, 1)]):
+        model64 = mlp(widths, "relu", bias_std=0.2, seed=seed)
+        model32 = copy.deepcopy(model64).float()
+        r64 = functional_dimension(model64, seed=seed)
+        r32 = functional_dimension(model32, seed=seed)
+        assert r32.rank == r64.rank and r32.n_points == r64.n_points
+        assert r32.singular_values.dtype == torch.float64
+
+
+def test_batch_fd_equals_matrix_rank_of_generic_jacobian():
+    for seed, widths in enumerate([(3, 6, 6, 1), (2, 8, 2), (4, 5, 5, 5, 1), (1, 6, 1)]):
+        model = mlp(widths, "relu", bias_std=0.2, seed=seed)
+        x = gaussian(60, widths[0], torch.Generator().manual_seed(seed), torch.float64)
+        jac = parameter_jacobian(model, x, method="generic")
+        s = torch.linalg.svdvals(jac)
+        reference = int(torch.linalg.matrix_rank(jac))
+        assert s[reference - 1] / s[reference] > 1e6  # well separated
+        for rank_method in ["auto", "svd", "gram"]:
+            for reduce in [True, False]:
+                result = functional_dimension(
+                    model, x, rank_method=rank_method, reduce_scaling=reduce
+                )
+                assert result.rank == reference and result.n_points == 60
+
+
+def test_scaling_reduction_and_rank_methods_agree_in_the_adaptive_loop():
+    for seed, widths in enumerate([(2, 4, 4, 1), (3, 5, 2), (1, 5, 5, 1), (2, 6, 3, 2)]):
+        model = mlp(widths, "leaky_relu" if seed % 2 else "relu", bias_std=0.1, seed=seed)
+        base = functional_dimension(model, seed=seed)
+        for kwargs in [{"reduce_scaling": False}, {"rank_method": "svd"}]:
+            other = functional_dimension(model, seed=seed, **kwargs)
+            assert (other.rank, other.n_points, other.saturated) == (
+                base.rank,
+                base.n_points,
+                base.saturated,
+            )
+
+
+def test_deep_narrow_input_network_stops_below_the_bound():
+    model = mlp((1, 6, 6, 6, 1), "relu", bias_std=0.1, seed=0)
+    result = functional_dimension(model)
+    assert result.deficit > 0 and result.saturated in ("plateau", "max_points")
+    start = functional_dimension(model, max_points=10)
+    assert start.saturated == "max_points" and start.n_points == 10
+    again = functional_dimension(model)
+    assert again.rank == result.rank and again.n_points == result.n_points
+
+
+def test_tanh_networks_have_no_scaling_bound():
+    model = mlp((2, 3, 1), "tanh", bias_std=0.5, seed=0)
+    result = functional_dimension(model)
+    assert result.bound == parameter_count((2, 3, 1)) == 13
+    assert result.rank == 13 and result.saturated == "bound"
+
+
+class TwoBranch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 3, dtype=torch.float64)
+        self.b = nn.Linear(3, 1, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x))) + x.sum(dim=-1, keepdim=True)
+
+
+def test_generic_modules_need_inputs_and_use_the_parameter_count():
+    torch.manual_seed(0)
+    model = TwoBranch()
+    x = gaussian(40, 2, torch.Generator().manual_seed(0), torch.float64)
+    result = functional_dimension(model, x)
+    assert result.bound == 13
+    jac = parameter_jacobian(model, x)
+    assert result.rank == int(torch.linalg.matrix_rank(jac)) <= 10
+    with pytest.raises(ValueError, match="inputs"):
+        functional_dimension(model)
+
+
+def test_rank_above_the_bound_is_an_error_and_bad_arguments_raise():
+    with pytest.raises(RuntimeError, match="exceeds its upper bound"):
+        _check_bound(11, 10)
+    model = mlp((2, 3, 1), seed=0)
+    with pytest.raises(ValueError, match="rank_method"):
+        functional_dimension(model, rank_method="qr")
+    with pytest.raises(ValueError, match="sampler"):
+        functional_dimension(model, sampler="sobol")
+    with pytest.raises(ValueError, match="max_points"):
+        functional_dimension(model, max_points=0)
+    with pytest.raises(ValueError, match="seed"):
+        functional_dimension(model, seed=1.5)
+
+
+def test_adaptive_gram_falls_back_to_the_svd_on_tiny_singular_values():
+    # n0 = 2 with two wide layers: restricted hidden images leave singular values ~1e-7 of the
+    # largest, too close to the Gram's rounding floor, so the final rank comes from the SVD.
+    model = mlp((2, 16, 16, 1), "relu", bias_std=0.1, seed=0)
+    auto = functional_dimension(model)
+    svd = functional_dimension(model, rank_method="svd")
+    assert auto.method == "svd (fallback)" and svd.method == "svd"
+    assert auto.rank == svd.rank < auto.bound
+    assert (auto.n_points, auto.saturated) == (svd.n_points, svd.saturated)
+    assert not auto.ambiguous and auto.gap > 1e6
