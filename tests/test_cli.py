@@ -225,3 +225,19 @@ def test_resume_after_sigkill_of_the_process_group(toy, toy_env, tmp_path):
         params, result = json.loads(params), json.loads(result)
         assert params == expected[key]
         assert result["y"] == params["x"] ** 2 + params["seed"]
+
+
+def test_fdim_prints_rank_bound_and_rejects_bad_widths():
+    import subprocess
+    import sys
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "symlab.cli", "fdim", "3,4,1", "--seeds", "2", "--max-points", "500"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "(3, 4, 1)" in ok.stdout and " 17 " in ok.stdout  # bound = 21 - 4 = 17
+    bad = subprocess.run(
+        [sys.executable, "-m", "symlab.cli", "fdim", "3,x"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "WIDTHS" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,92 @@
+"""The hidden-symmetries study at a tiny size: jobs, rows, summary, verdict, figures, CLI."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from symlab.engine import get_experiment, load_spec
+from symlab.experiments.hidden_symmetries import HiddenSymmetriesSpec, expand, run_job
+from symlab.linalg import parameter_jacobian
+from symlab.nets import mlp
+from symlab.symmetry import fd_bound
+
+TINY = dict(input_dims=[2, 3], widths=[3], depths=[1, 2], seeds=3, max_points=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_rows() -> pd.DataFrame:
+    spec = HiddenSymmetriesSpec(**TINY, samplers=["gaussian", "multiscale"])
+    jobs = expand(spec)
+    return pd.DataFrame([{**job, **run_job(job)} for job in jobs])
+
+
+def test_expand_covers_the_grid_and_diagonal_only():
+    spec = HiddenSymmetriesSpec(**TINY)
+    assert len(expand(spec)) == 2 * 1 * 2 * 3
+    diagonal = HiddenSymmetriesSpec(**{**TINY, "input_dims": [3, 5], "diagonal_only": True})
+    assert {(j["n0"], j["width"]) for j in expand(diagonal)} == {(3, 3)}
+
+
+def test_rows_respect_the_bound_and_match_an_independent_rank(tiny_rows):
+    assert (tiny_rows["rank"] <= tiny_rows["bound"]).all()
+    for _, row in tiny_rows.iterrows():
+        widths = [row.n0] + [row.width] * row.depth + [1]
+        assert row.bound == fd_bound(widths)
+    # Re-derive one network's rank with the generic torch.func Jacobian + SVD on fresh points.
+    row = tiny_rows[(tiny_rows.depth == 1) & (tiny_rows.n0 == 3)].iloc[0]
+    model = mlp([3, 3, 1], bias_std=0.1, seed=int(row.seed))
+    x = torch.randn(2000, 3, dtype=torch.float64) * 3
+    jac = parameter_jacobian(model, x, method="generic")
+    assert int(torch.linalg.matrix_rank(jac)) == row["rank"]
+
+
+def test_deficit_attribution_never_exceeds_the_deficit(tiny_rows):
+    # Every counted mechanism direction lies in ker J, so the prediction is a lower bound.
+    assert (tiny_rows["predicted_deficit"] <= tiny_rows["deficit"]).all()
+    assert (tiny_rows["unexplained_deficit"] >= 0).all()
+
+
+def test_summary_verdict_and_figures(tiny_rows, tmp_path):
+    experiment = get_experiment("hidden-symmetries")
+    spec = HiddenSymmetriesSpec(**TINY, samplers=["gaussian", "multiscale"])
+    summary = experiment.summarize(tiny_rows, spec)
+    assert len(summary.table) == 2 * 2 * 1 * 2
+    assert summary.table["frac_full"].between(0, 1).all()
+    assert "decreases with depth" in summary.verdict or "trend with depth" in summary.verdict
+    assert "multi-scale sampler" in summary.verdict
+    paths = experiment.plot(tiny_rows, spec, tmp_path)
+    names = {p.name for p in paths}
+    assert {"full_fd_vs_depth.png", "full_fd_vs_input_dim.png", "deficit_attribution.svg"} <= names
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_presets_load_and_paper_preset_holds_the_papers_cells():
+    quick = load_spec("hidden-symmetries", preset="quick")
+    assert len(expand(quick)) <= 400
+    paper = load_spec("hidden-symmetries", preset="paper")
+    assert len(paper.input_dims) >= 4 and len(paper.widths) >= 4
+    assert len(paper.depths) >= 6 and paper.seeds >= 50
+    cells = {(j["n0"], j["width"], j["depth"], j["sampler"]) for j in expand(paper)}
+    for n in (5, 10, 15):
+        for depth in (4, 5, 6):
+            assert (n, n, depth, "gaussian") in cells and (n, n, depth, "multiscale") in cells
+
+
+def test_cli_runs_a_tiny_config_end_to_end(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "input_dims = [2]\nwidths = [3]\ndepths = [1, 2]\nseeds = 2\nmax_points = 400\n"
+    )
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "symlab.cli", "run", "hidden-symmetries", "--config", str(config),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "results.sqlite").exists() and (out / "report.html").exists()
+    assert (out / "figures" / "full_fd_vs_depth.png").exists()
+    assert "reach the bound" in (out / "verdict.md").read_text()
