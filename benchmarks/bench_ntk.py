@@ -376,7 +376,8 @@ def print_ratios(rows: list[dict]) -> None:
             if timed:
                 best = min(timed)
                 print(
-                    f"{case} N={n}: structured is {best[0] / s:.1f}x faster than {group}'s best ({best[1]})"
+                    f"{case} N={n}: speed-up of structured over {group}'s best "
+                    f"({best[1]}): {best[0] / s:.1f}x"
                 )
 
 

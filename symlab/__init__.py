@@ -5,24 +5,36 @@ Subpackages, one per science: :mod:`symlab.nets` (architectures), :mod:`symlab.l
 actions, mechanisms), :mod:`symlab.critical` (symmetry-induced critical points, embeddings),
 :mod:`symlab.ntk` (empirical NTK and its dynamics), :mod:`symlab.train` (shared training loops),
 and :mod:`symlab.engine` (specs, sweeps, SQLite store, reports).
+
+Attributes load on first use (PEP 562), so ``import symlab`` stays cheap: the engine's worker
+processes and a user's own study module do not pay for torch unless they use it.
 """
 
-from symlab import critical, engine, linalg, nets, ntk, symmetry, train
-from symlab.nets import mlp
-from symlab.symmetry import FDResult, fd_bound, functional_dimension
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FDResult",
-    "critical",
-    "engine",
-    "fd_bound",
-    "functional_dimension",
-    "linalg",
-    "mlp",
-    "nets",
-    "ntk",
-    "symmetry",
-    "train",
-]
+_SUBPACKAGES = ("critical", "engine", "linalg", "nets", "ntk", "symmetry", "train")
+_ATTRIBUTES = {
+    "mlp": "symlab.nets",
+    "functional_dimension": "symlab.symmetry",
+    "fd_bound": "symlab.symmetry",
+    "FDResult": "symlab.symmetry",
+}
+
+__all__ = sorted([*_SUBPACKAGES, *_ATTRIBUTES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"symlab.{name}")
+    if name in _ATTRIBUTES:
+        return getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    raise AttributeError(f"module 'symlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

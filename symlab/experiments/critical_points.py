@@ -428,10 +428,15 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
     groups = list(table.groupby("activation", sort=True))
     for index, (activation, part) in enumerate(groups):
         part = part.sort_values("h")
-        err = [
-            part["fraction_zero_loss"] - part["ci_low"],
-            part["ci_high"] - part["fraction_zero_loss"],
-        ]
+        # Wilson bounds can miss the estimate by rounding (~1e-16) at 0 and 1: clip to >= 0
+        err = np.clip(
+            [
+                part["fraction_zero_loss"] - part["ci_low"],
+                part["ci_high"] - part["fraction_zero_loss"],
+            ],
+            0.0,
+            None,
+        )
         shift = 0.06 * (index - (len(groups) - 1) / 2)  # dodge overlapping error bars
         left.errorbar(
             part["h"] + shift,
