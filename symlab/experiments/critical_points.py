@@ -374,7 +374,10 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
             f"p = {p:.2g}, {len(part)} runs)"
         )
     saddles = int(runs["category"].str.startswith("symmetry-induced").sum())
-    unconverged = int((runs["category"] == "not converged").sum())
+    unconverged = ", ".join(
+        f"{int((part['category'] == 'not converged').sum())} of {len(part)} {activation}"
+        for activation, part in runs.groupby("activation", sort=True)
+    )
     verdict = (
         f"Fraction of students (teacher width r* = {r}, d = {spec.input_dim}, "
         f"{spec.teachers} teacher(s) × {spec.seeds} seeds) reaching zero loss vs "
@@ -383,8 +386,9 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
         f"one-sided for an increase; a positive ρ with p < 0.05 supports the paper's claim that "
         f"zero loss becomes more likely as h grows, otherwise the grid does not show it. "
         f"{saddles} of {len(runs)} end points were symmetry-induced critical points (duplicated "
-        f"or zero-output neurons of a narrower critical net) and {unconverged} did not reach "
-        f"gradient ≤ {spec.grad_tol:g} at positive loss. Runs of one teacher are not independent "
+        f"or zero-output neurons of a narrower critical net); runs that did not reach gradient ≤ "
+        f"{spec.grad_tol:g} at positive loss: {unconverged} (counted as not at zero loss). The "
+        f"trend need not be monotone cell by cell. Runs of one teacher are not independent "
         f"draws of the landscape, so the p-value ignores teacher-to-teacher variation."
     )
     extras: dict = {}
@@ -454,11 +458,17 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
     for category in CATEGORIES:
         values = main[category].to_numpy() / main["runs"].to_numpy()
         if values.any():
-            right.bar(main["h"], values, bottom=bottom, label=category)
+            right.bar(
+                main["h"],
+                values,
+                bottom=bottom,
+                label=category,
+                color=f"C{CATEGORIES.index(category)}",
+            )
             bottom += values
     right.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs",
               title=f"End-point types ({main['activation'].iloc[0]})")  # fmt: skip
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     paths += _save(fig, out_dir, "zero_loss_fraction")
     plt.close(fig)
 

@@ -1,0 +1,22 @@
+"""The README's library examples must run as written (README examples that rot are a known peer failure)."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_library_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "the README must show a library example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102
+    fd = namespace["fd"]
+    assert fd.rank <= fd.bound and tuple(namespace["k"].shape) == (64, 64, 1, 1)
+
+
+def test_readme_shows_the_two_setup_commands_first():
+    text = README.read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
+    assert first_block.splitlines()[0].startswith("make run")
+    assert first_block.splitlines()[1].startswith("make test")
