@@ -79,3 +79,13 @@ __all__ += [
     "splitting_matrix",
     "train_to_critical",
 ]
+
+# Two-layer teacher–student nets and end-point classification (critical-points study).
+from symlab.critical.teacher_student import (  # noqa: E402
+    SigmoidSoftplus,
+    classify,
+    make_teacher,
+    two_layer,
+)
+
+__all__ += ["SigmoidSoftplus", "classify", "make_teacher", "two_layer"]

@@ -54,33 +54,20 @@ from torch import nn
 
 from symlab.critical.condensation import effective_neuron_count, neuron_orientations
 from symlab.critical.counts import count_global_minima_subspaces, count_symmetry_induced_subspaces
-from symlab.critical.criticality import gradient_norm, hessian_inertia, train_to_critical
+from symlab.critical.criticality import hessian_inertia, train_to_critical
+from symlab.critical.teacher_student import (
+    CATEGORIES,
+    classify,
+    make_teacher,
+    reduced_gradient_norm,
+    two_layer,
+)
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.stats import wilson_interval
 from symlab.train import adam, mse_loss
 
 Activation = Literal["g", "softplus", "tanh", "relu"]
 PositiveInt = Annotated[int, Field(ge=1)]
-CATEGORIES = (
-    "global minimum",
-    "global minimum (other)",
-    "symmetry-induced saddle",
-    "symmetry-induced minimum",
-    "other saddle",
-    "other minimum",
-    "not converged",
-)
-
-
-class SigmoidSoftplus(nn.Module):
-    """g(z) = sigmoid(4z) + softplus(z) (Şimşek et al. 2021): smooth, g(0) ≠ 0, asymmetric."""
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(4 * z) + nn.functional.softplus(z)
-
-
-def _activation(name: str) -> nn.Module:
-    return {"g": SigmoidSoftplus, "softplus": nn.Softplus, "tanh": nn.Tanh, "relu": nn.ReLU}[name]()
 
 
 class CriticalPointsSpec(BaseModel):
@@ -143,118 +130,6 @@ def expand(spec: CriticalPointsSpec) -> list[dict]:
     return jobs
 
 
-def two_layer(weights: torch.Tensor, outputs: torch.Tensor, activation: str) -> nn.Sequential:
-    """Bias-free f(x) = Σ_j a_j σ(w_j·x) with W = ``weights`` (m, d), a = ``outputs`` (m,)."""
-    m, d = weights.shape
-    first = nn.Linear(d, m, bias=False, dtype=weights.dtype)
-    second = nn.Linear(m, 1, bias=False, dtype=weights.dtype)
-    with torch.no_grad():
-        first.weight.copy_(weights)
-        second.weight.copy_(outputs.reshape(1, m))
-    return nn.Sequential(first, _activation(activation), second)
-
-
-def make_teacher(d: int, r: int, activation: str, seed: int) -> nn.Sequential:
-    """Teacher with w_i ~ N(0, I_d), |a_i| ∈ [0.5, 1.5] with random signs (irreducible a.s.)."""
-    g = torch.Generator().manual_seed(10_000 + seed)
-    w = torch.randn(r, d, generator=g, dtype=torch.float64)
-    signs = torch.where(torch.rand(r, generator=g) < 0.5, -1.0, 1.0).double()
-    a = signs * (0.5 + torch.rand(r, generator=g, dtype=torch.float64))
-    return two_layer(w, a, activation)
-
-
-def _neurons(model: nn.Sequential, activation: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w, a) per neuron; for relu the positive scale ‖w_j‖ is moved into a_j (w_j → unit)."""
-    w, a = model[0].weight.detach().clone(), model[2].weight.detach()[0].clone()
-    if activation == "relu":
-        norms = torch.linalg.vector_norm(w, dim=1).clamp_min(1e-300)
-        w, a = w / norms[:, None], a * norms
-    return w, a
-
-
-def _groups(w: torch.Tensor, tol: float) -> list[list[int]]:
-    """Neurons whose incoming weights agree to tol · max(1, max|w|) in the ∞-norm (union-find)."""
-    scale = tol * max(1.0, float(w.abs().max()))
-    parent = list(range(w.shape[0]))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for j, k in itertools.combinations(range(w.shape[0]), 2):
-        if float((w[j] - w[k]).abs().max()) <= scale:
-            parent[root(k)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for j in range(w.shape[0]):
-        groups.setdefault(root(j), []).append(j)
-    return list(groups.values())
-
-
-def classify(
-    student: nn.Sequential, teacher: nn.Sequential, activation: str, *, zero_loss: bool,
-    converged: bool, negative: int, tol: float, inputs: torch.Tensor | None = None,
-) -> dict:  # fmt: skip
-    """Category of an end point, its reduced width and each neuron's teacher label.
-
-    ``assignment[j]`` = i ≥ 1 if neuron j duplicates teacher neuron i, 0 if it is in a
-    zero-output group (zero-type neuron or zero-sum group) or, for relu with ``inputs`` given,
-    dead (w_j·x ≤ 0 on every input), −1 if it matches nothing. A zero-loss point is a global
-    minimum whatever its gradient norm (L ≥ 0); other points need ``converged``."""
-    w, a = _neurons(student, activation)
-    w_t, a_t = _neurons(teacher, activation)
-    dead = set()
-    if activation == "relu" and inputs is not None:
-        dead = {j for j in range(w.shape[0]) if bool(((inputs @ w[j]) <= 0).all())}
-    groups = _groups(w, tol)
-    a_scale = tol * max(1.0, float(a.abs().max()))
-    live = [g for g in groups if abs(float(a[g].sum())) > a_scale and not set(g) <= dead]
-    assignment = [-1] * w.shape[0]
-    for group in groups:
-        if group not in live:
-            for j in group:
-                assignment[j] = 0
-    w_scale = tol * max(1.0, float(w_t.abs().max()))
-    for group in live:
-        for i in range(w_t.shape[0]):
-            if float((w[group[0]] - w_t[i]).abs().max()) <= 10 * w_scale:
-                for j in group:
-                    assignment[j] = i + 1
-    if zero_loss:
-        labels = {i for i in assignment if i > 0}
-        complete = -1 not in assignment and labels == set(range(1, w_t.shape[0] + 1))
-        category = "global minimum" if complete else "global minimum (other)"
-    elif not converged:
-        category = "not converged"
-    else:
-        kind = "symmetry-induced" if len(live) < w.shape[0] else "other"
-        category = f"{kind} {'saddle' if negative > 0 else 'minimum'}"
-    return {
-        "category": category,
-        "reduced_width": len(live),
-        "dead": len(dead),
-        "zero_type": sum(1 for g in groups if g not in live and len(g) == 1 and g[0] not in dead),
-        "zero_sum_groups": sum(1 for g in groups if g not in live and len(g) > 1),
-        "assignment": assignment,
-    }
-
-
-def _reduced_gradient(student: nn.Sequential, activation: str, data, tol: float) -> float:
-    """Gradient ∞-norm of the narrow net obtained by merging duplicates and dropping null groups."""
-    w, a = _neurons(student, activation)
-    groups = [
-        g for g in _groups(w, tol) if abs(float(a[g].sum())) > tol * max(1.0, float(a.abs().max()))
-    ]
-    if not groups:
-        return math.nan
-    narrow = two_layer(
-        torch.stack([w[g].mean(0) for g in groups]),
-        torch.stack([a[g].sum() for g in groups]),
-        activation,
-    )
-    return gradient_norm(narrow, data)
-
-
 def run_job(params: dict) -> dict:
     """Train one student to a critical point and classify it, or run one condensation job."""
     torch.set_num_threads(1)  # tiny dense problems: threads only add contention between workers
@@ -288,7 +163,7 @@ def run_job(params: dict) -> dict:
         "n_zero": inertia.zero, "n_positive": inertia.positive, "inertia_gap": inertia.gap,
         "lbfgs_iterations": result.lbfgs_iterations, "newton_iterations": result.newton_iterations,
         "max_abs_output_weight": float(student[2].weight.detach().abs().max()),
-        "reduced_grad_norm": _reduced_gradient(student, activation, (x, y), params["duplicate_tol"])
+        "reduced_grad_norm": reduced_gradient_norm(student, activation, (x, y), params["duplicate_tol"])
         if result.converged or zero_loss else math.nan,
         "seconds": time.perf_counter() - start,
     })  # fmt: skip

@@ -12,13 +12,9 @@ from pydantic import ValidationError
 import symlab
 from symlab.critical.counts import count_global_minima_subspaces, count_symmetry_induced_subspaces
 from symlab.critical.criticality import gradient_norm, hessian_inertia, train_to_critical
+from symlab.critical.teacher_student import classify, make_teacher, two_layer
 from symlab.engine.experiment import get_experiment
-from symlab.experiments.critical_points import (
-    CriticalPointsSpec,
-    classify,
-    make_teacher,
-    two_layer,
-)
+from symlab.experiments.critical_points import CriticalPointsSpec
 
 CONFIGS = Path(symlab.__file__).parent / "configs" / "critical-points"
 TINY = dict(
@@ -95,6 +91,15 @@ def test_classify_an_explicit_global_minimum():
     out = classify(student, teacher, "g", zero_loss=True, converged=True, negative=0, tol=1e-6)
     assert out["category"] == "global minimum" and out["assignment"] == [1, 2, 3, 1, 0]
     assert out["reduced_width"] == 3 and out["zero_type"] == 1 and out["zero_sum_groups"] == 0
+    # zero loss is a global minimum whatever the gradient tolerance said (L >= 0)
+    slow = classify(student, teacher, "g", zero_loss=True, converged=False, negative=0, tol=1e-6)
+    assert slow["category"] == "global minimum"
+    assert (
+        classify(student, teacher, "g", zero_loss=False, converged=False, negative=0, tol=1e-6)[
+            "category"
+        ]
+        == "not converged"
+    )
 
 
 def test_classify_a_split_narrow_critical_point_as_symmetry_induced():
@@ -136,3 +141,10 @@ def test_classify_relu_rescaled_duplicates_and_dead_neurons():
     assert math.isclose(
         float(student(x).sum().detach()), float(teacher(x).sum().detach()), rel_tol=1e-12
     )
+
+
+def test_two_layer_rejects_bad_input():
+    with pytest.raises(ValueError, match="activation"):
+        two_layer(torch.ones(2, 2), torch.ones(2), "sigmoid")
+    with pytest.raises(ValueError, match="weights"):
+        two_layer(torch.ones(2, 2), torch.ones(3), "g")
