@@ -163,7 +163,10 @@ def _constraints(metadata: list[Any]) -> str:
             if value is not None and isinstance(
                 m, annotated_types.BaseMetadata | annotated_types.Interval
             ):
-                parts.append(f"{sym} {value}")
+                # typing caches Annotated[float, Ge(0)] and Ge(0.0) as one (they compare equal),
+                # so print whole numbers one way whatever the field wrote.
+                shown = int(value) if isinstance(value, float) and value.is_integer() else value
+                parts.append(f"{sym} {shown}")
         if isinstance(m, annotated_types.MinLen) and m.min_length > 0:
             parts.append(f"with at least {m.min_length} item{'s' if m.min_length > 1 else ''}")
         if isinstance(m, annotated_types.MaxLen):

@@ -57,7 +57,7 @@ def test_config_file_loads_and_study_key_must_match(toy, tmp_path):
             "config field 'widthz' is not a field of toy (known: xs, seeds, sleep, fail_on, mode).",
         ),
         ({"seeds": [1]}, "config field 'xs' is missing: expected a list of integers >= 0"),
-        ({"xs": [1], "sleep": "slow"}, "config field 'sleep': expected a number >= 0.0, got"),
+        ({"xs": [1], "sleep": "slow"}, "config field 'sleep': expected a number >= 0, got"),
         ({"xs": [1], "mode": "fast"}, "config field 'mode': expected one of 'plain', 'bad-row'"),
     ],
 )
