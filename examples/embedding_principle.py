@@ -22,7 +22,13 @@ wider = critical.split_neuron(student, layer=1, neuron=0, alpha=0.3)  # width 3,
 print("same function:", torch.allclose(student(x), wider(x), atol=1e-12, rtol=0))
 print(f"gradient after splitting: {critical.gradient_norm(wider, (x, y)):.1e}")
 after = critical.hessian_inertia(wider, (x, y))
-print(f"inertia (neg, zero, pos): {before.negative, before.zero, before.positive} -> "
-      f"{after.negative, after.zero, after.positive}")
-print("T(3, 4) =", critical.count_global_minima_subspaces(3, 4),
-      " G(2, 3) =", critical.count_symmetry_induced_subspaces(2, 3))
+print(
+    f"inertia (neg, zero, pos): {before.negative, before.zero, before.positive} -> "
+    f"{after.negative, after.zero, after.positive}"
+)
+print(
+    "T(3, 4) =",
+    critical.count_global_minima_subspaces(3, 4),
+    " G(2, 3) =",
+    critical.count_symmetry_induced_subspaces(2, 3),
+)

@@ -10,8 +10,10 @@ from symlab.nets import mlp
 
 net = mlp([4, 8, 8, 1], bias_std=0.1, seed=0)  # ReLU, He init, float64
 fd = symlab.functional_dimension(net, seed=0)  # multi-scale sample grown until saturated
-print(f"rank {fd.rank} of bound {fd.bound} (deficit {fd.deficit}) on {fd.n_points} points; "
-      f"gap at the cut {fd.gap:.1e}, saturated: {fd.saturated}")
+print(
+    f"rank {fd.rank} of bound {fd.bound} (deficit {fd.deficit}) on {fd.n_points} points; "
+    f"gap at the cut {fd.gap:.1e}, saturated: {fd.saturated}"
+)
 
 # The same function with other parameters: a random permutation + positive rescaling.
 twin = symlab.symmetry.random_symmetry(net, seed=1)

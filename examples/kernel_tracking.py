@@ -26,4 +26,9 @@ for step in range(201):
 
 print(tracker.to_frame()[["step", "distance_from_init", "velocity", "alignment"]].to_string())
 k = empirical_ntk(model, probe[:8], method="structured")  # (8, 8, 10, 10), no Jacobian built
-print("kernel shape", tuple(k.shape), "distance from init", kernel_distance(tracker.kernel_init, tracker.kernel()))
+print(
+    "kernel shape",
+    tuple(k.shape),
+    "distance from init",
+    kernel_distance(tracker.kernel_init, tracker.kernel()),
+)

@@ -211,7 +211,7 @@ def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec
     explained = 1 - unexplained.sum() / max(rows["deficit"].sum(), 1)
     parts.append(
         f"Dead and always-active neurons explain {explained:.0%} of the total deficit; "
-        f"{int((unexplained > 0).sum())} networks keep an unexplained part (restricted hidden "
+        f"{int((unexplained > 0).sum())} networks keep a part these mechanisms do not explain (e.g. restricted hidden "
         f"images). {int(rows['ambiguous'].sum())} ranks had an ambiguous singular-value gap."
     )
     return head + " " + " ".join(parts)

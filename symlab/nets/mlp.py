@@ -89,7 +89,9 @@ def mlp(
                     torch.randn(linear.weight.shape, generator=generator, dtype=dtype) * w_std
                 )
                 if bias:
-                    linear.bias.copy_(torch.randn(fan_out, generator=generator, dtype=dtype) * b_std)
+                    linear.bias.copy_(
+                        torch.randn(fan_out, generator=generator, dtype=dtype) * b_std
+                    )
         layers.append(linear)
         if index < len(widths) - 2:
             layers.append(make_activation(activation, slope))
