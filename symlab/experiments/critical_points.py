@@ -63,6 +63,7 @@ from symlab.critical.teacher_student import (
     two_layer,
 )
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.figures import save_figure
 from symlab.stats import wilson_interval
 from symlab.train import adam, mse_loss
 
@@ -284,13 +285,6 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
     return Summary(table=table, verdict=verdict, extras=extras)
 
 
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    return paths
-
-
 def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Path]:
     """Zero-loss fraction vs h (with category composition), T and G vs m, condensation."""
     import matplotlib
@@ -344,8 +338,7 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
     right.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs",
               title=f"End-point types ({main['activation'].iloc[0]})")  # fmt: skip
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    paths += _save(fig, out_dir, "zero_loss_fraction")
-    plt.close(fig)
+    paths += save_figure(fig, out_dir, "zero_loss_fraction")
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ms = np.arange(r, r + max(spec.max_overparameterization, 8) + 1)
@@ -368,8 +361,7 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
         title="Counts of critical subspaces (Şimşek et al. 2021)",
     )
     ax.legend(fontsize=8)
-    paths += _save(fig, out_dir, "subspace_counts")
-    plt.close(fig)
+    paths += save_figure(fig, out_dir, "subspace_counts")
 
     if "kind" in rows and (rows["kind"] == "condensation").any():
         cond = rows[rows["kind"] == "condensation"].iloc[0]
@@ -401,8 +393,7 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
             title="Neurons after training",
             yscale="log",
         )
-        paths += _save(fig, out_dir, "condensation")
-        plt.close(fig)
+        paths += save_figure(fig, out_dir, "condensation")
     return paths
 
 

@@ -28,6 +28,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.figures import save_figure
 from symlab.stats import stratified_trend, wilson_interval
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -222,128 +223,94 @@ def _error_bars(cell: pd.DataFrame) -> np.ndarray:
     return np.clip([cell.frac_full - cell.frac_full_lo, cell.frac_full_hi - cell.frac_full], 0, 1)
 
 
+def _fraction_panels(
+    table: pd.DataFrame, x: str, panel: str, curve: str, labels: dict[str, str], title: str
+):
+    """Rows: samplers; columns: values of ``panel``; one curve per value of ``curve``; x = ``x``."""
+    import matplotlib.pyplot as plt
+
+    samplers = sorted(table["sampler"].unique())
+    panels, curves = sorted(table[panel].unique()), sorted(table[curve].unique())
+    colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(curves)))
+    fig, axes = plt.subplots(
+        len(samplers),
+        len(panels),
+        figsize=(3.2 * len(panels) + 0.6, 2.9 * len(samplers)),
+        squeeze=False,
+        sharey=True,
+    )
+    for i, sampler in enumerate(samplers):
+        for j, panel_value in enumerate(panels):
+            ax = axes[i, j]
+            for color, curve_value in zip(colors, curves):
+                cell = table[
+                    (table.sampler == sampler)
+                    & (table[panel] == panel_value)
+                    & (table[curve] == curve_value)
+                ].sort_values(x)
+                if cell.empty:
+                    continue
+                ax.errorbar(
+                    cell[x], cell.frac_full, yerr=_error_bars(cell), marker="o", ms=4, capsize=2,
+                    color=color, label=f"{labels[curve]} {curve_value}",
+                )  # fmt: skip
+            ax.set_title(f"{labels[panel]} {panel_value}, {sampler} inputs", fontsize=9)
+            ax.set_xticks(sorted(table[x].unique()))
+            ax.set_ylim(-0.04, 1.04)
+            ax.grid(alpha=0.3)
+            if i == len(samplers) - 1:
+                ax.set_xlabel(labels[f"{x}_axis"])
+            if j == 0:
+                ax.set_ylabel("fraction at full FD")
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[Path]:
-    """Fraction at full FD vs depth (per n0 panel, per width curve) and vs input dimension."""
+    """Fraction at full FD vs depth and vs input dimension; deficit attribution scatter."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     table = summarize(rows, spec).table
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    samplers = sorted(table["sampler"].unique())
-    input_dims = sorted(table["n0"].unique())
-    widths = sorted(table["width"].unique())
-    depths = sorted(table["depth"].unique())
-    colors = plt.cm.viridis(np.linspace(0.1, 0.85, max(len(widths), len(depths))))
+    labels = {
+        "n0": "$n_0$ =",
+        "width": "width",
+        "depth": "depth",
+        "depth_axis": "depth (hidden layers)",
+        "n0_axis": "input dimension $n_0$",
+    }
+    paths = save_figure(
+        _fraction_panels(
+            table, "depth", "n0", "width", labels,
+            "Networks without hidden symmetries (rank = D − #hidden) vs depth, 95% Wilson CI",
+        ),
+        out_dir,
+        "full_fd_vs_depth",
+    )  # fmt: skip
+    paths += save_figure(
+        _fraction_panels(
+            table, "n0", "width", "depth", labels,
+            "Networks without hidden symmetries vs input dimension, 95% Wilson CI",
+        ),
+        out_dir,
+        "full_fd_vs_input_dim",
+    )  # fmt: skip
 
-    def save(fig, stem: str) -> None:
-        for suffix in (".png", ".svg"):
-            path = out_dir / f"{stem}{suffix}"
-            fig.savefig(path, dpi=150, bbox_inches="tight")
-            paths.append(path)
-        plt.close(fig)
-
-    fig, axes = plt.subplots(
-        len(samplers),
-        len(input_dims),
-        figsize=(3.2 * len(input_dims) + 0.6, 2.9 * len(samplers)),
-        squeeze=False,
-        sharey=True,
-    )
-    for i, sampler in enumerate(samplers):
-        for j, n0 in enumerate(input_dims):
-            ax = axes[i, j]
-            for color, width in zip(colors, widths):
-                cell = table[(table.sampler == sampler) & (table.n0 == n0) & (table.width == width)]
-                cell = cell.sort_values("depth")
-                if cell.empty:
-                    continue
-                yerr = _error_bars(cell)
-                ax.errorbar(
-                    cell.depth,
-                    cell.frac_full,
-                    yerr=yerr,
-                    marker="o",
-                    ms=4,
-                    capsize=2,
-                    color=color,
-                    label=f"width {width}",
-                )
-            ax.set_title(f"$n_0$ = {n0}, {sampler} inputs", fontsize=9)
-            ax.set_xticks(depths)
-            ax.set_ylim(-0.04, 1.04)
-            ax.grid(alpha=0.3)
-            if i == len(samplers) - 1:
-                ax.set_xlabel("depth (hidden layers)")
-            if j == 0:
-                ax.set_ylabel("fraction at full FD")
-    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle(
-        "Networks without hidden symmetries (rank = D − #hidden) vs depth, 95% Wilson CI",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    save(fig, "full_fd_vs_depth")
-
-    fig, axes = plt.subplots(
-        len(samplers),
-        len(widths),
-        figsize=(3.2 * len(widths) + 0.6, 2.9 * len(samplers)),
-        squeeze=False,
-        sharey=True,
-    )
-    for i, sampler in enumerate(samplers):
-        for j, width in enumerate(widths):
-            ax = axes[i, j]
-            for color, depth in zip(colors, depths):
-                cell = table[
-                    (table.sampler == sampler) & (table.width == width) & (table.depth == depth)
-                ]
-                cell = cell.sort_values("n0")
-                if cell.empty:
-                    continue
-                yerr = _error_bars(cell)
-                ax.errorbar(
-                    cell.n0,
-                    cell.frac_full,
-                    yerr=yerr,
-                    marker="o",
-                    ms=4,
-                    capsize=2,
-                    color=color,
-                    label=f"depth {depth}",
-                )
-            ax.set_title(f"width {width}, {sampler} inputs", fontsize=9)
-            ax.set_xticks(input_dims)
-            ax.set_ylim(-0.04, 1.04)
-            ax.grid(alpha=0.3)
-            if i == len(samplers) - 1:
-                ax.set_xlabel("input dimension $n_0$")
-            if j == 0:
-                ax.set_ylabel("fraction at full FD")
-    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle(
-        "Networks without hidden symmetries vs input dimension, 95% Wilson CI", fontsize=10
-    )
-    fig.tight_layout()
-    save(fig, "full_fd_vs_input_dim")
-
+    samplers, depths = sorted(rows["sampler"].unique()), sorted(rows["depth"].unique())
+    colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(depths)))
     fig, axes = plt.subplots(1, len(samplers), figsize=(4.2 * len(samplers), 3.4), squeeze=False)
     for ax, sampler in zip(axes[0], samplers):
         sub = rows[rows.sampler == sampler]
         for color, depth in zip(colors, depths):
             cell = sub[sub.depth == depth]
             ax.scatter(
-                cell["deficit"],
-                cell["predicted_deficit"],
-                s=10,
-                alpha=0.6,
-                color=color,
+                cell["deficit"], cell["predicted_deficit"], s=10, alpha=0.6, color=color,
                 label=f"depth {depth}",
-            )
+            )  # fmt: skip
         top = max(1, int(sub["deficit"].max()))
         ax.plot([0, top], [0, top], "k--", lw=0.8, label="fully explained")
         ax.set_xlabel("observed deficit (bound − rank)")
@@ -352,11 +319,10 @@ def plot(rows: pd.DataFrame, spec: HiddenSymmetriesSpec, out_dir: Path) -> list[
         ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(
-        "How much of the deficit the mechanisms explain (one point per network)", fontsize=10
+        "Deficit explained by dead and always-active neurons (one point per network)", fontsize=10
     )
     fig.tight_layout()
-    save(fig, "deficit_attribution")
-    return paths
+    return paths + save_figure(fig, out_dir, "deficit_attribution")
 
 
 EXPERIMENT = register(

@@ -31,6 +31,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, confloat, conint
 
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.figures import save_figure
 
 ModelName = Literal["mlp", "cnn"]
 TaskName = Literal["digits", "teacher"]
@@ -374,11 +375,7 @@ def plot(rows: pd.DataFrame, spec: NTKDynamicsSpec, out_dir: Path) -> list[Path]
             ]
         axes[0][0].legend(handles=handles, fontsize=7)
         fig.suptitle(titles[key])
-        for suffix in ("png", "svg"):
-            path = out_dir / f"ntk_dynamics_{key}.{suffix}"
-            fig.savefig(path, dpi=150)
-            paths.append(path)
-        plt.close(fig)
+        paths += save_figure(fig, out_dir, f"ntk_dynamics_{key}")
     return paths
 
 

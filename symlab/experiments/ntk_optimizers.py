@@ -36,6 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, confloat, conint
 
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.figures import save_figure
 
 OptimizerName = Literal["gd", "heavy_ball", "nesterov"]
 OPTIMIZERS: tuple[str, ...] = ("gd", "heavy_ball", "nesterov")
@@ -327,13 +328,7 @@ def plot(rows: pd.DataFrame, spec: NTKOptimizersSpec, out_dir: Path) -> list[Pat
     fig.suptitle(
         f"Optimizers in the kernel regime: width {spec.width}, N = {spec.n_train}, seed {first_seed}"
     )
-    paths = []
-    for suffix in ("png", "svg"):
-        path = out_dir / f"ntk_optimizers_error.{suffix}"
-        fig.savefig(path, dpi=150)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, "ntk_optimizers_error")
 
 
 EXPERIMENT = register(

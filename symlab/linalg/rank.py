@@ -31,6 +31,7 @@ max(lambda_{r+1}, lambda_noise) in the denominator (a lower estimate of the true
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,11 +230,4 @@ def numerical_rank(
     fallback = rank_from_singular_values(
         torch.linalg.svdvals(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold
     )
-    return RankResult(
-        fallback.rank,
-        fallback.tol,
-        fallback.gap,
-        fallback.singular_values,
-        fallback.ambiguous,
-        "svd (fallback)",
-    )
+    return dataclasses.replace(fallback, method="svd (fallback)")

@@ -24,6 +24,7 @@ is unchanged exactly while the matrix shrinks by the number of hidden neurons.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -174,14 +175,7 @@ def _svd_fallback(points: torch.Tensor, scaled: _ScaledJacobian, live: np.ndarra
     jac = scaled(points)[:, torch.from_numpy(live)]
     jac = jac / torch.linalg.vector_norm(jac, dim=0)
     fallback = rank_from_singular_values(torch.linalg.svdvals(jac), tuple(jac.shape))
-    return RankResult(
-        fallback.rank,
-        fallback.tol,
-        fallback.gap,
-        fallback.singular_values,
-        fallback.ambiguous,
-        "svd (fallback)",
-    )
+    return dataclasses.replace(fallback, method="svd (fallback)")
 
 
 def functional_dimension(
