@@ -2,8 +2,10 @@
 
 Run: .venv/bin/python benchmarks/bench_ntk.py [--quick] [--no-nt] [--memory-gb 2]
 
-Cases (float32, full kernel Theta(x, x) of shape (N, N, K, K), x passed as both x1 and x2 so
-no method exploits symmetry):
+Cases (float32, full kernel Theta(x, x) of shape (N, N, K, K); x1 = x and x2 = a copy of x, which
+symlab detects as equal and treats as x2=None (factors once, half of each Gram); structured_x2
+passes x reversed, so symlab does the full two-sided work; structured_sym and nt_structured_sym
+pass x2=None):
 - mlp: 64 -> 512 -> 512 -> 512 -> 10 (ReLU), N = 128 (and smaller N for the baselines that do
   not fit in memory at N = 128: the tutorial's NTK-vector products vmap all N^2 K cotangents at
   once, N^2 K P floats).
@@ -44,10 +46,14 @@ HERE = Path(__file__).resolve().parent
 NT_VENV = HERE / ".nt-venv"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SYMLAB = ["structured", "auto", "jacobian", "ntvp"]
-EXTRA = ["structured_sym"]  # x2=None: symlab computes the factors once and uses symmetry
+# structured_sym: x2=None; structured_x2: x2 = x in reversed order, so symlab cannot see that it
+# holds the same points and does the full two-sided work (its kernel is un-flipped for checking)
+EXTRA = ["structured_sym", "structured_x2"]
 TUTORIAL = ["tutorial_jc", "tutorial_ntvp"]
 NT_IMPLS = {1: "nt_jc", 2: "nt_ntvp", 3: "nt_structured"}
+NT_SYM = {3: "nt_structured_sym"}  # x2=None: neural-tangents' own one-input-set path
 NT_FILES = {name: f"nt_{i}" for i, name in NT_IMPLS.items()}
+NT_FILES.update({name: f"nt_{i}_sym" for i, name in NT_SYM.items()})
 
 
 # --- the torch.func tutorial's two methods, as published (pytorch/tutorials:
@@ -201,11 +207,14 @@ def torch_worker(case_npz: str, case: str, out_dir: str, methods: list[str], mod
         "tutorial_jc": lambda: empirical_ntk_jacobian_contraction(fnet_single, params, x, x),
         "tutorial_ntvp": lambda: empirical_ntk_ntk_vps(fnet_single, params, x, x),
     }
-    # x2 is a copy so that no method can reuse x1's work; structured_sym shows what x2=None gains
+    # x2 is a copy: symlab detects that it equals x1 (one O(N d) comparison) and treats it as x1;
+    # structured_x2 (x2 = x reversed) shows the cost when x2 holds other points
     x2 = x.clone()
     for m in SYMLAB:
         calls[m] = lambda m=m: empirical_ntk(model, x, x2, method=m)
     calls["structured_sym"] = lambda: empirical_ntk(model, x, method="structured")
+    flipped = x.flip(0)
+    calls["structured_x2"] = lambda: empirical_ntk(model, x, flipped, method="structured").flip(1)
     results = {"torch": torch.__version__}
     for method in methods:
         if mode == "memory":
@@ -323,6 +332,9 @@ def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -
         for i in impls:
             result = nt.get(str(i), {"error": "no result"})
             rows.append({"case": case, "n": n, "method": NT_IMPLS[i], **result})
+            if i in NT_SYM:
+                result = nt.get(f"{i}_sym", {"error": "no result"})
+                rows.append({"case": case, "n": n, "method": NT_SYM[i], **result})
     skipped = sorted(fits.symmetric_difference(set(SYMLAB + TUTORIAL + list(NT_IMPLS.values()))))
     reference = np.load(out / "structured.npy").astype(np.float64)
     scale = np.abs(reference).max()
@@ -367,17 +379,32 @@ def print_table(rows: list[dict]) -> None:
 
 
 def print_ratios(rows: list[dict]) -> None:
-    """structured's speed-up over each group's fastest method, per (case, N), on min times."""
+    """Speed-ups (ratio of min times) of symlab's structured rows over the baselines, per (case, N):
+    structured (x2 an equal copy, detected) and structured_x2 (other points: two-sided work) over
+    each group's fastest, and like-for-like: structured_x2 vs nt_structured (both two-sided),
+    structured_sym vs nt_structured_sym (both x2=None)."""
     for case, n in sorted({(r["case"], r["n"]) for r in rows}):
         cell = {r["method"]: r for r in rows if (r["case"], r["n"]) == (case, n) and "min_s" in r}
-        s = cell["structured"]["min_s"]
-        for group, names in (("neural-tangents", list(NT_IMPLS.values())), ("tutorial", TUTORIAL)):
-            timed = [(cell[m]["min_s"], m) for m in names if m in cell]
-            if timed:
-                best = min(timed)
+        nt_all = list(NT_IMPLS.values()) + list(NT_SYM.values())
+        for ours in ("structured", "structured_x2"):
+            if ours not in cell:
+                continue
+            for group, names in (("neural-tangents", nt_all), ("tutorial", TUTORIAL)):
+                timed = [(cell[m]["min_s"], m) for m in names if m in cell]
+                if timed:
+                    best = min(timed)
+                    print(
+                        f"{case} N={n}: {ours} over {group}'s best ({best[1]}): "
+                        f"{best[0] / cell[ours]['min_s']:.1f}x"
+                    )
+        for ours, theirs in (
+            ("structured_x2", "nt_structured"),
+            ("structured_sym", "nt_structured_sym"),
+        ):
+            if ours in cell and theirs in cell:
                 print(
-                    f"{case} N={n}: speed-up of structured over {group}'s best "
-                    f"({best[1]}): {best[0] / s:.1f}x"
+                    f"{case} N={n}: {ours} over {theirs}: "
+                    f"{cell[theirs]['min_s'] / cell[ours]['min_s']:.1f}x"
                 )
 
 

@@ -21,6 +21,7 @@ the local executor's for the same spec; the test suite's toy study can check tha
 from __future__ import annotations
 
 import abc
+import contextlib
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -96,6 +97,28 @@ def _init_worker(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run inline jobs with ``threads`` torch and BLAS threads, then restore the caller's setting.
+
+    Studies run many small dense problems; the default of one thread per core made an inline
+    sweep ~10x slower on a loaded 2-core machine (OpenMP/BLAS threads oversubscribed), the same
+    reason pool workers get one thread each. threadpoolctl limits numpy/scipy's BLAS.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+
+
 class LocalExecutor(Executor):
     """Jobs on this machine: inline when ``workers == 1``, else a spawn process pool.
 
@@ -127,7 +150,9 @@ class LocalExecutor(Executor):
             return
         if self.workers == 1:
             for job in jobs:
-                yield job, call_job(fn, job.params)
+                with _torch_threads(self.threads_per_worker):
+                    outcome = call_job(fn, job.params)
+                yield job, outcome
             return
         yield from self._in_pool(fn, jobs)
 

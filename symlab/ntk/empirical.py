@@ -26,7 +26,8 @@ tutorial). N = points, K = outputs, P = parameters, [FP] = one forward pass of o
 ``chunk_size`` bounds the points processed at once on each side (peak memory of the Jacobian
 method: 2 * chunk * K * P numbers; of the structured method: factors of size N (I + K O) per layer,
 linear in N). When x2 is None (or is x1 itself) each point's work is done once and, the kernel
-being symmetric, only blocks on or above the diagonal are computed. All methods assume the
+being symmetric, only blocks on or above the diagonal are computed; an x2 equal to x1 (a copy,
+checked by one O(N d) comparison) is treated the same way. All methods assume the
 network treats batch points independently (no batch statistics).
 """
 
@@ -40,9 +41,12 @@ from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 from symlab.ntk.structured import (
+    accumulate,
     contract,
     covered_parameter_names,
     layer_factors,
+    mirror,
+    point_blocks,
     structured_layers,
 )
 
@@ -246,7 +250,8 @@ def empirical_ntk(
     if not params:
         raise ValueError("model: expected at least one parameter that requires grad")
     n_params = sum(p.numel() for p in params.values())
-    symmetric = x2 is None or x2 is x1
+    # x2 equal to x1 (a copy) is treated as x1 itself: each point's work once, blocks j >= i
+    symmetric = x2 is None or x2 is x1 or _same_points(x1, x2)
     x2 = x1 if x2 is None else x2
     probe_out, activations = _probe(model, x1[:1])
     k, dtype = probe_out[0].numel(), probe_out.dtype
@@ -270,6 +275,11 @@ def empirical_ntk(
             key2 = ("1", j) if symmetric else ("2", j)
             theta[s1, s2] = block_fn(("1", i), x1[s1], key2, x2[s2])
     return theta
+
+
+def _same_points(x1: torch.Tensor, x2: torch.Tensor) -> bool:
+    """x2 holds exactly the points of x1 (same shape, dtype and values): one O(N d) comparison."""
+    return x1.shape == x2.shape and x1.dtype == x2.dtype and bool(torch.equal(x1, x2))
 
 
 def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -> Callable:
@@ -303,6 +313,8 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
     def block(k1, a, k2, b):
         f1, j1 = factors(k1, a)
         f2, j2 = factors(k2, b)
+        if f1 and not trace and not diagonal:
+            return full_block(k1 == k2, f1, j1, f2, j2)
         parts = [
             contract(u, v, trace=trace, diagonal=diagonal) for u, v in zip(f1, f2, strict=True)
         ]
@@ -311,6 +323,20 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
         if not parts:  # no layer was called: the kernel is zero
             return torch.zeros(_block_shape(a, b, k, trace, diagonal), dtype=a.dtype)
         return sum(parts)
+
+    def full_block(same, f1, j1, f2, j2):
+        # every layer added into one point-major (N1, K, N2, K) buffer, permuted once at the end
+        n1, n2 = f1[0].delta.shape[1], f2[0].delta.shape[1]
+        out = torch.zeros((n1, k, n2, k), dtype=f1[0].delta.dtype)
+        blocks = point_blocks(n1, k) if same else None
+        for u, v in zip(f1, f2, strict=True):
+            accumulate(out, u, v, symmetric=same, blocks=blocks)
+        if same:
+            mirror(out, blocks)
+        theta = out.permute(0, 2, 1, 3)
+        if j1:
+            theta = theta + _contract_jacobians(j1, j2, False, False)
+        return theta
 
     return block
 

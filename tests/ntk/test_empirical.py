@@ -2,9 +2,16 @@
 
 import pytest
 import torch
+from torch import nn
 
 from symlab.ntk import empirical_ntk, structured_layers
-from symlab.ntk.structured import contract, layer_factors
+from symlab.ntk.structured import (
+    accumulate,
+    contract,
+    gradient_rows,
+    layer_factors,
+    mirror,
+)
 
 CASES = ["mlp_relu_k1", "mlp_tanh_k3", "cnn", "shared", "sequence"]
 METHODS = ["structured", "jacobian", "ntvp", "auto"]
@@ -144,3 +151,151 @@ def test_tiny_memory_budget_chunks_ntvp_and_auto_picks_it(case, reference):
     ref = reference(model, x1, x2)
     torch.testing.assert_close(empirical_ntk(model, x1, x2, method="ntvp", memory_budget=1), ref)
     torch.testing.assert_close(empirical_ntk(model, x1, x2, method="auto", memory_budget=1), ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", CASES)
+def test_full_symmetric_kernel_matches_dense_reference(name, method, dtype, case, reference):
+    """x2=None, x2 an equal copy of x1 and chunked: the symmetric path against jacrev."""
+    model, x1, _ = case(name, dtype)
+    model64, _, _ = case(name, torch.float64)
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    ref = reference(model64, x1.double(), x1.double())
+    _close(empirical_ntk(model, x1, method=method), ref, dtype)
+    _close(empirical_ntk(model, x1, x1.clone(), method=method), ref, dtype)
+    _close(empirical_ntk(model, x1, x1.clone(), method=method, chunk_size=2), ref, dtype)
+
+
+def test_nearly_equal_x2_is_not_treated_as_x1(case, reference):
+    """One changed entry in a copy of x1: the kernel is Theta(x1, x2), not Theta(x1, x1)."""
+    model, x1, _ = case("cnn", torch.float64)
+    x2 = x1.clone()
+    x2[-1, 0, 0, 0] += 0.5
+    ref = reference(model, x1, x2)
+    assert (ref - reference(model, x1, x1)).abs().max() > 1e-3
+    torch.testing.assert_close(empirical_ntk(model, x1, x2, method="structured"), ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2, 37])
+def test_many_point_blocks_match_dense_reference(n, dtype, reference):
+    """Enough points for several symmetric row blocks (point_blocks), against jacrev."""
+    from symlab.nets import mlp
+
+    model = mlp([3, 7, 6, 3], "tanh", bias_std=0.1, seed=1, dtype=dtype)
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    model64 = mlp([3, 7, 6, 3], "tanh", bias_std=0.1, seed=1, dtype=torch.float64)
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    ref = reference(model64, x.double(), x.double())
+    _close(empirical_ntk(model, x, method="structured"), ref, dtype)
+    _close(empirical_ntk(model, x, method="structured", chunk_size=16), ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_accumulate_matches_contract_per_layer(symmetric, dtype, case):
+    """The point-major accumulation (both paths, any row blocks) equals contract's kernel."""
+    for name in ("cnn", "shared", "sequence", "mlp_tanh_k3", "mlp_relu_k1"):
+        model, x1, x2 = case(name, dtype)
+        layers = structured_layers(model)
+        _, f1 = layer_factors(model, layers, x1)
+        f2 = f1 if symmetric else layer_factors(model, layers, x2)[1]
+        n1, n2 = x1.shape[0], (x1 if symmetric else x2).shape[0]
+        k = f1[0].delta.shape[0]
+        for blocks in ([slice(0, n1)], [slice(0, 1), slice(1, 3), slice(3, n1)]):
+            for u, v in zip(f1, f2, strict=True):
+                expected = contract(u, v).permute(0, 2, 1, 3)
+                out = torch.zeros(n1, k, n2, k, dtype=dtype)
+                accumulate(out, u, v, symmetric=symmetric, blocks=blocks)
+                if symmetric:
+                    mirror(out, blocks)
+                _close(out, expected, dtype)
+
+
+def test_gradient_rows_are_per_example_gradients(case):
+    """Gram of gradient_rows equals the Gram of per-example parameter gradients from autograd."""
+    model, x1, _ = case("cnn", torch.float64)
+    layers = structured_layers(model)
+    _, factors = layer_factors(model, layers, x1)
+    conv = model.conv1
+    rows = gradient_rows(factors[0])  # conv1: (N K, O (I + 1))
+    grads = []
+    for n in range(x1.shape[0]):
+        out = model(x1[n : n + 1]).reshape(-1)
+        for k in range(out.shape[0]):
+            g = torch.autograd.grad(out[k], [conv.weight, conv.bias], retain_graph=True)
+            grads.append(torch.cat([g[0].reshape(-1), g[1]]))
+    dense = torch.stack(grads)
+    torch.testing.assert_close(rows @ rows.T, dense @ dense.T)
+    torch.testing.assert_close(rows.norm(dim=1), dense.norm(dim=1))
+
+
+def _chain_cnn(dtype):
+    """A flat nn.Sequential with every module the closed-form chain supports: Unflatten, a
+    padded conv, a strided, dilated, bias-free conv with odd sizes, each activation, Flatten."""
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Unflatten(1, (2, 7, 6)),
+        nn.Conv2d(2, 3, 3, padding=1, dtype=dtype),
+        nn.LeakyReLU(0.1),
+        nn.Conv2d(
+            3, 4, (3, 2), stride=(2, 3), dilation=(1, 2), padding=(1, 2), bias=False, dtype=dtype
+        ),
+        nn.Softplus(beta=2.0, threshold=1.0),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 3, 5, dtype=dtype),
+        nn.Sigmoid(),
+        nn.Identity(),
+        nn.Linear(5, 3, dtype=dtype),
+        nn.Tanh(),
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_closed_form_chain_matches_dense_reference_and_autograd(dtype, reference, monkeypatch):
+    """nn.Sequential chains use closed-form backpropagation: against jacrev and autograd factors."""
+    from symlab.ntk import structured
+
+    model = _chain_cnn(dtype)
+    g = torch.Generator().manual_seed(4)
+    x1 = torch.randn(5, 84, generator=g).to(dtype)
+    x2 = torch.randn(3, 84, generator=g).to(dtype)
+    assert structured._chain_supported(model)
+    model64 = _chain_cnn(torch.float64)
+    model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    ref12 = reference(model64, x1.double(), x2.double())
+    ref11 = reference(model64, x1.double(), x1.double())
+    _close(empirical_ntk(model, x1, x2, method="structured"), ref12, dtype)
+    _close(empirical_ntk(model, x1, method="structured"), ref11, dtype)
+    _close(empirical_ntk(model, x1, method="structured", trace=True), _traced(ref11), dtype)
+    layers = structured_layers(model)
+    out, chain = layer_factors(model, layers, x1)
+    monkeypatch.setattr(structured, "_chain_supported", lambda _m: False)
+    out_ag, autograd = layer_factors(model, layers, x1)
+    _close(out, out_ag, dtype)
+    assert len(chain) == len(autograd) == 4
+    for u, v in zip(chain, autograd, strict=True):
+        _close(u.delta, v.delta, dtype)
+        _close(u.a, v.a, dtype)
+        assert u.bias == v.bias
+
+
+def test_closed_form_chain_frozen_layers_and_fallbacks(reference):
+    model = _chain_cnn(torch.float64)
+    x = torch.randn(4, 84, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    model[1].requires_grad_(False)  # a frozen layer is backpropagated through, not counted
+    model[6].weight.requires_grad_(False)
+    model[9].bias.requires_grad_(False)
+    torch.testing.assert_close(empirical_ntk(model, x, method="structured"), reference(model, x, x))
+    from symlab.ntk.structured import _chain_supported
+
+    assert not _chain_supported(nn.Sequential(nn.Linear(2, 2), nn.GELU()))  # autograd instead
+    layer = nn.Linear(3, 3, dtype=torch.float64)
+    assert not _chain_supported(nn.Sequential(layer, nn.Tanh(), layer))  # one module used twice
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    seq.register_forward_hook(lambda _m, _i, out: out * 2)
+    assert not _chain_supported(seq)
+    torch.testing.assert_close(
+        empirical_ntk(seq, x[:, :3], method="structured"), reference(seq, x[:, :3], x[:, :3])
+    )
