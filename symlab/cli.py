@@ -383,7 +383,7 @@ def fdim(
                        "on", "expl."):  # fmt: skip
             table.add_column(column, justify="right", no_wrap=True)
         for seed in range(seeds):
-            model = mlp(widths, init=init, bias_std=bias_std, seed=seed)
+            model = mlp(widths, init=init, bias_std=bias_std if init == "he" else 0.0, seed=seed)
             fd = functional_dimension(model, sampler=sampler, seed=seed, max_points=max_points)
             mech = diagnose(model, fd.points, fd=fd)
             gap = "inf" if math.isinf(fd.gap) else f"{fd.gap:.0e}"

@@ -93,7 +93,7 @@ def run_job(params: dict) -> dict:
     model = mlp(
         widths,
         init=params["init"],
-        bias_std=params["bias_std"],
+        bias_std=params["bias_std"] if params["init"] == "he" else 0.0,
         seed=params["seed"],
         dtype=torch.float64,
     )

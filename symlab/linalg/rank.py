@@ -110,10 +110,22 @@ def rank_from_singular_values(
     return RankResult(rank, float(tol), gap, s, bool(gap < gap_threshold), method)
 
 
+def significant(norms: torch.Tensor | np.ndarray, size: int):
+    """Mask of the norms above max(norms) * size * eps: the rest are zero to working precision.
+
+    Scaling a column (or row) to unit norm is rank-preserving in exact arithmetic, but scaling a
+    column that is zero up to rounding (norm 1e-16 where others are 1) would promote that noise
+    to a full singular value. Any column below max-norm * max(m, n) * eps is below the default SVD
+    tolerance of the unscaled matrix (sigma_max >= every column norm), so it is dropped as zero.
+    """
+    return norms > norms.max() * size * _EPS if len(norms) else norms > 0
+
+
 def equilibrate_columns(matrix: torch.Tensor) -> torch.Tensor:
-    """The matrix with its nonzero columns scaled to unit 2-norm and zero columns dropped."""
+    """The matrix with its significant columns scaled to unit 2-norm and the others dropped
+    (see :func:`significant`)."""
     norms = torch.linalg.vector_norm(matrix, dim=0)
-    keep = norms > 0
+    keep = significant(norms, max(matrix.shape))
     if bool(keep.all()):
         return matrix / norms
     return matrix[:, keep] / norms[keep]

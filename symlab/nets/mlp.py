@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -57,14 +58,29 @@ def mlp(
     ``activation`` is applied after every layer but the last; ``slope`` is leaky_relu's
     negative slope.
     """
-    widths = [int(w) for w in widths]
-    if len(widths) < 2 or any(w < 1 for w in widths):
+    widths = list(widths)
+    if (
+        len(widths) < 2
+        or any(isinstance(w, bool) or not isinstance(w, int | np.integer) for w in widths)
+        or any(w < 1 for w in widths)
+    ):
         raise ValueError(f"widths: expected at least two positive integers, got {widths}")
+    widths = [int(w) for w in widths]
     if init not in INITS:
         raise ValueError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
-    generator = torch.Generator().manual_seed(
-        int(seed) if seed is not None else int(torch.seed() % 2**63)
-    )
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation: expected one of {', '.join(ACTIVATIONS)}, got {activation!r}"
+        )
+    if bias_std < 0:
+        raise ValueError(f"bias_std: expected a number >= 0, got {bias_std!r}")
+    if bias_std and init != "he":
+        raise ValueError(
+            f"bias_std: only init='he' uses it (init={init!r} sets biases itself), got {bias_std!r}"
+        )
+    if seed is None:  # draw from torch's global generator: honours torch.manual_seed
+        seed = int(torch.randint(0, 2**62, (1,)))
+    generator = torch.Generator().manual_seed(int(seed))
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         linear = nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype)
@@ -119,22 +135,37 @@ def activation_of(model: nn.Module) -> nn.Module:
     return nn.Identity()
 
 
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Tanh, nn.Softplus, nn.GELU)
+
+
+def _activation_signature(module: nn.Module) -> tuple:
+    """Type and settings of an elementwise activation (two modules agree iff they compute alike)."""
+    settings = ("negative_slope", "beta", "threshold", "approximate")
+    return (type(module), *(getattr(module, name, None) for name in settings))
+
+
 def is_mlp(model: nn.Module) -> bool:
-    """True when ``model`` is Linear, act, Linear, ..., Linear with one elementwise activation type."""
+    """True when ``model`` is Linear, act, Linear, ..., Linear with ONE elementwise activation.
+
+    Every hidden activation must have the same type and settings (slope, beta, ...): the
+    closed-form Jacobian, the functional-dimension bound and the symmetry actions read the
+    activation once. Anything else is not an MLP here and takes the generic routes.
+    """
     if not isinstance(model, nn.Sequential):
         return False
     children = list(model.children())
     if not children or not isinstance(children[-1], nn.Linear):
         return False
+    signatures = set()
     for position, module in enumerate(children):
         expect_linear = position % 2 == 0
         if isinstance(module, nn.Linear) != expect_linear:
             return False
-        if not expect_linear and not isinstance(
-            module, nn.ReLU | nn.LeakyReLU | nn.Identity | nn.Tanh | nn.Softplus | nn.GELU
-        ):
-            return False
-    return True
+        if not expect_linear:
+            if not isinstance(module, _ELEMENTWISE):
+                return False
+            signatures.add(_activation_signature(module))
+    return len(signatures) <= 1
 
 
 def parameter_count(widths: Sequence[int]) -> int:

@@ -37,10 +37,12 @@ from symlab.linalg.jacobian import parameter_jacobian
 from symlab.linalg.rank import (
     RANK_METHODS,
     RankResult,
+    equilibrate_columns,
     gram_upper,
     numerical_rank,
     rank_from_gram,
     rank_from_singular_values,
+    significant,
 )
 from symlab.nets import activation_of, is_mlp, linear_layers, parameter_count
 from symlab.symmetry.samplers import Sampler, get_sampler
@@ -124,7 +126,8 @@ class _ScaledJacobian:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         jac = parameter_jacobian(self.model, x, dtype=torch.float64)
         norms = torch.linalg.vector_norm(jac, dim=1, keepdim=True)
-        jac = jac[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+        rows = significant(norms[:, 0], max(jac.shape))
+        jac = jac[rows] / norms[rows]
         if self.keep is None:
             keep = torch.ones(jac.shape[1], dtype=torch.bool)
             if self.reduce:
@@ -163,17 +166,18 @@ def _rank_of_rows(jac: torch.Tensor, rank_method: str) -> RankResult:
     return numerical_rank(jac, method=rank_method)
 
 
-def _equilibrated_gram(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The Gram of the column-scaled matrix (zero columns dropped) and the kept-column mask."""
-    diag = np.sqrt(np.diag(gram).copy())
-    live = diag > 0
+def _equilibrated_gram(gram: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Gram of the column-scaled matrix (columns that are zero to working precision dropped,
+    see :func:`symlab.linalg.rank.significant`) and the kept-column mask."""
+    diag = np.sqrt(np.maximum(np.diag(gram), 0))
+    live = significant(diag, max(n_rows, gram.shape[0]))
     return gram[np.ix_(live, live)] / np.outer(diag[live], diag[live]), live
 
 
 def _svd_fallback(points: torch.Tensor, scaled: _ScaledJacobian, live: np.ndarray) -> RankResult:
     """SVD of the row- and column-scaled Jacobian on ``points`` (recomputed, not stored)."""
     jac = scaled(points)[:, torch.from_numpy(live)]
-    jac = jac / torch.linalg.vector_norm(jac, dim=0)
+    jac = equilibrate_columns(jac)
     fallback = rank_from_singular_values(torch.linalg.svdvals(jac), tuple(jac.shape))
     return dataclasses.replace(fallback, method="svd (fallback)")
 
@@ -257,7 +261,7 @@ def functional_dimension(
                 if gram is None:
                     gram = np.zeros((rows.shape[1], rows.shape[1]), order="F")
                 gram = gram_upper(rows, out=gram)
-            equilibrated, live = _equilibrated_gram(gram)
+            equilibrated, live = _equilibrated_gram(gram, n_rows)
             rank, trusted = rank_from_gram(equilibrated, (n_rows, int(live.sum())))
             trusted = trusted and not rank.ambiguous  # an ambiguous verdict needs the SVD
             if rank_method == "gram":
