@@ -21,8 +21,8 @@ the local executor's for the same spec; the test suite's toy study can check tha
 from __future__ import annotations
 
 import abc
-import contextlib
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import signal
