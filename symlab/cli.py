@@ -251,12 +251,19 @@ def show(
     from symlab.engine.store import Store
 
     _run_dir(run_dir)
+    keys = _spec_keys(run_dir)
     with _guard(False), Store(run_dir, create=False) as store:
         meta = store.meta()
-        n_rows = len(store)
+        stored = store.keys()
         failed = store.failures()
+    failed = failed[failed["key"].isin(keys)] if len(failed) else failed
     header = Text(meta.get("study", "?"), style="bold")
-    header.append(f" in {run_dir}: {n_rows} results stored, {len(failed)} failing jobs")
+    header.append(
+        f" in {run_dir}: {len(stored & set(keys))} of {len(keys)} jobs of the stored spec done, "
+        f"{len(failed)} failing"
+    )
+    if stored - set(keys):
+        header.append(f" ({len(stored - set(keys))} more rows from earlier specs: export --all)")
     out.print(header)
     if failures:
         if not len(failed):
@@ -280,6 +287,16 @@ def show(
         out.print(f"no summary yet: run `symlab report {run_dir}`")
 
 
+def _spec_keys(run_dir: Path) -> list[str]:
+    """Job keys of the spec stored in ``run_dir``, in expansion order."""
+    from symlab.engine import expand_jobs, open_run
+
+    with _guard(False):
+        experiment, spec, store = open_run(run_dir)
+        store.close()
+        return [job.key for job in expand_jobs(experiment, spec)]
+
+
 # ------------------------------------------------------------------------------------ export
 
 
@@ -293,8 +310,11 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File.", show_default="DIR/results.FORMAT")
     ] = None,
+    all_rows: Annotated[
+        bool, typer.Option("--all", help="Also rows of earlier, different specs run into DIR.")
+    ] = False,
 ) -> None:
-    """Export a run's results (params, results, timing) as one tidy table."""
+    """Export a run's results (params, results, timing) as one tidy table, one row per job."""
     from symlab.engine.store import Store
 
     if format is not None and format not in ("csv", "parquet"):
@@ -302,9 +322,10 @@ def export(
     _run_dir(run_dir)
     if output is None:
         output = run_dir / f"results.{format or 'csv'}"
+    keys = None if all_rows else _spec_keys(run_dir)
     with _guard(False), Store(run_dir, create=False) as store:
-        path = store.export(output, format=format)
-        n = len(store)
+        path = store.export(output, format=format, keys=keys)
+        n = len(store) if keys is None else len(store.keys() & set(keys))
     out.print(f"exported {n} rows to {path}")
 
 
@@ -362,6 +383,10 @@ def fdim(
 ) -> None:
     """Functional dimension of random ReLU MLPs with these widths (rank, bound, gap, mechanisms)."""
     widths = _parse_widths(widths_text)
+    if len(widths) < 3:
+        _fail(
+            f"WIDTHS: expected at least one hidden layer (n0,n1,...,nL with L >= 2), got {widths_text!r}."
+        )
     if seeds < 1:
         _fail(f"--seeds: expected an integer >= 1, got {seeds}.")
     if init not in ("he", "pytorch"):

@@ -132,7 +132,7 @@ def test_run_show_export_report_in_process(toy, capsys, tmp_path):
 
     code, out, _ = cli(capsys, "show", str(run_dir))
     assert code == 0
-    assert "toy in" in out and "24 results stored" in out and "mean_y" in out
+    assert "toy in" in out and "24 of 24 jobs of the stored spec done" in out and "mean_y" in out
     assert "The toy study stored 24 rows" in out
 
     for fmt in ("csv", "parquet"):
@@ -150,6 +150,19 @@ def test_run_show_export_report_in_process(toy, capsys, tmp_path):
 
     code, out, _ = cli(capsys, "list")
     assert code == 0 and "toy" in out and "quick, paper" in out
+
+
+def test_show_and_export_keep_to_the_stored_spec_unless_all(toy, capsys, tmp_path):
+    run_dir = tmp_path / "r"
+    assert cli(capsys, "run", "toy", "--preset", "paper", "--out", str(run_dir))[0] == 0
+    assert cli(capsys, "run", "toy", "--preset", "quick", "--out", str(run_dir))[0] == 0
+    code, out, _ = cli(capsys, "show", str(run_dir))
+    assert code == 0 and "8 of 8 jobs of the stored spec done" in out
+    assert "16 more rows from earlier specs" in out
+    code, out, _ = cli(capsys, "export", str(run_dir), "-o", str(tmp_path / "spec.csv"))
+    assert code == 0 and len(pd.read_csv(tmp_path / "spec.csv")) == 8
+    code, out, _ = cli(capsys, "export", str(run_dir), "--all", "-o", str(tmp_path / "all.csv"))
+    assert code == 0 and len(pd.read_csv(tmp_path / "all.csv")) == 24
 
 
 def test_failed_jobs_exit_1_and_show_failures(toy, capsys, tmp_path):
@@ -241,3 +254,9 @@ def test_fdim_prints_rank_bound_and_rejects_bad_widths():
         [sys.executable, "-m", "symlab.cli", "fdim", "3,x"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "WIDTHS" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_corrupt_store_is_bad_input_not_a_traceback(capsys, tmp_path):
+    (tmp_path / "results.sqlite").write_text("not a database")
+    code, _, err = cli(capsys, "show", str(tmp_path))
+    assert code == 2 and "not a readable SQLite store" in err and "Traceback" not in err

@@ -80,7 +80,14 @@ class Store:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         # sqlite3 opens a transaction before each INSERT; ``with self._db`` commits it
         self._db = sqlite3.connect(self.path, timeout=60.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as error:  # e.g. "file is not a database"
+            self._db.close()
+            raise InputError(
+                f"run directory '{self.run_dir}': {STORE_NAME} is not a readable SQLite store "
+                f"({error})."
+            ) from error
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL
         if create:
             self._db.executescript(_SCHEMA)
@@ -199,8 +206,11 @@ class Store:
             return pd.DataFrame({"key": pd.Series([], dtype=object)})
         return pd.DataFrame.from_records(records)
 
-    def export(self, path: str | Path, format: str | None = None) -> Path:
-        """Write :meth:`rows` (with timing columns) to ``path`` as ``csv`` or ``parquet``.
+    def export(
+        self, path: str | Path, format: str | None = None, keys: Iterable[str] | None = None
+    ) -> Path:
+        """Write :meth:`rows` (with timing columns; only ``keys``, in their order, if given) to
+        ``path`` as ``csv`` or ``parquet``.
 
         The format defaults to the file's suffix (csv when unknown). List and dict cells are
         written as JSON text so both formats hold a flat table of scalars.
@@ -210,7 +220,7 @@ class Store:
             format = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         if format not in ("csv", "parquet"):
             raise InputError(f"format: expected csv or parquet, got {format!r}.")
-        table = flatten_cells(self.rows(timing=True))
+        table = flatten_cells(self.rows(keys, timing=True))
         path.parent.mkdir(parents=True, exist_ok=True)
         if format == "csv":
             table.to_csv(path, index=False)

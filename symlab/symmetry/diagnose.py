@@ -370,10 +370,14 @@ def diagnose(
 
         fd = functional_dimension(model, inputs)
     if fd is not None:
-        if int(fd.bound) != bound or int(fd.n_points) != inputs.shape[0]:
+        same_points = getattr(fd, "points", None) is None or torch.equal(
+            fd.points.to(torch.float64), inputs.to(torch.float64)
+        )
+        if int(fd.bound) != bound or int(fd.n_points) != inputs.shape[0] or not same_points:
             raise ValueError(
                 f"fd: expected an FDResult for this model on these inputs (bound {bound}, "
-                f"{inputs.shape[0]} points), got bound {fd.bound} and {fd.n_points} points"
+                f"{inputs.shape[0]} points), got bound {fd.bound} and {fd.n_points} "
+                f"{'points' if same_points else 'other points'}"
             )
         observed_rank = int(fd.rank)
         observed_deficit = bound - observed_rank

@@ -233,3 +233,15 @@ def test_argument_validation(x):
     for call, message in bad:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+def test_an_fd_result_on_other_points_of_the_same_size_is_rejected():
+    from symlab.nets import mlp
+    from symlab.symmetry import diagnose, functional_dimension
+
+    model = mlp([2, 4, 1], bias_std=0.1, seed=0)
+    x = torch.randn(60, 2, dtype=torch.float64)
+    fd = functional_dimension(model, x)
+    assert diagnose(model, x, fd=fd).observed_rank == fd.rank
+    with pytest.raises(ValueError, match="^fd: .*other points"):
+        diagnose(model, x + 1.0, fd=fd)
