@@ -10,6 +10,14 @@ import pytest
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
 
 
+# What each example must print: the numbers its docstring promises.
+EXPECTED = {
+    "functional_dimension": ["observed deficit 12", "unexplained 0", "predicted deficit 12"],
+    "embedding_principle": ["same function: True", "gradient after splitting: "],
+    "kernel_tracking": ["distance_from_init", "kernel shape (8, 8, 10, 10)"],
+}
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(script: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
@@ -18,6 +26,8 @@ def test_example_runs(script: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip(), "an example must print what it computed"
+    for text in EXPECTED.get(script.stem, []):
+        assert text in done.stdout, f"{script.name} should print {text!r}"
 
 
 def test_examples_found() -> None:
