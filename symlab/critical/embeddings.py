@@ -29,6 +29,13 @@ from symlab.nets import activation_of, is_mlp, linear_layers, widths_of
 
 ALPHA_CHOICES = ("equal", "random")
 POSITIVELY_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity)
+ODD = (nn.Tanh, nn.Identity)  # sigma(-z) = -sigma(z); not softplus, sigmoid, relu, gelu
+
+
+def is_odd(activation: nn.Module) -> bool:
+    """True when the activation module is odd, sigma(-z) = -sigma(z) (tanh, identity): then a
+    neuron (w, b, v) computes the same as (-w, -b, -v) (the flip acts on the bias too)."""
+    return isinstance(activation, ODD)
 
 
 def _check_model(model: nn.Module) -> list[nn.Linear]:
@@ -215,8 +222,9 @@ class ReductionReport:
     """What ``reduce`` did, in the original model's neuron indices (hidden layers 1-based).
 
     ``merged``: (layer, kept, merged, scale) -- neuron ``merged`` had incoming weights and bias
-    equal to ``scale`` times those of ``kept`` (scale 1, or > 0 for positively homogeneous
-    activations) and its outgoing column times ``scale`` was added to ``kept``'s.
+    equal to ``scale`` times those of ``kept`` (scale 1; -1 for odd activations; > 0 for
+    positively homogeneous ones; any non-zero scale for identity, which is both) and its outgoing
+    column times ``scale`` was added to ``kept``'s.
     ``dropped``: (layer, neuron) of neurons whose outgoing weights were all within tolerance of 0.
     ``kept``: for each hidden layer, the original indices of the surviving neurons, in order.
     """
@@ -232,9 +240,11 @@ def reduce(model: nn.Module, tol: float = 1e-8) -> tuple[nn.Module, ReductionRep
     """Undo embeddings: merge duplicate neurons, drop zero-output neurons, until nothing changes.
 
     Duplicates (layer l, neurons j < k): ||[W_l, b_l][k] - c [W_l, b_l][j]||_inf <= tol s_l with
-    c = 1, or any c > 0 when the activation is positively homogeneous (relu, leaky_relu, identity:
-    sigma(c z) = c sigma(z)); s_l = max(1, max |[W_l, b_l]|). Neuron k is removed and c W_{l+1}[:, k]
-    is added to W_{l+1}[:, j] (the lowest index is kept). Zero-output neurons:
+    c = 1; or c = -1 when the activation is odd (tanh, identity: sigma(-z) = -sigma(z), the row
+    and the bias flip together); or any c > 0 when it is positively homogeneous (relu,
+    leaky_relu, identity: sigma(c z) = c sigma(z)), hence any c != 0 for identity;
+    s_l = max(1, max |[W_l, b_l]|). Neuron k is removed and c W_{l+1}[:, k] is added to
+    W_{l+1}[:, j] (the lowest index is kept). Zero-output neurons:
     ||W_{l+1}[:, j]||_inf <= tol max(1, max |W_{l+1}|); removed. Only these exact definitions are
     used (no data-dependent criteria such as never-active ReLUs). Layers are processed 1..L-1 and
     the passes repeat until a fixed point. The output changes by at most the merged/dropped
@@ -245,13 +255,16 @@ def reduce(model: nn.Module, tol: float = 1e-8) -> tuple[nn.Module, ReductionRep
         raise ValueError(f"tol: expected a non-negative number, got {tol!r}")
     weights, biases = _params(model)
     homogeneous = isinstance(activation_of(model), POSITIVELY_HOMOGENEOUS)
+    odd = is_odd(activation_of(model))
     report = ReductionReport(widths_before=widths_of(model), widths_after=[])
     original = {layer: list(range(w.shape[0])) for layer, w in enumerate(weights[:-1], start=1)}
     changed = True
     while changed:
         changed = False
         for layer in range(1, len(weights)):
-            changed |= _merge_layer(weights, biases, layer, tol, homogeneous, original, report)
+            changed |= _merge_layer(
+                weights, biases, layer, tol, (homogeneous, odd), original, report
+            )
             changed |= _drop_layer(weights, biases, layer, tol, original, report)
     report.kept = {layer: list(indices) for layer, indices in original.items()}
     reduced = _rebuild(model, weights, biases)
@@ -274,7 +287,8 @@ def _remove(weights, biases, layer: int, neurons: list[int], original: dict) -> 
     original[layer] = [original[layer][j] for j in keep]
 
 
-def _merge_layer(weights, biases, layer, tol, homogeneous, original, report) -> bool:
+def _merge_layer(weights, biases, layer, tol, symmetries, original, report) -> bool:
+    homogeneous, odd = symmetries
     rows = _incoming(weights, biases, layer)
     scale = max(1.0, float(rows.abs().max())) if rows.numel() else 1.0
     tol = max(tol, 4 * torch.finfo(rows.dtype).eps)
@@ -287,11 +301,15 @@ def _merge_layer(weights, biases, layer, tol, homogeneous, original, report) -> 
         c = torch.ones(len(later), dtype=rows.dtype)
         residual = (rows[later] - rows[j]).abs().amax(dim=1)
         norm = float(rows[j] @ rows[j])
-        if homogeneous and norm > 0.0:  # best c with rows[k] ~ c rows[j] where not a plain copy
+        if odd:  # a flipped copy: rows[k] ~ -rows[j]
+            flipped = (rows[later] + rows[j]).abs().amax(dim=1)
+            use = (residual > tol * scale) & (flipped <= tol * scale)
+            c, residual = torch.where(use, -c, c), torch.where(use, flipped, residual)
+        if homogeneous and norm > 0.0:  # best c with rows[k] ~ c rows[j] where not a +-copy
             scaled = rows[later] @ rows[j] / norm
             c = torch.where(residual <= tol * scale, c, scaled)
             residual = (rows[later] - c[:, None] * rows[j]).abs().amax(dim=1)
-        match = (residual <= tol * scale) & (c > 0)
+        match = (residual <= tol * scale) & ((c > 0) | (odd & (c != 0)))
         for k, factor in zip(later[match].tolist(), c[match].tolist(), strict=True):
             weights[layer][:, j] += factor * weights[layer][:, k]
             alive[k] = False

@@ -18,6 +18,9 @@ where u = (row of W_l, bias) and v = column of W_{l+1}. A permutation is decompo
 transpositions. Along every segment the output is the same function (up to float rounding), so a
 zero-loss minimum stays at zero loss; the straight line between the two endpoints generally does
 not (a loss barrier). Works for any depth and any activation.
+
+``permute_neurons(model, layer, perm)`` is an alias of ``symlab.symmetry.permute`` (new neuron i is
+old neuron perm[i], hidden layers 1-based), kept because studies and tests import it from here.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import torch
 from torch import nn
 
 from symlab.critical.embeddings import _check_layer, _check_model, add_zero_neuron
-from symlab.nets import flatten_params, unflatten_params, widths_of, with_params
+from symlab.nets import flatten_params, unflatten_params, widths_of
+from symlab.symmetry.actions import permute
 
 
 def path_model(model: nn.Module, layer: int = 1) -> nn.Module:
@@ -45,22 +49,10 @@ def path_model(model: nn.Module, layer: int = 1) -> nn.Module:
     return add_zero_neuron(model, layer, incoming=zeros)
 
 
-def permute_neurons(model: nn.Module, layer: int, perm: Sequence[int]) -> nn.Module:
-    """The same network with hidden layer ``layer``'s neurons reordered: new neuron k = old perm[k].
-
-    Permutes rows of W_l and b_l and columns of W_{l+1}; the function is unchanged.
-    """
-    _check_model(model)
-    _check_layer(model, layer)
-    perm = _check_perm(perm, widths_of(model)[layer])
-    clone = with_params(model, flatten_params(model))
-    w_in, w_out = clone[2 * (layer - 1)], clone[2 * layer]
-    with torch.no_grad():
-        w_in.weight.copy_(w_in.weight[perm])
-        if w_in.bias is not None:
-            w_in.bias.copy_(w_in.bias[perm])
-        w_out.weight.copy_(w_out.weight[:, perm])
-    return clone
+# Alias kept for existing callers: the one implementation of the permutation action lives in
+# symlab.symmetry (new neuron i = old neuron perm[i], hidden layer 1-based, rows of W_l and b_l
+# and columns of W_{l+1} reordered; the function is unchanged).
+permute_neurons = permute
 
 
 def _check_perm(perm: Sequence[int], width: int) -> list[int]:

@@ -8,7 +8,11 @@ group), a symmetry-induced critical point (merging duplicate neurons and droppin
 groups gives a narrower net), or another critical point. Neurons are equal when their incoming
 weights agree to ``tol`` · max(1, max|w|) in the ∞-norm; for ReLU the positive scale ‖w_j‖ is
 moved into a_j first (positive homogeneity) and dead neurons (w_j·x ≤ 0 on every input) count as
-zero-output. Cost: O(m² d) per classification.
+zero-output. For the odd activation tanh, a_j σ(w_j·x) = (−a_j) σ(−w_j·x): neurons are equal up to
+sign (w_k = ±w_j; with a bias the flip applies to (w, b) together), a flipped member's outgoing
+weight enters its group's sum with the flipped sign, and a neuron duplicating −w_i of teacher
+neuron i gets label i (g, softplus and relu are not odd and are compared with the sign kept).
+Cost: O(m² d) per classification.
 """
 
 from __future__ import annotations
@@ -88,23 +92,41 @@ def _neurons(model: nn.Sequential, activation: str) -> tuple[torch.Tensor, torch
     return w, a
 
 
-def _groups(w: torch.Tensor, tol: float) -> list[list[int]]:
-    """Neurons whose incoming weights agree to tol · max(1, max|w|) in the ∞-norm (union-find)."""
-    scale = tol * max(1.0, float(w.abs().max()))
-    parent = list(range(w.shape[0]))
+ODD_ACTIVATIONS = ("tanh",)  # σ(−z) = −σ(z): (w, a) and (−w, −a) are the same neuron
 
-    def root(i: int) -> int:
+
+def _groups(w: torch.Tensor, tol: float, odd: bool = False) -> tuple[list[list[int]], list[int]]:
+    """Neurons whose incoming weights agree to tol · max(1, max|w|) in the ∞-norm, or for ``odd``
+    activations agree up to sign (union-find with parity). Returns the groups and, per neuron,
+    its sign s_j = ±1 relative to the first member of its group (w_j ≈ s_j w_first)."""
+    scale = tol * max(1.0, float(w.abs().max()))
+    parent, parity = list(range(w.shape[0])), [1] * w.shape[0]
+
+    def root(i: int) -> tuple[int, int]:  # (root, sign of i relative to the root)
+        sign = 1
         while parent[i] != i:
-            i = parent[i]
-        return i
+            sign, i = sign * parity[i], parent[i]
+        return i, sign
 
     for j, k in itertools.combinations(range(w.shape[0]), 2):
         if float((w[j] - w[k]).abs().max()) <= scale:
-            parent[root(k)] = root(j)
+            relation = 1
+        elif odd and float((w[j] + w[k]).abs().max()) <= scale:
+            relation = -1
+        else:
+            continue
+        (root_j, sign_j), (root_k, sign_k) = root(j), root(k)
+        if root_j != root_k:  # w_k = relation w_j, w_j = sign_j w_rj, w_k = sign_k w_rk
+            parent[root_k], parity[root_k] = root_j, sign_j * relation * sign_k
     groups: dict[int, list[int]] = {}
     for j in range(w.shape[0]):
-        groups.setdefault(root(j), []).append(j)
-    return list(groups.values())
+        groups.setdefault(root(j)[0], []).append(j)
+    signs = [0] * w.shape[0]
+    for group in groups.values():
+        first = root(group[0])[1]
+        for j in group:
+            signs[j] = root(j)[1] * first
+    return list(groups.values()), signs
 
 
 def classify(
@@ -115,16 +137,20 @@ def classify(
 
     ``assignment[j]`` = i ≥ 1 if neuron j duplicates teacher neuron i, 0 if it is in a
     zero-output group (zero-type neuron or zero-sum group) or, for relu with ``inputs`` given,
-    dead (w_j·x ≤ 0 on every input), −1 if it matches nothing. A zero-loss point is a global
-    minimum whatever its gradient norm (L ≥ 0); other points need ``converged``."""
+    dead (w_j·x ≤ 0 on every input), −1 if it matches nothing. For tanh, duplicates and teacher
+    matches are up to sign: a group's outgoing weight is Σ_j s_j a_j with s_j = ±1 its members'
+    signs, and label i also marks a neuron equal to −w_i. A zero-loss point is a global minimum
+    whatever its gradient norm (L ≥ 0); other points need ``converged``."""
     w, a = _neurons(student, activation)
     w_t, a_t = _neurons(teacher, activation)
+    odd = activation in ODD_ACTIVATIONS
     dead = set()
     if activation == "relu" and inputs is not None:
         dead = {j for j in range(w.shape[0]) if bool(((inputs @ w[j]) <= 0).all())}
-    groups = _groups(w, tol)
+    groups, signs = _groups(w, tol, odd)
+    signed = a * torch.tensor(signs, dtype=a.dtype)
     a_scale = tol * max(1.0, float(a.abs().max()))
-    live = [g for g in groups if abs(float(a[g].sum())) > a_scale and not set(g) <= dead]
+    live = [g for g in groups if abs(float(signed[g].sum())) > a_scale and not set(g) <= dead]
     assignment = [-1] * w.shape[0]
     for group in groups:
         if group not in live:
@@ -133,7 +159,9 @@ def classify(
     w_scale = tol * max(1.0, float(w_t.abs().max()))
     for group in live:
         for i in range(w_t.shape[0]):
-            if float((w[group[0]] - w_t[i]).abs().max()) <= 10 * w_scale:
+            same = float((w[group[0]] - w_t[i]).abs().max()) <= 10 * w_scale
+            flipped = odd and float((w[group[0]] + w_t[i]).abs().max()) <= 10 * w_scale
+            if same or flipped:
                 for j in group:
                     assignment[j] = i + 1
     if zero_loss:
@@ -156,11 +184,15 @@ def classify(
 
 
 def reduced_gradient_norm(student: nn.Sequential, activation: str, data, tol: float) -> float:
-    """Gradient ∞-norm of the narrow net obtained by merging duplicates and dropping null groups."""
+    """Gradient ∞-norm of the narrow net obtained by merging duplicates and dropping null groups.
+
+    A group becomes one neuron with incoming weights mean_j s_j w_j and outgoing weight
+    Σ_j s_j a_j (s_j = ±1 the member's sign, −1 only for a flipped tanh neuron)."""
     w, a = _neurons(student, activation)
-    groups = [
-        g for g in _groups(w, tol) if abs(float(a[g].sum())) > tol * max(1.0, float(a.abs().max()))
-    ]
+    groups, signs = _groups(w, tol, activation in ODD_ACTIVATIONS)
+    s = torch.tensor(signs, dtype=a.dtype)
+    w, a = w * s[:, None], a * s
+    groups = [g for g in groups if abs(float(a[g].sum())) > tol * max(1.0, float(a.abs().max()))]
     if not groups:
         return math.nan
     narrow = two_layer(

@@ -26,6 +26,7 @@ homogeneity σ(cz) = cσ(z) gives continuous rescaling families (neurons are com
 ‖w_j‖ into a_j), and dead neurons (never active on the data) are flat without being zero-type; moreover
 relu(z) − relu(−z) = z, so pairs of opposite neurons add linear functions and many zero-loss
 points are not duplicates of teacher neurons (they appear as ``global minimum (other)``).
+``tanh`` is odd, a σ(w·x) = (−a) σ(−w·x): its neurons are compared up to this sign flip.
 
 Training (``symlab.critical.train_to_critical``): L-BFGS, then Levenberg–Marquardt on the
 residuals, then damped Newton on ∇L = 0. A zero-loss point (loss ≤ ``zero_loss_tol`` · mean y²)
@@ -34,7 +35,8 @@ is a global minimum whatever its gradient; a positive-loss point counts only if 
 
 A second job type measures condensation (Luo et al. 2021; Zhou et al. 2022): a wide tanh net
 with biases, trained by Adam from small initialisation on a 1-D target; the number of effective
-neurons (orientation clusters, ``symlab.critical.condensation``) is tracked over training.
+neurons (orientation clusters, ``symlab.critical.condensation``; u and −u are one orientation
+since tanh is odd) is tracked over training.
 """
 
 from __future__ import annotations
@@ -280,7 +282,7 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
         verdict += (
             f" Condensation: a width-{int(cond['m'])} tanh net from small initialisation ends with "
             f"{int(cond['effective_neurons_final'])} effective neurons (orientation clusters at "
-            f"cosine distance 0.01)."
+            f"distance 1 − |cos| ≤ 0.01: tanh is odd, so u and −u are one orientation)."
         )
     return Summary(table=table, verdict=verdict, extras=extras)
 
@@ -386,9 +388,11 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
         twin.set_ylabel("training loss (MSE)")
         left.legend(loc="upper left", fontsize=8)
         twin.legend(loc="upper right", fontsize=8)
-        right.scatter(cond["orientation_angle"], cond["amplitude"], s=10)
+        # tanh is odd: (w, b) and (−w, −b) are one orientation, so fold the angle modulo π
+        angle = np.asarray(cond["orientation_angle"], dtype=float)
+        right.scatter(np.mod(angle + np.pi / 2, np.pi) - np.pi / 2, cond["amplitude"], s=10)
         right.set(
-            xlabel="orientation angle atan2(b_j, w_j)  (rad; ±π coincide)",
+            xlabel="orientation angle atan2(b_j, w_j) mod π  (rad; ±(w_j, b_j) coincide)",
             ylabel="amplitude |a_j| ‖(w_j, b_j)‖",
             title="Neurons after training",
             yscale="log",

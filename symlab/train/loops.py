@@ -2,8 +2,10 @@
 
 Each loop is a function ``loop(model, data, *, ...) -> Trajectory``. It trains ``model``'s
 parameters **in place** (as ``torch.optim`` does), never prints, and returns a record of the loss
-and of the gradient's ∞-norm every ``record_every`` steps. ``data = (x, y)`` with x of shape
-(N, n_0) and y of shape (N, K). The loss is a function ``loss(output, target) -> scalar`` averaged
+and of the gradient's ∞-norm every ``record_every`` steps. Full-batch first-order loops read
+the record of step t off that step's own forward/backward pass (L(θ_t) and ∇L(θ_t) are what the
+update uses), so recording is free; minibatch loops spend one full-batch pass per record.
+``data = (x, y)`` with x of shape (N, n_0) and y of shape (N, K). The loss is a function ``loss(output, target) -> scalar`` averaged
 over the data; the default is the mean squared error
 
     L(θ) = (1 / (N K)) Σ_n ‖f_θ(x_n) − y_n‖²    (``torch.nn.functional.mse_loss``).
@@ -123,23 +125,59 @@ class _Hooks:
         self.record_every = max(int(record_every), 1)
         self.callback, self.callback_every = callback, max(int(callback_every), 1)
         self.trajectory = Trajectory(method)
+        self.last_callback: int | None = None
 
-    def at(self, step: int, force: bool = False) -> float:
-        """Record (if due or forced) and run the callback (if due); return the grad norm or nan."""
-        grad_norm = math.nan
-        if force or step % self.record_every == 0:
-            value, grad_norm = loss_and_grad_norm(self.model, self.data, self.loss)
+    def due(self, step: int) -> bool:
+        return step % self.record_every == 0
+
+    def call_back(self, step: int) -> None:
+        """Run the callback at ``step`` if it is due and has not run at this step yet."""
+        if self.callback is not None and step % self.callback_every == 0:
+            if self.last_callback != step:
+                self.last_callback = step
+                self.callback(step, self.model)
+
+    def at(
+        self, step: int, force: bool = False, value: float | None = None,
+        grad_norm: float | None = None,
+    ) -> float:  # fmt: skip
+        """Record (if due or forced) and run the callback (if due); return the grad norm or nan.
+
+        ``value`` and ``grad_norm``, when given, are the full-batch loss and gradient ∞-norm at
+        the current parameters (computed by the caller's own pass); else they are computed here
+        with one extra forward and backward pass."""
+        if force or self.due(step):
+            if value is None or grad_norm is None:
+                value, grad_norm = loss_and_grad_norm(self.model, self.data, self.loss)
             if not self.trajectory.steps or self.trajectory.steps[-1] != step:
                 self.trajectory.record(step, value, grad_norm)
-        if self.callback is not None and step % self.callback_every == 0:
-            self.callback(step, self.model)
-        return grad_norm
+        self.call_back(step)
+        return math.nan if grad_norm is None else float(grad_norm)
 
     def finish(self, step: int, tol: float) -> Trajectory:
-        grad_norm = self.at(step, force=True)
+        """Record the end point (reusing the record of ``step`` when there is one)."""
+        recorded = self.trajectory.steps and self.trajectory.steps[-1] == step
+        if recorded:
+            self.call_back(step)
+            grad_norm = self.trajectory.grad_norms[-1]
+        else:
+            grad_norm = self.at(step, force=True)
         self.trajectory.n_steps = step
         self.trajectory.converged = bool(tol > 0 and grad_norm <= tol)
         return self.trajectory
+
+
+def _grad_inf_norm(params: list[Tensor]) -> float:
+    """max_i |∂L/∂θ_i| from the ``.grad`` fields left by ``backward`` (None counts as 0)."""
+    norms = [float(p.grad.abs().max()) for p in params if p.grad is not None and p.grad.numel()]
+    return max(norms, default=0.0)
+
+
+def _default_record_every(record_every: int | None, n: int, batch: int) -> int:
+    """None: every step for full batch (free), else every 10 epochs (≈ 10% extra cost)."""
+    if record_every is not None:
+        return record_every
+    return 1 if batch >= n else 10 * math.ceil(n / batch)
 
 
 def _first_order(
@@ -152,10 +190,14 @@ def _first_order(
     seed: int,
     loss: Loss,
     tol: float,
-    record_every: int,
+    record_every: int | None,
     callback: Callback | None,
     callback_every: int,
 ) -> Trajectory:
+    """Shared first-order loop. Full batch: the step's own forward/backward pass gives L(θ_t) and
+    ∇L(θ_t) before the update, so recording (and the ``tol`` test) is free at every step and a run
+    of T steps costs T + 1 passes (the last records θ_T). Minibatches: a record is one extra
+    full-batch forward+backward pass, and ``tol`` is tested only at recorded steps."""
     _check_positive("steps", steps, integer=True)
     data = _check_data(model, data)
     x, y = data
@@ -163,23 +205,33 @@ def _first_order(
     if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
     batch = n if batch_size is None else min(batch_size, n)
+    record_every = _default_record_every(record_every, n, batch)
     generator = torch.Generator().manual_seed(int(seed))
     order, cursor = torch.arange(n), n
     hooks = _Hooks(model, data, loss, record_every, callback, callback_every, method)
+    params = [p for p in model.parameters() if p.requires_grad]
     for step in range(steps):
-        grad_norm = hooks.at(step)
+        hooks.call_back(step)  # before this step's backward: a callback cannot touch its .grad
+        if batch == n:
+            optimizer.zero_grad(set_to_none=True)
+            value = loss(model(x), y)
+            value.backward()
+            grad_norm = hooks.at(
+                step, value=float(value.detach()), grad_norm=_grad_inf_norm(params)
+            )
+            if tol > 0 and grad_norm <= tol:
+                return hooks.finish(step, tol)
+            optimizer.step()
+            continue
+        grad_norm = hooks.at(step)  # sample without replacement, reshuffling each epoch
         if tol > 0 and grad_norm <= tol:
             return hooks.finish(step, tol)
-        if batch == n:
-            xb, yb = x, y
-        else:  # sample without replacement, reshuffling each epoch
-            if cursor + batch > n:
-                order, cursor = torch.randperm(n, generator=generator), 0
-            index = order[cursor : cursor + batch]
-            cursor += batch
-            xb, yb = x[index], y[index]
+        if cursor + batch > n:
+            order, cursor = torch.randperm(n, generator=generator), 0
+        index = order[cursor : cursor + batch]
+        cursor += batch
         optimizer.zero_grad(set_to_none=True)
-        loss(model(xb), yb).backward()
+        loss(model(x[index]), y[index]).backward()
         optimizer.step()
     return hooks.finish(steps, tol)
 
@@ -197,7 +249,11 @@ def gradient_descent(
     callback_every: int = 1,
 ) -> Trajectory:
     """Full-batch gradient descent θ ← θ − lr ∇L(θ) for ``steps`` steps (stops early once the
-    gradient ∞-norm is ≤ ``tol`` when tol > 0). Cost: one forward+backward pass per step."""
+    gradient ∞-norm is ≤ ``tol`` when tol > 0).
+
+    Cost: one forward+backward pass per step, plus one at the end to record θ_T. The record at
+    step t (L(θ_t), ‖∇L(θ_t)‖_∞) is read off that step's own pass, so ``record_every`` costs
+    nothing."""
     _check_positive("lr", lr)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     return _first_order(
@@ -217,13 +273,19 @@ def sgd(
     momentum: float = 0.0,
     loss: Loss = mse_loss,
     tol: float = 0.0,
-    record_every: int = 1,
+    record_every: int | None = None,
     callback: Callback | None = None,
     callback_every: int = 1,
 ) -> Trajectory:
     """Minibatch SGD (with optional heavy-ball ``momentum``): each step uses ``batch_size`` samples
     drawn without replacement from a permutation reshuffled every epoch by a generator seeded
-    with ``seed``. The recorded loss and gradient are full-batch."""
+    with ``seed``. The recorded loss and gradient are full-batch.
+
+    Cost: one forward+backward pass on ``batch_size`` samples per step, plus one full-batch pass
+    (≈ N / batch_size steps' worth) per record. ``record_every=None`` records every 10 epochs
+    (10 ⌈N / batch_size⌉ steps, about 10% extra work) and at the end; ``tol`` is tested only at
+    recorded steps. With ``batch_size`` ≥ N the loop is full-batch gradient descent and records
+    every step for free (see :func:`gradient_descent`)."""
     _check_positive("lr", lr)
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
@@ -245,11 +307,15 @@ def adam(
     betas: tuple[float, float] = (0.9, 0.999),
     loss: Loss = mse_loss,
     tol: float = 0.0,
-    record_every: int = 1,
+    record_every: int | None = None,
     callback: Callback | None = None,
     callback_every: int = 1,
 ) -> Trajectory:
-    """Adam (Kingma & Ba 2015), full batch when ``batch_size`` is None, else seeded minibatches."""
+    """Adam (Kingma & Ba 2015), full batch when ``batch_size`` is None, else seeded minibatches.
+
+    Cost and recording as in :func:`gradient_descent` (full batch: free records, every step by
+    default) or :func:`sgd` (minibatches: one full-batch pass per record, every 10 epochs by
+    default)."""
     _check_positive("lr", lr)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
     return _first_order(
@@ -312,6 +378,13 @@ def lbfgs(
     return hooks.finish(step, tol)
 
 
+def _load(model: nn.Module, theta: Tensor) -> None:
+    """Copy the flat parameter vector ``theta`` into ``model`` (so records and callbacks see it)."""
+    with torch.no_grad():
+        for p, new in zip(model.parameters(), unflatten_params(model, theta).values(), strict=True):
+            p.copy_(new)
+
+
 def _flat_loss(model: nn.Module, data: Data, loss: Loss) -> Callable[[Tensor], Tensor]:
     x, y = data
 
@@ -358,17 +431,10 @@ def newton(
     gradient = torch.func.grad(value)
     hessian = torch.func.hessian(value)
     hooks = _Hooks(model, data, loss, 1, callback, callback_every, "newton")
-
-    def set_params(vector: Tensor) -> None:
-        with torch.no_grad():
-            for p, new in zip(
-                model.parameters(), unflatten_params(model, vector).values(), strict=True
-            ):
-                p.copy_(new)
-
     mu_rel, step = float(damping), 0
     g = gradient(theta)
     while step < max_iter and g.abs().max() > tol:
+        _load(model, theta)  # the record and the callback of step t see θ_t
         hooks.at(step, force=True)
         lam, q = torch.linalg.eigh(hessian(theta))
         qg, g_norm = q.T @ g, torch.linalg.vector_norm(g)
@@ -391,7 +457,7 @@ def newton(
         theta, g = trial, g_trial
         mu_rel = max(mu_rel / 10.0, float(damping)) if t == 1.0 else mu_rel
         step += 1
-    set_params(theta)
+    _load(model, theta)
     return hooks.finish(step, tol)
 
 
@@ -439,9 +505,11 @@ def levenberg_marquardt(
     r = residual(theta)
     while step < max_iter:
         jac = jacobian(theta)
-        if float((2 * jac.T @ r / count).abs().max()) <= tol:
+        grad_norm = float((2 * jac.T @ r / count).abs().max())
+        if grad_norm <= tol:
             break
-        hooks.at(step, force=True)
+        _load(model, theta)  # the callback of step t sees θ_t; the record is L and ∇L at θ_t
+        hooks.at(step, force=True, value=float(r @ r) / count, grad_norm=grad_norm)
         u, sv, vh = torch.linalg.svd(jac, full_matrices=False)
         ur, value, accepted = u.T @ r, float(r @ r), False
         while mu_rel < 1e8 and not accepted:
@@ -453,7 +521,5 @@ def levenberg_marquardt(
             break
         theta, r = trial, r_trial
         step += 1
-    with torch.no_grad():
-        for p, new in zip(model.parameters(), unflatten_params(model, theta).values(), strict=True):
-            p.copy_(new)
+    _load(model, theta)
     return hooks.finish(step, tol)

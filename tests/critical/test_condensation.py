@@ -77,3 +77,38 @@ def test_effective_neurons_ignore_small_amplitudes():
         orientation_clusters(torch.eye(2).double(), threshold=3.0)
     with pytest.raises(ValueError, match="amplitude_fraction"):
         effective_neuron_count(model, amplitude_fraction=1.5)
+
+
+def test_tanh_sign_flipped_neurons_are_one_orientation():
+    """tanh(-w.x - b) = -tanh(w.x + b): flipping (w, b, a) of half the neurons of each cluster
+    leaves the tanh function unchanged and must leave 2 effective neurons, not 4; for softplus
+    (not odd) the flipped neurons are different functions and count separately."""
+    rows, k = _clustered(k=2, per=6, d=3, seed=1)
+    flip = torch.tensor([1.0, -1.0] * 6).double()
+    outputs = torch.linspace(0.5, 1.5, 12).double()
+    plain = _net(rows[:, :2], rows[:, 2], outputs)
+    flipped = _net(flip[:, None] * rows[:, :2], flip * rows[:, 2], flip * outputs)
+    x = torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(flipped(x), plain(x), atol=1e-14, rtol=0)
+    assert effective_neuron_count(plain) == k
+    assert effective_neuron_count(flipped) == k
+    assert effective_neuron_count(flipped, signed=True) == 2 * k
+    flipped[1] = nn.Softplus()
+    assert effective_neuron_count(flipped) == 2 * k
+
+
+def test_unsigned_clusters_satisfy_complete_linkage_brute_force():
+    rows, k = _clustered(k=3, per=8, seed=2)
+    signs = torch.where(
+        torch.rand(24, generator=torch.Generator().manual_seed(3)) < 0.5, -1.0, 1.0
+    ).double()
+    u = signs[:, None] * rows / rows.norm(dim=1, keepdim=True)
+    labels = orientation_clusters(u, threshold=0.01, signed=False)
+    assert len(np.unique(labels)) == k
+    assert len(np.unique(orientation_clusters(u, threshold=0.01))) == 2 * k  # signed: ±u differ
+    for i, j in itertools.combinations(range(len(labels)), 2):
+        if labels[i] == labels[j]:
+            assert 1 - abs(float(u[i] @ u[j])) <= 0.01
+    pair = torch.stack([u[0], -u[0]])
+    assert len(np.unique(orientation_clusters(pair, signed=False))) == 1

@@ -147,6 +147,55 @@ def test_reduce_positively_proportional_relu_neurons():
     assert widths_of(reduce(tanh_wide)[0]) == [3, 5, 2]
 
 
+def _flipped_split(activation, dtype, scale=-1.0, flip_bias=True):
+    """Split neuron 2 of layer 1 at alpha = 0.4, then move the copy by c = ``scale``: incoming
+    row (and bias, if ``flip_bias``) times c, outgoing column divided by c."""
+    model = _model([3, 4, 2], activation, dtype)
+    wide = split_neuron(model, 1, 2, 0.4)
+    with torch.no_grad():
+        wide[0].weight[-1] *= scale
+        if flip_bias:
+            wide[0].bias[-1] *= scale
+        wide[2].weight[:, -1] /= scale
+    return model, wide
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_reduce_merges_sign_flipped_neurons_of_odd_activations(dtype):
+    """tanh(-w.x - b) = -tanh(w.x + b): a copy with (w, b, v) -> (-w, -b, -v) is the same neuron
+    and merges with scale -1 back to the original parameters; identity merges any c != 0."""
+    x = _inputs(3, dtype)
+    model, wide = _flipped_split("tanh", dtype)
+    assert _close(model, wide, x)
+    reduced, report = reduce(wide)
+    assert report.merged == [(1, 2, 4, -1.0)] and widths_of(reduced) == [3, 4, 2]
+    atol = 1e-6 if dtype == torch.float32 else 1e-15
+    torch.testing.assert_close(flatten_params(reduced), flatten_params(model), atol=atol, rtol=0)
+    model, wide = _flipped_split("identity", dtype, scale=-2.5)
+    assert _close(model, wide, x)
+    reduced, report = reduce(wide)
+    assert widths_of(reduced) == [3, 4, 2] and _close(model, reduced, x)
+    ((layer, kept, merged, scale),) = report.merged
+    assert (layer, kept, merged) == (1, 2, 4) and abs(scale + 2.5) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "activation, scale, flip_bias",
+    [
+        ("softplus", -1.0, True),  # softplus(-z) = softplus(z) - z: not odd
+        ("relu", -1.0, True),  # relu(-z) != -relu(z)
+        ("tanh", -1.0, False),  # the flip must act on (w, b) together
+        ("tanh", -2.0, True),  # tanh is odd but not homogeneous
+    ],
+)
+def test_reduce_keeps_copies_that_are_not_a_symmetry(activation, scale, flip_bias):
+    """Controls: these moved copies change the function and reduce must not merge them."""
+    model, wide = _flipped_split(activation, torch.float64, scale, flip_bias)
+    assert not _close(model, wide, _inputs(3))
+    reduced, report = reduce(wide)
+    assert widths_of(reduced) == [3, 5, 2] and not report.merged
+
+
 def test_reduce_zero_sum_pair_and_irreducible_model():
     model = _model([2, 3, 1], "softplus")
     wide = add_zero_neuron(model, 1, seed=0)

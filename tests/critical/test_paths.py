@@ -117,3 +117,24 @@ def test_bad_input(call, match):
     teacher, _, _ = _teacher_data([2, 3, 1], "softplus", False)
     with pytest.raises(ValueError, match=match):
         call(teacher)
+
+
+def test_permute_neurons_is_the_symmetry_permutation():
+    """One implementation: critical.permute_neurons is symmetry.permute (new neuron i = old
+    perm[i], layer 1-based), checked against explicit row/column indexing, with and without bias."""
+    from symlab.symmetry import permute
+
+    assert permute_neurons is permute
+    for bias in (True, False):
+        model = mlp([3, 4, 5, 2], "tanh", seed=3, bias=bias, bias_std=0.5)
+        perm = [4, 0, 3, 1, 2]
+        moved = permute_neurons(model, 2, perm)
+        assert torch.equal(moved[2].weight, model[2].weight[perm])
+        assert torch.equal(moved[4].weight, model[4].weight[:, perm])
+        assert torch.equal(moved[0].weight, model[0].weight)
+        if bias:
+            assert torch.equal(moved[2].bias, model[2].bias[perm])
+        x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        torch.testing.assert_close(moved(x), model(x), atol=1e-14, rtol=0)
+    with pytest.raises(ValueError, match="perm: expected a permutation of 0..4"):
+        permute_neurons(model, 2, [0, 0, 1, 2, 3])

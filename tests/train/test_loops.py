@@ -209,3 +209,89 @@ def test_tolerance_stops_early():
 def test_bad_input_raises_one_clear_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call(_linear(torch.float64), _data())
+
+
+def _count_forwards(model):
+    """A forward hook on the first Linear layer: one count per forward pass of the model."""
+    calls = []
+    model[0].register_forward_hook(lambda module, inputs, output: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("loop", ["gd", "adam", "sgd_full_batch"])
+def test_full_batch_loops_record_from_the_steps_own_pass(loop, dtype):
+    """100 full-batch steps cost 100 forward passes plus one for the final record (not 201), and
+    the free records equal the loss and gradient ∞-norm recomputed at the same parameters."""
+    x, y = _data(dtype=dtype)
+    run = {
+        "gd": lambda m, **kw: gradient_descent(m, (x, y), lr=0.1, steps=100, **kw),
+        "adam": lambda m, **kw: adam(m, (x, y), lr=0.01, steps=100, **kw),
+        "sgd_full_batch": lambda m, **kw: sgd(m, (x, y), lr=0.1, steps=100, batch_size=40, **kw),
+    }[loop]
+    model = mlp([3, 4, 2], "tanh", seed=1, dtype=dtype)
+    calls = _count_forwards(model)
+    trajectory = run(model)
+    assert len(calls) == 101 and trajectory.steps == list(range(101))
+    # reference: a replay whose callback recomputes L(θ_t) and ‖∇L(θ_t)‖_∞ from scratch
+    replay, expected = mlp([3, 4, 2], "tanh", seed=1, dtype=dtype), {}
+
+    def probe(step, m):
+        expected[step] = loss_and_grad_norm(m, (x, y))
+
+    run(replay, callback=probe, callback_every=10)
+    assert torch.equal(flatten_params(replay), flatten_params(model))
+    assert sorted(expected) == list(range(0, 101, 10))
+    rel = 1e-5 if dtype == torch.float32 else 1e-12
+    for step, (value, grad_norm) in expected.items():
+        assert math.isclose(trajectory.losses[step], value, rel_tol=rel)
+        assert math.isclose(trajectory.grad_norms[step], grad_norm, rel_tol=rel)
+
+
+def test_minibatch_sgd_records_full_batch_every_ten_epochs_by_default():
+    """Minibatch SGD records the full-batch loss (one extra forward pass per record) every
+    10 epochs = 10 ceil(N / batch) steps by default: 100 steps of batch 8 on N = 40 → records at
+    0, 50, 100, i.e. 100 + 3 forward passes; record_every=1 gives 10 + 11 for 10 steps."""
+    x, y = _data()
+    model = mlp([3, 4, 2], "tanh", seed=1)
+    calls = _count_forwards(model)
+    trajectory = sgd(model, (x, y), lr=0.05, steps=100, batch_size=8, seed=0)
+    assert trajectory.steps == [0, 50, 100] and len(calls) == 103
+    assert trajectory.final_loss == loss_and_grad_norm(model, (x, y))[0]
+    every = mlp([3, 4, 2], "tanh", seed=1)
+    calls = _count_forwards(every)
+    recorded = sgd(every, (x, y), lr=0.05, steps=10, batch_size=8, record_every=1)
+    assert recorded.steps == list(range(11)) and len(calls) == 10 + 11
+    assert math.isclose(recorded.losses[0], trajectory.losses[0], rel_tol=1e-14)
+
+
+def test_early_stop_runs_the_callback_once_per_step():
+    x, y = _data()
+    seen = []
+    trajectory = gradient_descent(
+        _linear(torch.float64), (x, y), lr=0.5, steps=5000, tol=1e-6,
+        callback=lambda step, model: seen.append(step), callback_every=1,
+    )  # fmt: skip
+    assert trajectory.converged and seen == list(range(trajectory.n_steps + 1))
+    assert trajectory.steps[-1] == trajectory.n_steps
+
+
+@pytest.mark.parametrize("loop", [newton, levenberg_marquardt])
+def test_second_order_records_and_callbacks_see_the_current_iterate(loop):
+    """Each record (L(θ_t), ‖∇L(θ_t)‖_∞) equals a recomputation at the parameters the callback
+    sees at step t, and those parameters move (they are the iterates, not the start point)."""
+    x, y = _data()
+    model, seen = mlp([3, 4, 2], "tanh", seed=1), {}
+
+    def probe(step, m):
+        seen[step] = (flatten_params(m), *loss_and_grad_norm(m, (x, y)))
+
+    trajectory = loop(model, (x, y), tol=1e-10, max_iter=5, callback=probe)
+    assert trajectory.steps == list(range(6)) and sorted(seen) == trajectory.steps
+    for step, (theta, value, grad_norm) in seen.items():
+        assert math.isclose(trajectory.losses[step], value, rel_tol=1e-10)
+        assert math.isclose(trajectory.grad_norms[step], grad_norm, rel_tol=1e-8)
+        assert step == 0 or not torch.equal(theta, seen[step - 1][0])
+    assert torch.equal(seen[5][0], flatten_params(model))
+    if loop is levenberg_marquardt:  # a descent method: the recorded loss decreases
+        assert all(b < a for a, b in zip(trajectory.losses, trajectory.losses[1:]))
