@@ -13,12 +13,8 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     """Wilson score interval for a binomial proportion (Wilson 1927); (nan, nan) for 0 trials."""
     if trials == 0:
         return float("nan"), float("nan")
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    p = successes / trials
-    denominator = 1 + z**2 / trials
-    centre = (p + z**2 / (2 * trials)) / denominator
-    half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,8 @@ class TrendTest:
 
     def sentence(self, response: str) -> str:
         """One clause such as "P decreases with depth (11 of 12 strata, Stouffer p = 0.003)"."""
+        if self.n_decreasing + self.n_increasing == 0:
+            return f"{response} does not vary with {self.factor} in any of {self.n_flat} strata"
         counts = (
             f"{self.n_decreasing} strata down, {self.n_increasing} up, {self.n_flat} flat; "
             f"median Spearman rho {self.median_rho:+.2f}, Stouffer Z = {self.combined_z:+.1f}, "

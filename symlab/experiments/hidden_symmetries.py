@@ -161,35 +161,43 @@ PAPER_TRENDS = {"depth": "decreasing", "n0": "increasing", "width": "increasing"
 
 def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec) -> str:
     frame = rows.assign(full=rows["full"].astype(float))
-    parts, agree, disagree = [], set(), set()
     names = {"depth": "depth", "n0": "input dimension", "width": "width"}
+    if spec.diagonal_only:  # n0 = width: the two factors move together
+        frame = frame.assign(**{"n0 = width": frame["n0"]})
+        names = {"depth": "depth", "n0 = width": "input dimension = width"}
+        factors = {"depth": ["n0 = width"], "n0 = width": ["depth"]}
+        expected = {"depth": "decreasing", "n0 = width": "increasing"}
+    else:
+        factors = {f: [c for c in ("n0", "width", "depth") if c != f] for f in PAPER_TRENDS}
+        expected = PAPER_TRENDS
+    parts, agree, disagree = [], set(), set()
     for sampler in sorted(frame["sampler"].unique()):
         sub = frame[frame["sampler"] == sampler]
         clauses = []
-        for factor in ("depth", "n0", "width"):
-            strata = [c for c in ("n0", "width", "depth") if c != factor]
+        for factor, strata in factors.items():
             trend = stratified_trend(sub, factor, "full", strata)
             if not trend.n_strata:
                 continue
             clauses.append(trend.sentence("P(full FD)"))
-            (agree if trend.direction == PAPER_TRENDS[factor] else disagree).add(names[factor])
+            (agree if trend.direction == expected[factor] else disagree).add(names[factor])
+        deficits = sub.groupby(CELL)["deficit"].mean()
         parts.append(
             f"With the {sampler} sampler, {sub['full'].mean():.0%} of {len(sub)} networks reach "
-            "the bound; " + "; ".join(clauses) + "."
+            f"the bound (mean deficit per cell {deficits.min():.1f} to {deficits.max():.1f}); "
+            + "; ".join(clauses)
+            + "."
+        )
+    found = []
+    if agree - disagree:
+        found.append(f"agrees for {' and '.join(sorted(agree - disagree))}")
+    if disagree:
+        found.append(
+            f"is not confirmed (with at least one sampler) for {' and '.join(sorted(disagree))}"
         )
     head = (
         "The paper reports that the probability of no hidden symmetries decreases with depth and "
         "increases with width and input dimension. On this grid the trend "
-        + (
-            f"agrees for {' and '.join(sorted(agree - disagree))}"
-            if agree - disagree
-            else "agrees for no factor"
-        )
-        + (
-            f" but not (with at least one sampler) for {' and '.join(sorted(disagree))}"
-            if disagree
-            else ""
-        )
+        + ("; it ".join(found) if found else "could not be tested")
         + " (per-network Spearman tests within cells of the other factors, Stouffer-combined, "
         "alpha = 0.05)."
     )
