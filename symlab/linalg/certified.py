@@ -29,205 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from symlab.linalg.modular import _check_prime, rank_mod_p
 from symlab.nets import activation_of, is_mlp, linear_layers, widths_of
 
-DEFAULT_PRIME = 2_147_483_629
 DEFAULT_PRIMES = (1_048_573, 2_147_483_629)
 DEFAULT_BITS = 16
 _INT64_SAFE = 2**62  # bound on |values| (and partial sums) kept in int64
-_FLOAT_EXACT = 2**53  # integers below this add exactly in float64
-_LIMB = 2**16
-
-
-# ---------------------------------------------------------------------------------------------
-# rank over GF(p)
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_prime(n: int) -> bool:
-    """Deterministic Miller-Rabin for n < 3.3e24 (bases: the first 12 primes)."""
-    if n < 2:
-        return False
-    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
-    for q in bases:
-        if n % q == 0:
-            return n == q
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for a in bases:
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
-def _check_prime(p: object, name: str = "p") -> int:
-    if not isinstance(p, int | np.integer) or isinstance(p, bool):
-        raise ValueError(f"{name}: expected a prime integer below 2^31, got {p!r}")
-    p = int(p)
-    if not (2 <= p < 2**31 and _is_prime(p)):
-        raise ValueError(f"{name}: expected a prime integer below 2^31, got {p}")
-    return p
-
-
-def _residues(matrix: object, p: int) -> np.ndarray:
-    """An integer matrix (numpy int/object of Python ints, or integer tensor) reduced mod p."""
-    if isinstance(matrix, torch.Tensor):
-        if matrix.is_floating_point() or matrix.is_complex():
-            raise ValueError(f"matrix: expected an integer tensor, got dtype {matrix.dtype}")
-        matrix = matrix.detach().cpu().numpy()
-    a = np.asarray(matrix)
-    if a.dtype == object:
-        if not all(isinstance(v, int | np.integer) for v in a.flat):
-            raise ValueError("matrix: expected integer entries, got a non-integer object")
-    elif not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
-        raise ValueError(f"matrix: expected an integer array, got dtype {a.dtype}")
-    if a.ndim != 2 or a.size == 0:
-        raise ValueError(f"matrix: expected a non-empty 2-D array, got shape {a.shape}")
-    return np.mod(a, p).astype(np.int64)
-
-
-def _direct_chunk(p: int) -> int:
-    """Longest inner dimension whose products of residues sum exactly in float64 (0: none)."""
-    return (_FLOAT_EXACT - 1) // max(1, (p - 1) ** 2) // 2
-
-
-def _submul_mod(
-    c: np.ndarray, a: np.ndarray, b: np.ndarray, p: int, max_inner: int | None = None
-) -> np.ndarray:
-    """(c - a @ b) mod p for residues in [0, p), exact, through float64 BLAS.
-
-    float64 operands (used when p is small, :func:`_direct_chunk` >= 64): products of residues
-    are summed exactly in float64 over chunks of the inner dimension, with np.mod (exact on
-    integer-valued floats) after each chunk. int64 operands (large p): residues are split into
-    16-bit limbs (a = a1 2^16 + a0), four exact products whose partial sums stay below 2^53 in
-    chunks of 2^20, recombined mod p in int64 (each product of residues < 2^62).
-    ``max_inner`` caps the chunk (for tests).
-    """
-    inner = a.shape[1]
-    if c.dtype == np.float64:
-        chunk = min(_direct_chunk(p), max_inner or inner or 1)
-        out = c.copy()
-        for s in range(0, inner, chunk):
-            out -= a[:, s : s + chunk] @ b[s : s + chunk]
-            np.mod(out, p, out=out)
-        return out
-    chunk = min(2**20, max_inner or 2**20)
-    a1, a0 = (a // _LIMB).astype(np.float64), (a % _LIMB).astype(np.float64)
-    b1, b0 = (b // _LIMB).astype(np.float64), (b % _LIMB).astype(np.float64)
-    c32, c16 = pow(2, 32, p), pow(2, 16, p)
-    out = c.astype(np.int64, copy=True)
-    for s in range(0, inner, chunk):
-        sl = slice(s, s + chunk)
-        high = np.fmod(a1[:, sl] @ b1[sl], p).astype(np.int64) * c32 % p
-        mid = np.fmod(a1[:, sl] @ b0[sl] + a0[:, sl] @ b1[sl], p).astype(np.int64) * c16 % p
-        low = np.fmod(a0[:, sl] @ b0[sl], p).astype(np.int64)
-        out -= (high + mid + low) % p
-        out %= p
-    return out
-
-
-def _rref_mod(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reduced row echelon form of a small int64 residue matrix over GF(p).
-
-    Returns (rows, pivots): the nonzero RREF rows and their pivot columns. Plain Gaussian
-    elimination; every product of two residues (< 2^62) is reduced mod p at once.
-    """
-    x = x.astype(np.int64)
-    m = x.shape[0]
-    pivots: list[int] = []
-    r, c = 0, 0
-    while r < m:
-        live = np.flatnonzero(x[r:, c:].any(axis=0))
-        if live.size == 0:
-            break
-        c += int(live[0])
-        i = r + int(np.flatnonzero(x[r:, c])[0])
-        if i != r:
-            x[[r, i]] = x[[i, r]]
-        x[r, c:] = x[r, c:] * pow(int(x[r, c]), p - 2, p) % p
-        factors = x[:, c].copy()
-        factors[r] = 0
-        rows = np.flatnonzero(factors)
-        if rows.size:
-            update = factors[rows, None] * x[r, c:] % p
-            x[rows, c:] = (x[rows, c:] - update) % p
-        pivots.append(c)
-        r, c = r + 1, c + 1
-    return x[:r], np.asarray(pivots, dtype=np.int64)
-
-
-def rank_mod_p(
-    matrix: np.ndarray | torch.Tensor,
-    p: int = DEFAULT_PRIME,
-    *,
-    stop_at: int | None = None,
-    block_rows: int = 32,
-) -> int:
-    """Rank over GF(p) of an integer matrix: a certified lower bound on its rank over Q.
-
-    rank_p(A) <= rank_Q(A) because a nonzero minor mod p is a nonzero minor over Q; equality
-    holds for all but finitely many primes p, since a nonzero r x r minor (r = rank_Q A) is an
-    integer with finitely many prime divisors. A rank drop mod p therefore needs p to divide
-    every r x r minor; for a large random p this is extremely unlikely, but only the inequality
-    is certified.
-
-    Algorithm: Gaussian elimination over GF(p), streaming the longer side in blocks of
-    ``block_rows`` rows against a basis kept in reduced row echelon form [I | F] (only F, on
-    the non-pivot columns, is stored). Each block is reduced against the basis by one exact
-    matrix product mod p (float64 BLAS, see :func:`_submul_mod`), its residual is put in RREF
-    by int64 elimination (every product of residues < 2^62 reduced mod p at once), and F is
-    updated by one more product. Cost about 2 m r (n - r) flops for an m x n matrix of rank r
-    (n the shorter side), plus block_rows^2 n per block; memory O(m n) int64.
-
-    Args:
-        matrix: 2-D integer array (int64, or object of Python ints) or integer tensor.
-        p: a prime below 2^31 (default 2_147_483_629).
-        stop_at: stop once the rank found reaches this value (e.g. a known upper bound); the
-            value returned is then a lower bound >= stop_at on rank_p.
-        block_rows: rows per elimination block (speed only).
-    """
-    p = _check_prime(p)
-    if not isinstance(block_rows, int) or block_rows < 1:
-        raise ValueError(f"block_rows: expected a positive integer, got {block_rows!r}")
-    a = _residues(matrix, p)
-    if a.shape[0] < a.shape[1]:
-        a = a.T
-    m, n = a.shape
-    # float64 storage when every product a @ b of residues sums exactly in float64 chunks
-    work = np.float64 if _direct_chunk(p) >= 64 else np.int64
-    a = a.astype(work)
-    limit = n if stop_at is None else min(n, int(stop_at))
-    free = np.arange(n)  # non-pivot columns
-    pivot_cols = np.zeros(0, dtype=np.int64)
-    basis = np.zeros((0, n), dtype=work)  # F: basis rows restricted to the free columns
-    for start in range(0, m, block_rows):
-        if pivot_cols.size >= limit:
-            break
-        block = a[start : start + block_rows]
-        residual = block[:, free]
-        if pivot_cols.size:
-            residual = _submul_mod(residual, block[:, pivot_cols], basis, p)
-        rows, new = _rref_mod(residual, p)
-        rows = rows.astype(work)
-        if new.size == 0:
-            continue
-        rest = np.setdiff1d(np.arange(free.size), new)
-        basis_new_cols = basis[:, new]
-        basis = basis[:, rest]
-        if pivot_cols.size:
-            basis = _submul_mod(basis, basis_new_cols, rows[:, rest], p)
-        basis = np.concatenate([basis, rows[:, rest]])
-        pivot_cols = np.concatenate([pivot_cols, free[new]])
-        free = free[rest]
-    return int(pivot_cols.size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,11 +147,14 @@ class ExactJacobian:
     numerators: (N*K, D) integer matrix, rows point-major, columns in flat parameter order
     (W_1, b_1, ..., W_L, b_L): Python ints (dtype object) when ``modulus`` is None, else int64
     residues mod ``modulus``. exponents: (D,) non-negative column exponents. Same rank as J.
+    nonzero_columns: (D,) bool, True where the column of J is not exactly zero (decided in
+    exact arithmetic, also when only residues are kept).
     """
 
     numerators: np.ndarray
     exponents: np.ndarray
     modulus: int | None
+    nonzero_columns: np.ndarray
 
     def to_float(self) -> torch.Tensor:
         """float64 J, each entry correctly rounded (only when ``modulus`` is None)."""
@@ -413,7 +223,8 @@ def exact_jacobian(
         positive = z > 0
         if kinked:
             a = np.where(positive, _scaled(z, slope_den), _scaled(z, slope_num))
-            deriv = np.where(positive, slope_den, slope_num)
+            deriv = np.full(z.shape, slope_num, dtype=object)
+            deriv[positive] = slope_den
             s = s + q + t
         else:
             a, deriv = z, np.ones_like(z, dtype=np.int64)
@@ -425,7 +236,7 @@ def exact_jacobian(
     n, k = x.shape[0], layers[-1].out_features
     g = np.broadcast_to(np.eye(k, dtype=np.int64), (n, k, k)).reshape(n * k, k)
     r = 0
-    blocks, exponents = [], []
+    blocks, exponents, nonzero = [], [], []
     for index in range(len(layers) - 1, -1, -1):
         prev, s_prev = acts[index], scales[index]
         if modulus is not None:
@@ -445,6 +256,12 @@ def exact_jacobian(
             exps.append(np.full(n_out, r, dtype=np.int64))
         blocks.append(np.concatenate(block, axis=1))
         exponents.append(np.concatenate(exps))
+        # column (i, j) is nonzero iff some point has g_i != 0 (for some output) and a_j != 0
+        live_g = (g != 0).reshape(n, k, -1).any(axis=1).astype(np.float64)
+        live = [(live_g.T @ (prev != 0).astype(np.float64)).ravel() > 0]
+        if layers[index].bias is not None:
+            live.append(live_g.any(axis=0))
+        nonzero.append(np.concatenate(live))
         if index > 0:
             d = derivs[index - 1]
             gw = _exact_matmul(g, weights[index])
@@ -454,7 +271,7 @@ def exact_jacobian(
     columns = np.concatenate(exponents[::-1])
     if modulus is None:
         numerators = numerators.astype(object)
-    return ExactJacobian(numerators, columns, modulus)
+    return ExactJacobian(numerators, columns, modulus, np.concatenate(nonzero[::-1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,8 +283,9 @@ def exact_jacobian(
 class CertifiedRank:
     """Exact-arithmetic bounds on rank J E_Z|_theta of the (quantized) network.
 
-    lower_bound = max_p rank_p (certified); upper_bound = min(N K, bound) with bound =
-    fd_bound(widths) (D - #hidden, the positive-scaling null space) or D; exact = lower ==
+    lower_bound = max_p rank_p (certified); upper_bound = min(N K, bound, scaling bound) with
+    bound = fd_bound(widths) (D - #hidden, the positive-scaling null space) or D, and the
+    scaling bound #nonzero columns - #independent scaling vectors; exact = lower ==
     upper (then rank is proven). rank: the exact rank when ``exact``, else the lower bound
     (equal to the exact rank unless every prime divides all maximal nonzero minors).
     ranks_mod_p: rank_p for each prime in ``primes``; bits: the quantization used (None: none).
@@ -504,6 +322,34 @@ def jacobian_rank_bound(model: nn.Module) -> int:
     return d - sum(widths[1:-1])
 
 
+def scaling_rank_bound(model: nn.Module, nonzero_columns: np.ndarray) -> int:
+    """Upper bound on rank J from its exactly-zero columns and the scaling null space.
+
+    rank J = rank J' (J' = the nonzero columns). The scaling vector v_h of a hidden neuron h
+    (+theta on its incoming row, -theta on its outgoing column; J v_h = 0 for positively
+    homogeneous activations, GLMW22) restricted to J''s columns stays in ker J'. For the set H
+    of neurons with an incoming coordinate c_h where theta != 0 and column c_h of J is nonzero,
+    the restricted v_h are independent (v_h'(c_h) != 0 only for h' = h or h' in the layer
+    below: block-triangular with nonzero diagonal). Hence rank J <= #nonzero columns - |H|.
+    A dead neuron loses its n_{l-1} + 1 + n_{l+1} columns and its place in H: the bound drops
+    by n_{l-1} + n_{l+1}, so dead-neuron deficits are certified exactly.
+    """
+    layers = linear_layers(model)
+    independent, offset = 0, 0
+    for index, layer in enumerate(layers):
+        w = layer.weight.detach()
+        n_out, n_in = w.shape
+        cols = offset + np.arange(n_out * n_in).reshape(n_out, n_in)
+        rows = w.cpu().numpy() != 0
+        if layer.bias is not None:
+            cols = np.concatenate([cols, offset + n_out * n_in + np.arange(n_out)[:, None]], 1)
+            rows = np.concatenate([rows, layer.bias.detach().cpu().numpy()[:, None] != 0], 1)
+        if index < len(layers) - 1:
+            independent += int((rows & nonzero_columns[cols]).any(axis=1).sum())
+        offset += cols.size
+    return int(nonzero_columns.sum()) - independent
+
+
 def certified_rank(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -516,8 +362,9 @@ def certified_rank(
     The network is quantized with :func:`quantize_mlp` (``bits=None``: the float parameters
     are used as they are, also exactly), its Jacobian is formed exactly and reduced mod each
     prime (:func:`exact_jacobian`), and lower = max_p :func:`rank_mod_p` is a proof that
-    rank J >= lower; upper = min(N K, :func:`jacobian_rank_bound`). When lower == upper the
-    rank is certified exactly. A float rank (:func:`symlab.linalg.numerical_rank`) of the same
+    rank J >= lower; upper = min(N K, :func:`jacobian_rank_bound`,
+    :func:`scaling_rank_bound`) (the last one sees exactly-zero columns, e.g. dead neurons).
+    When lower == upper the rank is certified exactly. A float rank (:func:`symlab.linalg.numerical_rank`) of the same
     quantized model at the same inputs can be checked against it.
 
     Cost per prime: the Jacobian mod p, O(N K D), plus the elimination, about 2 N K r (D - r)
@@ -538,6 +385,7 @@ def certified_rank(
     ranks: list[int] = []
     for p in primes:
         jac = exact_jacobian(quantized, inputs, modulus=p)
+        upper = min(upper, scaling_rank_bound(quantized, jac.nonzero_columns))
         ranks.append(rank_mod_p(jac.numerators, p, stop_at=upper))
         if max(ranks) >= upper:
             break

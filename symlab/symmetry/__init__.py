@@ -16,15 +16,18 @@ from symlab.symmetry.actions import (
     random_symmetry,
     rescale,
 )
+from symlab.symmetry.certified_fd import CertifiedFD, certified_functional_dimension
 from symlab.symmetry.diagnose import MechanismReport, diagnose, mechanism_kernel
 from symlab.symmetry.functional_dimension import FDResult, fd_bound, functional_dimension
 
 __all__ = [
+    "CertifiedFD",
     "FDResult",
     "MechanismReport",
     "SymmetryElement",
     "apply_symmetry",
     "canonicalize",
+    "certified_functional_dimension",
     "diagnose",
     "fd_bound",
     "functional_dimension",

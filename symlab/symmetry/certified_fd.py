@@ -39,7 +39,7 @@ class CertifiedFD:
     lower_bound: proven lower bound on rank J E_Z (max over primes of rank mod p); bound: the
     upper bound D - #hidden (fd_bound for MLPs with biases); full: lower_bound == bound, a
     proof of full functional dimension; exact: the batch FD itself is pinned (lower_bound ==
-    min(N K, bound)); max_deficit = bound - lower_bound bounds the deficit from above;
+    the certified upper bound, see :class:`CertifiedRank`); max_deficit = bound - lower_bound bounds the deficit from above;
     certified: the underlying :class:`symlab.linalg.certified.CertifiedRank`.
     """
 

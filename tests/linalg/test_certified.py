@@ -10,15 +10,14 @@ from torch import nn
 
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.linalg.certified import (
-    DEFAULT_PRIME,
     CertifiedRank,
-    _submul_mod,
     certified_rank,
     exact_jacobian,
     jacobian_rank_bound,
     quantize_mlp,
-    rank_mod_p,
+    scaling_rank_bound,
 )
+from symlab.linalg.modular import DEFAULT_PRIME, _submul_mod, rank_mod_p
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import fd_bound, functional_dimension
 
@@ -112,10 +111,11 @@ def test_stop_at_stops_early_with_a_valid_lower_bound():
 def test_submul_mod_matches_python_ints_across_chunks(p):
     rng = np.random.default_rng(1)
     a, b, c = rng.integers(0, p, (9, 41)), rng.integers(0, p, (41, 6)), rng.integers(0, p, (9, 6))
+    a[0, :5] = b[:5, 0] = c[0, 0] = p - 1  # the largest residues
     ref = (c.astype(object) - a.astype(object) @ b.astype(object)) % p
-    dtype = np.float64 if p == SMALL_PRIME else np.int64
     for max_inner in (None, 1, 8):
-        got = _submul_mod(c.astype(dtype), a.astype(dtype), b.astype(dtype), p, max_inner)
+        got = _submul_mod(c.astype(float), a.astype(float), b.astype(float), p, max_inner)
+        assert got.dtype == np.float64
         assert (got.astype(np.int64) == ref.astype(np.int64)).all()
 
 
@@ -126,6 +126,7 @@ def test_submul_mod_matches_python_ints_across_chunks(p):
         ({"p": 2**31 + 11}, "p: expected a prime"),
         ({"p": 7.0}, "p: expected a prime"),
         ({"block_rows": 0}, "block_rows"),
+        ({"stop_at": -1}, "stop_at: expected a non-negative integer"),
     ],
 )
 def test_rank_mod_p_rejects_bad_arguments(kwargs, match):
@@ -214,6 +215,7 @@ NETS = [
     ([2, 3, 3, 3, 1], "relu", 30),
     ([4, 3, 3, 1], "identity", 20),  # linear nets: rank far below fd_bound
     ([2, 5, 1], "relu", 4),  # fewer rows than the bound
+    ([5, 12, 12, 2], "relu", 150),  # several elimination blocks and recursion levels
 ]
 
 
@@ -227,7 +229,7 @@ def test_certified_rank_agrees_with_the_float64_pipeline(widths, activation, n, 
     quantized = quantize_mlp(model, 12)
     float_rank = numerical_rank(parameter_jacobian(quantized, x, dtype=torch.float64))
     assert result.rank == float_rank.rank == functional_dimension(quantized, x).rank
-    assert result.upper_bound == min(n * widths[-1], fd_bound(widths))
+    assert result.upper_bound <= min(n * widths[-1], fd_bound(widths))
     assert result.lower_bound <= result.upper_bound
     assert result.exact == (result.lower_bound == result.upper_bound)
     assert all(r <= result.lower_bound for r in result.ranks_mod_p)
@@ -254,7 +256,8 @@ def test_dead_neuron_costs_exactly_its_fan_in_plus_fan_out(layer):
     dead = certified_rank(model, x)
     assert dead.rank == fd_bound(widths) - (widths[layer - 1] + widths[layer + 1])
     assert dead.rank == numerical_rank(parameter_jacobian(quantize_mlp(model, 16), x)).rank
-    assert not dead.exact  # a proof of the lower bound only; the upper bound is fd_bound
+    assert dead.exact  # the zero columns lower the upper bound by the same amount: a proof
+    assert dead.upper_bound == dead.rank < alive.upper_bound
 
 
 def test_non_smooth_point_is_rejected():
@@ -311,3 +314,42 @@ def test_certified_rank_result_type():
     x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     result = certified_rank(model, x, primes=[SMALL_PRIME])
     assert isinstance(result, CertifiedRank) and result.primes == (SMALL_PRIME,)
+
+
+def test_exact_jacobian_without_biases():
+    model = mlp([3, 8, 4, 2], bias_std=0.3, seed=6, bias=False)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    jac = exact_jacobian(model, x)
+    assert jac.numerators.shape == (14, 64)
+    assert torch.allclose(jac.to_float(), parameter_jacobian(model, x), rtol=1e-12, atol=1e-15)
+    result = certified_rank(model, x)
+    assert result.rank == numerical_rank(parameter_jacobian(quantize_mlp(model, 16), x)).rank
+
+
+def test_tiny_leaky_slope_float_rank_falls_short_of_the_certified_rank():
+    """Columns mixing O(1) and O(1e-30) contributions: float64 rounds the small part away,
+    exact arithmetic does not. The certified rank is full; the float rank is lower."""
+    model = quantize_mlp(mlp([3, 4, 4, 2], "leaky_relu", bias_std=0.3, seed=6, slope=1e-30), 16)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    jac = exact_jacobian(model, x)
+    assert torch.allclose(jac.to_float(), parameter_jacobian(model, x), rtol=1e-12, atol=1e-300)
+    result = certified_rank(model, x, bits=None)
+    assert result.exact and result.rank == result.upper_bound == 7 * 2  # full row rank
+    assert numerical_rank(parameter_jacobian(model, x)).rank == 13
+
+
+def test_nonzero_columns_and_the_scaling_bound():
+    widths = [3, 5, 4, 2]
+    model = quantize_mlp(mlp(widths, bias_std=0.3, seed=0), 12)
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    with torch.no_grad():
+        model[0].bias[2] = -1000.0  # dead on x: 3 + 1 incoming and 4 outgoing zero columns
+    jac = exact_jacobian(model, x)
+    residues = exact_jacobian(model, x, modulus=SMALL_PRIME)
+    expected = (jac.numerators != 0).any(axis=0)
+    assert (jac.nonzero_columns == expected).all()
+    assert (residues.nonzero_columns == expected).all()
+    assert int((~expected).sum()) == 3 + 1 + 4
+    bound = scaling_rank_bound(model, jac.nonzero_columns)
+    assert bound == fd_bound(widths) - (3 + 4)
+    assert bound == scaling_rank_bound(model, np.ones_like(expected)) - (3 + 4)
