@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
+# e.g. VENV_FLAGS=--system-site-packages to reuse a torch (say, a CUDA build) installed outside .venv
+VENV_FLAGS ?=
 
 .PHONY: install install-test run test test-all lint clean
 
 $(VENV)/bin/activate:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
 # Install torch (pinned CPU build) only when no torch is importable: a user's CUDA torch is kept.
