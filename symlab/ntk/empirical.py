@@ -22,6 +22,8 @@ tutorial). N = points, K = outputs, P = parameters, [FP] = one forward pass of o
   (v^T Theta(x, x) v = ||grad_theta v^T f(x)||^2 for a random v); a parameter used outside its
   layer's forward (e.g. ``F.linear(x, layer.weight)`` elsewhere) fails that check, and then auto
   falls back to "jacobian" while an explicit ``method="structured"`` raises ValueError.
+  The full kernel is accumulated over layers in one point-major buffer; for x2 = x1 only the
+  Gram blocks on or below the diagonal are computed (about half the N^2 K^2 flops).
 
 ``chunk_size`` bounds the points processed at once on each side (peak memory of the Jacobian
 method: 2 * chunk * K * P numbers; of the structured method: factors of size N (I + K O) per layer,

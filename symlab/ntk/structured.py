@@ -14,7 +14,11 @@ uses of one layer are concatenated along s, so every pair of uses is summed.
 
 The factors a and delta are captured with forward hooks (delta as the gradient of a zero probe
 added to the layer output) and one backward pass per output, vmapped over the K outputs
-(``torch.autograd.grad(..., is_grads_batched=True)``); no Jacobian is materialised. Two exact
+(``torch.autograd.grad(..., is_grads_batched=True)``); no Jacobian is materialised. A flat
+nn.Sequential of Linear / Conv2d / elementwise activations / Flatten (an MLP from
+``symlab.nets.mlp``, a plain CNN) skips autograd: one forward pass, then closed-form
+backpropagation of all K outputs at once, point-major, delta_{l-1} = phi'(z_{l-1}) (delta_l W_l)
+(a transposed convolution for Conv2d); the same flops without autograd's overhead. Two exact
 contractions are available per layer and the cheaper by flop count is used:
 
 - "pairs" (the formula above): N1 N2 S1 S2 (I + K O) + N1 N2 K^2 S2 O flops; with S = 1 this is
@@ -182,24 +186,29 @@ def _chain_factors(
     n, k = h.shape
     names = {id(m): name for name, m in layers.items()}
     delta = torch.eye(k, dtype=h.dtype).expand(n, k, k)
+    # at_output: delta is still the identity over outputs; fresh: delta owns its buffer (not a
+    # broadcast identity or weight), so it may be scaled in place
+    at_output, fresh = True, False
     factors: list[LayerFactors] = []
     for i in range(len(model) - 1, -1, -1):
         m, z = model[i], inputs[i]
+        identity, at_output = at_output, at_output and isinstance(m, nn.Identity)
         if isinstance(m, nn.Linear | nn.Conv2d):
             if id(m) in names:
                 factors.append(_chain_layer(m, z, delta))
             if i == 0:
                 break
             if isinstance(m, nn.Linear):
-                delta = delta @ m.weight
+                # at the output delta is the identity over outputs: delta W is W, broadcast
+                delta = m.weight.expand(n, k, -1) if identity else delta @ m.weight
+                fresh = not identity
             else:
-                delta = _conv_input_gradient(m, delta, z.shape[1:])
+                delta, fresh = _conv_input_gradient(m, delta, z.shape[1:]), True
         elif isinstance(m, _RESHAPES):
             delta = delta.reshape(n, k, *z.shape[1:])
         elif not isinstance(m, nn.Identity):
             derivative = _activation_derivative(m, z, outputs[i]).unsqueeze(1)
-            # in place once delta is a fresh buffer (not the expanded identity at the output)
-            delta = delta * derivative if delta.stride(0) == 0 else delta.mul_(derivative)
+            delta, fresh = (delta.mul_(derivative) if fresh else delta * derivative), True
     return h, factors[::-1]
 
 

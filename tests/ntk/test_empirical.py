@@ -1,5 +1,7 @@
 """empirical_ntk: every method against the dense jacrev reference, float32 and float64."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -299,3 +301,36 @@ def test_closed_form_chain_frozen_layers_and_fallbacks(reference):
     torch.testing.assert_close(
         empirical_ntk(seq, x[:, :3], method="structured"), reference(seq, x[:, :3], x[:, :3])
     )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_closed_form_chain_consecutive_linear_layers(dtype, reference):
+    """Linear layers back to back (no activation between), the output layer frozen and an
+    activation after the output: the chain's shortcuts at the output stay exact."""
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Linear(4, 5, dtype=dtype),
+        nn.Linear(5, 6, dtype=dtype),
+        nn.Tanh(),
+        nn.Identity(),
+        nn.Linear(6, 3, dtype=dtype),
+        nn.Linear(3, 2, dtype=dtype),
+        nn.Sigmoid(),
+    )
+    model[5].requires_grad_(False)
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(7)).to(dtype)
+    model64 = copy.deepcopy(model).double()
+    ref = reference(model64, x.double(), x.double())
+    _close(empirical_ntk(model, x, method="structured"), ref, dtype)
+    _close(empirical_ntk(model, x, x[:3], method="structured"), ref[:, :3], dtype)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_closed_form_chain_leaves_the_weights_untouched(n, case, reference):
+    """The chain scales its buffers in place; the broadcast output weight must never be one."""
+    model, x1, _ = case("mlp_tanh_k3", torch.float64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    k = empirical_ntk(model, x1[:n], method="structured")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    torch.testing.assert_close(k, reference(model, x1[:n], x1[:n]))
