@@ -173,6 +173,10 @@ def parameter_jacobian(
 ) -> torch.Tensor:
     """J E_Z|_theta: the (N*K, D) Jacobian of theta -> (f_theta(x_1), ..., f_theta(x_N)).
 
+    Every parameter is a column, frozen (``requires_grad=False``) ones included: functional
+    dimension is defined over the whole parameter space. (:func:`symlab.ntk.empirical_ntk`
+    counts only trainable parameters.)
+
     Row ``i*K + k`` is grad_theta f_theta,k(x_i) (point-major); columns follow
     ``model.parameters()`` flattened row-major, as :func:`symlab.nets.flatten_params`.
 

@@ -224,6 +224,11 @@ def empirical_ntk(
 ) -> torch.Tensor:
     """Empirical NTK Theta(x1, x2) of ``model`` over its trainable parameters.
 
+    Only parameters with ``requires_grad`` count (frozen ones are not trained, so they do not
+    move the function); :func:`symlab.linalg.parameter_jacobian` differentiates every parameter,
+    as functional dimension is defined over the whole parameter space. The NTK equals J J^T of
+    that Jacobian when nothing is frozen.
+
     Returns (N1, N2, K, K); with ``trace`` the trace over outputs (N1, N2); with ``diagonal`` only
     the pairs (x1[n], x2[n]) (x2 defaults to x1), shape (N, K, K), or (N,) with ``trace``.
     ``method`` is one of "auto", "structured", "jacobian", "ntvp" (costs and the auto rule in the
@@ -251,11 +256,30 @@ def empirical_ntk(
     params = trainable_params(model)
     if not params:
         raise ValueError("model: expected at least one parameter that requires grad")
+    p_dtype = next(iter(params.values())).dtype
+    for name, x in (("x1", x1), ("x2", x2)):
+        if x is not None and x.is_floating_point() and x.dtype != p_dtype:
+            raise ValueError(
+                f"{name}: expected {p_dtype} points like the model's parameters, got {x.dtype}"
+            )
+    if model.training and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats is not None
+        for m in model.modules()
+    ):
+        raise ValueError(
+            "model: batch normalisation in training mode couples the points of a batch (and "
+            "its running statistics would change); call model.eval() first"
+        )
     n_params = sum(p.numel() for p in params.values())
     # x2 equal to x1 (a copy) is treated as x1 itself: each point's work once, blocks j >= i
     symmetric = x2 is None or x2 is x1 or _same_points(x1, x2)
     x2 = x1 if x2 is None else x2
-    probe_out, activations = _probe(model, x1[:1])
+    try:
+        probe_out, activations = _probe(model, x1[:1])
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"x1: the model cannot be evaluated on points of shape {tuple(x1.shape[1:])} ({error})"
+        ) from error
     k, dtype = probe_out[0].numel(), probe_out.dtype
     method, info = _resolve(model, x1, method, chunk_size, memory_budget, k, n_params)
     # NTVP memory per basis vector: a parameter tangent plus tangent activations of both chunks

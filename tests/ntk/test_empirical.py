@@ -334,3 +334,34 @@ def test_closed_form_chain_leaves_the_weights_untouched(n, case, reference):
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
     torch.testing.assert_close(k, reference(model, x1[:n], x1[:n]))
+
+
+def test_bad_inputs_are_one_sentence_value_errors_and_batchnorm_state_is_untouched():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="^x1: expected torch.float32 points"):
+        empirical_ntk(model, torch.randn(5, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="^x1: the model cannot be evaluated"):
+        empirical_ntk(model, torch.randn(5, 7))
+    bn = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    before = int(bn[1].num_batches_tracked)
+    with pytest.raises(ValueError, match="^model: batch normalisation in training mode"):
+        empirical_ntk(bn, torch.randn(5, 3))
+    assert int(bn[1].num_batches_tracked) == before
+    assert empirical_ntk(bn.eval(), torch.randn(5, 3)).shape == (5, 5, 1, 1)
+
+
+def test_frozen_parameters_are_left_out_of_the_kernel_but_not_the_jacobian():
+    from symlab.linalg import parameter_jacobian
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)
+    ).double()
+    x = torch.randn(6, 3, dtype=torch.float64)
+    jac = parameter_jacobian(model, x)
+    assert torch.allclose(empirical_ntk(model, x)[:, :, 0, 0], jac @ jac.T, atol=1e-12)
+    model[0].bias.requires_grad_(False)
+    frozen = torch.ones(jac.shape[1], dtype=torch.bool)
+    frozen[12:16] = False  # W_1 is 4 x 3 = 12 entries, then b_1 (4)
+    kept = jac[:, frozen]
+    assert torch.allclose(empirical_ntk(model, x)[:, :, 0, 0], kept @ kept.T, atol=1e-12)
+    assert parameter_jacobian(model, x).shape == jac.shape
