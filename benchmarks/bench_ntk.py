@@ -33,7 +33,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,9 +41,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peak_memory import peak_rss_during  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 NT_VENV = HERE / ".nt-venv"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 SYMLAB = ["structured", "auto", "jacobian", "ntvp"]
 # structured_sym: x2=None; structured_x2: x2 = x in reversed order, so symlab cannot see that it
 # holds the same points and does the full two-sided work (its kernel is un-flipped for checking)
@@ -149,28 +150,6 @@ def predicted_bytes(method: str, n: int, k: int, p: int) -> int:
 
 
 # --- measurement helpers ------------------------------------------------------------------------
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
-
-
-def peak_rss_during(fn):
-    """(result, peak RSS above the pre-call RSS in bytes), sampled every 0.5 ms by a thread."""
-    base, peak, done = rss(), [0], [False]
-
-    def sample():
-        while not done[0]:
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.0005)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        out = fn()
-    finally:
-        done[0] = True
-        thread.join()
-    return out, max(0, max(peak[0], rss()) - base)
 
 
 def time_call(fn) -> tuple[list[float], torch.Tensor]:

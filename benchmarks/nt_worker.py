@@ -15,39 +15,13 @@ in MODE "memory".
 import json
 import os
 import sys
-import threading
 import time
 
 import jax
 import jax.numpy as jnp
 import neural_tangents as nt
 import numpy as np
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
-
-
-def peak_rss_during(fn):
-    """(result, peak RSS above the pre-call RSS in bytes), sampled every 0.5 ms by a thread."""
-    base, peak, done = rss(), [0], [False]
-
-    def sample():
-        while not done[0]:
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.0005)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        out = fn()
-    finally:
-        done[0] = True
-        thread.join()
-    return out, max(0, max(peak[0], rss()) - base)
+from peak_memory import peak_rss_during
 
 
 def build(arrays):
