@@ -221,15 +221,25 @@ def list_studies() -> None:
 # ------------------------------------------------------------------------------------ show
 
 
-def _rich_table(frame: Any, title: str | None = None) -> Table:
+def _print_frame(frame: Any, title: str | None = None) -> None:
+    """A summary table printed in full: no column is cut, however narrow the terminal.
+
+    Each column is as wide as its longest cell or header; when the table is wider than the
+    terminal, the terminal wraps lines rather than rich truncating numbers.
+    """
     from symlab.engine.store import flatten_cells
 
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), justify="right")
-    for _, row in flatten_cells(frame).iterrows():
-        table.add_row(*(_cell(v) for v in row))
-    return table
+    cells = [[_cell(v) for v in row] for _, row in flatten_cells(frame).iterrows()]
+    table = Table(title=title, title_justify="left")
+    widths = []
+    for index, column in enumerate(frame.columns):
+        width = max([len(str(column))] + [len(row[index]) for row in cells])
+        widths.append(width)
+        table.add_column(str(column), justify="right", no_wrap=True, min_width=width)
+    for row in cells:
+        table.add_row(*row)
+    needed = sum(widths) + 3 * len(widths) + 1
+    Console(highlight=False, markup=False, width=max(out.width, needed)).print(table)
 
 
 def _cell(value: Any) -> str:
@@ -278,7 +288,7 @@ def show(
     verdict = run_dir / "verdict.md"
     if summary.is_file() and summary.stat().st_size > 1:
         try:
-            out.print(_rich_table(pd.read_csv(summary), title="summary"))
+            _print_frame(pd.read_csv(summary), title="summary")
         except pd.errors.EmptyDataError:
             pass
     if verdict.is_file():
