@@ -94,6 +94,18 @@ def _guard(debug: bool) -> Any:
     return guard()
 
 
+def _print_outputs(result: Any, extra: str | None = None) -> None:
+    """Where a run's table, figures and report went, then its verdict."""
+    out.print(f"table:   {result.paths['summary']}")
+    out.print(f"figures: {result.paths['figures']} ({len(result.figures)} files)")
+    out.print(f"report:  {result.paths['report']}")
+    if extra:
+        out.print(extra)
+    if result.summary is not None:
+        out.print()
+        out.print(Text(result.summary.verdict.strip()))
+
+
 def _run_dir(path: Path) -> Path:
     from symlab.engine.store import STORE_NAME
 
@@ -174,19 +186,11 @@ def run(
     finally:
         progress.stop()
 
-    paths = result.paths
-    n_figures = len(result.figures)
     out.print(
         f"{study}: {result.n_new} jobs run, {result.n_done_before} already stored, "
         f"{result.n_stored} of {result.n_total} stored in {result.seconds:.1f} s"
     )
-    out.print(f"table:   {paths['summary']}")
-    out.print(f"figures: {paths['figures']} ({n_figures} files)")
-    out.print(f"report:  {paths['report']}")
-    out.print(f"results: {target / 'results.sqlite'} (symlab export {target})")
-    if result.summary is not None:
-        out.print()
-        out.print(Text(result.summary.verdict.strip()))
+    _print_outputs(result, f"results: {target / 'results.sqlite'} (symlab export {target})")
     if result.n_failed:
         _fail(
             f"{result.n_failed} of {result.n_total} jobs failed; tracebacks: "
@@ -354,12 +358,7 @@ def report(
     with _guard(debug):
         result = report_study(run_dir)
     out.print(f"{result.n_stored} of {result.n_total} jobs of the stored spec summarized")
-    out.print(f"table:   {result.paths['summary']}")
-    out.print(f"figures: {result.paths['figures']} ({len(result.figures)} files)")
-    out.print(f"report:  {result.paths['report']}")
-    if result.summary is not None:
-        out.print()
-        out.print(Text(result.summary.verdict.strip()))
+    _print_outputs(result)
 
 
 # ------------------------------------------------------------------------------------ fdim

@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 import symlab
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.ntk_dynamics import NTKDynamicsSpec, record_steps
-from symlab.nets import mlp
+from symlab.nets import flatten_params, mlp, unflatten_params
 from symlab.ntk import kernel_distance
 from symlab.ntk.data import load_digits_split, teacher_task
 from symlab.ntk.models import small_cnn
@@ -78,15 +78,10 @@ def test_pipeline_tiny(tmp_path):
 
 def _dense_trace_kernel(model, x):
     """Σ_k J_k J_kᵀ from a dense torch.func Jacobian of all outputs w.r.t. the flat parameters."""
-    named = [(n, p.detach()) for n, p in model.named_parameters()]
-    flat = torch.cat([p.reshape(-1) for _, p in named])
+    flat = flatten_params(model)
 
     def outputs(theta):
-        params, offset = {}, 0
-        for name, p in named:
-            params[name] = theta[offset : offset + p.numel()].view_as(p)
-            offset += p.numel()
-        return functional_call(model, params, (x,))
+        return functional_call(model, unflatten_params(model, theta), (x,))
 
     jac = jacrev(outputs)(flat)  # (N, K, D)
     return torch.einsum("nkd,mkd->nm", jac, jac).double()

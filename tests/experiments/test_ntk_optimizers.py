@@ -24,21 +24,17 @@ from symlab.experiments.ntk_optimizers import (
     predicted_error,
     train_network,
 )
+from symlab.nets import flatten_params, unflatten_params
 from symlab.ntk.data import sphere_regression_task
 from symlab.ntk.models import TwoLayerNTK
 
 
 def _dense_jacobian(model, x):
     """(N, D) Jacobian of the scalar outputs w.r.t. the flat parameters, by torch.func.jacrev."""
-    named = [(n, p.detach()) for n, p in model.named_parameters()]
-    flat = torch.cat([p.reshape(-1) for _, p in named])
+    flat = flatten_params(model)
 
     def outputs(theta):
-        params, offset = {}, 0
-        for name, p in named:
-            params[name] = theta[offset : offset + p.numel()].view_as(p)
-            offset += p.numel()
-        return functional_call(model, params, (x,))[:, 0]
+        return functional_call(model, unflatten_params(model, theta), (x,))[:, 0]
 
     return flat, jacrev(outputs)(flat)
 
