@@ -1,8 +1,10 @@
 """Per-layer factors of the structured NTK: layer inputs a and output gradients delta.
 
-For a flat nn.Sequential of Linear / Conv2d / elementwise activations / Flatten, the factors come
-from one forward pass and closed-form backpropagation of all K outputs at once, point-major:
-delta_{l-1} = phi'(z_{l-1}) (delta_l W_l) (a transposed convolution for Conv2d), with no autograd.
+For an nn.Sequential (nested ones are flattened) of Linear / Conv2d / elementwise activations /
+pooling / Flatten / eval-mode Dropout, the factors come from one forward pass and closed-form
+backpropagation of all K outputs at once, point-major: delta_{l-1} = phi'(z_{l-1}) (delta_l W_l)
+(a transposed convolution for Conv2d, the pooling's own backward for a pooling layer), with no
+per-output autograd pass.
 See :mod:`symlab.ntk.structured` for how they are contracted into the kernel.
 """
 
@@ -60,26 +62,92 @@ def _as_positions(module: nn.Module, delta: torch.Tensor) -> torch.Tensor:
     return delta.reshape(k, n, -1, delta.shape[-1])
 
 
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Identity)
+# elementwise activations with a closed-form derivative below
+_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus)
+# elementwise activations whose derivative phi'(z) is taken by one autograd pass of sum(phi(z))
+# (autograd's own conventions at kinks, so the kernel equals any autograd-based reference)
+_ELEMENTWISE_AUTOGRAD = (
+    nn.GELU,
+    nn.SiLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.Mish,
+    nn.Hardtanh,  # also nn.ReLU6
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softsign,
+    nn.LogSigmoid,
+    nn.Tanhshrink,
+)
 _RESHAPES = (nn.Flatten, nn.Unflatten)
+# parameter-free, per-point linear or piecewise-linear maps: delta is pulled back by autograd on
+# the input repeated K times (the pooling's own backward, all K outputs in one batch)
+_POOLS = (
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+)
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
+
+
+def _has_hooks(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks)
+
+
+def _leaf_supported(m: nn.Module) -> bool:
+    """Linear and Conv2d (and their subclasses) or one of the parameter-free module types above,
+    matched exactly: a subclass may override ``forward`` with something the chain cannot see."""
+    if isinstance(m, nn.Conv2d):
+        return _is_supported(m)
+    if isinstance(m, nn.Linear):
+        return True
+    kind = type(m)
+    if kind in _DROPOUTS:
+        return not m.training  # identity in eval mode; a random mask has no tangent kernel
+    if kind in _POOLS and getattr(m, "return_indices", False):
+        return False
+    return kind in (
+        nn.Identity,
+        nn.ReLU6,
+        *_ELEMENTWISE,
+        *_ELEMENTWISE_AUTOGRAD,
+        *_RESHAPES,
+        *_POOLS,
+    )
+
+
+def chain_modules(model: nn.Module) -> list[nn.Module] | None:
+    """The leaf modules of ``model`` in call order when it is a chain with closed-form factors:
+    an nn.Sequential (nested nn.Sequentials are flattened) of Linear (on vectors) / Conv2d /
+    elementwise activations / pooling / Flatten / Unflatten / eval-mode Dropout, each used once
+    and without hooks; None otherwise (the autograd factor pass is used then)."""
+    if type(model) is not nn.Sequential or len(model) == 0 or _has_hooks(model):
+        return None
+    leaves: list[nn.Module] = []
+    for m in model:
+        if type(m) is nn.Sequential:
+            inner = chain_modules(m)
+            if inner is None:
+                return None
+            leaves.extend(inner)
+        elif _has_hooks(m) or not _leaf_supported(m):
+            return None
+        else:
+            leaves.append(m)
+    if len({id(m) for m in leaves}) != len(leaves):
+        return None
+    return leaves
 
 
 def _chain_supported(model: nn.Module) -> bool:
-    """A flat nn.Sequential of Linear (on vectors) / Conv2d / elementwise / reshape modules, each
-    used once and without hooks: its factors have the closed-form backpropagation below."""
-    if type(model) is not nn.Sequential or len(model) == 0:
-        return False
-    mods = list(model)
-    if len({id(m) for m in mods}) != len(mods):
-        return False
-    for m in mods:
-        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
-            return False
-        if isinstance(m, nn.Conv2d) and not _is_supported(m):
-            return False
-        if not isinstance(m, (nn.Linear, nn.Conv2d, *_ELEMENTWISE, *_RESHAPES)):
-            return False
-    return not (model._forward_hooks or model._forward_pre_hooks)
+    """True when :func:`chain_modules` accepts ``model``."""
+    return chain_modules(model) is not None
 
 
 def _activation_derivative(module: nn.Module, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -97,6 +165,11 @@ def _activation_derivative(module: nn.Module, z: torch.Tensor, h: torch.Tensor) 
     if isinstance(module, nn.Softplus):  # linear above threshold, as in torch's softplus
         bz = module.beta * z
         return torch.where(bz > module.threshold, torch.ones_like(z), torch.sigmoid(bz))
+    if isinstance(module, _ELEMENTWISE_AUTOGRAD):
+        with torch.enable_grad():
+            zr = z.detach().requires_grad_(True)
+            (derivative,) = torch.autograd.grad(module(zr).sum(), zr)
+        return derivative
     return torch.ones_like(z)  # nn.Identity
 
 
@@ -107,11 +180,16 @@ def _chain_factors(
     """Closed-form factors of a chain (``_chain_supported``): a forward pass without autograd,
     then delta_{l-1} = phi'(z) * (delta_l W) (Linear) or conv2d_input(delta_l, W) (Conv2d) for all
     K outputs at once, point-major (N, K, ...): the flops of the vmapped backward pass, without
-    autograd's batching overhead or layout copies. None when an intermediate shape does not fit
-    (a Linear on more than vectors, an output that is not (N, K)): autograd is used then."""
+    autograd's batching overhead or layout copies. Pooling layers pull delta back with their own
+    backward on the input repeated K times; elementwise activations multiply by phi'(z);
+    eval-mode dropout is the identity. None when an intermediate shape does not fit (a Linear on
+    more than vectors, an output that is not (N, K)): autograd is used then."""
+    modules = chain_modules(model)
+    if modules is None:
+        return None
     inputs, outputs = [], []
     h = x
-    for m in model:
+    for m in modules:
         if isinstance(m, nn.Linear) and h.dim() != 2:
             return None
         inputs.append(h)
@@ -126,9 +204,10 @@ def _chain_factors(
     # broadcast identity or weight), so it may be scaled in place
     at_output, fresh = True, False
     factors: list[LayerFactors] = []
-    for i in range(len(model) - 1, -1, -1):
-        m, z = model[i], inputs[i]
-        identity, at_output = at_output, at_output and isinstance(m, nn.Identity)
+    for i in range(len(modules) - 1, -1, -1):
+        m, z = modules[i], inputs[i]
+        passthrough = isinstance(m, (nn.Identity, *_DROPOUTS))
+        identity, at_output = at_output, at_output and passthrough
         if isinstance(m, nn.Linear | nn.Conv2d):
             if id(m) in names:
                 factors.append(_chain_layer(m, z, delta))
@@ -142,10 +221,25 @@ def _chain_factors(
                 delta, fresh = _conv_input_gradient(m, delta, z.shape[1:]), True
         elif isinstance(m, _RESHAPES):
             delta = delta.reshape(n, k, *z.shape[1:])
-        elif not isinstance(m, nn.Identity):
+        elif isinstance(m, _POOLS):
+            delta, fresh = _pool_input_gradient(m, delta, z), True
+        elif not passthrough:
             derivative = _activation_derivative(m, z, outputs[i]).unsqueeze(1)
             delta, fresh = (delta.mul_(derivative) if fresh else delta * derivative), True
     return h, factors[::-1]
+
+
+def _pool_input_gradient(m: nn.Module, delta: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """delta (N, K, *out) pulled back through a pooling layer with input z (N, *in): the layer's
+    own backward on z repeated K times, so max pooling routes each gradient to the same argmax
+    (and ties the same way) as autograd does."""
+    n, k = delta.shape[:2]
+    with torch.enable_grad():
+        zr = z.unsqueeze(1).expand(n, k, *z.shape[1:]).reshape(n * k, *z.shape[1:])
+        zr = zr.detach().requires_grad_(True)
+        out = m(zr)
+        (grad,) = torch.autograd.grad(out, zr, delta.reshape(out.shape))
+    return grad.reshape(n, k, *z.shape[1:])
 
 
 def _conv_input_gradient(m: nn.Conv2d, delta: torch.Tensor, in_shape) -> torch.Tensor:

@@ -14,11 +14,12 @@ uses of one layer are concatenated along s, so every pair of uses is summed.
 
 The factors a and delta are captured with forward hooks (delta as the gradient of a zero probe
 added to the layer output) and one backward pass per output, vmapped over the K outputs
-(``torch.autograd.grad(..., is_grads_batched=True)``); no Jacobian is materialised. A flat
-nn.Sequential of Linear / Conv2d / elementwise activations / Flatten (an MLP from
-``symlab.nets.mlp``, a plain CNN) skips autograd: one forward pass, then closed-form
-backpropagation of all K outputs at once, point-major, delta_{l-1} = phi'(z_{l-1}) (delta_l W_l)
-(a transposed convolution for Conv2d); the same flops without autograd's overhead. Two exact
+(``torch.autograd.grad(..., is_grads_batched=True)``); no Jacobian is materialised. An
+nn.Sequential (nested ones flattened) of Linear / Conv2d / elementwise activations / pooling /
+Flatten / eval-mode Dropout (an MLP from ``symlab.nets.mlp``, a plain CNN) skips the per-output
+autograd pass: one forward pass, then closed-form backpropagation of all K outputs at once,
+point-major, delta_{l-1} = phi'(z_{l-1}) (delta_l W_l) (a transposed convolution for Conv2d, the
+pooling's own backward for pooling); the same flops without autograd's overhead. Two exact
 contractions are available per layer and the cheaper by flop count is used:
 
 - "pairs" (the formula above): N1 N2 S1 S2 (I + K O) + N1 N2 K^2 S2 O flops; with S = 1 this is

@@ -292,7 +292,7 @@ def test_closed_form_chain_frozen_layers_and_fallbacks(reference):
     torch.testing.assert_close(empirical_ntk(model, x, method="structured"), reference(model, x, x))
     from symlab.ntk.structured import _chain_supported
 
-    assert not _chain_supported(nn.Sequential(nn.Linear(2, 2), nn.GELU()))  # autograd instead
+    assert not _chain_supported(nn.Sequential(nn.Linear(2, 2), nn.PReLU()))  # autograd instead
     layer = nn.Linear(3, 3, dtype=torch.float64)
     assert not _chain_supported(nn.Sequential(layer, nn.Tanh(), layer))  # one module used twice
     seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
