@@ -30,17 +30,8 @@ from torch import Tensor, nn
 
 from symlab.nets.mlp import linear_layers
 from symlab.nets.params import flatten_params
-from symlab.train.loops import (
-    Data,
-    Loss,
-    _check_data,
-    _flat_loss,
-    lbfgs,
-    levenberg_marquardt,
-    loss_and_grad_norm,
-    mse_loss,
-    newton,
-)
+from symlab.train.second_order import _flat_loss, lbfgs, levenberg_marquardt, newton
+from symlab.train.trajectory import Data, Loss, _check_data, loss_and_grad_norm, mse_loss
 
 Method = Literal["auto", "dense", "lanczos"]
 

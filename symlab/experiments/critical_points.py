@@ -37,6 +37,9 @@ A second job type measures condensation (Luo et al. 2021; Zhou et al. 2022): a w
 with biases, trained by Adam from small initialisation on a 1-D target; the number of effective
 neurons (orientation clusters, ``symlab.critical.condensation``; u and −u are one orientation
 since tanh is odd) is tracked over training.
+
+This module holds the spec and the jobs; the summary table, verdict and figures are in
+:mod:`symlab.experiments.critical_points_report`.
 """
 
 from __future__ import annotations
@@ -44,29 +47,17 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from pathlib import Path
 from typing import Annotated, Literal
 
-import numpy as np
-import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
 from torch import nn
 
 from symlab.critical.condensation import effective_neuron_count, neuron_orientations
-from symlab.critical.counts import count_global_minima_subspaces, count_symmetry_induced_subspaces
 from symlab.critical.criticality import hessian_inertia, train_to_critical
-from symlab.critical.teacher_student import (
-    CATEGORIES,
-    classify,
-    make_teacher,
-    reduced_gradient_norm,
-    two_layer,
-)
-from symlab.engine.experiment import Experiment, Summary, register
-from symlab.engine.figures import save_figure
-from symlab.stats import wilson_interval
+from symlab.critical.teacher_student import classify, make_teacher, reduced_gradient_norm, two_layer
+from symlab.engine.experiment import Experiment, register
+from symlab.experiments.critical_points_report import plot, summarize
 from symlab.train import adam, mse_loss
 
 Activation = Literal["g", "softplus", "tanh", "relu"]
@@ -210,195 +201,6 @@ def _condensation(params: dict) -> dict:
         "loss": trajectory.final_loss, "orientation_angle": torch.atan2(u[:, 1], u[:, 0]).tolist(),
         "amplitude": amplitude.tolist(),
     }  # fmt: skip
-
-
-def _teacher_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    if "kind" not in rows:
-        return rows
-    return rows[rows["kind"] == "teacher_student"]
-
-
-def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
-    """Per (activation, m): zero-loss fraction with Wilson 95% interval and category counts; T, G."""
-    runs = _teacher_rows(rows)
-    r = spec.teacher_width
-    records = []
-    for (activation, m), cell in runs.groupby(["activation", "m"], sort=True):
-        hits, n = int(cell["zero_loss"].sum()), len(cell)
-        low, high = wilson_interval(hits, n)
-        record = {
-            "activation": activation, "m": int(m), "h": int(m) - r, "runs": n,
-            "converged": int(cell["converged"].sum()), "zero_loss": hits,
-            "fraction_zero_loss": hits / n, "ci_low": low, "ci_high": high,
-            "T(r*,m)": count_global_minima_subspaces(r, int(m)),
-            "G(r*-1,m)": count_symmetry_induced_subspaces(r - 1, int(m)),
-        }  # fmt: skip
-        counts = cell["category"].value_counts()
-        record.update({c: int(counts.get(c, 0)) for c in CATEGORIES})
-        records.append(record)
-    table = pd.DataFrame.from_records(records)
-    clauses = []
-    for activation, part in runs[runs["h"] >= 0].groupby("activation", sort=True):
-        zero = part["zero_loss"].astype(float)
-        if zero.nunique() > 1 and part["h"].nunique() > 1:
-            rho, p = stats.spearmanr(part["h"], zero, alternative="greater")
-        else:
-            rho, p = 0.0, 1.0
-        cells = table[(table["activation"] == activation) & (table["h"] >= 0)].sort_values("h")
-        fractions = ", ".join(f"{v:.2f}" for v in cells["fraction_zero_loss"])
-        hs = ", ".join(str(int(v)) for v in cells["h"])
-        clauses.append(
-            f"{activation}: {fractions} at h = {hs} (one-sided Spearman ρ = {rho:+.2f}, "
-            f"p = {p:.2g}, {len(part)} runs)"
-        )
-    saddles = int(runs["category"].str.startswith("symmetry-induced").sum())
-    unconverged = ", ".join(
-        f"{int((part['category'] == 'not converged').sum())} of {len(part)} {activation}"
-        for activation, part in runs.groupby("activation", sort=True)
-    )
-    verdict = (
-        f"Fraction of students (teacher width r* = {r}, d = {spec.input_dim}, "
-        f"{spec.teachers} teacher(s) × {spec.seeds} seeds) reaching zero loss vs "
-        f"overparameterisation h = m − r* ≥ 0: " + "; ".join(clauses) + ". "
-        f"The test is Spearman's rank correlation between h and the zero-loss indicator over runs, "
-        f"one-sided for an increase; a positive ρ with p < 0.05 supports the paper's claim that "
-        f"zero loss becomes more likely as h grows, otherwise the grid does not show it. "
-        f"{saddles} of {len(runs)} end points were symmetry-induced critical points (duplicated "
-        f"or zero-output neurons of a narrower critical net); runs that did not reach gradient ≤ "
-        f"{spec.grad_tol:g} at positive loss: {unconverged} (counted as not at zero loss). The "
-        f"trend need not be monotone cell by cell. Runs of one teacher are not independent "
-        f"draws of the landscape, so the p-value ignores teacher-to-teacher variation."
-    )
-    extras: dict = {}
-    if "kind" in rows and (rows["kind"] == "condensation").any():
-        cond = rows[rows["kind"] == "condensation"].iloc[0]
-        tracked = list(cond["effective_neurons_tracked"])
-        extras["condensation"] = {
-            "effective_neurons_start": tracked[0],
-            "effective_neurons_max": max(tracked),
-            "effective_neurons_final": int(cond["effective_neurons_final"]),
-            "width": int(cond["m"]),
-        }
-        verdict += (
-            f" Condensation: a width-{int(cond['m'])} tanh net from small initialisation ends with "
-            f"{int(cond['effective_neurons_final'])} effective neurons (orientation clusters at "
-            f"distance 1 − |cos| ≤ 0.01: tanh is odd, so u and −u are one orientation)."
-        )
-    return Summary(table=table, verdict=verdict, extras=extras)
-
-
-def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Path]:
-    """Zero-loss fraction vs h (with category composition), T and G vs m, condensation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = summarize(rows, spec).table
-    r, paths = spec.teacher_width, []
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    groups = list(table.groupby("activation", sort=True))
-    for index, (activation, part) in enumerate(groups):
-        part = part.sort_values("h")
-        # Wilson bounds can miss the estimate by rounding (~1e-16) at 0 and 1: clip to >= 0
-        err = np.clip(
-            [
-                part["fraction_zero_loss"] - part["ci_low"],
-                part["ci_high"] - part["fraction_zero_loss"],
-            ],
-            0.0,
-            None,
-        )
-        shift = 0.06 * (index - (len(groups) - 1) / 2)  # dodge overlapping error bars
-        left.errorbar(
-            part["h"] + shift,
-            part["fraction_zero_loss"],
-            yerr=err,
-            marker="o",
-            capsize=3,
-            label=activation,
-        )
-    left.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs at zero loss",
-             title=f"Zero-loss fraction (r* = {r}, d = {spec.input_dim}; Wilson 95% CI)", ylim=(-0.05, 1.05))  # fmt: skip
-    left.legend(title="activation")
-    main = table[table["activation"] == table["activation"].iloc[0]].sort_values("h")
-    bottom = np.zeros(len(main))
-    for category in CATEGORIES:
-        values = main[category].to_numpy() / main["runs"].to_numpy()
-        if values.any():
-            right.bar(
-                main["h"],
-                values,
-                bottom=bottom,
-                label=category,
-                color=f"C{CATEGORIES.index(category)}",
-            )
-            bottom += values
-    right.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs",
-              title=f"End-point types ({main['activation'].iloc[0]})")  # fmt: skip
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    paths += save_figure(fig, out_dir, "zero_loss_fraction")
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ms = np.arange(r, r + max(spec.max_overparameterization, 8) + 1)
-    ax.semilogy(
-        ms,
-        [count_global_minima_subspaces(r, int(m)) for m in ms],
-        "o-",
-        label=f"T(r*={r}, m) global-minimum subspaces",
-    )
-    for rr in range(max(1, r - 2), r):
-        ax.semilogy(
-            ms,
-            [count_symmetry_induced_subspaces(rr, int(m)) for m in ms],
-            "s--",
-            label=f"G({rr}, m) saddle subspaces per width-{rr} critical point",
-        )
-    ax.set(
-        xlabel="student width m  (neurons)",
-        ylabel="number of affine subspaces",
-        title="Counts of critical subspaces (Şimşek et al. 2021)",
-    )
-    ax.legend(fontsize=8)
-    paths += save_figure(fig, out_dir, "subspace_counts")
-
-    if "kind" in rows and (rows["kind"] == "condensation").any():
-        cond = rows[rows["kind"] == "condensation"].iloc[0]
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-        fig.subplots_adjust(wspace=0.45)
-        left.plot(
-            cond["steps_tracked"],
-            cond["effective_neurons_tracked"],
-            "o-",
-            color="C0",
-            label="effective neurons",
-        )
-        left.set(
-            xlabel="Adam step",
-            ylabel="effective neurons (orientation clusters)",
-            title=f"Condensation, width {int(cond['m'])} tanh, small init",
-        )
-        twin = left.twinx()
-        twin.semilogy(
-            cond["steps_tracked"], cond["loss_tracked"], color="C1", label="training loss"
-        )
-        twin.set_ylabel("training loss (MSE)")
-        left.legend(loc="upper left", fontsize=8)
-        twin.legend(loc="upper right", fontsize=8)
-        # tanh is odd: (w, b) and (−w, −b) are one orientation, so fold the angle modulo π
-        angle = np.asarray(cond["orientation_angle"], dtype=float)
-        right.scatter(np.mod(angle + np.pi / 2, np.pi) - np.pi / 2, cond["amplitude"], s=10)
-        right.set(
-            xlabel="orientation angle atan2(b_j, w_j) mod π  (rad; ±(w_j, b_j) coincide)",
-            ylabel="amplitude |a_j| ‖(w_j, b_j)‖",
-            title="Neurons after training",
-            yscale="log",
-        )
-        paths += save_figure(fig, out_dir, "condensation")
-    return paths
 
 
 EXPERIMENT = register(

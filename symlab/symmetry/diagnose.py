@@ -53,6 +53,7 @@ import torch
 from torch import nn
 
 from symlab.nets import activation_of, is_mlp, linear_layers
+from symlab.symmetry.kernel_directions import _kernel_directions, _restricted_rank
 
 if TYPE_CHECKING:
     from symlab.symmetry.functional_dimension import FDResult
@@ -181,128 +182,6 @@ def _preactivations(
         pre.append(z)
         a = torch.relu(z)
     return weights, biases, pre
-
-
-def _rank(matrix: torch.Tensor) -> tuple[int, float, float]:
-    """Rank with tol = sigma_max * max(shape) * eps (float64), the tolerance and the gap."""
-    if matrix.numel() == 0:
-        return 0, 0.0, float("inf")
-    s = torch.linalg.svdvals(matrix)
-    tol = float(s[0]) * max(matrix.shape) * torch.finfo(torch.float64).eps if s[0] > 0 else 0.0
-    rank = int((s > tol).sum())
-    if rank == 0 or rank == s.numel():
-        gap = float("inf")
-    else:
-        gap = float(s[rank - 1] / s[rank]) if s[rank] > 0 else float("inf")
-    return rank, tol, gap
-
-
-class _Index:
-    """Flat parameter positions: W_l[i, j] and b_l[i] for l = 1..L (order W_1, b_1, ..., W_L, b_L)."""
-
-    def __init__(self, widths: list[int]) -> None:
-        self.widths, self.w_off, self.b_off, offset = widths, [], [], 0
-        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
-            self.w_off.append(offset)
-            self.b_off.append(offset + n_out * n_in)
-            offset += n_out * (n_in + 1)
-        self.size = offset
-
-    def weight(self, layer: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Positions of W_layer[rows][:, cols] (layer 1-based), shape (len(rows), len(cols))."""
-        return self.w_off[layer - 1] + rows[:, None] * self.widths[layer - 1] + cols[None, :]
-
-    def bias(self, layer: int, rows: torch.Tensor) -> torch.Tensor:
-        return self.b_off[layer - 1] + rows
-
-
-def _kron(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Kronecker product a (x) b (torch.kron fails on some column-vector strides)."""
-    out = a[:, None, :, None] * b[None, :, None, :]
-    return out.reshape(a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])
-
-
-def _null_space(matrix: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis (rows) of ker matrix, float64, tol = sigma_max * max(shape) * eps."""
-    _, s, vh = torch.linalg.svd(matrix, full_matrices=True)
-    tol = float(s.max()) * max(matrix.shape) * torch.finfo(torch.float64).eps if s.numel() else 0.0
-    return vh[int((s > tol).sum()) :]
-
-
-def _kernel_directions(
-    weights: list[torch.Tensor],
-    biases: list[torch.Tensor],
-    dead: list[torch.Tensor],
-    always: list[torch.Tensor],
-    scalings_only: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask of the dead coordinates C, rows = scaling + always-active kernel directions)."""
-    widths = [weights[0].shape[1]] + [w.shape[0] for w in weights]
-    index, n_hidden = _Index(widths), len(widths) - 2
-    coords = torch.zeros(index.size, dtype=torch.bool)
-    alive = [torch.arange(widths[0])]
-    for layer in range(1, n_hidden + 1):
-        alive.append(torch.nonzero(~dead[layer - 1]).flatten())
-        for i in torch.nonzero(dead[layer - 1]).flatten():
-            i1 = i.reshape(1)
-            coords[index.weight(layer, i1, torch.arange(widths[layer - 1]))] = True
-            coords[index.bias(layer, i1)] = True
-            coords[index.weight(layer + 1, torch.arange(widths[layer + 1]), i1)] = True
-    alive.append(torch.arange(widths[-1]))
-    flat = torch.cat([torch.cat([w.reshape(-1), b]) for w, b in zip(weights, biases, strict=True)])
-    rows = []
-    for layer in range(1, n_hidden + 1):
-        everything_before = torch.arange(widths[layer - 1])
-        for i in alive[layer]:
-            i1 = i.reshape(1)
-            v = torch.zeros(index.size, dtype=torch.float64)
-            incoming = torch.cat(
-                [index.weight(layer, i1, everything_before).flatten(), index.bias(layer, i1)]
-            )
-            outgoing = index.weight(layer + 1, torch.arange(widths[layer + 1]), i1).flatten()
-            v[incoming], v[outgoing] = flat[incoming], -flat[outgoing]
-            rows.append(v)
-    if not scalings_only:
-        for layer in range(1, n_hidden + 1):
-            group = torch.nonzero(always[layer - 1]).flatten()
-            if group.numel() == 0:
-                continue
-            prev, nxt = alive[layer - 1], alive[layer + 1]
-            u = weights[layer][nxt][:, group]  # (n, k)
-            v = torch.cat([weights[layer - 1][group][:, prev], biases[layer - 1][group, None]], 1)
-            n, m = u.shape[0], v.shape[1]
-            bias_map = torch.zeros(n * m, n, dtype=torch.float64)
-            bias_map[torch.arange(n) * m + (m - 1), torch.arange(n)] = 1.0
-            linear_map = torch.cat(
-                [
-                    _kron(torch.eye(n, dtype=torch.float64), v.T),  # dU V
-                    _kron(u, torch.eye(m, dtype=torch.float64)),  # U dV
-                    bias_map,  # db_{l+1} e_last^T
-                ],
-                dim=1,
-            )
-            positions = torch.cat(
-                [
-                    index.weight(layer + 1, nxt, group).flatten(),
-                    torch.cat(
-                        [index.weight(layer, group, prev), index.bias(layer, group)[:, None]], 1
-                    ).flatten(),
-                    index.bias(layer + 1, nxt),
-                ]
-            )
-            for x in _null_space(linear_map):
-                direction = torch.zeros(index.size, dtype=torch.float64)
-                direction[positions] = x
-                rows.append(direction)
-    stacked = torch.stack(rows) if rows else torch.zeros(0, index.size, dtype=torch.float64)
-    return coords, stacked
-
-
-def _restricted_rank(coords: torch.Tensor, rows: torch.Tensor) -> tuple[int, float, float]:
-    restricted = rows[:, ~coords]
-    norms = torch.linalg.vector_norm(restricted, dim=1)
-    restricted = restricted[norms > 0] / norms[norms > 0, None]
-    return _rank(restricted)
 
 
 def mechanism_kernel(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -2,20 +2,16 @@
 damped Newton).
 
 Each loop trains a model in place on data = (x, y) and returns a :class:`Trajectory`.
+
+- :mod:`symlab.train.trajectory`: data and loss conventions, :class:`Trajectory`, recording hooks;
+- :mod:`symlab.train.first_order`: ``gradient_descent``, ``sgd``, ``adam``;
+- :mod:`symlab.train.second_order`: ``lbfgs``, ``levenberg_marquardt``, ``newton`` (float64, to
+  reach critical points; Brea et al. 2023, arXiv 2301.10638).
 """
 
-from symlab.train.loops import (
-    Trajectory,
-    adam,
-    full_loss,
-    gradient_descent,
-    lbfgs,
-    levenberg_marquardt,
-    loss_and_grad_norm,
-    mse_loss,
-    newton,
-    sgd,
-)
+from symlab.train.first_order import adam, gradient_descent, sgd
+from symlab.train.second_order import lbfgs, levenberg_marquardt, newton
+from symlab.train.trajectory import Trajectory, full_loss, loss_and_grad_norm, mse_loss
 
 __all__ = [
     "Trajectory",

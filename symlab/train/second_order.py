@@ -1,0 +1,236 @@
+"""Second-order loops that reach critical points in float64: L-BFGS, Levenberg–Marquardt and
+damped Newton.
+
+Reaching critical points (gradient ∞-norm ≤ 1e-10, the convention of MLPGradientFlow.jl, Brea et
+al. 2023, arXiv 2301.10638) needs float64 and second-order methods: :func:`lbfgs`
+(``torch.optim.LBFGS``, Liu & Nocedal 1989, with strong-Wolfe line search),
+:func:`levenberg_marquardt` (Levenberg 1944; Marquardt 1963; on the residuals of the MSE; a
+descent method that converges fast to zero-residual points even where the Hessian is singular)
+and :func:`newton` (Levenberg–Marquardt on the equation ∇L(θ) = 0 with the dense Hessian from
+``torch.func``; it converges to the nearby critical point whatever its index, which is what a
+study of saddles needs). Data, loss and recording conventions: :mod:`symlab.train.trajectory`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from symlab.nets.params import flatten_params, unflatten_params
+from symlab.train.trajectory import (
+    Callback,
+    Data,
+    Loss,
+    Trajectory,
+    _check_data,
+    _check_positive,
+    _Hooks,
+    full_loss,
+    mse_loss,
+)
+
+
+def lbfgs(
+    model: nn.Module,
+    data: Data,
+    *,
+    max_iter: int = 2000,
+    tol: float = 1e-10,
+    history_size: int = 50,
+    loss: Loss = mse_loss,
+    record_every: int = 20,
+    callback: Callback | None = None,
+    callback_every: int = 20,
+) -> Trajectory:
+    """Full-batch L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search) until the gradient
+    ∞-norm is ≤ ``tol`` or ``max_iter`` iterations. Use float64 for tol ≲ 1e-6.
+
+    Cost: about 1.2 forward+backward passes per iteration plus O(history_size · D)."""
+    _check_positive("max_iter", max_iter, integer=True)
+    _check_positive("tol", tol)
+    data = _check_data(model, data)
+    hooks = _Hooks(model, data, loss, record_every, callback, callback_every, "lbfgs")
+    chunk = hooks.record_every
+    optimizer = torch.optim.LBFGS(
+        model.parameters(),
+        lr=1.0,
+        max_iter=chunk,
+        history_size=history_size,
+        tolerance_grad=tol,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        value = full_loss(model, data, loss)
+        value.backward()
+        return value
+
+    first, step = optimizer.param_groups[0]["params"][0], 0
+    while step < max_iter:
+        grad_norm = hooks.at(step, force=True)
+        if grad_norm <= tol or not math.isfinite(grad_norm):
+            break
+        recent = hooks.trajectory.losses[-2:], hooks.trajectory.grad_norms[-2:]
+        if len(recent[0]) == 2 and recent[0][0] == recent[0][1] and recent[1][0] == recent[1][1]:
+            break  # stalled: the line search makes no progress (numerical floor)
+        before = optimizer.state[first].get("n_iter", 0)
+        optimizer.step(closure)
+        done = optimizer.state[first].get("n_iter", 0) - before
+        if done == 0:  # L-BFGS made no progress (line search stalled)
+            break
+        step += done
+    return hooks.finish(step, tol)
+
+
+def _load(model: nn.Module, theta: Tensor) -> None:
+    """Copy the flat parameter vector ``theta`` into ``model`` (so records and callbacks see it)."""
+    with torch.no_grad():
+        for p, new in zip(model.parameters(), unflatten_params(model, theta).values(), strict=True):
+            p.copy_(new)
+
+
+def _flat_loss(model: nn.Module, data: Data, loss: Loss) -> Callable[[Tensor], Tensor]:
+    """θ ↦ L(θ) on the whole data set, θ the flat parameter vector (for ``torch.func``)."""
+    x, y = data
+
+    def value(theta: Tensor) -> Tensor:
+        return loss(functional_call(model, unflatten_params(model, theta), (x,)), y)
+
+    return value
+
+
+def _damped_start(
+    model: nn.Module, data: Data, tol: float, max_iter: int, damping: float, max_params: int
+) -> tuple[Data, Tensor]:
+    """Checks shared by the damped methods; returns the checked data and the flat θ_0."""
+    _check_positive("tol", tol)
+    _check_positive("max_iter", max_iter, integer=True)
+    _check_positive("damping", damping)
+    data = _check_data(model, data)
+    theta = flatten_params(model)
+    if theta.numel() > max_params:
+        raise ValueError(
+            f"max_params: the model has D = {theta.numel()} parameters, more than {max_params}"
+        )
+    return data, theta
+
+
+def newton(
+    model: nn.Module,
+    data: Data,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    damping: float = 1e-12,
+    max_params: int = 4000,
+    loss: Loss = mse_loss,
+    callback: Callback | None = None,
+    callback_every: int = 1,
+) -> Trajectory:
+    """Damped Newton (Levenberg–Marquardt) for the critical-point equation g(θ) = ∇L(θ) = 0.
+
+    With the dense Hessian H = Q Λ Qᵀ (``torch.func.hessian``, D ≤ ``max_params``), the step is
+
+        p = −(H² + μ I)⁻¹ H g = −Q diag(λ_i / (λ_i² + μ)) Qᵀ g,
+
+    the Gauss–Newton step for the residual g, which is well defined at the singular Hessians of
+    degenerate critical points (flat directions get no step) and is attracted by minima and saddles
+    alike. μ = μ_rel · max λ_i², μ_rel starts at ``damping``; a backtracking line search on ‖g‖₂
+    accepts the step, else μ_rel grows ×100. Stops when the gradient ∞-norm is ≤ ``tol``.
+    Cost per iteration: one Hessian (≈ D Hessian-vector products) and one O(D³) eigendecomposition.
+    """
+    data, theta = _damped_start(model, data, tol, max_iter, damping, max_params)
+    value = _flat_loss(model, data, loss)
+    gradient = torch.func.grad(value)
+    hessian = torch.func.hessian(value)
+    hooks = _Hooks(model, data, loss, 1, callback, callback_every, "newton")
+    mu_rel, step = float(damping), 0
+    g = gradient(theta)
+    while step < max_iter and g.abs().max() > tol:
+        _load(model, theta)  # the record and the callback of step t see θ_t
+        hooks.at(step, force=True)
+        lam, q = torch.linalg.eigh(hessian(theta))
+        qg, g_norm = q.T @ g, torch.linalg.vector_norm(g)
+        scale = float(lam.abs().max()) ** 2 or 1.0
+        accepted = False
+        while mu_rel < 1e4 and not accepted:
+            p = -q @ (lam / (lam**2 + mu_rel * scale) * qg)
+            t = 1.0
+            for _ in range(12):
+                trial = theta + t * p
+                g_trial = gradient(trial)
+                if torch.linalg.vector_norm(g_trial) < (1 - 1e-4 * t) * g_norm:
+                    accepted = True
+                    break
+                t *= 0.5
+            if not accepted:
+                mu_rel *= 100.0
+        if not accepted:  # no descent on ‖g‖ at any damping: numerical floor reached
+            break
+        theta, g = trial, g_trial
+        mu_rel = max(mu_rel / 10.0, float(damping)) if t == 1.0 else mu_rel
+        step += 1
+    _load(model, theta)
+    return hooks.finish(step, tol)
+
+
+def levenberg_marquardt(
+    model: nn.Module,
+    data: Data,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+    damping: float = 1e-6,
+    max_params: int = 4000,
+    callback: Callback | None = None,
+    callback_every: int = 1,
+) -> Trajectory:
+    """Levenberg–Marquardt (Levenberg 1944; Marquardt 1963) for the mean squared error.
+
+    With residuals r(θ) = vec(f_θ(X) − Y) ∈ R^{NK}, L = ‖r‖² / (NK), the Jacobian J = ∂r/∂θ
+    (``torch.func.jacrev``) and its SVD J = U S Vᵀ, the step is
+
+        p = −(JᵀJ + μ I)⁻¹ Jᵀ r = −V diag(s_i / (s_i² + μ)) Uᵀ r,   μ = μ_rel · s_1²,
+
+    accepted when it lowers L (then μ_rel ← μ_rel / 10), else μ_rel ← 10 μ_rel. It is a descent
+    method (it does not stop at saddles) and converges fast to zero-residual points even where the
+    Hessian is singular (flat directions of J get no step). Stops when the gradient ∞-norm
+    2‖Jᵀr‖_∞ / (NK) is ≤ ``tol``. Cost per iteration: one Jacobian (NK × D) and its SVD,
+    O(NK D²). Only for the MSE loss.
+    """
+    data, theta = _damped_start(model, data, tol, max_iter, damping, max_params)
+    x, y = data
+
+    def residual(vector: Tensor) -> Tensor:
+        return (functional_call(model, unflatten_params(model, vector), (x,)) - y).reshape(-1)
+
+    jacobian = torch.func.jacrev(residual)
+    hooks = _Hooks(model, data, mse_loss, 1, callback, callback_every, "levenberg_marquardt")
+    mu_rel, step, count = float(damping), 0, y.numel()
+    r = residual(theta)
+    while step < max_iter:
+        jac = jacobian(theta)
+        grad_norm = float((2 * jac.T @ r / count).abs().max())
+        if grad_norm <= tol:
+            break
+        _load(model, theta)  # the callback of step t sees θ_t; the record is L and ∇L at θ_t
+        hooks.at(step, force=True, value=float(r @ r) / count, grad_norm=grad_norm)
+        u, sv, vh = torch.linalg.svd(jac, full_matrices=False)
+        ur, value, accepted = u.T @ r, float(r @ r), False
+        while mu_rel < 1e8 and not accepted:
+            trial = theta - vh.T @ (sv / (sv**2 + mu_rel * float(sv[0]) ** 2) * ur)
+            r_trial = residual(trial)
+            accepted = float(r_trial @ r_trial) < value
+            mu_rel = max(mu_rel / 10.0, 1e-15) if accepted else mu_rel * 10.0
+        if not accepted:  # no descent at any damping: numerical floor reached
+            break
+        theta, r = trial, r_trial
+        step += 1
+    _load(model, theta)
+    return hooks.finish(step, tol)
