@@ -1,6 +1,7 @@
 """Empirical NTK: symlab's methods vs the torch.func tutorial's two methods vs neural-tangents.
 
-Run: .venv/bin/python benchmarks/bench_ntk.py [--quick] [--no-nt] [--memory-gb 2]
+Run: .venv/bin/python benchmarks/bench_ntk.py [--quick] [--no-nt] [--memory-gb 2] [--threads 1]
+     [--cases mlp,cnn] [--json rows.json]
 
 Cases (float32, full kernel Theta(x, x) of shape (N, N, K, K); x1 = x and x2 = a copy of x, which
 symlab detects as equal and treats as x2=None (factors once, half of each Gram); structured_x2
@@ -20,8 +21,10 @@ the min, the least load-sensitive estimate on a shared machine. Memory, in a sec
 worker process: peak resident set size above the pre-call RSS during one call after a warm-up,
 sampled every 0.5 ms by a thread reading /proc/self/statm, with MALLOC_MMAP_THRESHOLD_=65536 so
 that freed large buffers leave the RSS (that setting slows allocation, so it is off for timing).
-One BLAS/XLA thread everywhere. Kernels are checked against symlab's structured kernel (max
-|difference| / max |kernel|). A method is skipped at a size where its predicted memory exceeds
+One torch/BLAS/XLA thread per worker (--threads to change). neural-tangents is timed twice: with
+vmap_axes=0 (told that points are independent: its fast path) and with its defaults
+(vmap_axes=None; rows *_default), the call the issue's reference timings used. Kernels are
+checked against symlab's structured kernel (max |difference| / max |kernel|). A method is skipped at a size where its predicted memory exceeds
 --memory-gb.
 """
 
@@ -53,8 +56,11 @@ EXTRA = ["structured_sym", "structured_x2"]
 TUTORIAL = ["tutorial_jc", "tutorial_ntvp"]
 NT_IMPLS = {1: "nt_jc", 2: "nt_ntvp", 3: "nt_structured"}
 NT_SYM = {3: "nt_structured_sym"}  # x2=None: neural-tangents' own one-input-set path
+# neural-tangents called with its defaults (vmap_axes=None), as in the issue's reference timings
+NT_DEFAULT = {"1d": "nt_jc_default", "2d": "nt_ntvp_default", "3d": "nt_structured_default"}
 NT_FILES = {name: f"nt_{i}" for i, name in NT_IMPLS.items()}
 NT_FILES.update({name: f"nt_{i}_sym" for i, name in NT_SYM.items()})
+NT_FILES.update({name: f"nt_{i}" for i, name in NT_DEFAULT.items()})
 
 
 # --- the torch.func tutorial's two methods, as published (pytorch/tutorials:
@@ -142,7 +148,14 @@ def export_case(model: nn.Module, x: torch.Tensor, path: Path) -> None:
 
 def predicted_bytes(method: str, n: int, k: int, p: int) -> int:
     """Dominant memory of a method (float32): Jacobians 2 N K P, NTVP tangents N^2 K P (tutorial)."""
-    if method in ("tutorial_jc", "jacobian", "nt_jc", "nt_ntvp"):
+    if method in (
+        "tutorial_jc",
+        "jacobian",
+        "nt_jc",
+        "nt_ntvp",
+        "nt_jc_default",
+        "nt_ntvp_default",
+    ):
         return 2 * n * k * p * 4
     if method == "tutorial_ntvp":
         return n * n * k * p * 4
@@ -168,7 +181,7 @@ def torch_worker(case_npz: str, case: str, out_dir: str, methods: list[str], mod
     "memory": writes torch_memory.json) symlab's and the tutorial's methods in ONE process."""
     from symlab.ntk import empirical_ntk
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     arrays = np.load(case_npz)
     model, _ = build_case(case)
     layers = [m for m in model if isinstance(m, nn.Linear | nn.Conv2d)]
@@ -240,18 +253,25 @@ def ensure_nt_venv() -> Path | None:
     return python
 
 
+THREADS = 1  # set from --threads in main()
+
+
 def worker_env(memory: bool) -> dict[str, str]:
-    """One thread; for memory runs only, a fixed mmap threshold (it slows allocation down)."""
+    """THREADS threads for torch, BLAS and XLA (XLA: one thread, or its own default of every core
+    when THREADS > 1); for memory runs only, a fixed mmap threshold (it slows allocation down)."""
     env = dict(os.environ)
     if memory:
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     env.update(
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        OMP_NUM_THREADS=str(THREADS),
+        MKL_NUM_THREADS=str(THREADS),
         TF_CPP_MIN_LOG_LEVEL="3",
         JAX_PLATFORMS="cpu",
     )
+    if THREADS == 1:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    else:
+        env.pop("XLA_FLAGS", None)
     return env
 
 
@@ -264,11 +284,8 @@ def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -
     out.mkdir()
     npz = out / "case.npz"
     export_case(model, x, npz)
-    fits = {
-        m
-        for m in SYMLAB + TUTORIAL + list(NT_IMPLS.values())
-        if predicted_bytes(m, n, k, p) <= budget
-    }
+    every = SYMLAB + TUTORIAL + list(NT_IMPLS.values()) + list(NT_DEFAULT.values())
+    fits = {m for m in every if predicted_bytes(m, n, k, p) <= budget}
     methods = [m for m in SYMLAB + TUTORIAL if m in fits] + EXTRA
     if "structured" not in methods:
         methods.insert(0, "structured")
@@ -294,7 +311,8 @@ def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -
     results = json.loads((out / "torch.json").read_text())
     memory = json.loads((out / "torch_memory.json").read_text())
     rows = [{"case": case, "n": n, "method": m, **results[m], **memory[m]} for m in methods]
-    impls = [i for i, name in NT_IMPLS.items() if name in fits]
+    impls = [str(i) for i, name in NT_IMPLS.items() if name in fits]
+    impls += [i for i, name in NT_DEFAULT.items() if name in fits]
     if nt_python is not None and impls:
         for mode in ("time", "memory"):
             subprocess.run(
@@ -309,12 +327,13 @@ def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -
             for key, value in part.items():
                 nt[key] = {**nt.get(key, {}), **value} if isinstance(value, dict) else value
         for i in impls:
-            result = nt.get(str(i), {"error": "no result"})
-            rows.append({"case": case, "n": n, "method": NT_IMPLS[i], **result})
-            if i in NT_SYM:
-                result = nt.get(f"{i}_sym", {"error": "no result"})
-                rows.append({"case": case, "n": n, "method": NT_SYM[i], **result})
-    skipped = sorted(fits.symmetric_difference(set(SYMLAB + TUTORIAL + list(NT_IMPLS.values()))))
+            result = nt.get(i, {"error": "no result"})
+            name = NT_DEFAULT[i] if i in NT_DEFAULT else NT_IMPLS[int(i)]
+            rows.append({"case": case, "n": n, "method": name, **result})
+            if i == "3":
+                result = nt.get("3_sym", {"error": "no result"})
+                rows.append({"case": case, "n": n, "method": NT_SYM[3], **result})
+    skipped = sorted(set(every) - fits)
     reference = np.load(out / "structured.npy").astype(np.float64)
     scale = np.abs(reference).max()
     for row in rows:
@@ -365,10 +384,15 @@ def print_ratios(rows: list[dict]) -> None:
     for case, n in sorted({(r["case"], r["n"]) for r in rows}):
         cell = {r["method"]: r for r in rows if (r["case"], r["n"]) == (case, n) and "min_s" in r}
         nt_all = list(NT_IMPLS.values()) + list(NT_SYM.values())
+        groups = (
+            ("neural-tangents (vmap_axes=0)", nt_all),
+            ("neural-tangents (defaults, vmap_axes=None)", list(NT_DEFAULT.values())),
+            ("tutorial", TUTORIAL),
+        )
         for ours in ("structured", "structured_x2"):
             if ours not in cell:
                 continue
-            for group, names in (("neural-tangents", nt_all), ("tutorial", TUTORIAL)):
+            for group, names in groups:
                 timed = [(cell[m]["min_s"], m) for m in names if m in cell]
                 if timed:
                     best = min(timed)
@@ -396,6 +420,12 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker (torch, BLAS, XLA)"
+    )
+    parser.add_argument(
+        "--cases", default="mlp,cnn", help="comma-separated cases to run (mlp, cnn)"
+    )
+    parser.add_argument(
         "--torch-worker", nargs=5, metavar=("NPZ", "CASE", "OUT", "METHODS", "MODE")
     )
     args = parser.parse_args()
@@ -403,12 +433,15 @@ def main() -> None:
         npz, case, out, methods, mode = args.torch_worker
         torch_worker(npz, case, out, methods.split(","), mode)
         return
+    global THREADS
+    THREADS = args.threads
     nt_python = None if args.no_nt else ensure_nt_venv()
-    sizes = (
-        {"mlp": [8, 32, 128], "cnn": [8, 32, 128]} if not args.quick else {"mlp": [8], "cnn": [8]}
-    )
+    cases = args.cases.split(",")
+    sizes = {case: [8] if args.quick else [8, 32, 128] for case in cases}
     budget = int(args.memory_gb * 2**30)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, 1 thread per worker, float32")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {THREADS} thread(s) per worker, float32"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case, ns in sizes.items():
