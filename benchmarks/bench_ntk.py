@@ -24,8 +24,8 @@ that freed large buffers leave the RSS (that setting slows allocation, so it is 
 One torch/BLAS/XLA thread per worker (--threads to change). neural-tangents is timed twice: with
 vmap_axes=0 (told that points are independent: its fast path) and with its defaults
 (vmap_axes=None; rows *_default), the call the issue's reference timings used. Kernels are
-checked against symlab's structured kernel (max |difference| / max |kernel|). A method is skipped at a size where its predicted memory exceeds
---memory-gb.
+checked against symlab's structured kernel (max |difference| / max |kernel|). A method is
+skipped at a size where its predicted memory exceeds --memory-gb.
 """
 
 from __future__ import annotations
