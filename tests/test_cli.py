@@ -99,6 +99,21 @@ def test_bad_input_is_one_red_sentence_exit_2_and_writes_nothing(
     assert listing(tmp_path) == before  # nothing written (no runs/ folder either)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run"], "Missing argument 'STUDY' (see symlab run --help)."),
+        (["run", "toy", "--bogus"], "(see symlab run --help)."),
+        (["export", "x", "--all=3"], "(see symlab export --help)."),
+        (["nope"], "No such command 'nope' (see symlab --help)."),
+    ],
+)
+def test_usage_errors_point_at_the_help_of_the_command_typed(toy, capsys, argv, message):
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.strip().endswith(message) and len(err.strip().splitlines()) == 1
+
+
 def test_real_entry_point_bad_input(toy_env, tmp_path):
     result = symlab(toy_env, tmp_path, "run", "toy", "--preset", "fast")
     assert result.returncode == 2
@@ -238,6 +253,27 @@ def test_resume_after_sigkill_of_the_process_group(toy, toy_env, tmp_path):
         params, result = json.loads(params), json.loads(result)
         assert params == expected[key]
         assert result["y"] == params["x"] ** 2 + params["seed"]
+
+
+def test_ctrl_c_keeps_the_stored_jobs_and_exits_130(toy_env, tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text("xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nsleep = 0.3\n")
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, "-m", "symlab.cli", "run", "toy", "-c", str(config), "-o", str(run_dir)]
+    process = subprocess.Popen(
+        argv, env=toy_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 90
+    while stored_count(run_dir / "results.sqlite") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted: the finished jobs are stored in {run_dir}; run the same command again "
+        "to resume."
+    )
+    assert "Traceback" not in err and 2 <= stored_count(run_dir / "results.sqlite") < 10
 
 
 def test_fdim_prints_rank_bound_and_rejects_bad_widths():

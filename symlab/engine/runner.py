@@ -34,6 +34,7 @@ from symlab.engine.spec import spec_from_mapping, spec_from_toml, spec_to_toml
 from symlab.engine.store import STORE_NAME, Store, now, to_json
 
 Progress = Callable[[int, int], None]
+FailureHook = Callable[[Job, JobError], None]
 
 
 def job_key(experiment: str, version: str, params: Mapping[str, Any]) -> str:
@@ -149,6 +150,7 @@ def run_study(
     executor: Executor | None = None,
     on_progress: Progress | None = None,
     on_start: Progress | None = None,
+    on_failure: FailureHook | None = None,
 ) -> StudyRun:
     """Run the jobs of ``spec`` not yet stored in ``out_dir``, then summarize, plot and report.
 
@@ -156,7 +158,8 @@ def run_study(
     is created. Results are inserted one transaction each as they arrive; a job that raises is
     recorded in the store's ``failures`` table and the sweep goes on. ``on_start(n_stored,
     n_total)`` is called once before the first job, ``on_progress(n_done, n_total)`` after each
-    job (n_done counts stored and failed jobs). The summary and figures use only the rows whose
+    job (n_done counts stored and failed jobs), and ``on_failure(job, error)`` after each job
+    that raised, before its ``on_progress``. The summary and figures use only the rows whose
     keys belong to this spec's expansion.
 
     With ``workers > 1`` jobs run in spawned processes, which re-import the main module: in a
@@ -195,6 +198,8 @@ def run_study(
             if isinstance(outcome, JobError):
                 store.add_failure(job.key, job.params, str(outcome), outcome.traceback)
                 n_failed += 1
+                if on_failure is not None:
+                    on_failure(job, outcome)
             else:
                 store.add(
                     job.key,

@@ -1,0 +1,127 @@
+"""``symlab run``: run a study's jobs into a run directory, with progress on stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from symlab.cli.progress import progress_for
+from symlab.cli.typer_app import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    DebugOption,
+    err,
+    fail,
+    guard,
+    out,
+    print_outputs,
+)
+
+
+def run(
+    study: Annotated[str, typer.Argument(metavar="STUDY", help="Study name (see `symlab list`).")],
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="Preset: quick (small, CPU-sized) or paper (the paper's sweep); "
+            "see `symlab list`.",
+            show_default="quick",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML file whose top-level keys are fields of the study's spec "
+            "(instead of --preset).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run directory for results, figures and report; running into it again resumes.",
+            show_default="runs/STUDY",
+        ),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            help="Worker processes; 1 runs the jobs in this process (easiest to debug).",
+        ),
+    ] = 1,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bar or progress lines (the summary is still printed).",
+        ),
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run a study's jobs, then write its summary, verdict, figures and report.
+
+    Running again into the same --out directory runs only the jobs not stored yet (resume).
+    Progress goes to stderr: a bar on a terminal, else a plain line every ~10% of the jobs, at
+    most one per SYMLAB_PROGRESS_SECONDS (default 10 s).
+    """
+    from symlab.engine import get_experiment, load_spec, run_study
+
+    if preset is not None and config is not None:
+        fail("--preset and --config: expected one of them, got both.")
+    if workers < 1:
+        fail(f"--workers: expected an integer >= 1, got {workers}.")
+    with guard(debug):
+        experiment = get_experiment(study)
+        spec = load_spec(experiment, preset=preset, config=config)
+    target = out_dir if out_dir is not None else Path("runs") / study
+    progress = progress_for(study, err, quiet=quiet)
+
+    def on_start(n_stored: int, n_total: int) -> None:
+        if n_stored:
+            out.print(f"resuming: {n_stored} of {n_total} jobs already stored in {target}")
+        progress.start(n_stored, n_total)
+
+    try:
+        with guard(debug):
+            result = run_study(
+                experiment,
+                spec,
+                target,
+                workers=workers,
+                on_start=on_start,
+                on_progress=progress.update,
+                on_failure=progress.failed,
+            )
+    except KeyboardInterrupt:
+        progress.stop()
+        fail(
+            f"interrupted: the finished jobs are stored in {target}; run the same command "
+            "again to resume.",
+            EXIT_INTERRUPTED,
+        )
+    finally:
+        progress.stop()
+
+    out.print(
+        f"{study}: {result.n_new} jobs run, {result.n_done_before} already stored, "
+        f"{result.n_stored} of {result.n_total} stored; took {result.seconds:.1f} s"
+    )
+    print_outputs(
+        result, f"results: {target / 'results.sqlite'} (as a table: symlab export {target})"
+    )
+    if result.n_failed:
+        fail(
+            f"{result.n_failed} of {result.n_total} jobs failed; tracebacks: "
+            f"symlab show {target} --failures",
+            EXIT_FAILED,
+        )
