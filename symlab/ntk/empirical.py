@@ -107,14 +107,14 @@ def _ntvp_block(model, params, x1, x2, trace, diagonal, basis_chunk) -> torch.Te
                 (tangent,) = pullback(e)
                 return jvp(lambda p: f(p, b), (params,), (tangent,))[1]
 
-            return vmap(row, chunk_size=basis_chunk)(torch.eye(k, dtype=x1.dtype))
+            return vmap(row, chunk_size=basis_chunk)(torch.eye(k, dtype=x1.dtype, device=x1.device))
 
         block = vmap(per_point)(x1, x2)
         return torch.diagonal(block, dim1=1, dim2=2).sum(-1) if trace else block
     f = _batched(model)
     out1, pullback = vjp(lambda p: f(p, x1), params)
     n1, k = out1.shape
-    basis = torch.eye(n1 * k, dtype=out1.dtype).reshape(n1 * k, n1, k)
+    basis = torch.eye(n1 * k, dtype=out1.dtype, device=out1.device).reshape(n1 * k, n1, k)
 
     def row(e):
         (tangent,) = pullback(e)
@@ -157,6 +157,7 @@ def _check_structured(model: nn.Module, layers: dict, x0: torch.Tensor, rest: li
     with torch.enable_grad():
         out = model(x0).reshape(-1)
     v = torch.randn(out.shape[0], generator=torch.Generator().manual_seed(0), dtype=out.dtype)
+    v = v.to(out.device)
     grads = torch.autograd.grad(out, params, v, allow_unused=True)
     direct = sum((g * g).sum() for g in grads if g is not None)
     _, f = layer_factors(model, layers, x0)
@@ -165,7 +166,7 @@ def _check_structured(model: nn.Module, layers: dict, x0: torch.Tensor, rest: li
         rest_params = {n: p for n, p in trainable_params(model).items() if n in rest}
         j = _jacobians(model, rest_params, x0)
         theta = theta + _contract_jacobians(j, j, False, True)[0]
-    structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros(())
+    structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros((), device=v.device)
     rtol = 1e-3 if out.dtype == torch.float32 else 1e-8
     return bool(abs(structured - direct) <= rtol * max(abs(direct), abs(structured)) + 1e-30)
 
@@ -291,7 +292,7 @@ def empirical_ntk(
         side2 = "1" if symmetric else "2"
         return torch.cat([block_fn(("1", i), x1[s], (side2, i), x2[s]) for i, s in enumerate(c1)])
     tail = () if trace else (k, k)
-    theta = torch.empty((x1.shape[0], x2.shape[0], *tail), dtype=dtype)
+    theta = torch.empty((x1.shape[0], x2.shape[0], *tail), dtype=dtype, device=x1.device)
     for i, s1 in enumerate(c1):
         for j, s2 in enumerate(c2):
             if symmetric and j < i:  # Theta(x2, x1) = Theta(x1, x2)^T in points and outputs
@@ -347,13 +348,15 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
         if j1:
             parts.append(_contract_jacobians(j1, j2, trace, diagonal))
         if not parts:  # no layer was called: the kernel is zero
-            return torch.zeros(_block_shape(a, b, k, trace, diagonal), dtype=a.dtype)
+            return torch.zeros(
+                _block_shape(a, b, k, trace, diagonal), dtype=a.dtype, device=a.device
+            )
         return sum(parts)
 
     def full_block(same, f1, j1, f2, j2):
         # every layer added into one point-major (N1, K, N2, K) buffer, permuted once at the end
         n1, n2 = f1[0].delta.shape[1], f2[0].delta.shape[1]
-        out = torch.zeros((n1, k, n2, k), dtype=f1[0].delta.dtype)
+        out = f1[0].delta.new_zeros((n1, k, n2, k))
         blocks = point_blocks(n1, k) if same else None
         for u, v in zip(f1, f2, strict=True):
             accumulate(out, u, v, symmetric=same, blocks=blocks)

@@ -199,7 +199,7 @@ def _chain_factors(
         return None
     n, k = h.shape
     names = {id(m): name for name, m in layers.items()}
-    delta = torch.eye(k, dtype=h.dtype).expand(n, k, k)
+    delta = torch.eye(k, dtype=h.dtype, device=h.device).expand(n, k, k)
     # at_output: delta is still the identity over outputs; fresh: delta owns its buffer (not a
     # broadcast identity or weight), so it may be scaled in place
     at_output, fresh = True, False

@@ -144,7 +144,7 @@ def kernel_regression(
         rhs = y.reshape(n * kout, 1)
     else:
         rhs = y.reshape(n, -1)
-    a = (kxx + kxx.T) / 2 + ridge * torch.eye(kxx.shape[0], dtype=torch.float64)
+    a = (kxx + kxx.T) / 2 + ridge * torch.eye(kxx.shape[0], dtype=torch.float64, device=kxx.device)
     chol, info = torch.linalg.cholesky_ex(a)
     if int(info) == 0:
         alpha = torch.cholesky_solve(rhs, chol)

@@ -120,7 +120,7 @@ def layer_factors(
     flat = out.reshape(n, -1)
     k = flat.shape[1]
     probes = [probe for name in layers for _, probe in records[name]]
-    cotangents = torch.eye(k, dtype=out.dtype).unsqueeze(1).expand(k, n, k)
+    cotangents = torch.eye(k, dtype=out.dtype, device=out.device).unsqueeze(1).expand(k, n, k)
     cotangents = cotangents.reshape(k, *out.shape)
     if probes:
         try:
@@ -144,7 +144,7 @@ def layer_factors(
         for inputs, probe in records[name]:
             g = next(grads_iter)
             if g is None:
-                g = torch.zeros((k, *probe.shape), dtype=probe.dtype)
+                g = probe.new_zeros((k, *probe.shape))
             a_parts.append(_patches(module, inputs))
             d_parts.append(_as_positions(module, g))
         if not a_parts:  # layer never called: it contributes nothing
@@ -219,10 +219,10 @@ def contract(
         a1 = f1.a[:, 0] if f1.a is not None else None
         a2 = f2.a[:, 0] if f2.a is not None else None
         if diagonal:
-            c = (a1 * a2).sum(-1) if a1 is not None else torch.zeros(n1, dtype=d1.dtype)
+            c = (a1 * a2).sum(-1) if a1 is not None else d1.new_zeros(n1)
             d = torch.einsum("kno,kno->n" if trace else "kno,lno->nkl", d1, d2)
         else:
-            c = a1 @ a2.T if a1 is not None else torch.zeros(n1, n2, dtype=d1.dtype)
+            c = a1 @ a2.T if a1 is not None else d1.new_zeros((n1, n2))
             d = _gram(d1, d2, trace)
         c = c + (1.0 if f1.bias else 0.0)
         return c.reshape(c.shape + (1,) * (d.dim() - c.dim())) * d
@@ -230,13 +230,13 @@ def contract(
         if f1.a is not None:
             c = torch.einsum("nsi,nti->nst", f1.a, f2.a) + (1.0 if f1.bias else 0.0)
         else:
-            c = torch.ones(n1, s1, s2, dtype=d1.dtype)
+            c = d1.new_ones((n1, s1, s2))
         eq = "nst,knso,knto->n" if trace else "nst,knso,lnto->nkl"
         return torch.einsum(eq, c, d1, d2)
     if f1.a is not None:
         c = torch.einsum("nsi,mti->nmst", f1.a, f2.a) + (1.0 if f1.bias else 0.0)
     else:
-        c = torch.ones(n1, n2, s1, s2, dtype=d1.dtype)
+        c = d1.new_ones((n1, n2, s1, s2))
     eq = "nmst,knso,kmto->nm" if trace else "nmst,knso,lmto->nmkl"
     return torch.einsum(eq, c, d1, d2)
 
@@ -262,7 +262,7 @@ def gradient_rows(f: LayerFactors) -> torch.Tensor:
         return d.sum(2).reshape(n * k, o)
     a = f.a
     if f.bias:
-        a = torch.cat([a, torch.ones((*a.shape[:2], 1), dtype=a.dtype)], dim=2)
+        a = torch.cat([a, a.new_ones((*a.shape[:2], 1))], dim=2)
     return torch.bmm(d, a).reshape(n * k, -1)
 
 
@@ -302,7 +302,7 @@ def accumulate(
             if f1.bias:
                 c += 1.0
         else:
-            c = torch.ones((n1, n2), dtype=r1.dtype)
+            c = r1.new_ones((n1, n2))
     else:
         r1 = gradient_rows(f1)
         r2 = r1 if symmetric else gradient_rows(f2)

@@ -121,3 +121,33 @@ def test_chain_rejects_what_it_cannot_see(reference):
         torch.testing.assert_close(empirical_ntk(m, x, method="structured"), reference(m, x, x))
     shared = nn.Linear(4, 4)
     assert chain_modules(nn.Sequential(nn.Sequential(shared, nn.Tanh()), shared)) is None
+
+
+def _device_cases():
+    torch.manual_seed(14)
+    mlp = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    cnn = small_cnn(4, 3, image_side=8, seed=0, dtype=torch.float32)
+    return [(mlp, torch.randn(4, 3)), (cnn, torch.randn(4, 64))]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_every_route_keeps_tensors_on_the_inputs_device(index, monkeypatch):
+    """On the meta device any tensor made on the CPU by mistake raises: a stand-in for a GPU."""
+    model, x = _device_cases()[index]
+    model, x = model.to("meta"), x.to("meta")
+    for method in ("jacobian", "ntvp"):
+        for kwargs in ({}, {"trace": True}, {"diagonal": True}):
+            assert empirical_ntk(model, x, method=method, **kwargs).device.type == "meta"
+    layers = structured_layers(model)
+    for chain in (True, False):  # closed-form chain and autograd factor passes
+        monkeypatch.setattr(structured_module, "_chain_supported", lambda _m, c=chain: c)
+        _, factors = layer_factors(model, layers, x)
+        k = factors[0].delta.shape[0]
+        out = torch.zeros((4, k, 4, k), device="meta")
+        blocks = structured_module.point_blocks(4, k)
+        for f in factors:
+            for kwargs in ({}, {"trace": True}, {"diagonal": True}):
+                assert structured_module.contract(f, f, **kwargs).device.type == "meta"
+            structured_module.accumulate(out, f, f, symmetric=True, blocks=blocks)
+            structured_module.accumulate(out, f, f)
+        structured_module.mirror(out, blocks)
