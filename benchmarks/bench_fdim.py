@@ -10,11 +10,19 @@ generic route (what the public codes do, hidden-symmetries note §5): ``torch.fu
 Run: ``python benchmarks/bench_fdim.py`` (add ``--large`` for (20,64,64,64,64,64,1) on 20000
 points: about 3 GB per Jacobian copy and a 20000 x 18049 SVD, far beyond a few minutes on 2 cores).
 Prints per case the times, the ratio generic / symlab, and checks the ranks are identical.
+
+``--regions``: adaptive mode (no inputs, ``--sampler``, default multiscale) on the hidden-symmetries study's
+deep cells (n0 = width in {5, 10}, depth 4-6, seeds 0-2), region compression against the
+uncompressed route: rank, stop reason, candidates |Z|, Jacobian rows (points differentiated),
+activation regions met, time. "plain" = ``compress_regions=False`` (default max_points 8 x
+start), "plain@40k" and "comp@40k" = both with max_points 40000 (the same candidates, so the
+ranks must agree: checked), "comp" = compressed with its default max_points (128 x start).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import torch
@@ -77,13 +85,68 @@ def run_case(widths, n_points, repeats):
     }
 
 
+REGION_CELLS = [(n0, depth) for n0 in (5, 10) for depth in (4, 5, 6)]
+REGION_RUNS = {
+    "plain": {"compress_regions": False},
+    "plain@40k": {"compress_regions": False, "max_points": 40000},
+    "comp@40k": {"max_points": 40000},
+    "comp": {},
+}
+
+
+def run_regions(seeds: int, sampler: str) -> None:
+    print(
+        f"{'widths':<24}{'seed':>5}{'bound':>6}  "
+        + "  ".join(f"{name + ' rank/stop/|Z|/rows/regions/s':<44}" for name in REGION_RUNS)
+    )
+    totals = {name: [0.0, 0, 0] for name in REGION_RUNS}  # seconds, rows, rank sum
+    for n0, depth in REGION_CELLS:
+        widths = (n0,) + (n0,) * depth + (1,)
+        for seed in range(seeds):
+            model = mlp(widths, "relu", init="he", bias_std=0.1, seed=seed)
+            results = {}
+            for name, kwargs in REGION_RUNS.items():
+                call = functools.partial(
+                    functional_dimension, model, seed=seed, sampler=sampler, **kwargs
+                )
+                t, fd = timed(call)
+                results[name] = fd
+                totals[name][0] += t
+                totals[name][1] += len(fd.points)
+                totals[name][2] += fd.rank
+                results[name + " t"] = t
+            if results["plain@40k"].rank != results["comp@40k"].rank:
+                raise SystemExit("compressed and plain ranks differ on the same candidates")
+            cells = []
+            for name in REGION_RUNS:
+                fd = results[name]
+                cells.append(
+                    f"{fd.rank}/{fd.saturated[:4]}/{fd.n_points}/{len(fd.points)}/"
+                    f"{fd.regions if fd.regions is not None else '-'}/{results[name + ' t']:.2f}"
+                )
+            print(
+                f"{str(widths):<24}{seed:>5}{fd.bound:>6}  " + "  ".join(f"{c:<44}" for c in cells),
+                flush=True,
+            )
+    for name, (t, rows, ranks) in totals.items():
+        print(f"total {name:<10} time {t:8.2f} s, Jacobian rows {rows:>8}, sum of ranks {ranks}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="also run the large case")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--regions", action="store_true", help="only the region-compression runs")
+    parser.add_argument("--seeds", type=int, default=3, help="networks per cell for --regions")
+    parser.add_argument("--sampler", default="multiscale", help="input sampler for --regions")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.regions:
+        print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS)")
+        with threadpool_limits(limits=args.threads):
+            run_regions(args.seeds, args.sampler)
+        return
     cases = CASES + (LARGE if args.large else [])
     print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS)")
     header = (

@@ -110,6 +110,8 @@ def run_job(params: dict) -> dict:
         "deficit": fd.deficit,
         "full": fd.deficit == 0,
         "n_points": fd.n_points,
+        "regions": fd.regions,  # activation patterns met in the sample (None: not compressed)
+        "jacobian_points": int(fd.points.shape[0]),  # points differentiated (representatives)
         "log10_gap": float(np.log10(fd.gap)) if np.isfinite(fd.gap) else None,
         "tol": fd.tol,
         "saturated": str(fd.saturated),

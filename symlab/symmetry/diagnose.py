@@ -252,7 +252,9 @@ def diagnose(
         same_points = getattr(fd, "points", None) is None or torch.equal(
             fd.points.to(torch.float64), inputs.to(torch.float64)
         )
-        if int(fd.bound) != bound or int(fd.n_points) != inputs.shape[0] or not same_points:
+        # a region-compressed FDResult carries its representatives Z' (same row space as its Z)
+        n_given = int(fd.n_points) if getattr(fd, "points", None) is None else len(fd.points)
+        if int(fd.bound) != bound or n_given != inputs.shape[0] or not same_points:
             raise ValueError(
                 f"fd: expected an FDResult for this model on these inputs (bound {bound}, "
                 f"{inputs.shape[0]} points), got bound {fd.bound} and {fd.n_points} "

@@ -20,6 +20,12 @@ known scaling null space is removed before the rank: the relation J v_h = 0 for 
 neuron h's incoming row a combination of the others, so that column is dropped. The dropped
 columns' coefficient matrix is block-triangular over layers with nonzero diagonal, so the rank
 is unchanged exactly while the matrix shrinks by the number of hidden neurons.
+
+Region compression (piecewise-linear MLPs, :mod:`symlab.symmetry.regions`): inside one
+activation region every Jacobian row is affine in x, so n0 + 1 affinely independent points per
+activation pattern span the rows of all the pattern's points, and rank J E_{Z'} = rank J E_Z for
+the representatives Z' of Z. Patterns cost a forward pass, so the adaptive sample is classified
+in full and only its representatives are differentiated.
 """
 
 from __future__ import annotations
@@ -45,11 +51,22 @@ from symlab.linalg.rank import (
     significant,
 )
 from symlab.nets import activation_of, is_mlp, linear_layers, parameter_count
+from symlab.symmetry.regions import (
+    RegionTally,
+    activation_patterns,
+    decisive_subset,
+    is_piecewise_linear,
+)
 from symlab.symmetry.samplers import Sampler, get_sampler
 
 START_FACTOR = 1.5  # first sample: ceil(1.5 * bound / K) points
 PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
 MAX_DOUBLINGS = 3  # default max_points = start * 2**MAX_DOUBLINGS
+COMPRESSED_POINTS_FACTOR = 16  # x the default max_points when region compression is on
+# Representatives per activation pattern = factor * (n0 + 1). 1 is exact; on slivers 1e-6 thin
+# the kept rows had the full set's rank and a singular-value gap no smaller (tests), so a
+# margin of 2 (n0 + 1) bought nothing but rows.
+REGION_POINTS_FACTOR = 1
 _BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
 
 
@@ -64,8 +81,12 @@ class FDResult:
     rank reached the bound, so it is dim_fun), ``"plateau"`` (unchanged over
     ``PLATEAU_DOUBLINGS`` doublings of the sample), ``"max_points"`` (stopped by max_points: a
     lower bound only) or ``"batch"`` (explicit inputs below the bound: the batch value);
-    points: the sample Z itself (N, n0), so that e.g. :func:`symlab.symmetry.diagnose` can
-    attribute the deficit on exactly the same set.
+    points: a set with the row space of J E_Z, on which e.g. :func:`symlab.symmetry.diagnose`
+    attributes the deficit: Z itself for explicit inputs, else (region compression, see
+    :mod:`symlab.symmetry.regions`) the representatives Z' whose Jacobian rows were computed
+    (Z itself without compression); ``len(points)`` is the number of points differentiated.
+    regions: the number of distinct activation patterns met in Z (None when the regions were
+    not computed: smooth activations, generic modules, or ``compress_regions=False``).
     """
 
     rank: int
@@ -79,6 +100,7 @@ class FDResult:
     ambiguous: bool
     method: str
     points: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    regions: int | None = None
 
 
 def fd_bound(widths: Sequence[int]) -> int:
@@ -144,9 +166,16 @@ def _check_bound(rank: int, bound: int) -> None:
         )
 
 
-def _result(rank: RankResult, bound: int, points: torch.Tensor, saturated: str) -> FDResult:
+def _result(
+    rank: RankResult,
+    bound: int,
+    points: torch.Tensor,
+    saturated: str,
+    n_points: int | None = None,
+    regions: int | None = None,
+) -> FDResult:
     _check_bound(rank.rank, bound)
-    n_points = points.shape[0]
+    n_points = points.shape[0] if n_points is None else n_points
     return FDResult(
         rank.rank,
         bound,
@@ -159,6 +188,7 @@ def _result(rank: RankResult, bound: int, points: torch.Tensor, saturated: str) 
         rank.ambiguous,
         rank.method,
         points.detach(),
+        regions,
     )
 
 
@@ -191,19 +221,35 @@ def functional_dimension(
     max_points: int | None = None,
     rank_method: str = "auto",
     reduce_scaling: bool = True,
+    compress_regions: bool = True,
 ) -> FDResult:
     """Batch functional dimension rank J E_Z|_theta (GLMW22), with its bound and saturation.
 
     With ``inputs`` (N, n0): the batch functional dimension on those points. Without: an
-    adaptive sample from ``sampler`` (default ``"multiscale"``, see
+    adaptive sample Z from ``sampler`` (default ``"multiscale"``, see
     :mod:`symlab.symmetry.samplers`) seeded by ``seed``: start with ceil(1.5 * bound / K)
     points and double until the rank reaches the bound (``saturated="bound"``), stays the same
-    over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``), or ``max_points`` (default
-    8 x the start) is reached (``"max_points"``). Only the new points' Jacobian rows are
-    computed at each doubling; their Gram is added to the running Gram (BLAS dsyrk), so a
-    doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D') Gram. With
-    ``rank_method="auto"`` the stopping rule reads the Gram rank; when the final Gram cut is not
-    trusted, the reported rank is the SVD of the scaled Jacobian on all points (recomputed).
+    over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``), or ``max_points`` is reached
+    (``"max_points"``). Only the new points' Jacobian rows are computed at each doubling; their
+    Gram is added to the running Gram (BLAS dsyrk), so a doubling costs one block of Jacobian
+    rows plus one eigvalsh of the (D' x D') Gram. With ``rank_method="auto"`` the stopping rule
+    reads the Gram rank; when the final Gram cut is not trusted, the reported rank is the SVD of
+    the scaled Jacobian on all differentiated points (recomputed).
+
+    Region compression (``compress_regions=True``, piecewise-linear MLPs: ReLU, LeakyReLU,
+    Identity; see :mod:`symlab.symmetry.regions`): within one activation region every Jacobian
+    row is an affine function of x, so n0 + 1 affinely independent points per activation
+    pattern span the rows of all of that pattern's points (``REGION_POINTS_FACTOR``). Patterns
+    cost one forward pass, so every candidate of Z is classified and only the first points of
+    each pattern (counted across doublings) are differentiated: rank J E_{Z'} = rank J E_Z, with
+    ``n_points`` = |Z| and ``points`` = Z'. Candidates being cheap, the default ``max_points``
+    is then ``COMPRESSED_POINTS_FACTOR`` = 16 times larger (start x 2^MAX_DOUBLINGS x 16, against
+    start x 2^MAX_DOUBLINGS without compression), while the differentiated points keep the
+    uncompressed default's budget (start x 2^MAX_DOUBLINGS; reaching it also stops with
+    ``"max_points"``), so the default never costs more Jacobian rows than the uncompressed one:
+    where most candidates fall in new regions (large n0) it behaves like the old route. The
+    doubling, plateau and max_points rules count candidates. Explicit ``inputs`` are compressed the same way (the rank is the same;
+    ``points`` stays ``inputs``). Smooth activations and generic modules are never compressed.
 
     Args:
         model: an MLP (closed-form Jacobian) or any ``nn.Module`` (generic Jacobian; then
@@ -211,9 +257,13 @@ def functional_dimension(
         rank_method: ``"auto"`` (Gram with SVD fallback), ``"gram"`` or ``"svd"``.
         reduce_scaling: drop one known scaling-null-space column per hidden neuron (positively
             homogeneous MLPs only); the rank is unchanged and the Gram is smaller.
+        compress_regions: differentiate only region representatives (above); False gives the
+            uncompressed route (every point differentiated, default max_points 8 x start).
 
-    Float32 models are differentiated in float64. Cost per evaluation: O(N K D) for J,
-    N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with reduce_scaling).
+    Float32 models are differentiated in float64 (patterns too). Cost per evaluation: O(N K D)
+    for J, N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with
+    reduce_scaling), N = the number of differentiated points; plus O(|Z| sum n_l n_{l-1}) for the
+    patterns when compressing.
     """
     if rank_method not in RANK_METHODS:
         raise ValueError(
@@ -223,36 +273,53 @@ def functional_dimension(
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     mlp_like = is_mlp(model)
     homogeneous = mlp_like and _homogeneous(model)
+    compress = bool(compress_regions) and is_piecewise_linear(model)
     d = sum(p.numel() for p in model.parameters())
     hidden = sum(layer.out_features for layer in linear_layers(model)[:-1]) if mlp_like else 0
     bound = d - hidden if homogeneous else d
     scaled = _ScaledJacobian(model, reduce_scaling and homogeneous)
+    n0 = linear_layers(model)[0].in_features if mlp_like else 0
+    per_region = REGION_POINTS_FACTOR * (n0 + 1)
 
     if inputs is not None:
-        jac = scaled(inputs)
-        rank = _rank_of_rows(jac, rank_method)
-        return _result(rank, bound, inputs, "bound" if rank.rank == bound else "batch")
+        regions, decisive = None, inputs
+        if compress:
+            subset = decisive_subset(model, inputs, per_region=per_region)
+            regions, decisive = subset.regions, inputs[subset.indices]
+        rank = _rank_of_rows(scaled(decisive), rank_method)
+        saturated = "bound" if rank.rank == bound else "batch"
+        return _result(rank, bound, inputs, saturated, regions=regions)
     if not mlp_like:
         raise ValueError("inputs: expected a tensor of points for a model that is not an MLP")
     draw = get_sampler(sampler)
-    n0, k = linear_layers(model)[0].in_features, linear_layers(model)[-1].out_features
+    k = linear_layers(model)[-1].out_features
     start = max(1, math.ceil(START_FACTOR * bound / k))
+    # default budget: the uncompressed route's 8 x start differentiated points, and with
+    # compression up to 16 times as many candidates (cheap) as long as that budget lasts
+    point_budget = start * 2**MAX_DOUBLINGS if max_points is None and compress else None
     if max_points is None:
-        max_points = start * 2**MAX_DOUBLINGS
+        max_points = start * 2**MAX_DOUBLINGS * (COMPRESSED_POINTS_FACTOR if compress else 1)
     if not isinstance(max_points, int) or max_points < 1:
         raise ValueError(f"max_points: expected a positive integer or None, got {max_points!r}")
     generator = torch.Generator().manual_seed(seed)
-    points = torch.empty(0, n0, dtype=torch.float64)
-    gram, n_rows, history, target = None, 0, [], min(start, max_points)
+    tally = RegionTally(per_region) if compress else None
+    points = torch.empty(0, n0, dtype=torch.float64)  # the differentiated points (Z' or Z)
+    seen, gram, n_rows, history, target = 0, None, 0, [], min(start, max_points)
+    rank = trusted = live = None
     while True:
-        new = draw(target - points.shape[0], n0, generator, torch.float64)
-        if new.shape != (target - points.shape[0], n0):
+        count = target - seen
+        new = draw(count, n0, generator, torch.float64)
+        if new.shape != (count, n0):
             raise ValueError(
-                f"sampler: expected a tensor of shape ({target - points.shape[0]}, {n0}), "
-                f"got {tuple(new.shape)}"
+                f"sampler: expected a tensor of shape ({count}, {n0}), got {tuple(new.shape)}"
             )
-        points = torch.cat([points, new.to(torch.float64)])
-        if rank_method == "svd":
+        new, seen = new.to(torch.float64), target
+        if tally is not None:
+            new = new[tally.update(activation_patterns(model, new))]
+        points = torch.cat([points, new])
+        if rank is not None and new.shape[0] == 0:
+            pass  # no new representative: the row space, hence the rank, is unchanged
+        elif rank_method == "svd":
             rank, trusted = _rank_of_rows(scaled(points), "svd"), True
         else:
             for block in torch.split(new, _BLOCK_POINTS):
@@ -275,13 +342,14 @@ def functional_dimension(
             reason = "bound"
         elif len(history) > PLATEAU_DOUBLINGS and len(set(history[-PLATEAU_DOUBLINGS - 1 :])) == 1:
             reason = "plateau"
-        elif points.shape[0] >= max_points:
+        elif seen >= max_points or (point_budget and points.shape[0] >= point_budget):
             reason = "max_points"
         else:
-            target = min(2 * points.shape[0], max_points)
+            target = min(2 * seen, max_points)
             continue
         if not trusted:
             # the stopping rule used the Gram estimate; the reported rank is the SVD's
             rank = _svd_fallback(points, scaled, live)
             reason = "bound" if rank.rank == bound else reason
-        return _result(rank, bound, points, reason)
+        regions = None if tally is None else tally.regions
+        return _result(rank, bound, points, reason, n_points=seen, regions=regions)
