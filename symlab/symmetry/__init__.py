@@ -3,8 +3,11 @@
 - :mod:`symlab.symmetry.actions`: permute / rescale hidden neurons, random elements of
   G = prod_l (S_{n_l} x| R_{>0}^{n_l}), canonical representative of an orbit.
 - :mod:`symlab.symmetry.functional_dimension`: batch functional dimension and its bound.
+- :mod:`symlab.symmetry.regions`: activation patterns and decisive subsets (n0 + 1 points per
+  linear region span the Jacobian rows of the whole region).
 - :mod:`symlab.symmetry.diagnose`: never-/always-active neurons, narrow layers, and the
-  functional-dimension deficit they force.
+  functional-dimension deficit they force (:mod:`symlab.symmetry.kernel_directions` holds the
+  kernel algebra it uses).
 """
 
 from symlab.symmetry.actions import (
@@ -19,18 +22,22 @@ from symlab.symmetry.actions import (
 from symlab.symmetry.certified_fd import CertifiedFD, certified_functional_dimension
 from symlab.symmetry.diagnose import MechanismReport, diagnose, mechanism_kernel
 from symlab.symmetry.functional_dimension import FDResult, fd_bound, functional_dimension
+from symlab.symmetry.regions import activation_patterns, decisive_subset, is_piecewise_linear
 
 __all__ = [
     "CertifiedFD",
     "FDResult",
     "MechanismReport",
     "SymmetryElement",
+    "activation_patterns",
     "apply_symmetry",
     "canonicalize",
     "certified_functional_dimension",
+    "decisive_subset",
     "diagnose",
     "fd_bound",
     "functional_dimension",
+    "is_piecewise_linear",
     "is_positively_homogeneous",
     "mechanism_kernel",
     "permute",
