@@ -158,6 +158,13 @@ def test_run_show_export_report_in_process(toy, capsys, tmp_path):
         assert len(table) == 24 and (table["y"] == table["x"] ** 2 + table["seed"]).all()
         assert [json.loads(p) for p in table["pair"]] == [[x, x * x] for x in table["x"]]
 
+    target = tmp_path / "all.xlsx"  # no --format and a suffix that names none: refused
+    code, _, err = cli(capsys, "export", str(run_dir), "-o", str(target))
+    assert code == 2 and "--output: cannot tell the format from the suffix '.xlsx'" in err
+    assert not target.exists()
+    code, out, _ = cli(capsys, "export", str(run_dir), "-o", str(tmp_path / "all.pq"))
+    assert code == 0 and len(pd.read_parquet(tmp_path / "all.pq")) == 24
+
     (run_dir / "report.html").unlink()
     code, out, _ = cli(capsys, "report", str(run_dir))
     assert code == 0 and "24 of 24 jobs of the stored spec summarized" in out

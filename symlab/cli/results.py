@@ -158,6 +158,13 @@ def export(
 
     if format is not None and format not in ("csv", "parquet"):
         fail(f"--format: expected csv or parquet, got {format!r}.")
+    if format is None and output is not None:
+        suffix = output.suffix.lower()
+        if suffix not in (".csv", ".parquet", ".pq"):
+            fail(
+                f"--output: cannot tell the format from the suffix {suffix or '(none)'!r}; "
+                "expected .csv, .parquet or .pq, or pass --format csv|parquet."
+            )
     check_run_dir(run_dir)
     if output is None:
         output = run_dir / f"results.{format or 'csv'}"

@@ -212,12 +212,19 @@ class Store:
         """Write :meth:`rows` (with timing columns; only ``keys``, in their order, if given) to
         ``path`` as ``csv`` or ``parquet``.
 
-        The format defaults to the file's suffix (csv when unknown). List and dict cells are
-        written as JSON text so both formats hold a flat table of scalars.
+        The format defaults to the file's suffix (.csv, .parquet or .pq); another suffix needs
+        an explicit ``format``. List and dict cells are written as JSON text so both formats hold
+        a flat table of scalars.
         """
         path = Path(path)
         if format is None:
-            format = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+            suffix = path.suffix.lower()
+            if suffix not in (".csv", ".parquet", ".pq"):
+                raise InputError(
+                    f"output: cannot tell the format from the suffix {suffix or '(none)'!r}; "
+                    "expected .csv, .parquet or .pq, or give the format (csv or parquet)."
+                )
+            format = "csv" if suffix == ".csv" else "parquet"
         if format not in ("csv", "parquet"):
             raise InputError(f"format: expected csv or parquet, got {format!r}.")
         table = flatten_cells(self.rows(keys, timing=True))

@@ -90,6 +90,9 @@ def test_export_round_trip(tmp_path, fmt):
 def test_export_rejects_unknown_format_and_missing_store(tmp_path):
     with Store(tmp_path / "run") as store, pytest.raises(InputError, match="format"):
         store.export(tmp_path / "x.xlsx", format="xlsx")
+    with Store(tmp_path / "run") as store, pytest.raises(InputError, match="suffix '.xlsx'"):
+        store.export(tmp_path / "x.xlsx")
+    assert not (tmp_path / "x.xlsx").exists()
     with pytest.raises(InputError, match="holds no results"):
         Store(tmp_path / "nothing", create=False)
     assert not (tmp_path / "nothing").exists()
