@@ -297,6 +297,12 @@ def test_fdim_prints_rank_bound_and_rejects_bad_widths():
         [sys.executable, "-m", "symlab.cli", "fdim", "3,x"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "WIDTHS" in bad.stderr and "Traceback" not in bad.stderr
+    ignored = subprocess.run(
+        [sys.executable, "-m", "symlab.cli", "fdim", "3,4,1", "--init", "pytorch",
+         "--bias-std", "0.5"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert ignored.returncode == 2 and "--bias-std: applies to --init he only" in ignored.stderr
 
 
 def test_a_corrupt_store_is_bad_input_not_a_traceback(capsys, tmp_path):

@@ -40,9 +40,12 @@ def fdim(
         ),
     ] = "he",
     bias_std: Annotated[
-        float,
-        typer.Option(help="Standard deviation of the Gaussian initial biases (--init he only)."),
-    ] = 0.1,
+        float | None,
+        typer.Option(
+            help="Standard deviation of the Gaussian initial biases (--init he only).",
+            show_default="0.1",
+        ),
+    ] = None,
     max_points: Annotated[
         int, typer.Option(help="Most input points drawn per network while the rank grows.")
     ] = 20000,
@@ -64,6 +67,12 @@ def fdim(
         fail(f"--seeds: expected an integer >= 1, got {seeds}.")
     if init not in ("he", "pytorch"):
         fail(f"--init: expected he or pytorch, got {init!r}.")
+    if bias_std is not None and init != "he":
+        fail(f"--bias-std: applies to --init he only (--init {init} keeps its own biases).")
+    if bias_std is None:
+        bias_std = 0.1
+    if bias_std < 0:
+        fail(f"--bias-std: expected a number >= 0, got {bias_std}.")
     if max_points < 1:
         fail(f"--max-points: expected an integer >= 1, got {max_points}.")
     from symlab.symmetry.samplers import SAMPLERS
@@ -77,8 +86,8 @@ def fdim(
         from symlab.symmetry import diagnose, functional_dimension
 
         table = Table(title=f"functional dimension of ReLU MLP {tuple(widths)}")
-        for column in ("seed", "rank", "bound", "deficit", "points", "gap", "stop", "dead",
-                       "on", "expl."):  # fmt: skip
+        for column in ("seed", "rank", "bound", "deficit", "points", "regions", "gap", "stop",
+                       "dead", "on", "expl."):  # fmt: skip
             table.add_column(column, justify="right", no_wrap=True)
         for seed in range(seeds):
             model = mlp(widths, init=init, bias_std=bias_std if init == "he" else 0.0, seed=seed)
@@ -86,13 +95,15 @@ def fdim(
             mech = diagnose(model, fd.points, fd=fd)
             gap = "inf" if math.isinf(fd.gap) else f"{fd.gap:.0e}"
             table.add_row(
-                str(seed), str(fd.rank), str(fd.bound), str(fd.deficit), str(fd.n_points), gap,
-                fd.saturated, str(mech.n_never_active), str(mech.n_always_active),
+                str(seed), str(fd.rank), str(fd.bound), str(fd.deficit), str(fd.n_points),
+                "-" if fd.regions is None else str(fd.regions), gap, fd.saturated, str(mech.n_never_active), str(mech.n_always_active),
                 str(mech.predicted_deficit),
             )  # fmt: skip
         wide = Console(highlight=False, markup=False, width=max(out.width, 100))
         wide.print(table)
         out.print(
+            "points: inputs sampled; regions: activation patterns among them (n0 + 1 points per "
+            "pattern are differentiated: the rank is that of all points); "
             "stop: why the sample stopped growing (bound reached, rank plateau, or max_points); "
             "dead / on: never- and always-active hidden neurons on the sample; expl.: the part of "
             "the deficit they account for."
