@@ -5,28 +5,65 @@ functional-dimension codes, see the hidden-symmetries note §5): rank = #{sigma_
 tol = sigma_max * max(m, n) * eps by default. The gap sigma_r / sigma_{r+1} at the cut says how
 clear the cut is; a gap below ``gap_threshold`` (default 1e3) marks the rank ``ambiguous``.
 
-Two routes:
+Routes:
 
 - ``"svd"``: ``torch.linalg.svdvals`` of the float64 matrix as given. O(m n min(m, n)).
 - ``"gram"``: the fast route. Columns are scaled to unit norm (a diagonal scaling, so the exact
-  rank is unchanged; zero columns are dropped), then the Gram matrix G of the smaller side
-  (A^T A if m >= n, else A A^T) is formed with a symmetric rank-k product (BLAS ``dsyrk``, half
-  the flops of a matmul) and sigma_i = sqrt(max(lambda_i, 0)) from ``eigvalsh``. About
-  m n^2 + 4/3 n^3 flops against roughly 4 m n^2 for the SVD bidiagonalisation.
+  rank is unchanged; zero columns are dropped), giving As; with T = As (m >= n) or As^T (m < n),
+  the n x n Gram G = T^T T (n = min(m, n) from here on) is formed with a symmetric rank-k
+  product (BLAS ``dsyrk``, half the flops of a matmul), reduced to tridiagonal form
+  G = Q S Q^T (LAPACK ``dsytrd``) and sigma_i = sqrt(max(lambda_i, 0)) from the eigenvalues of
+  S (``dsterf``). About m n^2 + 4/3 n^3 flops against roughly 4 m n^2 for the SVD. (SciPy's
+  LAPACK: the certificate below needs Q, which torch's eigvalsh does not expose; on the
+  benchmark machine SciPy's dsytrd is faster than torch's eigvalsh up to n ~ 2000 and about
+  1.4x slower at n ~ 3000.)
   The Gram squares the condition number: eigenvalues are only known up to rounding noise
   lambda_noise (:func:`gram_noise_floor`, about eps * lambda_max), so the cut on lambda is
   max(tol^2, lambda_noise) (tol^2 alone would count rounding noise as rank), and the result is
   trusted only when the eigenvalues clear that cut by ``GRAM_TRUST_GAP`` (1e4 in lambda, i.e.
-  1e2 in sigma) on both sides. ``"auto"`` is gram, falling back to the SVD of the
-  column-scaled matrix (``method="svd (fallback)"``) when the gram route is not trusted or its
-  gap estimate is below ``gap_threshold`` (so an "ambiguous" verdict always comes from an SVD).
-  Limitation: singular values between the SVD's tol and sqrt(lambda_noise) (about 1e-8 sigma_max)
-  are invisible to the Gram, which treats them as zero; the trust test only certifies a clean
-  gap above the noise floor (network Jacobians in the tests have SVD gaps >= 1e6 at the cut).
+  1e2 in sigma) on both sides. ``"gram"`` stops here; it is blind to singular values between
+  tol and sqrt(lambda_noise) (about 1e-8 sigma_max): squared, they sink below the rounding
+  noise and are counted as zero, so it can under-estimate the SVD rule's rank.
 
-For ``"gram"``/``"auto"``, ``singular_values`` and ``tol`` refer to the column-scaled matrix;
-for ``"gram"`` the values under the noise floor are rounding noise, and ``gap`` uses
-max(lambda_{r+1}, lambda_noise) in the denominator (a lower estimate of the true gap).
+``"auto"`` is gram plus a null-space certificate, and falls back to the SVD of As
+(``method="svd (fallback)"``) when the gram cut is not trusted, its gap estimate is below
+``gap_threshold`` (so an "ambiguous" verdict always comes from an SVD) or the certificate fails.
+The certificate closes the blind spot. Let r be the Gram rank and k = n - r. Courant–Fischer:
+for any n x k matrix X of rank k, sigma_{r+1}(T) <= sigma_max(T X) / sigma_min(X), so
+
+    certificate = sigma_max(T X) / (sigma_min(X) tol) <= 1
+
+proves that T has no singular value in (tol, sigma_r]: the Gram rank is the SVD rule's rank
+(sigma_r > tol is the trust test's other side). Any X is a valid witness; a good one (close to
+the null space of T) makes the bound tight. The computed eigenvectors of G alone are not good
+enough: G's rounding error E (about lambda_noise) tilts them by about E / lambda_j towards each
+small counted direction j, adding about lambda_noise / sigma_j to ||T X||, often above tol on
+network Jacobians. So X = Q W, where W starts from the k lowest eigenvectors Z0 of S (LAPACK
+``dstemr``) and takes ``CERTIFICATE_STEPS`` (1) step of inverse iteration with the exact operator
+T^T T: W <- W - P (S + mu I)^{-1} P Q^T T^T T Q W, P = I - Z0 Z0^T, mu = max(tol^2,
+lambda_noise) (a tridiagonal solve, LAPACK ``dptsv``), which shrinks the tilt by about
+mu / lambda_j <= 1 / GRAM_TRUST_GAP. When k <= ``CERTIFICATE_SKETCH`` (p = 12) the certificate
+is computed on all k columns. For larger k it is first checked on a Gaussian sketch: for a fixed
+matrix M and p independent standard Gaussian vectors omega_i, ||M|| <= alpha sqrt(2/pi)
+max_i ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, "Finding
+structure with randomness", SIAM Review 53(2), Lemma 4.1: v_1^T omega is N(0, 1) and
+P(|N(0, 1)| < t) <= t sqrt(2/pi)). With alpha = 10 it bounds sigma_max(T Q W) and the drift
+||W - Z0|| (sigma_min(W) >= 1 - drift), so the sketched certificate is an upper bound except
+with probability 2e-12 (the seed is fixed, so results are reproducible). The sketch
+over-estimates by up to about 8 sqrt(k) when all k null singular values are rounding noise; if
+it exceeds 1, the exact certificate decides when k <= n / 2, and the SVD is used directly when
+k > n / 2 (there the exact check would cost about as much as the SVD). Cost: O(n k) for Z0 and,
+with q = p or k columns, 1 + 2 * steps passes of T or T^T over an n x q or m x q block
+(2 m n q flops each) and as many applications of Q (LAPACK ormqr, about 2 n^2 q flops each):
+about 1-20 % of the Gram route on network Jacobians (benchmarks/RESULTS.md). Rounding in these
+products perturbs the bound by about sqrt(n) eps ||T||, far below tol.
+
+For ``"gram"``/``"auto"``, ``singular_values`` and ``tol`` refer to the column-scaled matrix
+(``tol`` is the Gram cut sqrt(max(tol^2, lambda_noise))); for ``"gram"`` the values under the
+noise floor are rounding noise, and ``gap`` uses max(lambda_{r+1}, lambda_noise) in the
+denominator (a lower estimate of the true gap). ``certificate`` is the number above (0.0 when
+the Gram rank is full, so nothing can be missed; None when not computed: ``"svd"``, ``"gram"``,
+an all-zero matrix, or an untrusted cut).
 """
 
 from __future__ import annotations
@@ -36,17 +73,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal, eigvalsh_tridiagonal
 from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dptsv, dsytrd, dsytrd_lwork
 
 RANK_METHODS = ("auto", "svd", "gram")
 GAP_THRESHOLD = 1e3
 GRAM_TRUST_GAP = 1e4
+CERTIFICATE_SKETCH = 12  # sketch columns p; the certificate is exact when the nullity k <= p
+CERTIFICATE_STEPS = 1  # inverse-iteration steps that straighten the null-space basis
+SKETCH_ALPHA = 10.0  # ||M|| <= alpha sqrt(2/pi) max ||M omega_i|| except w.p. alpha^-p
+_SKETCH_SEED = 20261122
 _EPS = float(torch.finfo(torch.float64).eps)
 
 
 @dataclass(frozen=True)
 class RankResult:
-    """rank = #{sigma > tol}; gap = sigma_r / sigma_{r+1} (inf when r = min(m, n))."""
+    """rank = #{sigma > tol}; gap = sigma_r / sigma_{r+1} (inf when r = min(m, n)).
+
+    ``certificate`` (``"auto"`` only): an upper bound on sigma_{r+1} / tol_svd of the
+    column-scaled matrix, tol_svd the SVD rule's tolerance; <= 1 proves the Gram rank equals
+    the SVD rule's rank (see the module docstring). None when not computed.
+    """
 
     rank: int
     tol: float
@@ -54,6 +102,7 @@ class RankResult:
     singular_values: torch.Tensor
     ambiguous: bool
     method: str
+    certificate: float | None = None
 
 
 def _as_matrix(matrix: object) -> torch.Tensor:
@@ -161,25 +210,15 @@ def gram_noise_floor(eigenvalues: torch.Tensor, shape: tuple[int, int]) -> float
     return lam_max * max(shape) * _EPS
 
 
-def rank_from_gram(
-    gram: np.ndarray | torch.Tensor,
-    shape: tuple[int, int],
-    *,
-    tol: float | None = None,
-    gap_threshold: float = GAP_THRESHOLD,
-) -> tuple[RankResult, bool]:
-    """Rank of A from the upper triangle of its (column-scaled) Gram; returns (result, trusted).
-
-    ``shape`` is A's (m, n), used for the default tol = sigma_max * max(m, n) * eps and the noise
-    floor (:func:`gram_noise_floor`). ``trusted`` is False when the eigenvalues
-    do not clear the cut max(tol^2, lambda_noise) by a factor ``GRAM_TRUST_GAP`` on both sides.
-    """
-    g = torch.as_tensor(gram, dtype=torch.float64)
-    lam = torch.linalg.eigvalsh(g, UPLO="U").flip(0)
+def _rank_from_eigenvalues(
+    lam: torch.Tensor, shape: tuple[int, int], tol: float | None, gap_threshold: float
+) -> tuple[RankResult, bool, float]:
+    """Gram rule on descending eigenvalues ``lam``: (result, trusted, cut on lambda)."""
     s = lam.clamp_min(0).sqrt()
     lam_max = float(lam[0])
     if lam_max <= 0:
-        return RankResult(0, 0.0 if tol is None else tol, float("inf"), s, False, "gram"), True
+        zero = RankResult(0, 0.0 if tol is None else tol, float("inf"), s, False, "gram")
+        return zero, True, 0.0
     noise = gram_noise_floor(lam, shape)
     tol = float(s[0]) * max(shape) * _EPS if tol is None else tol
     floor = max(tol * tol, noise)
@@ -194,7 +233,147 @@ def rank_from_gram(
     below = rank == lam.numel() or float(lam[rank]) <= max(noise, floor / GRAM_TRUST_GAP)
     trusted = above and below
     ambiguous = (gap < gap_threshold) or not trusted
-    return RankResult(rank, float(np.sqrt(floor)), gap, s, bool(ambiguous), "gram"), trusted
+    result = RankResult(rank, float(np.sqrt(floor)), gap, s, bool(ambiguous), "gram")
+    return result, trusted, floor
+
+
+def rank_from_gram(
+    gram: np.ndarray | torch.Tensor,
+    shape: tuple[int, int],
+    *,
+    tol: float | None = None,
+    gap_threshold: float = GAP_THRESHOLD,
+) -> tuple[RankResult, bool]:
+    """Rank of A from the upper triangle of its (column-scaled) Gram; returns (result, trusted).
+
+    ``shape`` is A's (m, n), used for the default tol = sigma_max * max(m, n) * eps and the noise
+    floor (:func:`gram_noise_floor`). ``trusted`` is False when the eigenvalues
+    do not clear the cut max(tol^2, lambda_noise) by a factor ``GRAM_TRUST_GAP`` on both sides.
+    Only the Gram is seen, so the blind spot of the module docstring is not checked here
+    (:func:`numerical_rank` with ``method="auto"`` checks it).
+    """
+    g = torch.as_tensor(gram, dtype=torch.float64)
+    lam = torch.linalg.eigvalsh(g, UPLO="U").flip(0)
+    result, trusted, _ = _rank_from_eigenvalues(lam, shape, tol, gap_threshold)
+    return result, trusted
+
+
+@dataclass(frozen=True)
+class _GramTridiagonal:
+    """G = T^T T = Q S Q^T for a tall T (m >= n): S = tridiag(e, d, e), Q from reflectors."""
+
+    d: np.ndarray
+    e: np.ndarray
+    reflectors: torch.Tensor | None  # (n-1, n-1) in geqrf layout, None when n = 1
+    tau: torch.Tensor | None
+
+    def apply_q(self, x: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """Q x (or Q^T x) for an n x q block: LAPACK ormqr on rows 2..n, O(n^2 q)."""
+        if self.reflectors is None:
+            return x.copy()
+        out = np.empty_like(x)
+        out[0] = x[0]
+        rest = torch.from_numpy(np.ascontiguousarray(x[1:]))
+        out[1:] = torch.ormqr(self.reflectors, self.tau, rest, transpose=transpose).numpy()
+        return out
+
+
+def _tridiagonal_gram(tall: np.ndarray) -> _GramTridiagonal:
+    """dsyrk (lower triangle of T^T T) then dsytrd (blocked): m n^2 + 4/3 n^3 flops."""
+    n = tall.shape[1]
+    if tall.flags.f_contiguous:
+        gram = dsyrk(1.0, tall, trans=1, lower=1)
+    else:
+        gram = dsyrk(1.0, np.ascontiguousarray(tall).T, trans=0, lower=1)
+    lwork = max(int(dsytrd_lwork(n, lower=1)[0]), 1)
+    c, d, e, tau, info = dsytrd(gram, lower=1, lwork=lwork, overwrite_a=1)
+    if info != 0:
+        raise RuntimeError(f"LAPACK dsytrd failed with info={info}")
+    if n == 1:
+        return _GramTridiagonal(d, e, None, None)
+    # lower dsytrd stores reflector i in c[i+1:, i] with a unit at i+1: geqrf layout on c[1:, :-1].
+    # Pack that block column-major (leading dimension n - 1) inside c's own buffer, so that
+    # ormqr reads it without a copy and no second n x n array is allocated. Column i moves
+    # down to offset (n - 1) i <= n i + 1, so no unread entry is overwritten (numpy buffers
+    # the overlapping slices).
+    flat = np.asfortranarray(c).reshape(-1, order="F")
+    for i in range(n - 1):
+        flat[(n - 1) * i : (n - 1) * (i + 1)] = flat[n * i + 1 : n * (i + 1)]
+    reflectors = torch.from_numpy(flat[: (n - 1) ** 2].reshape(n - 1, n - 1, order="F"))
+    return _GramTridiagonal(d, e, reflectors, torch.from_numpy(tau))
+
+
+def _refine_null_block(
+    tall: np.ndarray, tri: _GramTridiagonal, z0: np.ndarray, start: np.ndarray, shift: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(W, T Q W) after CERTIFICATE_STEPS steps W <- W - P (S + shift)^-1 P Q^T T^T T Q W.
+
+    Returns (W, None) when the shifted tridiagonal solve fails (S + shift not positive definite).
+    """
+    w = start.copy()
+    y = tall @ tri.apply_q(w)
+    shifted = tri.d + shift
+    for _ in range(CERTIFICATE_STEPS):
+        residual = tri.apply_q(tall.T @ y, transpose=True)
+        residual -= z0 @ (z0.T @ residual)
+        if shifted.size == 1:
+            step = residual / shifted[0]
+        else:
+            *_, step, info = dptsv(shifted, tri.e, residual)
+            if info != 0:
+                return w, None
+        step -= z0 @ (z0.T @ step)
+        w -= step
+        y = tall @ tri.apply_q(w)
+    return w, y
+
+
+def _ratio(top: float, low: float, tol: float) -> float:
+    """top / (low tol); inf when the basis is too far from orthonormal (low <= 1/2)."""
+    if low <= 0.5:
+        return float("inf")
+    if tol <= 0:
+        return 0.0 if top == 0 else float("inf")
+    return top / (low * tol)
+
+
+def _null_space_certificate(
+    tall: np.ndarray, tri: _GramTridiagonal, nullity: int, shift: float, tol: float
+) -> float:
+    """Upper bound on sigma_{r+1}(T) / tol from a refined basis of the Gram's null space.
+
+    See the module docstring. Nullity k <= CERTIFICATE_SKETCH: exact on all k columns. Larger k:
+    first the Gaussian sketch (valid except with probability 2 SKETCH_ALPHA^-CERTIFICATE_SKETCH);
+    if it exceeds 1 and k <= n / 2, the exact bound decides (the sketch over-estimates by up to
+    about 8 sqrt(k) when the null space's singular values are all rounding noise). Returns inf
+    when no bound could be formed.
+    """
+    n = tall.shape[1]
+    if n == 1:
+        z0 = np.ones((1, 1))
+    else:
+        try:  # MRRR: orthonormal to O(n eps) even inside the tight cluster of null eigenvalues
+            _, z0 = eigh_tridiagonal(
+                tri.d, tri.e, select="i", select_range=(0, nullity - 1), lapack_driver="stemr"
+            )
+        except np.linalg.LinAlgError:
+            return float("inf")
+    certificate = float("inf")
+    if nullity > CERTIFICATE_SKETCH:
+        omega = np.random.default_rng(_SKETCH_SEED).standard_normal((nullity, CERTIFICATE_SKETCH))
+        start = z0 @ omega
+        w, y = _refine_null_block(tall, tri, z0, start, shift)
+        if y is not None:
+            factor = SKETCH_ALPHA * np.sqrt(2 / np.pi)
+            top = factor * float(np.linalg.norm(y, axis=0).max())
+            low = 1.0 - factor * float(np.linalg.norm(w - start, axis=0).max())
+            certificate = _ratio(top, low, tol)
+        if certificate <= 1.0 or 2 * nullity > n:
+            return certificate
+    w, y = _refine_null_block(tall, tri, z0, z0, shift)
+    if y is None:
+        return certificate
+    return _ratio(float(np.linalg.norm(y, 2)), float(np.linalg.svd(w, compute_uv=False)[-1]), tol)
 
 
 def numerical_rank(
@@ -213,12 +392,15 @@ def numerical_rank(
     Args:
         matrix: any real 2-D tensor or array; converted to float64.
         tol: absolute cut on singular values (of the column-scaled matrix for gram/auto).
-        method: ``"svd"`` (plain float64 SVD), ``"gram"`` (column-scaled Gram + eigvalsh, no
-            fallback: an untrusted result is returned as ambiguous), or ``"auto"`` (gram, with
-            the SVD of the column-scaled matrix as fallback). See the module docstring.
+        method: ``"svd"`` (plain float64 SVD), ``"gram"`` (column-scaled Gram + tridiagonal
+            eigenvalues, no fallback: an untrusted result is returned as ambiguous, and
+            singular values in the blind spot are missed), or ``"auto"`` (gram, certified
+            against the blind spot, with the SVD of the column-scaled matrix as fallback;
+            ``certificate`` says by how much the check passed). See the module docstring.
         gap_threshold: gaps below this mark the rank ambiguous.
 
-    Cost: svd O(m n min(m, n)); gram about half of that plus an n x n eigvalsh, n = min(m, n).
+    Cost: svd O(m n min(m, n)); gram about m n^2 + 4/3 n^3 flops, n = min(m, n); auto adds the
+    certificate (a few passes over the matrix with a block of min(n - rank, 12) columns).
     """
     a = _as_matrix(matrix)
     tol = _check_tol(tol)
@@ -234,12 +416,25 @@ def numerical_rank(
     if scaled.shape[1] == 0:
         zeros = torch.zeros(1, dtype=torch.float64)
         return RankResult(0, 0.0 if tol is None else tol, float("inf"), zeros, False, "gram")
-    result, trusted = rank_from_gram(
-        gram_upper(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold
-    )
-    if (trusted and not result.ambiguous) or method == "gram":
+    shape = tuple(scaled.shape)
+    tall = scaled.numpy() if shape[0] >= shape[1] else scaled.numpy().T
+    tri = _tridiagonal_gram(tall)
+    lam = torch.from_numpy(eigvalsh_tridiagonal(tri.d, tri.e, lapack_driver="sterf")[::-1].copy())
+    result, trusted, floor = _rank_from_eigenvalues(lam, shape, tol, gap_threshold)
+    if method == "gram":
         return result
+    certificate = None
+    if trusted and not result.ambiguous:
+        nullity = tall.shape[1] - result.rank
+        svd_tol = float(result.singular_values[0]) * max(shape) * _EPS if tol is None else tol
+        certificate = (
+            0.0
+            if nullity == 0
+            else float(_null_space_certificate(tall, tri, nullity, floor, svd_tol))
+        )
+        if certificate <= 1.0:
+            return dataclasses.replace(result, certificate=certificate)
     fallback = rank_from_singular_values(
-        torch.linalg.svdvals(scaled), tuple(scaled.shape), tol=tol, gap_threshold=gap_threshold
+        torch.linalg.svdvals(scaled), shape, tol=tol, gap_threshold=gap_threshold
     )
-    return dataclasses.replace(fallback, method="svd (fallback)")
+    return dataclasses.replace(fallback, method="svd (fallback)", certificate=certificate)
