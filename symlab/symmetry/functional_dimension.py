@@ -87,6 +87,9 @@ class FDResult:
     (Z itself without compression); ``len(points)`` is the number of points differentiated.
     regions: the number of distinct activation patterns met in Z (None when the regions were
     not computed: smooth activations, generic modules, or ``compress_regions=False``).
+    certificate: :class:`symlab.linalg.RankResult`'s null-space certificate of the reported
+    rank (<= 1 proves the Gram rank equals the SVD rule's rank; None when the rank came from an
+    SVD or from the uncertified Gram at the bound, where the blind spot cannot lower it).
     """
 
     rank: int
@@ -101,6 +104,7 @@ class FDResult:
     method: str
     points: torch.Tensor | None = field(default=None, repr=False, compare=False)
     regions: int | None = None
+    certificate: float | None = None
 
 
 def fd_bound(widths: Sequence[int]) -> int:
@@ -189,6 +193,7 @@ def _result(
         rank.method,
         points.detach(),
         regions,
+        rank.certificate,
     )
 
 
@@ -234,7 +239,9 @@ def functional_dimension(
     Gram is added to the running Gram (BLAS dsyrk), so a doubling costs one block of Jacobian
     rows plus one eigvalsh of the (D' x D') Gram. With ``rank_method="auto"`` the stopping rule
     reads the Gram rank; when the final Gram cut is not trusted, the reported rank is the SVD of
-    the scaled Jacobian on all differentiated points (recomputed).
+    the scaled Jacobian on all differentiated points (recomputed), and a final rank below the
+    bound is recomputed by :func:`symlab.linalg.numerical_rank` ("auto": Gram with its
+    null-space certificate, else the SVD), so no deficit comes from the Gram's blind spot.
 
     Region compression (``compress_regions=True``, piecewise-linear MLPs: ReLU, LeakyReLU,
     Identity; see :mod:`symlab.symmetry.regions`): within one activation region every Jacobian
@@ -350,6 +357,12 @@ def functional_dimension(
         if not trusted:
             # the stopping rule used the Gram estimate; the reported rank is the SVD's
             rank = _svd_fallback(points, scaled, live)
+            reason = "bound" if rank.rank == bound else reason
+        elif rank_method == "auto" and rank.rank < bound and rank.method == "gram":
+            # a deficit is the finding: certify it (the accumulated Gram cannot see singular
+            # values between tol and ~1e-8 sigma_max; numerical_rank's null-space certificate
+            # does, falling back to the SVD), on the differentiated points
+            rank = _rank_of_rows(scaled(points), "auto")
             reason = "bound" if rank.rank == bound else reason
         regions = None if tally is None else tally.regions
         return _result(rank, bound, points, reason, n_points=seen, regions=regions)

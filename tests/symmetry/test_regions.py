@@ -302,3 +302,18 @@ def test_bad_arguments_raise_one_sentence():
         activation_patterns(model, torch.zeros(4, 3))
     with pytest.raises(ValueError, match="^inputs"):
         activation_patterns(model, torch.zeros(4, 2, dtype=torch.long))
+
+
+def test_a_deficit_is_certified_against_the_svd():
+    """A dead neuron forces a deficit: the adaptive route's final rank is recomputed with
+    numerical_rank's certificate, and equals the plain SVD of the full Jacobian on Z'."""
+    widths = (3, 5, 5, 1)
+    model = mlp(widths, bias_std=0.1, seed=0)
+    with torch.no_grad():
+        model[0].weight[0] = 0.0
+        model[0].bias[0] = -1.0
+    result = functional_dimension(model, seed=0)
+    assert result.rank < result.bound
+    assert result.certificate is not None and result.certificate <= 1.0
+    jac = parameter_jacobian(model, result.points.to(torch.float64))
+    assert numerical_rank(jac, method="svd").rank == result.rank
