@@ -28,7 +28,8 @@ Routes:
 ``"auto"`` is gram plus a null-space certificate, and falls back to the SVD of As
 (``method="svd (fallback)"``) when the gram cut is not trusted, its gap estimate is below
 ``gap_threshold`` (so an "ambiguous" verdict always comes from an SVD) or the certificate fails.
-The certificate closes the blind spot. Let r be the Gram rank and k = n - r. Courant–Fischer:
+The certificate (implemented in :mod:`symlab.linalg.null_certificate`, with its constants)
+closes the blind spot. Let r be the Gram rank and k = n - r. Courant–Fischer:
 for any n x k matrix X of rank k, sigma_{r+1}(T) <= sigma_max(T X) / sigma_min(X), so
 
     certificate = sigma_max(T X) / (sigma_min(X) tol) <= 1
@@ -73,17 +74,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import eigh_tridiagonal, eigvalsh_tridiagonal
+from scipy.linalg import eigvalsh_tridiagonal
 from scipy.linalg.blas import dsyrk
-from scipy.linalg.lapack import dptsv, dsytrd, dsytrd_lwork
+
+from symlab.linalg.null_certificate import null_space_certificate, tridiagonal_gram
 
 RANK_METHODS = ("auto", "svd", "gram")
 GAP_THRESHOLD = 1e3
 GRAM_TRUST_GAP = 1e4
-CERTIFICATE_SKETCH = 12  # sketch columns p; the certificate is exact when the nullity k <= p
-CERTIFICATE_STEPS = 1  # inverse-iteration steps that straighten the null-space basis
-SKETCH_ALPHA = 10.0  # ||M|| <= alpha sqrt(2/pi) max ||M omega_i|| except w.p. alpha^-p
-_SKETCH_SEED = 20261122
 _EPS = float(torch.finfo(torch.float64).eps)
 
 
@@ -258,124 +256,6 @@ def rank_from_gram(
     return result, trusted
 
 
-@dataclass(frozen=True)
-class _GramTridiagonal:
-    """G = T^T T = Q S Q^T for a tall T (m >= n): S = tridiag(e, d, e), Q from reflectors."""
-
-    d: np.ndarray
-    e: np.ndarray
-    reflectors: torch.Tensor | None  # (n-1, n-1) in geqrf layout, None when n = 1
-    tau: torch.Tensor | None
-
-    def apply_q(self, x: np.ndarray, transpose: bool = False) -> np.ndarray:
-        """Q x (or Q^T x) for an n x q block: LAPACK ormqr on rows 2..n, O(n^2 q)."""
-        if self.reflectors is None:
-            return x.copy()
-        out = np.empty_like(x)
-        out[0] = x[0]
-        rest = torch.from_numpy(np.ascontiguousarray(x[1:]))
-        out[1:] = torch.ormqr(self.reflectors, self.tau, rest, transpose=transpose).numpy()
-        return out
-
-
-def _tridiagonal_gram(tall: np.ndarray) -> _GramTridiagonal:
-    """dsyrk (lower triangle of T^T T) then dsytrd (blocked): m n^2 + 4/3 n^3 flops."""
-    n = tall.shape[1]
-    if tall.flags.f_contiguous:
-        gram = dsyrk(1.0, tall, trans=1, lower=1)
-    else:
-        gram = dsyrk(1.0, np.ascontiguousarray(tall).T, trans=0, lower=1)
-    lwork = max(int(dsytrd_lwork(n, lower=1)[0]), 1)
-    c, d, e, tau, info = dsytrd(gram, lower=1, lwork=lwork, overwrite_a=1)
-    if info != 0:
-        raise RuntimeError(f"LAPACK dsytrd failed with info={info}")
-    if n == 1:
-        return _GramTridiagonal(d, e, None, None)
-    # lower dsytrd stores reflector i in c[i+1:, i] with a unit at i+1: geqrf layout on c[1:, :-1].
-    # Pack that block column-major (leading dimension n - 1) inside c's own buffer, so that
-    # ormqr reads it without a copy and no second n x n array is allocated. Column i moves
-    # down to offset (n - 1) i <= n i + 1, so no unread entry is overwritten (numpy buffers
-    # the overlapping slices).
-    flat = np.asfortranarray(c).reshape(-1, order="F")
-    for i in range(n - 1):
-        flat[(n - 1) * i : (n - 1) * (i + 1)] = flat[n * i + 1 : n * (i + 1)]
-    reflectors = torch.from_numpy(flat[: (n - 1) ** 2].reshape(n - 1, n - 1, order="F"))
-    return _GramTridiagonal(d, e, reflectors, torch.from_numpy(tau))
-
-
-def _refine_null_block(
-    tall: np.ndarray, tri: _GramTridiagonal, z0: np.ndarray, start: np.ndarray, shift: float
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(W, T Q W) after CERTIFICATE_STEPS steps W <- W - P (S + shift)^-1 P Q^T T^T T Q W.
-
-    Returns (W, None) when the shifted tridiagonal solve fails (S + shift not positive definite).
-    """
-    w = start.copy()
-    y = tall @ tri.apply_q(w)
-    shifted = tri.d + shift
-    for _ in range(CERTIFICATE_STEPS):
-        residual = tri.apply_q(tall.T @ y, transpose=True)
-        residual -= z0 @ (z0.T @ residual)
-        if shifted.size == 1:
-            step = residual / shifted[0]
-        else:
-            *_, step, info = dptsv(shifted, tri.e, residual)
-            if info != 0:
-                return w, None
-        step -= z0 @ (z0.T @ step)
-        w -= step
-        y = tall @ tri.apply_q(w)
-    return w, y
-
-
-def _ratio(top: float, low: float, tol: float) -> float:
-    """top / (low tol); inf when the basis is too far from orthonormal (low <= 1/2)."""
-    if low <= 0.5:
-        return float("inf")
-    if tol <= 0:
-        return 0.0 if top == 0 else float("inf")
-    return top / (low * tol)
-
-
-def _null_space_certificate(
-    tall: np.ndarray, tri: _GramTridiagonal, nullity: int, shift: float, tol: float
-) -> float:
-    """Upper bound on sigma_{r+1}(T) / tol from a refined basis of the Gram's null space.
-
-    See the module docstring. Nullity k <= CERTIFICATE_SKETCH: exact on all k columns. Larger k:
-    first the Gaussian sketch (valid except with probability 2 SKETCH_ALPHA^-CERTIFICATE_SKETCH);
-    if it exceeds 1 and k <= n / 2, the exact bound decides (the sketch over-estimates by up to
-    about 8 sqrt(k) when the null space's singular values are all rounding noise). Returns inf
-    when no bound could be formed.
-    """
-    n = tall.shape[1]
-    if n == 1:
-        z0 = np.ones((1, 1))
-    else:
-        try:  # MRRR: orthonormal to O(n eps) even inside the tight cluster of null eigenvalues
-            _, z0 = eigh_tridiagonal(
-                tri.d, tri.e, select="i", select_range=(0, nullity - 1), lapack_driver="stemr"
-            )
-        except np.linalg.LinAlgError:
-            return float("inf")
-    certificate = float("inf")
-    if nullity > CERTIFICATE_SKETCH:
-        omega = np.random.default_rng(_SKETCH_SEED).standard_normal((nullity, CERTIFICATE_SKETCH))
-        start = z0 @ omega
-        w, y = _refine_null_block(tall, tri, z0, start, shift)
-        if y is not None:
-            factor = SKETCH_ALPHA * np.sqrt(2 / np.pi)
-            top = factor * float(np.linalg.norm(y, axis=0).max())
-            low = 1.0 - factor * float(np.linalg.norm(w - start, axis=0).max())
-            certificate = _ratio(top, low, tol)
-        if certificate <= 1.0 or 2 * nullity > n:
-            return certificate
-    w, y = _refine_null_block(tall, tri, z0, z0, shift)
-    if y is None:
-        return certificate
-    return _ratio(float(np.linalg.norm(y, 2)), float(np.linalg.svd(w, compute_uv=False)[-1]), tol)
-
-
 def numerical_rank(
     matrix: torch.Tensor,
     *,
@@ -418,7 +298,7 @@ def numerical_rank(
         return RankResult(0, 0.0 if tol is None else tol, float("inf"), zeros, False, "gram")
     shape = tuple(scaled.shape)
     tall = scaled.numpy() if shape[0] >= shape[1] else scaled.numpy().T
-    tri = _tridiagonal_gram(tall)
+    tri = tridiagonal_gram(tall)
     lam = torch.from_numpy(eigvalsh_tridiagonal(tri.d, tri.e, lapack_driver="sterf")[::-1].copy())
     result, trusted, floor = _rank_from_eigenvalues(lam, shape, tol, gap_threshold)
     if method == "gram":
@@ -430,7 +310,7 @@ def numerical_rank(
         certificate = (
             0.0
             if nullity == 0
-            else float(_null_space_certificate(tall, tri, nullity, floor, svd_tol))
+            else float(null_space_certificate(tall, tri, nullity, floor, svd_tol))
         )
         if certificate <= 1.0:
             return dataclasses.replace(result, certificate=certificate)

@@ -11,9 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import symlab.linalg.rank as rank_module
+import symlab.linalg.null_certificate as certificate_module
 from symlab.linalg import RankResult, numerical_rank, parameter_jacobian
-from symlab.linalg.rank import CERTIFICATE_SKETCH, equilibrate_columns
+from symlab.linalg.null_certificate import CERTIFICATE_SKETCH
+from symlab.linalg.rank import equilibrate_columns
 from symlab.nets import mlp
 
 EPS = float(torch.finfo(torch.float64).eps)
@@ -142,7 +143,7 @@ def test_exact_and_sketched_certificates_agree_in_scale(monkeypatch):
     # value of the same bound (the sketch over-estimates by at most ~8 sqrt(k) when it is all noise)
     a = with_spectrum(200, 120, list(np.logspace(0, -3, 90)) + [0.0] * 30, seed=11)
     sketched = numerical_rank(a, method="auto")
-    monkeypatch.setattr(rank_module, "CERTIFICATE_SKETCH", 1000)
+    monkeypatch.setattr(certificate_module, "CERTIFICATE_SKETCH", 1000)
     exact = numerical_rank(a, method="auto")
     assert sketched.rank == exact.rank == 90
     assert 0 < exact.certificate <= sketched.certificate <= 16 * np.sqrt(30) * exact.certificate
@@ -154,7 +155,7 @@ def test_refinement_is_needed_on_a_tilted_null_space(monkeypatch):
     # (nullity 10: the exact certificate, no sketch)
     a = with_spectrum(60, 40, list(np.logspace(0, -3, 30)) + [0.0] * 10, seed=0)
     refined = numerical_rank(a, method="auto")
-    monkeypatch.setattr(rank_module, "CERTIFICATE_STEPS", 0)
+    monkeypatch.setattr(certificate_module, "CERTIFICATE_STEPS", 0)
     raw = numerical_rank(a, method="auto")
     assert refined.method == "gram" and refined.certificate < 0.1
     assert raw.certificate > 1 and raw.method == "svd (fallback)"
@@ -195,7 +196,7 @@ def test_tridiagonal_gram_against_the_dense_gram(n, order):
     # G = T^T T = Q S Q^T with Q orthogonal: the factorisation the certificate relies on
     rng = np.random.default_rng(n)
     tall = np.asarray(rng.standard_normal((n + 9, n)), order=order)
-    tri = rank_module._tridiagonal_gram(tall)
+    tri = certificate_module.tridiagonal_gram(tall)
     q = tri.apply_q(np.eye(n))
     s = np.diag(tri.d) + np.diag(tri.e, 1) + np.diag(tri.e, -1)
     gram = tall.T @ tall
