@@ -91,6 +91,9 @@ def run(
             out.print(f"resuming: {n_stored} of {n_total} jobs already stored in {target}")
         progress.start(n_stored, n_total)
 
+    from symlab.engine.executors import reuse_large_allocations
+
+    reuse_large_allocations()  # inline jobs run in this process (see its docstring)
     try:
         with guard(debug):
             result = run_study(

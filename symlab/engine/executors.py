@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -80,6 +81,31 @@ class Executor(abc.ABC):
         """
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
+
+
+def reuse_large_allocations(threshold: int = 1 << 30) -> bool:
+    """Let glibc serve allocations below ``threshold`` bytes from its heap and keep freed memory.
+
+    By default glibc maps every block above its (adaptive, at most 32 MiB) mmap threshold fresh
+    from the kernel and unmaps it on free, so a study that allocates and frees large tensors every
+    iteration pays one page fault per 4 KiB each time: the kernel time of the ntk-optimizers paper
+    preset (width 131072) was twice its user time, and one job ran 3.3x faster with this setting
+    (3 min 3 s -> 55 s). The cost: a worker keeps up to twice ``threshold`` of freed memory
+    instead of returning it. Applied in pool workers and by the ``symlab run`` command; a
+    notebook's own process is left alone. Returns False where there is no glibc ``mallopt``.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, 2 * threshold)
+    )
+
+
 def _init_worker(threads: int) -> None:
     """Process-pool initializer: limit BLAS/OpenMP/torch threads in this worker.
 
@@ -90,6 +116,7 @@ def _init_worker(threads: int) -> None:
     """
     # Ctrl-C reaches the whole process group; the parent handles it and stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reuse_large_allocations()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     torch = sys.modules.get("torch")
