@@ -309,3 +309,82 @@ def test_a_corrupt_store_is_bad_input_not_a_traceback(capsys, tmp_path):
     (tmp_path / "results.sqlite").write_text("not a database")
     code, _, err = cli(capsys, "show", str(tmp_path))
     assert code == 2 and "not a readable SQLite store" in err and "Traceback" not in err
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def _start_slow_sweep(toy_env, tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text("xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nseeds = [0, 1]\nsleep = 0.4\n")
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, "-m", "symlab.cli", "run", "toy", "-c", str(config), "-o", str(run_dir)]
+    process = subprocess.Popen(
+        [*argv, "--workers", "2"],
+        env=toy_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while stored_count(run_dir / "results.sqlite") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [pid for pid in _children(process.pid) if pid != process.pid]
+    return process, argv, run_dir, workers
+
+
+def _wait_gone(pids: list[int], seconds: float = 20) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _alive(pids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_the_workers_like_ctrl_c_and_the_sweep_resumes(toy_env, tmp_path):
+    process, argv, run_dir, workers = _start_slow_sweep(toy_env, tmp_path)
+    assert len(workers) >= 2, "the pool's worker processes"
+    process.send_signal(signal.SIGTERM)  # to the CLI only, not its process group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted: the finished jobs are stored")
+    assert _wait_gone(workers) == []
+    n_stored = stored_count(run_dir / "results.sqlite")
+    second = subprocess.run(argv, env=toy_env, cwd=tmp_path, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert f"{20 - n_stored} jobs run, {n_stored} already stored" in second.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux")
+def test_workers_die_with_a_killed_parent(toy_env, tmp_path):
+    """SIGKILL cannot be handled: the workers learn of it from the kernel (PR_SET_PDEATHSIG)."""
+    process, _, _, workers = _start_slow_sweep(toy_env, tmp_path)
+    assert len(workers) >= 2
+    process.kill()  # the CLI only; its workers are not signalled by us
+    process.communicate(timeout=30)
+    assert _wait_gone(workers) == []

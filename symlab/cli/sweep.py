@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,12 @@ from symlab.cli.typer_app import (
     out,
     print_outputs,
 )
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    """SIGTERM (``kill``, a batch scheduler's time limit) stops the sweep like Ctrl-C: running
+    workers are stopped, stored jobs stay, and the same command resumes."""
+    raise KeyboardInterrupt
 
 
 def run(
@@ -94,6 +101,7 @@ def run(
     from symlab.engine.executors import reuse_large_allocations
 
     reuse_large_allocations()  # inline jobs run in this process (see its docstring)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # kill: stop like Ctrl-C
     try:
         with guard(debug):
             result = run_study(
@@ -113,6 +121,7 @@ def run(
             EXIT_INTERRUPTED,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         progress.stop()
 
     out.print(

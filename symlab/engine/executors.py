@@ -106,7 +106,27 @@ def reuse_large_allocations(threshold: int = 1 << 30) -> bool:
     )
 
 
-def _init_worker(threads: int) -> None:
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to send this worker SIGTERM when the process that started it dies.
+
+    A sweep killed with SIGKILL (or SIGTERM before its handler runs) cannot stop its pool; without
+    this the workers would go on computing jobs whose results nobody stores. Linux only; a no-op
+    elsewhere. If the parent is already gone, exit at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
     """Process-pool initializer: limit BLAS/OpenMP/torch threads in this worker.
 
     The environment variables bound torch (and numpy's BLAS) when a study module imports it
@@ -116,6 +136,8 @@ def _init_worker(threads: int) -> None:
     """
     # Ctrl-C reaches the whole process group; the parent handles it and stops the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _die_with_parent(parent)
     reuse_large_allocations()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -188,7 +210,7 @@ class LocalExecutor(Executor):
             max_workers=min(self.workers, len(jobs)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.threads_per_worker,),
+            initargs=(self.threads_per_worker, os.getpid()),
         )
         finished = False
         try:
