@@ -253,10 +253,11 @@ def functional_dimension(
     is then ``COMPRESSED_POINTS_FACTOR`` = 16 times larger (start x 2^MAX_DOUBLINGS x 16, against
     start x 2^MAX_DOUBLINGS without compression), while the differentiated points keep the
     uncompressed default's budget (start x 2^MAX_DOUBLINGS; reaching it also stops with
-    ``"max_points"``), so the default never costs more Jacobian rows than the uncompressed one:
-    where most candidates fall in new regions (large n0) it behaves like the old route. The
-    doubling, plateau and max_points rules count candidates. Explicit ``inputs`` are compressed the same way (the rank is the same;
-    ``points`` stays ``inputs``). Smooth activations and generic modules are never compressed.
+    ``"max_points"``; it is checked after each doubling, so the last doubling can take the rows
+    up to about twice the uncompressed default's): where most candidates fall in new regions
+    (large n0) it behaves like the old route. The doubling, plateau and max_points rules count
+    candidates. Explicit ``inputs`` are compressed the same way (the rank is the same; ``points``
+    stays ``inputs``). Smooth activations and generic modules are never compressed.
 
     Args:
         model: an MLP (closed-form Jacobian) or any ``nn.Module`` (generic Jacobian; then
