@@ -224,22 +224,8 @@ def stored_count(path: Path) -> int:
 def test_resume_after_sigkill_of_the_process_group(toy, toy_env, tmp_path):
     from symlab.engine import expand_jobs, spec_from_mapping
 
-    config = tmp_path / "sweep.toml"
-    config.write_text("xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nseeds = [0, 1]\nsleep = 0.2\n")
-    run_dir = tmp_path / "run"
-    argv = [sys.executable, "-m", "symlab.cli", "run", "toy", "-c", str(config), "-o", str(run_dir)]
-    process = subprocess.Popen(
-        [*argv, "--workers", "2"],
-        env=toy_env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the CLI and its workers
-    )
+    process, argv, run_dir, _ = _start_sweep(toy_env, tmp_path, sleep=0.2, min_stored=3)
     store = run_dir / "results.sqlite"
-    deadline = time.monotonic() + 90
-    while stored_count(store) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
@@ -337,9 +323,11 @@ def _alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def _start_slow_sweep(toy_env, tmp_path):
-    config = tmp_path / "slow.toml"
-    config.write_text("xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nseeds = [0, 1]\nsleep = 0.4\n")
+def _start_sweep(toy_env, tmp_path, *, sleep: float, min_stored: int):
+    """The toy sweep (20 jobs of ``sleep`` s) on 2 workers in its own process group, once
+    ``min_stored`` rows are stored: (process, argv without --workers, run dir, worker PIDs)."""
+    config = tmp_path / "sweep.toml"
+    config.write_text(f"xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nseeds = [0, 1]\nsleep = {sleep}\n")
     run_dir = tmp_path / "run"
     argv = [sys.executable, "-m", "symlab.cli", "run", "toy", "-c", str(config), "-o", str(run_dir)]
     process = subprocess.Popen(
@@ -349,12 +337,15 @@ def _start_slow_sweep(toy_env, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
+        start_new_session=True,  # its own process group: the CLI and its workers
     )
+    store = run_dir / "results.sqlite"
     deadline = time.monotonic() + 90
-    while stored_count(run_dir / "results.sqlite") < 2 and time.monotonic() < deadline:
+    while (
+        stored_count(store) < min_stored and process.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
-    workers = [pid for pid in _children(process.pid) if pid != process.pid]
+    workers = _children(process.pid) if sys.platform.startswith("linux") else []
     return process, argv, run_dir, workers
 
 
@@ -367,7 +358,7 @@ def _wait_gone(pids: list[int], seconds: float = 20) -> list[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigterm_stops_the_workers_like_ctrl_c_and_the_sweep_resumes(toy_env, tmp_path):
-    process, argv, run_dir, workers = _start_slow_sweep(toy_env, tmp_path)
+    process, argv, run_dir, workers = _start_sweep(toy_env, tmp_path, sleep=0.4, min_stored=2)
     assert len(workers) >= 2, "the pool's worker processes"
     process.send_signal(signal.SIGTERM)  # to the CLI only, not its process group
     _, err = process.communicate(timeout=60)
@@ -383,7 +374,7 @@ def test_sigterm_stops_the_workers_like_ctrl_c_and_the_sweep_resumes(toy_env, tm
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux")
 def test_workers_die_with_a_killed_parent(toy_env, tmp_path):
     """SIGKILL cannot be handled: the workers learn of it from the kernel (PR_SET_PDEATHSIG)."""
-    process, _, _, workers = _start_slow_sweep(toy_env, tmp_path)
+    process, _, _, workers = _start_sweep(toy_env, tmp_path, sleep=0.4, min_stored=2)
     assert len(workers) >= 2
     process.kill()  # the CLI only; its workers are not signalled by us
     process.communicate(timeout=30)
