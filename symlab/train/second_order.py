@@ -194,7 +194,7 @@ def levenberg_marquardt(
     """Levenberg–Marquardt (Levenberg 1944; Marquardt 1963) for the mean squared error.
 
     With residuals r(θ) = vec(f_θ(X) − Y) ∈ R^{NK}, L = ‖r‖² / (NK), the Jacobian J = ∂r/∂θ
-    (``torch.func.jacrev``) and its SVD J = U S Vᵀ, the step is
+    (``torch.func.jacfwd`` when D < NK, else ``jacrev``) and its SVD J = U S Vᵀ, the step is
 
         p = −(JᵀJ + μ I)⁻¹ Jᵀ r = −V diag(s_i / (s_i² + μ)) Uᵀ r,   μ = μ_rel · s_1²,
 
@@ -210,7 +210,8 @@ def levenberg_marquardt(
     def residual(vector: Tensor) -> Tensor:
         return (functional_call(model, unflatten_params(model, vector), (x,)) - y).reshape(-1)
 
-    jacobian = torch.func.jacrev(residual)
+    # forward mode pushes D tangents, reverse mode pulls N K cotangents: take the fewer
+    jacobian = (torch.func.jacfwd if theta.numel() < y.numel() else torch.func.jacrev)(residual)
     hooks = _Hooks(model, data, mse_loss, 1, callback, callback_every, "levenberg_marquardt")
     mu_rel, step, count = float(damping), 0, y.numel()
     r = residual(theta)
