@@ -177,6 +177,34 @@ def test_levenberg_marquardt_reaches_a_zero_residual_teacher():
     assert best < 1e-8
 
 
+def test_levenberg_marquardt_jacobian_modes_agree():
+    """D < NK takes the forward-mode Jacobian, D >= NK the reverse mode: both reach zero loss, and
+    on the same problem both modes give the same first steps (forced by patching the choice)."""
+    for n, widths in ((6, [2, 8, 1]), (80, [2, 3, 1])):  # D = 33 > 6 and D = 13 < 80
+        x, _ = _data(n=n, d=2, k=1, seed=11)
+        teacher = mlp(widths, "tanh", seed=12)
+        y = teacher(x).detach()
+        student = mlp(widths, "tanh", seed=13)
+        trajectory = levenberg_marquardt(student, (x, y), tol=1e-12, max_iter=400)
+        assert trajectory.final_loss < 1e-20, (n, trajectory.final_loss)
+    import torch.func
+
+    x, _ = _data(n=40, d=2, k=1, seed=14)
+    y = mlp([2, 3, 1], "tanh", seed=15)(x).detach()
+    runs = []
+    for forward in (True, False):
+        student = mlp([2, 3, 1], "tanh", seed=16)
+        original = torch.func.jacfwd
+        if not forward:
+            torch.func.jacfwd = torch.func.jacrev
+        try:
+            runs.append(levenberg_marquardt(student, (x, y), tol=1e-30, max_iter=5).losses)
+        finally:
+            torch.func.jacfwd = original
+    assert len(runs[0]) == len(runs[1]) == 5
+    torch.testing.assert_close(torch.tensor(runs[0]), torch.tensor(runs[1]), rtol=1e-9, atol=0)
+
+
 def test_callback_and_recording_schedule():
     x, y = _data()
     seen = []
