@@ -145,11 +145,6 @@ def chain_modules(model: nn.Module) -> list[nn.Module] | None:
     return leaves
 
 
-def _chain_supported(model: nn.Module) -> bool:
-    """True when :func:`chain_modules` accepts ``model``."""
-    return chain_modules(model) is not None
-
-
 def _activation_derivative(module: nn.Module, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """phi'(z) of an elementwise module with input z and output h = phi(z)."""
     if isinstance(module, nn.ReLU):
@@ -175,18 +170,15 @@ def _activation_derivative(module: nn.Module, z: torch.Tensor, h: torch.Tensor) 
 
 @torch.no_grad()
 def _chain_factors(
-    model: nn.Sequential, layers: dict[str, nn.Module], x: torch.Tensor
+    modules: list[nn.Module], layers: dict[str, nn.Module], x: torch.Tensor
 ) -> tuple[torch.Tensor, list[LayerFactors]] | None:
-    """Closed-form factors of a chain (``_chain_supported``): a forward pass without autograd,
-    then delta_{l-1} = phi'(z) * (delta_l W) (Linear) or conv2d_input(delta_l, W) (Conv2d) for all
-    K outputs at once, point-major (N, K, ...): the flops of the vmapped backward pass, without
+    """Closed-form factors of a chain (``modules`` from :func:`chain_modules`): a forward pass
+    without autograd, then delta_{l-1} = phi'(z) * (delta_l W) (Linear) or conv2d_input(delta_l,
+    W) (Conv2d) for all K outputs at once, point-major (N, K, ...): the flops of the vmapped backward pass, without
     autograd's batching overhead or layout copies. Pooling layers pull delta back with their own
     backward on the input repeated K times; elementwise activations multiply by phi'(z);
     eval-mode dropout is the identity. None when an intermediate shape does not fit (a Linear on
     more than vectors, an output that is not (N, K)): autograd is used then."""
-    modules = chain_modules(model)
-    if modules is None:
-        return None
     inputs, outputs = [], []
     h = x
     for m in modules:

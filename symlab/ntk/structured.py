@@ -48,9 +48,9 @@ from symlab.ntk.factors import (
     LayerFactors,
     _as_positions,
     _chain_factors,
-    _chain_supported,
     _is_supported,
     _patches,
+    chain_modules,
 )
 
 
@@ -92,11 +92,12 @@ def layer_factors(
     """Forward + K vmapped backward passes on the batch ``x``: (outputs (N, K), factors per layer).
 
     Cost: one forward and K backward passes of the batch; memory N (sum_l S_l I_l + K sum_l S_l O_l).
-    A flat nn.Sequential chain (``_chain_supported``) uses closed-form backpropagation instead of
+    An nn.Sequential chain (:func:`chain_modules`) uses closed-form backpropagation instead of
     autograd (same flops, less overhead); the order of ``factors`` is that of ``layers``.
     """
-    if _chain_supported(model):
-        chain = _chain_factors(model, layers, x)
+    modules = chain_modules(model)
+    if modules is not None:
+        chain = _chain_factors(modules, layers, x)
         if chain is not None:
             return chain
     records: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {name: [] for name in layers}

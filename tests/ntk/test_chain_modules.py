@@ -69,9 +69,11 @@ def test_pooling_chain_matches_dense_reference_and_autograd(dtype, reference, mo
     _close(empirical_ntk(model, x1, x2, method="structured"), ref12, dtype)
     _close(empirical_ntk(model, x1, method="structured"), ref11, dtype)
     layers = structured_layers(model)
-    assert _chain_factors(model, layers, x1) is not None  # the closed form ran, not autograd
+    assert (
+        _chain_factors(chain_modules(model), layers, x1) is not None
+    )  # the closed form ran, not autograd
     out, chain = layer_factors(model, layers, x1)
-    monkeypatch.setattr(structured_module, "_chain_supported", lambda _m: False)
+    monkeypatch.setattr(structured_module, "chain_modules", lambda _m: None)
     out_autograd, autograd = layer_factors(model, layers, x1)
     _close(out, out_autograd, dtype)
     assert len(chain) == len(autograd) == 5
@@ -97,7 +99,7 @@ def test_max_pool_ties_route_like_autograd(reference):
 def test_small_cnn_takes_the_chain():
     model = small_cnn(4, 3, image_side=8, seed=0)
     x = torch.randn(3, 64, dtype=torch.float64)
-    assert _chain_factors(model, structured_layers(model), x) is not None
+    assert _chain_factors(chain_modules(model), structured_layers(model), x) is not None
 
 
 def test_chain_rejects_what_it_cannot_see(reference):
@@ -140,7 +142,8 @@ def test_every_route_keeps_tensors_on_the_inputs_device(index, monkeypatch):
             assert empirical_ntk(model, x, method=method, **kwargs).device.type == "meta"
     layers = structured_layers(model)
     for chain in (True, False):  # closed-form chain and autograd factor passes
-        monkeypatch.setattr(structured_module, "_chain_supported", lambda _m, c=chain: c)
+        if not chain:
+            monkeypatch.setattr(structured_module, "chain_modules", lambda _m: None)
         _, factors = layer_factors(model, layers, x)
         k = factors[0].delta.shape[0]
         out = torch.zeros((4, k, 4, k), device="meta")

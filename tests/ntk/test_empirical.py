@@ -263,7 +263,7 @@ def test_closed_form_chain_matches_dense_reference_and_autograd(dtype, reference
     g = torch.Generator().manual_seed(4)
     x1 = torch.randn(5, 84, generator=g).to(dtype)
     x2 = torch.randn(3, 84, generator=g).to(dtype)
-    assert structured._chain_supported(model)
+    assert structured.chain_modules(model) is not None
     model64 = _chain_cnn(torch.float64)
     model64.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     ref12 = reference(model64, x1.double(), x2.double())
@@ -273,7 +273,7 @@ def test_closed_form_chain_matches_dense_reference_and_autograd(dtype, reference
     _close(empirical_ntk(model, x1, method="structured", trace=True), _traced(ref11), dtype)
     layers = structured_layers(model)
     out, chain = layer_factors(model, layers, x1)
-    monkeypatch.setattr(structured, "_chain_supported", lambda _m: False)
+    monkeypatch.setattr(structured, "chain_modules", lambda _m: None)
     out_ag, autograd = layer_factors(model, layers, x1)
     _close(out, out_ag, dtype)
     assert len(chain) == len(autograd) == 4
@@ -290,14 +290,14 @@ def test_closed_form_chain_frozen_layers_and_fallbacks(reference):
     model[6].weight.requires_grad_(False)
     model[9].bias.requires_grad_(False)
     torch.testing.assert_close(empirical_ntk(model, x, method="structured"), reference(model, x, x))
-    from symlab.ntk.structured import _chain_supported
+    from symlab.ntk.factors import chain_modules
 
-    assert not _chain_supported(nn.Sequential(nn.Linear(2, 2), nn.PReLU()))  # autograd instead
+    assert chain_modules(nn.Sequential(nn.Linear(2, 2), nn.PReLU())) is None  # autograd instead
     layer = nn.Linear(3, 3, dtype=torch.float64)
-    assert not _chain_supported(nn.Sequential(layer, nn.Tanh(), layer))  # one module used twice
+    assert chain_modules(nn.Sequential(layer, nn.Tanh(), layer)) is None  # one module used twice
     seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
     seq.register_forward_hook(lambda _m, _i, out: out * 2)
-    assert not _chain_supported(seq)
+    assert chain_modules(seq) is None
     torch.testing.assert_close(
         empirical_ntk(seq, x[:, :3], method="structured"), reference(seq, x[:, :3], x[:, :3])
     )
