@@ -241,9 +241,7 @@ def _finish(
     rows = store.rows(keys)
     summary: Summary | None = None
     figures: list[Path] = []
-    timed = store.rows(keys, timing=True)
-    failures = store.failures()
-    n_failed = int(failures["key"].isin(set(keys)).sum()) if len(failures) else 0
+    n_failed = store.n_failed(keys)
 
     def report() -> dict[str, Path]:
         return write_report(
@@ -255,7 +253,7 @@ def _finish(
             n_total=len(jobs),
             n_stored=len(rows),
             n_failed=n_failed,
-            job_seconds=float(timed["seconds"].sum()) if len(timed) else 0.0,
+            job_seconds=store.job_seconds(keys),
             wall_seconds=None if start is None else time.perf_counter() - start,
         )
 
@@ -299,9 +297,7 @@ def report_study(out_dir: str | Path) -> StudyRun:
     with store:
         jobs = expand_jobs(experiment, spec)
         rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, None)
-        failures = store.failures()
-    keys = {job.key for job in jobs}
-    n_failed = int(failures["key"].isin(keys).sum()) if len(failures) else 0
+        n_failed = store.n_failed(job.key for job in jobs)
     return StudyRun(
         out_dir=out_dir,
         rows=rows,

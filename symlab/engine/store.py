@@ -180,12 +180,25 @@ class Store:
         frame = pd.read_sql_query(query + " ORDER BY rowid", self._db)
         return frame.drop(columns="rowid")
 
+    def job_seconds(self, keys: Iterable[str]) -> float:
+        """Sum of the stored run times (seconds) of ``keys``; keys without a result count 0."""
+        wanted = set(keys)
+        cursor = self._db.execute("SELECT key, seconds FROM results")
+        return float(sum(seconds or 0.0 for key, seconds in cursor if key in wanted))
+
+    def n_failed(self, keys: Iterable[str]) -> int:
+        """How many of ``keys`` have an outstanding failure (failed, no result since)."""
+        failures = self.failures()
+        return int(failures["key"].isin(set(keys)).sum()) if len(failures) else 0
+
     def rows(self, keys: Iterable[str] | None = None, *, timing: bool = False) -> pd.DataFrame:
         """The results as a tidy table: ``key``, the params' columns, then the result's columns.
 
         ``keys`` selects (and orders) the rows; missing keys are skipped. Without ``keys`` the
         rows are sorted by key. A result field whose name is already a column is prefixed with
-        ``result_``. ``timing=True`` appends the columns seconds, finished_at and host.
+        ``result_``. ``timing=True`` appends the columns seconds, finished_at and host (prefixed
+        with ``store_`` where a param or result field already has that name, e.g. a study that
+        returns its own ``seconds``).
         """
         cursor = self._db.execute(
             "SELECT key, params, result, seconds, finished_at, host FROM results"
@@ -200,7 +213,12 @@ class Store:
             for name, value in json.loads(result).items():
                 record[f"result_{name}" if name in record else name] = value
             if timing:
-                record.update(seconds=seconds, finished_at=finished_at, host=host)
+                for name, value in (
+                    ("seconds", seconds),
+                    ("finished_at", finished_at),
+                    ("host", host),
+                ):
+                    record[f"store_{name}" if name in record else name] = value
             records.append(record)
         if not records:
             return pd.DataFrame({"key": pd.Series([], dtype=object)})

@@ -57,6 +57,22 @@ def test_result_field_clashing_with_a_param_is_prefixed(tmp_path):
         assert (row["x"], row["result_x"], row["y"]) == (1, 2, 3)
 
 
+def test_timing_columns_never_overwrite_a_result_field(tmp_path):
+    """A study may return its own ``seconds`` (critical-points does): with timing, the store's
+    run time is ``store_seconds`` and the result's value survives."""
+    with Store(tmp_path) as store:
+        store.add("a", "toy", "1", {"x": 1}, {"seconds": 7.0, "y": 1}, seconds=0.25, host="h")
+        store.add("b", "toy", "1", {"x": 2}, {"seconds": 9.0, "y": 4}, seconds=0.5, host="h")
+        timed = store.rows(timing=True)
+        assert timed["seconds"].tolist() == [7.0, 9.0]
+        assert timed["store_seconds"].tolist() == [0.25, 0.5]
+        assert timed["host"].tolist() == ["h", "h"] and "finished_at" in timed.columns
+        assert store.job_seconds(["a", "b", "missing"]) == 0.75
+        assert store.job_seconds(["b"]) == 0.5
+        store.add_failure("c", {"x": 3}, "RuntimeError: boom", "tb", host="h")
+        assert store.n_failed(["a", "b", "c"]) == 1 and store.n_failed(["a"]) == 0
+
+
 def test_failures_outstanding_until_the_key_succeeds(tmp_path):
     with Store(tmp_path) as store:
         store.add_failure("a", {"x": 1}, "RuntimeError: first", "tb1")
