@@ -1,7 +1,14 @@
 """Empirical NTK: symlab's methods vs the torch.func tutorial's two methods vs neural-tangents.
 
 Run: .venv/bin/python benchmarks/bench_ntk.py [--quick] [--no-nt] [--memory-gb 2] [--threads 1]
-     [--cases mlp,cnn] [--json rows.json]
+     [--cases mlp,cnn] [--sizes 8,32,128] [--device cpu|cuda] [--json rows.json]
+
+On a GPU: `python benchmarks/bench_ntk.py --device cuda --sizes 8,32,128,512 --memory-gb 40`
+times symlab's and the tutorial's methods on the device (neural-tangents is skipped there: its
+benchmark environment is a CPU-only JAX). Device times synchronise before and after each call;
+device memory is the peak of torch.cuda.max_memory_allocated above the pre-call allocation, so
+--memory-gb is then a budget in device memory. TF32 is switched off for matmuls and cuDNN
+convolutions so that the kernels are compared at float32 precision.
 
 Cases (float32, full kernel Theta(x, x) of shape (N, N, K, K); x1 = x and x2 = a copy of x, which
 symlab detects as equal and treats as x2=None (factors once, half of each Gram); structured_x2
@@ -167,23 +174,50 @@ def predicted_bytes(method: str, n: int, k: int, p: int) -> int:
 # --- measurement helpers ------------------------------------------------------------------------
 
 
-def time_call(fn) -> tuple[list[float], torch.Tensor]:
-    """Run times of up to 7 calls (at most ~10 s in all) after a warm-up call, and the result."""
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA kernels run asynchronously); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn, device: torch.device) -> tuple[list[float], torch.Tensor]:
+    """Run times of up to 7 calls (at most ~10 s in all; on a GPU up to 25 calls within ~1 s, as
+    its calls take milliseconds) after a warm-up call, and the result."""
     out = fn()  # warm-up
+    synchronize(device)
+    most, within = (25, 1.0) if device.type == "cuda" else (7, 10.0)
     times: list[float] = []
-    while len(times) < 7 and sum(times) < 10.0:
+    while len(times) < most and sum(times) < 10.0 and (len(times) < 7 or sum(times) < within):
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return times, out
 
 
-def torch_worker(case_npz: str, case: str, out_dir: str, methods: list[str], mode: str) -> None:
-    """Times (mode "time": writes torch.json + kernels) or measures the peak RSS of (mode
-    "memory": writes torch_memory.json) symlab's and the tutorial's methods in ONE process."""
+def peak_device_bytes(fn, device: torch.device) -> int:
+    """Peak device memory allocated by torch during one call, above the allocation before it."""
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    synchronize(device)
+    return max(0, torch.cuda.max_memory_allocated(device) - base)
+
+
+def torch_worker(
+    case_npz: str, case: str, out_dir: str, methods: list[str], mode: str, device_name: str
+) -> None:
+    """Times (mode "time": writes torch.json + kernels) or measures the peak memory of (mode
+    "memory": writes torch_memory.json; resident memory on the CPU, allocated device memory on a
+    GPU) symlab's and the tutorial's methods in ONE process, on device ``device_name``."""
     from symlab.ntk import empirical_ntk
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    device = torch.device(device_name)
+    if device.type == "cuda":  # compare kernels at float32 precision, not TF32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     arrays = np.load(case_npz)
     model, _ = build_case(case)
     layers = [m for m in model if isinstance(m, nn.Linear | nn.Conv2d)]
@@ -191,7 +225,8 @@ def torch_worker(case_npz: str, case: str, out_dir: str, methods: list[str], mod
         for i, m in enumerate(layers):
             m.weight.copy_(torch.from_numpy(arrays[f"w{i}"]))
             m.bias.copy_(torch.from_numpy(arrays[f"b{i}"]))
-    x = torch.from_numpy(arrays["x"])
+    model.to(device)
+    x = torch.from_numpy(arrays["x"]).to(device)
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def fnet_single(params, x):
@@ -219,11 +254,14 @@ def torch_worker(case_npz: str, case: str, out_dir: str, methods: list[str], mod
     for method in methods:
         if mode == "memory":
             calls[method]()  # warm-up
-            _, peak = peak_rss_during(calls[method])
+            if device.type == "cuda":
+                peak = peak_device_bytes(calls[method], device)
+            else:
+                _, peak = peak_rss_during(calls[method])
             results[method] = {"peak_bytes": peak}
             continue
-        times, kernel = time_call(calls[method])
-        np.save(Path(out_dir) / f"{method}.npy", kernel.detach().numpy())
+        times, kernel = time_call(calls[method], device)
+        np.save(Path(out_dir) / f"{method}.npy", kernel.detach().cpu().numpy())
         results[method] = {
             "min_s": min(times),
             "median_s": float(np.median(times)),
@@ -262,6 +300,7 @@ def ensure_nt_venv() -> Path | None:
 
 
 THREADS = 1  # set from --threads in main()
+DEVICE = "cpu"  # set from --device in main()
 
 
 def worker_env(memory: bool) -> dict[str, str]:
@@ -298,7 +337,7 @@ def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -
     if "structured" not in methods:
         methods.insert(0, "structured")
     slow = []
-    if n > 32:  # N^2 K [FP] NTK-vector products: a minute or more at N = 128 on one core
+    if n > 32 and DEVICE == "cpu":  # N^2 K [FP] NTK-vector products: minutes at N = 128 on one core
         slow = [m for m in methods if m == "ntvp"]
         methods = [m for m in methods if m not in slow]
     for mode in ("time", "memory"):
@@ -312,6 +351,7 @@ def run_row(case: str, n: int, nt_python: Path | None, budget: int, tmp: Path) -
                 str(out),
                 ",".join(methods),
                 mode,
+                DEVICE,
             ],
             env=worker_env(mode == "memory"),
             check=True,
@@ -369,7 +409,7 @@ def print_table(rows: list[dict]) -> None:
     by_key = {(r["case"], r["n"]): r for r in rows if r["method"] == "structured"}
     print(
         f"\n{'case':5} {'N':>4} {'method':15} {'min (s)':>9} {'median (s)':>10} {'compile (s)':>11} "
-        f"{'peak RSS (MiB)':>14} {'x structured':>12} {'rel err':>9}"
+        f"{'peak (MiB)':>14} {'x structured':>12} {'rel err':>9}"
     )
     for r in rows:
         if "min_s" not in r:
@@ -434,22 +474,53 @@ def main() -> None:
         "--cases", default="mlp,cnn", help="comma-separated cases to run (mlp, cnn)"
     )
     parser.add_argument(
-        "--torch-worker", nargs=5, metavar=("NPZ", "CASE", "OUT", "METHODS", "MODE")
+        "--sizes", default=None, help="comma-separated N (default 8,32,128; --quick: 8)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for symlab and the tutorial: cpu or cuda"
+    )
+    parser.add_argument(
+        "--torch-worker", nargs=6, metavar=("NPZ", "CASE", "OUT", "METHODS", "MODE", "DEVICE")
     )
     args = parser.parse_args()
     if args.torch_worker:
-        npz, case, out, methods, mode = args.torch_worker
-        torch_worker(npz, case, out, methods.split(","), mode)
+        npz, case, out, methods, mode, device = args.torch_worker
+        torch_worker(npz, case, out, methods.split(","), mode, device)
         return
-    global THREADS
+    global THREADS, DEVICE
     THREADS = args.threads
-    nt_python = None if args.no_nt else ensure_nt_venv()
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device: expected cpu or cuda, got {args.device!r}")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device: expected cpu or cuda, got {args.device!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device: cuda was asked for but torch sees no CUDA device")
+    DEVICE = str(device)
+    try:
+        ns = [int(n) for n in args.sizes.split(",")] if args.sizes else None
+    except ValueError:
+        ns = [0]
+    if ns is not None and (not ns or min(ns) < 1):
+        parser.error(f"--sizes: expected comma-separated positive integers, got {args.sizes!r}")
+    if ns is None:
+        ns = [8] if args.quick else [8, 32, 128]
+    on_gpu = device.type == "cuda"
+    if on_gpu and not args.no_nt:
+        print("neural-tangents skipped on --device cuda (its environment is a CPU-only JAX)")
+    nt_python = None if args.no_nt or on_gpu else ensure_nt_venv()
     cases = args.cases.split(",")
-    sizes = {case: [8] if args.quick else [8, 32, 128] for case in cases}
+    if not cases or not set(cases) <= {"mlp", "cnn"}:
+        parser.error(f"--cases: expected a comma-separated subset of mlp,cnn, got {args.cases!r}")
+    sizes = {case: ns for case in cases}
     budget = int(args.memory_gb * 2**30)
-    print(
-        f"torch {torch.__version__}, {os.cpu_count()} CPUs, {THREADS} thread(s) per worker, float32"
+    where = (
+        f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+        if on_gpu
+        else f"{os.cpu_count()} CPUs, {THREADS} thread(s) per worker"
     )
+    print(f"torch {torch.__version__}, {where}, float32")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case, ns in sizes.items():
