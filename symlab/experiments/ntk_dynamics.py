@@ -17,12 +17,18 @@ for the P probe points. Cost per record: one empirical NTK on P points (O(P K [F
 plus one (n x n) solve. Claims checked in :func:`summarize`: the velocity is large early and
 decays (early/late ratio > 1, sign test and Wilcoxon over jobs) and the final kernel Θ_T gives a
 better kernel machine than Θ_0 (paired Wilcoxon over jobs).
+
+Runs are sorted into three kinds before any statistic: ``diverged`` (non-finite loss or a
+constant kernel), ``unstable`` (finite, but training ended less than half-trained after a
+collapse or with most ReLUs of a layer dead, see :func:`training_instability`) and stable. The
+claims are tested on the stable runs and, so that nothing is hidden, also reported on all finite
+runs; figures draw the medians of stable runs and each unstable run as its own thin line
+(:mod:`symlab.experiments.ntk_dynamics_plots`).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +37,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, confloat, conint
 
 from symlab.engine.experiment import Experiment, Summary, register
-from symlab.engine.figures import save_figure
+from symlab.experiments.ntk_dynamics_plots import plot
+from symlab.experiments.ntk_dynamics_stability import (
+    Instability,
+    run_kinds,
+    train_state,
+    training_instability,
+    unstable_cells,
+)
 
 ModelName = Literal["mlp", "cnn"]
 TaskName = Literal["digits", "teacher"]
@@ -150,7 +163,11 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     """Train one network with SGD and record the kernel and accuracy series at log-spaced steps.
 
     ``diverged`` is True when the loss or the kernel became non-finite or the kernel collapsed to
-    a constant; the series then hold NaN from that record on (lengths stay fixed).
+    a constant; the series then hold NaN from that record on (lengths stay fixed). A finite run
+    is ``unstable`` when :func:`training_instability` flags its full-batch training accuracy
+    ``train_acc`` and ``dead_fraction`` (the largest fraction of a ReLU layer's units that died
+    since initialisation, :func:`train_state`) against ``chance_acc``; ``unstable_step`` and
+    ``unstable_cause`` say when and how. ``train_loss`` is the full-batch training loss.
     """
     from symlab.ntk import empirical_ntk, kernel_alignment, kernel_distance
 
@@ -168,10 +185,9 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"])
     loss_fn = torch.nn.CrossEntropyLoss()
 
-    series: dict[str, list[float]] = {
-        k: [] for k in ("distance", "velocity", "alignment", "kernel_acc", "net_acc", "train_acc")
-    }
-    k_init = k_prev = None
+    names = ("distance", "velocity", "alignment", "kernel_acc", "net_acc", "train_acc")
+    series: dict[str, list[float]] = {k: [] for k in (*names, "train_loss", "dead_fraction")}
+    k_init = k_prev = alive_init = None
     order = torch.randperm(len(data.y_train), generator=generator)
     cursor, step, loss_value, diverged, previous = 0, 0, float("nan"), False, 0
     for target in steps:
@@ -202,7 +218,11 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         series["alignment"].append(float(kernel_alignment(k_t[:n_kt, :n_kt], onehot)))
         series["kernel_acc"].append(kernel_machine_accuracy(k_t, y_kt, y_ke, params["ridge"]))
         series["net_acc"].append(_accuracy(model, data.x_test, data.y_test))
-        series["train_acc"].append(_accuracy(model, data.x_train, data.y_train))
+        state = train_state(model, data.x_train, data.y_train, alive_init)
+        alive_init = state.alive if alive_init is None else alive_init
+        series["train_loss"].append(state.loss)
+        series["train_acc"].append(state.accuracy)
+        series["dead_fraction"].append(state.dead_fraction)
     series["velocity"] = series["velocity"][: len(steps) - 1]
     series["velocity"] += [float("nan")] * (len(steps) - 1 - len(series["velocity"]))
 
@@ -210,6 +230,12 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     third = max(1, len(velocity) // 3)
     early, late = float(np.mean(velocity[:third])), float(np.mean(velocity[-third:]))
     kernel_acc = np.asarray(series["kernel_acc"])
+    chance = float(torch.bincount(data.y_train).max()) / len(data.y_train)
+    instability = (
+        Instability(False, None, "")
+        if diverged
+        else training_instability(steps, series["train_acc"], series["dead_fraction"], chance)
+    )
     return {
         "record_steps": steps,  # not "steps": that is the job's parameter
         **series,
@@ -224,66 +250,124 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "distance_final": float(series["distance"][-1]),
         "net_acc_final": float(series["net_acc"][-1]),
         "train_acc_final": float(series["train_acc"][-1]),
+        "train_loss_final": float(series["train_loss"][-1]),
+        "dead_fraction_final": float(series["dead_fraction"][-1]),
+        "chance_acc": chance,
         "final_loss": loss_value,
         "diverged": diverged,
+        "unstable": instability.unstable,
+        "unstable_step": instability.step,
+        "unstable_cause": instability.cause,
+    }
+
+
+def _claims(runs: pd.DataFrame) -> dict[str, Any]:
+    """The two claims' statistics over ``runs``: velocity early/late and the Θ_T - Θ_0 gain."""
+    from scipy import stats
+
+    ratio = runs["velocity_ratio"].to_numpy(float)
+    ratio = ratio[np.isfinite(ratio)]
+    n_up = int((ratio > 1).sum())
+    sign_p = stats.binomtest(n_up, len(ratio), 0.5, "greater").pvalue if len(ratio) else math.nan
+    gain = (runs["kernel_acc_final"] - runs["kernel_acc_init"]).to_numpy(float)
+    gain = gain[np.isfinite(gain)]
+    gain_best = (runs["kernel_acc_best"] - runs["kernel_acc_init"]).to_numpy(float)
+    wil_k = _wilcoxon(gain) if len(gain) else math.nan
+    return {
+        "n_up": n_up,
+        "n_ratio": len(ratio),
+        "ratio_median": float(np.median(ratio)) if len(ratio) else math.nan,
+        "sign_p": float(sign_p),
+        "wilcoxon_v_p": _wilcoxon(np.log(ratio)) if len(ratio) else math.nan,
+        "n_better": int((gain > 0).sum()),
+        "n_gain": len(gain),
+        "gain_median": float(np.median(gain)) if len(gain) else math.nan,
+        "gain_best_median": float(np.nanmedian(gain_best)) if len(gain_best) else math.nan,
+        "wilcoxon_k_p": wil_k,
+        "velocity_holds": bool(len(ratio) and sign_p < 0.05 and n_up > len(ratio) / 2),
+        "kernel_holds": bool(len(gain) and wil_k < 0.05 and np.median(gain) > 0),
     }
 
 
 def summarize(rows: pd.DataFrame, spec: NTKDynamicsSpec) -> Summary:
-    """Per-cell medians and a verdict on the two claims (sign test + Wilcoxon over all jobs)."""
-    from scipy import stats
+    """Per-cell medians over stable runs and a verdict on the two claims (sign test + Wilcoxon).
 
-    cols = [
-        "velocity_early",
-        "velocity_late",
-        "velocity_ratio",
-        "kernel_acc_init",
-        "kernel_acc_best",
-        "kernel_acc_final",
-        "alignment_init",
-        "alignment_final",
-        "distance_final",
-        "net_acc_final",
-    ]
-    ok = rows[~rows["diverged"].astype(bool)]
+    Runs are diverged, unstable or stable (:func:`run_kinds`). The table's medians and the
+    verdict's tests use the stable runs; the table counts all three kinds per cell, and the
+    verdict names the unstable runs and repeats both tests on all finite runs (stable + unstable),
+    so the exclusion is visible and its effect can be judged.
+    """
+    cols = (
+        "velocity_early velocity_late velocity_ratio kernel_acc_init kernel_acc_best "
+        "kernel_acc_final alignment_init alignment_final distance_final net_acc_final"
+    ).split()
+    cell_keys = ["model", "task", "lr"]
+    kinds = run_kinds(rows)
+    stable, finite = rows[kinds == "stable"], rows[kinds != "diverged"]
+    counts = pd.crosstab([rows[k] for k in cell_keys], kinds)
+    counts = counts.reindex(columns=["stable", "unstable", "diverged"], fill_value=0)
+    counts.columns = ["n_stable", "n_unstable", "n_diverged"]
+    medians = stable.groupby(cell_keys)[cols].median() if len(stable) else None
     table = (
-        ok.groupby(["model", "task", "lr"])[cols].median().reset_index()
-        if len(ok)
-        else pd.DataFrame(columns=["model", "task", "lr", *cols])
+        counts.join(medians)
+        if medians is not None
+        else counts.reindex(columns=[*counts.columns, *cols])
     )
-    table.insert(3, "n_seeds", ok.groupby(["model", "task", "lr"]).size().values if len(ok) else [])
-    n_div = int(rows["diverged"].astype(bool).sum())
+    table = table.reset_index()
+    n_div, n_uns = int((kinds == "diverged").sum()), int((kinds == "unstable").sum())
 
-    ratio = ok["velocity_ratio"].to_numpy(float)
-    ratio = ratio[np.isfinite(ratio)]
-    n_up = int((ratio > 1).sum())
-    sign_v = stats.binomtest(n_up, len(ratio), 0.5, "greater").pvalue if len(ratio) else math.nan
-    wil_v = _wilcoxon(np.log(ratio)) if len(ratio) else math.nan
-    gain = (ok["kernel_acc_final"] - ok["kernel_acc_init"]).to_numpy(float)
-    gain_best = (ok["kernel_acc_best"] - ok["kernel_acc_init"]).to_numpy(float)
-    wil_k = _wilcoxon(gain) if len(gain) else math.nan
-    n_better = int((gain > 0).sum())
-    claim_v = "holds" if len(ratio) and sign_v < 0.05 and n_up > len(ratio) / 2 else "is not shown"
-    claim_k = "holds" if len(gain) and wil_k < 0.05 and np.median(gain) > 0 else "is not shown"
+    c, a = _claims(stable), _claims(finite)
+    words = {True: "holds", False: "is not shown"}
+    dead = {k: rows.loc[kinds == k, "dead_fraction_final"].median() for k in ("stable", "unstable")}
+    rule = "ended less than halfway from chance to a fitted training set after a collapse or with "
+    rule += "most ReLUs of a layer dead"
+    if n_div + n_uns == 0:
+        opening = f"All {len(rows)} SGD runs were stable (none diverged; none {rule})."
+    else:
+        unstable_text = (
+            f"{n_uns} were unstable (finite loss, but {rule}: {unstable_cells(rows, kinds)}; "
+            f"median fraction of the worst layer's ReLUs dead at the end {dead['unstable']:.2f}, "
+            f"vs {dead['stable']:.2f} in stable runs)"
+            if n_uns
+            else "none was unstable"
+        )
+        opening = (
+            f"Of {len(rows)} SGD runs, {n_div} diverged (non-finite loss or constant kernel) and "
+            f"{unstable_text}; these are excluded from the statistics below and from the medians."
+        )
+    same = c["velocity_holds"] == a["velocity_holds"] and c["kernel_holds"] == a["kernel_holds"]
+    all_finite = (
+        f" On all {len(finite)} finite runs (unstable included): velocity early > late in "
+        f"{a['n_up']}/{a['n_ratio']} (sign test p = {a['sign_p']:.2g}), Θ_T beats Θ_0 in "
+        f"{a['n_better']}/{a['n_gain']} (median gain {a['gain_median']:+.3f}, Wilcoxon p = "
+        f"{a['wilcoxon_k_p']:.2g}): there the velocity claim {words[a['velocity_holds']]} and "
+        f"'Θ_t beats Θ_0' {words[a['kernel_holds']]}, "
+        f"{'the same conclusions' if same else 'NOT the same conclusions'} as on the stable runs."
+        if n_uns
+        else ""
+    )
     verdict = (
-        f"Over {len(ok)} converged SGD runs ({n_div} diverged and were excluded), the kernel "
-        f"velocity was larger in the first third of the log-spaced records than in the last third in "
-        f"{n_up}/{len(ratio)} runs (median early/late ratio "
-        f"{np.median(ratio) if len(ratio) else math.nan:.3g}; one-sided sign test p = {sign_v:.2g}, "
-        f"Wilcoxon on log ratio p = {wil_v:.2g}), so 'velocity is large early and decays' "
-        f"{claim_v}. The kernel machine with the final kernel Θ_T beat the one with Θ_0 in "
-        f"{n_better}/{len(gain)} runs (median test-accuracy gain "
-        f"{np.median(gain) if len(gain) else math.nan:+.3f}, paired one-sided Wilcoxon "
-        f"p = {wil_k:.2g}; the best Θ_t over the run gained "
-        f"{np.median(gain_best) if len(gain_best) else math.nan:+.3f}, a maximum and so biased up), "
-        f"so 'Θ_t beats Θ_0' {claim_k}. Kernels were computed on {spec.kernel_train} train + "
-        f"{spec.kernel_test} test probe points and traced over outputs; with {spec.seeds} seeds per "
-        f"cell the per-cell medians in the table are indicative only."
+        f"{opening} Over the {len(stable)} stable runs the kernel velocity was larger in the first "
+        f"third of the log-spaced records than in the last third in {c['n_up']}/{c['n_ratio']} "
+        f"runs (median early/late ratio {c['ratio_median']:.3g}; one-sided sign test p = "
+        f"{c['sign_p']:.2g}, Wilcoxon on log ratio p = {c['wilcoxon_v_p']:.2g}), so 'velocity is "
+        f"large early and decays' {words[c['velocity_holds']]}. The kernel machine with the final "
+        f"kernel Θ_T beat the one with Θ_0 in {c['n_better']}/{c['n_gain']} runs (median "
+        f"test-accuracy gain {c['gain_median']:+.3f}, paired one-sided Wilcoxon p = "
+        f"{c['wilcoxon_k_p']:.2g}; the best Θ_t over the run gained {c['gain_best_median']:+.3f}, "
+        f"a maximum and so biased up), so 'Θ_t beats Θ_0' {words[c['kernel_holds']]}."
+        f"{all_finite} Kernels were computed on {spec.kernel_train} train + {spec.kernel_test} "
+        f"test probe points and traced over outputs; with {spec.seeds} seeds per cell the "
+        f"per-cell medians in the table are indicative only."
     )
     extras = {
-        "velocity_sign_p": float(sign_v),
-        "velocity_wilcoxon_p": float(wil_v),
-        "kernel_gain_wilcoxon_p": float(wil_k),
+        "velocity_sign_p": c["sign_p"],
+        "velocity_wilcoxon_p": c["wilcoxon_v_p"],
+        "kernel_gain_wilcoxon_p": c["wilcoxon_k_p"],
+        "velocity_sign_p_all_finite": a["sign_p"],
+        "kernel_gain_wilcoxon_p_all_finite": a["wilcoxon_k_p"],
+        "n_stable": len(stable),
+        "n_unstable": n_uns,
         "n_diverged": n_div,
     }
     return Summary(table=table, verdict=verdict, extras=extras)
@@ -299,86 +383,6 @@ def _wilcoxon(values: np.ndarray) -> float:
     return float(stats.wilcoxon(values, alternative="greater").pvalue)
 
 
-def plot(rows: pd.DataFrame, spec: NTKDynamicsSpec, out_dir: Path) -> list[Path]:
-    """Velocity (log-log), kernel-machine accuracy (log-x) and distance from init, per model/task.
-
-    One panel per (model, task), one colour per learning rate; curves are medians over seeds.
-    Step 0 cannot sit on a log axis, so Θ_0's accuracy is drawn as a dashed horizontal line.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    models = sorted(rows["model"].unique())
-    tasks = sorted(rows["task"].unique())
-    lrs = sorted(rows["lr"].unique())
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(lrs), 1)))
-    ylabels = {
-        "velocity": "kernel velocity v (1/step)",
-        "kernel_acc": "test accuracy (fraction)",
-        "distance": "kernel distance S(Θ_0, Θ_t)",
-    }
-    titles = {
-        "velocity": "NTK velocity v(t_i) = S(Θ_{t_(i-1)}, Θ_{t_i}) / (t_i − t_(i-1)), median over seeds",
-        "kernel_acc": "Kernel machine with Θ_t (solid) vs Θ_0 (dashed), and the network (dotted)",
-        "distance": "NTK distance from initialisation (median over seeds)",
-    }
-    paths: list[Path] = []
-    for key, ylabel in ylabels.items():
-        fig, axes = plt.subplots(
-            len(models),
-            len(tasks),
-            figsize=(4.6 * len(tasks), 3.4 * len(models)),
-            squeeze=False,
-            constrained_layout=True,
-        )
-        for (i, model), (j, task) in (
-            (mi, tj) for mi in enumerate(models) for tj in enumerate(tasks)
-        ):
-            ax = axes[i][j]
-            cell = rows[(rows["model"] == model) & (rows["task"] == task)]
-            for color, lr in zip(colors, lrs, strict=True):
-                runs = cell[cell["lr"] == lr]
-                if runs.empty:
-                    continue
-                steps = np.asarray(runs["record_steps"].iloc[0], dtype=float)
-                values = np.nanmedian(np.asarray(list(runs[key]), dtype=float), axis=0)
-                # velocity[i] belongs to steps[i + 1]; the other series start at step 0
-                x, y = steps[1:], (values if key == "velocity" else values[1:])
-                ax.plot(x, y, "-o", color=color, ms=3)
-                if key == "kernel_acc":
-                    net = np.nanmedian(np.asarray(list(runs["net_acc"]), dtype=float), axis=0)
-                    ax.plot(x, net[1:], ":", color=color, lw=1.5)
-            if key == "kernel_acc" and not cell.empty:
-                init = float(np.nanmedian(cell["kernel_acc_init"].to_numpy(float)))
-                ax.axhline(init, color="black", ls="--", lw=1)
-            ax.set_xscale("log")
-            if key == "velocity":
-                ax.set_yscale("log")
-            ax.set_xlabel("SGD step t (log scale)")
-            ax.set_ylabel(ylabel)
-            ax.set_title(f"{model.upper()} on {task}")
-            ax.grid(True, which="both", alpha=0.3)
-        handles = [
-            Line2D([], [], color=c, marker="o", ms=3, label=f"lr = {lr:g}")
-            for c, lr in zip(colors, lrs, strict=True)
-        ]
-        if key == "kernel_acc":
-            handles += [
-                Line2D([], [], color="gray", ls="-", label="kernel machine with Θ_t"),
-                Line2D([], [], color="black", ls="--", label="kernel machine with Θ_0"),
-                Line2D([], [], color="gray", ls=":", label="network (test)"),
-            ]
-        axes[0][0].legend(handles=handles, fontsize=7)
-        fig.suptitle(titles[key])
-        paths += save_figure(fig, out_dir, f"ntk_dynamics_{key}")
-    return paths
-
-
 EXPERIMENT = register(
     Experiment(
         name="ntk-dynamics",
@@ -391,5 +395,6 @@ EXPERIMENT = register(
         run_job=run_job,
         summarize=summarize,
         plot=plot,
+        version="2",  # rows gained train_loss, dead_fraction and the instability fields
     )
 )

@@ -18,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 import symlab
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.ntk_dynamics import NTKDynamicsSpec, record_steps
+from symlab.experiments.ntk_dynamics_stability import train_state, training_instability
 from symlab.nets import flatten_params, mlp, unflatten_params
 from symlab.ntk import kernel_distance
 from symlab.ntk.data import load_digits_split, teacher_task
@@ -151,8 +152,11 @@ def test_divergence_is_flagged_and_excluded():
     assert len(bad["kernel_acc"]) == 4 and len(bad["velocity"]) == 3
     assert math.isnan(bad["kernel_acc"][-1]) and bad["distance"][0] == 0.0
     summary = study.summarize(rows, spec)
-    assert summary.extras["n_diverged"] == 1
-    assert "1 diverged" in summary.verdict and len(summary.table) == 1
+    assert summary.extras["n_diverged"] == 1 and summary.extras["n_unstable"] == 0
+    assert "1 diverged" in summary.verdict and len(summary.table) == 2
+    cell = summary.table.set_index("lr").loc[1e6]
+    assert (cell["n_stable"], cell["n_diverged"]) == (0, 1) and math.isnan(cell["kernel_acc_final"])
+    assert not bool(bad["unstable"]) and bad["unstable_step"] is None
 
 
 def test_velocity_matches_library_kernel_velocity():
@@ -183,3 +187,154 @@ def test_spec_rejects_bad_fields():
         NTKDynamicsSpec(lrs=[-0.1])
     with pytest.raises(ValueError, match="models"):
         NTKDynamicsSpec(models=["resnet"])
+
+
+def _reference_instability(steps, acc, dead, chance):
+    """The documented rule, written out record by record: (unstable, step, cause)."""
+    half = chance + (1 - chance) / 2
+    if acc[-1] >= half:
+        return False, None, ""
+    for i in range(len(acc) - 2, -1, -1):  # walk back to the last half-trained record
+        if acc[i] >= half:
+            return True, steps[i + 1], "collapse"
+    if dead[-1] >= 0.5:
+        i = len(dead) - 1
+        while i > 0 and dead[i - 1] >= 0.5:
+            i -= 1
+        return True, steps[i], "dead-relus"
+    return False, None, ""
+
+
+@pytest.mark.parametrize(
+    "acc, dead, expected",
+    [
+        # learns, then falls back to chance and stays there (the paper preset's lr = 1 MLP)
+        ([0.1, 0.5, 0.97, 0.9, 0.15, 0.15], [0, 0, 0.1, 0.2, 0.97, 0.99], (True, 40, "collapse")),
+        # dips below half-trained mid-run and recovers: stable
+        ([0.1, 0.6, 0.12, 0.3, 0.9, 0.99], [0, 0.1, 0.6, 0.55, 0.3, 0.3], (False, None, "")),
+        # never half-trained, a layer dead for good from step 40 (a brief death at 5): stalled
+        (
+            [0.1, 0.1, 0.2, 0.3, 0.31, 0.31],
+            [0, 0.32, 0.68, 0.4, 0.9, 0.96],
+            (True, 40, "dead-relus"),
+        ),
+        # slow but healthy: never half-trained, no layer dead
+        ([0.1, 0.12, 0.2, 0.3, 0.4, 0.5], [0, 0, 0.01, 0.02, 0.02, 0.03], (False, None, "")),
+        # without ReLUs (dead fraction NaN) only a collapse is detected
+        ([0.1, 0.1, 0.2, 0.3, 0.31, 0.31], [math.nan] * 6, (False, None, "")),
+        # exactly half-trained at the end counts as trained (h = 0.55 for chance 0.1)
+        ([0.1, 0.9, 0.9, 0.9, 0.9, 0.55], [0, 0, 0, 0.9, 0.9, 0.9], (False, None, "")),
+    ],
+)
+def test_training_instability_on_hand_made_series(acc, dead, expected):
+    steps = [0, 1, 5, 20, 40, 100]
+    result = training_instability(steps, acc, dead, chance=0.1)
+    assert (result.unstable, result.step, result.cause) == expected
+    assert expected == _reference_instability(steps, acc, dead, 0.1)
+
+
+def test_training_instability_rejects_bad_input():
+    with pytest.raises(ValueError, match="train_acc"):
+        training_instability([0, 1, 2], [0.1, 0.2], [0.0, 0.0], 0.1)
+    with pytest.raises(ValueError, match="train_acc"):
+        training_instability([0, 1], [0.1, math.nan], [0.0, 0.0], 0.1)
+    with pytest.raises(ValueError, match="chance"):
+        training_instability([0, 1], [0.1, 0.2], [0.0, 0.0], 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_train_state_counts_units_killed_since_init(dtype):
+    data = load_digits_split(dtype=dtype)
+    model = mlp([64, 12, 10, 10], "relu", "he", seed=1, dtype=dtype)
+    x, y = data.x_train[:300], data.y_train[:300]
+    init = train_state(model, x, y)
+    assert init.dead_fraction == 0.0
+    lin1, lin2, lin3 = (m for m in model if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        lin2.bias[:4] = -1e4  # kill 4 of the 10 units of the second hidden layer
+        lin1.bias[:2] = -1e4  # and 2 of the 12 of the first
+    state = train_state(model, x, y, init.alive)
+    # independent reference: the hidden layers written out by hand
+    with torch.no_grad():
+        h1 = torch.relu(x @ lin1.weight.T + lin1.bias)
+        h2 = torch.relu(h1 @ lin2.weight.T + lin2.bias)
+        logits = h2 @ lin3.weight.T + lin3.bias
+    died = []
+    for before, h in zip(init.alive, (h1, h2), strict=True):
+        now = (h > 0).any(dim=0)
+        died.append(float((before & ~now).sum() / before.sum()))
+    assert died[1] >= 0.4 and died[0] >= 2 / 12
+    assert state.dead_fraction == pytest.approx(max(died))
+    expected_loss = float(torch.nn.functional.cross_entropy(logits.double(), y))
+    assert state.loss == pytest.approx(expected_loss, rel=1e-5 if dtype == torch.float32 else 1e-12)
+    assert state.accuracy == float((logits.argmax(1) == y).double().mean())
+    assert math.isnan(train_state(torch.nn.Linear(64, 10, dtype=dtype), x, y).dead_fraction)
+
+
+# MLP on digits at SGD learning rates 0.3 (stable), 1 and 2 (where real runs collapse, die or
+# diverge); small enough to run in ~2 s, large enough for the instabilities of the paper preset
+UNSTABLE_SWEEP = dict(
+    models=["mlp"],
+    tasks=["digits"],
+    lrs=[0.3, 1.0, 2.0],
+    seeds=4,
+    steps=150,
+    batch_size=32,
+    n_records=8,
+    width=32,
+    kernel_train=20,
+    kernel_test=15,
+)
+
+
+def test_unstable_runs_are_flagged_counted_and_excluded(tmp_path):
+    from scipy import stats
+
+    spec = NTKDynamicsSpec(**UNSTABLE_SWEEP)
+    study, _, rows = _run(spec)
+    data = load_digits_split(dtype=torch.float32)
+    chance = float(np.bincount(data.y_train.numpy()).max() / len(data.y_train))
+    for row in rows.itertuples():
+        if row.diverged:
+            assert not row.unstable and pd.isna(row.unstable_step)
+            continue
+        assert row.chance_acc == pytest.approx(chance)
+        expected = _reference_instability(
+            row.record_steps, row.train_acc, row.dead_fraction, chance
+        )
+        step = None if pd.isna(row.unstable_step) else int(row.unstable_step)
+        assert (row.unstable, step, row.unstable_cause) == expected
+        assert row.train_acc_final == row.train_acc[-1] and row.dead_fraction[0] == 0.0
+    assert not rows.loc[rows["lr"] == 0.3, "unstable"].any()
+    causes = set(rows.loc[rows["unstable"].astype(bool), "unstable_cause"])
+    assert causes == {"collapse", "dead-relus"}  # both kinds happen in real runs here
+    unstable = rows[rows["unstable"].astype(bool)]
+    assert (unstable["train_acc_final"] < chance + (1 - chance) / 2).all()
+
+    summary = study.summarize(rows, spec)
+    diverged = rows["diverged"].astype(bool)
+    stable = rows[~diverged & ~rows["unstable"].astype(bool)]
+    finite = rows[~diverged]
+    table = summary.table.set_index("lr")
+    for lr, cell in rows.groupby("lr"):
+        n_uns = int((cell["unstable"].astype(bool) & ~cell["diverged"].astype(bool)).sum())
+        n_div = int(cell["diverged"].astype(bool).sum())
+        assert (table.loc[lr, "n_unstable"], table.loc[lr, "n_diverged"]) == (n_uns, n_div)
+        assert table.loc[lr, "n_stable"] == len(cell) - n_uns - n_div
+        kept = stable[stable["lr"] == lr]["kernel_acc_final"]
+        if len(kept):
+            assert table.loc[lr, "kernel_acc_final"] == pytest.approx(kept.median())
+    assert summary.extras["n_unstable"] == len(unstable) == table["n_unstable"].sum()
+    assert summary.extras["n_stable"] == len(stable)
+    assert f"{len(unstable)} were unstable" in summary.verdict
+    for row in unstable.itertuples():
+        assert f"{row.unstable_cause} at step {int(row.unstable_step)}" in summary.verdict
+    assert f"Over the {len(stable)} stable runs" in summary.verdict
+    assert f"On all {len(finite)} finite runs" in summary.verdict
+    # the verdict's tests use the stable runs; the all-finite repeat uses stable + unstable
+    for runs, key in ((stable, "velocity_sign_p"), (finite, "velocity_sign_p_all_finite")):
+        ratio = runs["velocity_ratio"].to_numpy(float)
+        p = stats.binomtest(int((ratio > 1).sum()), len(ratio), 0.5, "greater").pvalue
+        assert summary.extras[key] == pytest.approx(p)
+    paths = study.plot(rows, spec, tmp_path)
+    assert len(paths) == 6 and all(p.stat().st_size > 1000 for p in paths)
