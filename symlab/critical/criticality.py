@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from symlab.nets.mlp import linear_layers
 from symlab.nets.params import flatten_params
+from symlab.train import two_layer_derivatives as closed
 from symlab.train.second_order import _flat_loss, lbfgs, levenberg_marquardt, newton
 from symlab.train.trajectory import Data, Loss, _check_data, loss_and_grad_norm, mse_loss
 
@@ -46,14 +47,22 @@ def gradient_norm(
     return float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]), ord=ord))
 
 
-def hessian(model: nn.Module, data: Data, *, loss: Loss = mse_loss) -> Tensor:
+def hessian(
+    model: nn.Module, data: Data, *, loss: Loss = mse_loss, closed_form: bool = True
+) -> Tensor:
     """Dense Hessian ∇²L(θ), shape (D, D), in the flat parameter order of ``flatten_params``.
 
     ``torch.func.hessian`` (forward-over-reverse) of θ ↦ L(functional_call(model, θ, x), y).
     Cost: O(D) Hessian-vector products (vectorised), memory O(D²) plus D activations copies.
+    With ``closed_form`` (default), a one-hidden-layer net under the MSE gets the closed form
+    (2/NK)(JᵀJ + Σ r ∇²f) of :func:`symlab.train.two_layer_derivatives.loss_hessian` instead
+    (equal up to rounding; O(N K D²)).
     """
     data = _check_data(model, data)
     theta = flatten_params(model)
+    net = closed.two_layer_structure(model) if closed_form and loss is mse_loss else None
+    if net is not None:
+        return closed.loss_hessian(net, theta, data)
     return torch.func.hessian(_flat_loss(model, data, loss))(theta).detach()
 
 
@@ -122,6 +131,7 @@ def hessian_inertia(
     dense_max_params: int = 1500,
     return_eigenvalues: bool = True,
     seed: int = 0,
+    closed_form: bool = True,
 ) -> Inertia:
     """Numbers of negative, zero (|λ| ≤ tol) and positive eigenvalues of H = ∇²L(θ).
 
@@ -143,6 +153,8 @@ def hessian_inertia(
       5–120 s vs 0.02–0.2 s for D = 97–369). Use it only where the dense D × D Hessian does not
       fit and few eigenvalues are ≤ tol.
     - ``"auto"``: dense when D ≤ ``dense_max_params``, else Lanczos.
+
+    ``closed_form`` is passed to :func:`hessian` (dense route).
     """
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method: expected 'auto', 'dense' or 'lanczos', got {method!r}")
@@ -155,7 +167,7 @@ def hessian_inertia(
     if method == "lanczos" and dim < 3:
         method = "dense"
     if method == "dense":
-        lam = torch.linalg.eigvalsh(hessian(model, data, loss=loss))
+        lam = torch.linalg.eigvalsh(hessian(model, data, loss=loss, closed_form=closed_form))
         values = lam.double().cpu().numpy()
         if tol is None:
             tol = _default_tol(float(np.abs(values).max()), dtype)
@@ -232,6 +244,7 @@ def train_to_critical(
     newton_max_params: int = 1500,
     newton_max_iter: int = 50,
     loss: Loss = mse_loss,
+    closed_form: bool = True,
 ) -> CriticalPoint:
     """Train ``model`` in place to a point with gradient ∞-norm ≤ ``tol`` (float64 advised).
 
@@ -240,16 +253,25 @@ def train_to_critical(
     Hessian is singular) and damped Newton on ∇L = 0 towards tol / 1000 (it converges to the
     nearby critical point, minimum or saddle; see ``symlab.train.newton``). ``converged`` means
     gradient ∞-norm ≤ tol at the end; ``newton_iterations`` counts both second-order polishers.
+    ``closed_form`` (default) lets the three loops use the closed-form derivatives of a
+    one-hidden-layer net (:mod:`symlab.train.two_layer_derivatives`; same iterates up to
+    rounding, several times faster); ``False`` forces the generic autograd / ``torch.func`` route.
     """
     data = _check_data(model, data)
-    first = lbfgs(model, data, max_iter=max_iter, tol=tol, loss=loss, record_every=50)
+    first = lbfgs(
+        model, data, max_iter=max_iter, tol=tol, loss=loss, record_every=50,
+        closed_form=closed_form,
+    )  # fmt: skip
     polish_steps = 0
     if sum(p.numel() for p in model.parameters()) <= newton_max_params:
         if loss is mse_loss and first.final_grad_norm > tol * 1e-3:
             polish_steps += levenberg_marquardt(
-                model, data, tol=tol * 1e-3, max_iter=4 * newton_max_iter
+                model, data, tol=tol * 1e-3, max_iter=4 * newton_max_iter, closed_form=closed_form
             ).n_steps
-        polish = newton(model, data, tol=tol * 1e-3, max_iter=newton_max_iter, loss=loss)
+        polish = newton(
+            model, data, tol=tol * 1e-3, max_iter=newton_max_iter, loss=loss,
+            closed_form=closed_form,
+        )  # fmt: skip
         polish_steps += polish.n_steps
     value, grad_norm = loss_and_grad_norm(model, data, loss)
     finite = math.isfinite(grad_norm) and math.isfinite(value)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from symlab.critical.criticality import gradient_norm
+from symlab.train.two_layer_derivatives import softplus_derivatives
 
 CATEGORIES = (
     "global minimum",
@@ -41,6 +42,18 @@ class SigmoidSoftplus(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(4 * z) + nn.functional.softplus(z)
+
+    def derivatives(self, z: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
+        """(g, g', g'')[: order + 1] with g' = 4 s(1 − s) + softplus', g'' = 4 g_s'(1 − 2s) +
+        softplus'', s = sigmoid(4z), g_s' = 4 s(1 − s) (softplus on torch's linear branch above
+        20); used by the closed-form derivatives of :mod:`symlab.train.two_layer_derivatives`."""
+        s = torch.sigmoid(4 * z)
+        softplus = softplus_derivatives(z, order=order)
+        if order == 0:
+            return (s + softplus[0],)
+        ds = s * (1 - s) * 4
+        values = (s + softplus[0], ds + softplus[1])
+        return values if order == 1 else (*values, 4 * ds * (1 - 2 * s) + softplus[2])
 
 
 TWO_LAYER_ACTIVATIONS = {

@@ -97,9 +97,10 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
             "effective_neurons_final": int(cond["effective_neurons_final"]),
             "width": int(cond["m"]),
         }
+        final = int(cond["effective_neurons_final"])
         verdict += (
             f" Condensation: a width-{int(cond['m'])} tanh net from small initialisation ends with "
-            f"{int(cond['effective_neurons_final'])} effective neurons (orientation clusters at "
+            f"{final} effective neuron{'' if final == 1 else 's'} (orientation clusters at "
             f"distance 1 − |cos| ≤ 0.01: tanh is odd, so u and −u are one orientation)."
         )
     return Summary(table=table, verdict=verdict, extras=extras)

@@ -6,7 +6,12 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
 - :mod:`symlab.train.trajectory`: data and loss conventions, :class:`Trajectory`, recording hooks;
 - :mod:`symlab.train.first_order`: ``gradient_descent``, ``sgd``, ``adam``;
 - :mod:`symlab.train.second_order`: ``lbfgs``, ``levenberg_marquardt``, ``newton`` (float64, to
-  reach critical points; Brea et al. 2023, arXiv 2301.10638).
+  reach critical points; Brea et al. 2023, arXiv 2301.10638);
+- :mod:`symlab.train.two_layer_derivatives`: closed-form L, ∇L, residual Jacobian and ∇²L of a
+  one-hidden-layer net under the MSE, which the second-order loops use when the model has that
+  form (``closed_form=True``, the default);
+- :mod:`symlab.train.lbfgs_flat`: ``torch.optim.LBFGS``'s algorithm on a flat vector (the
+  closed-form route of ``lbfgs``).
 """
 
 from symlab.train.first_order import adam, gradient_descent, sgd

@@ -13,6 +13,7 @@ study of saddles needs). Data, loss and recording conventions: :mod:`symlab.trai
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from symlab.nets.params import flatten_params, unflatten_params
+from symlab.train import two_layer_derivatives as closed
+from symlab.train.lbfgs_flat import LBFGSState, lbfgs_step
 from symlab.train.trajectory import (
     Callback,
     Data,
@@ -45,9 +48,18 @@ def lbfgs(
     record_every: int = 20,
     callback: Callback | None = None,
     callback_every: int = 20,
+    closed_form: bool = True,
 ) -> Trajectory:
     """Full-batch L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search) until the gradient
     ∞-norm is ≤ ``tol`` or ``max_iter`` iterations. Use float64 for tol ≲ 1e-6.
+
+    The optimizer runs in calls of ``record_every`` iterations (its memory carries over); the loss
+    and gradient are recorded between calls. With ``closed_form`` (default) and a one-hidden-layer
+    ``Sequential(Linear, σ, Linear)`` under the MSE (:func:`~symlab.train.two_layer_derivatives.
+    two_layer_structure`), the same algorithm runs on the flat vector
+    (:func:`symlab.train.lbfgs_flat.lbfgs_step`) with closed-form L and ∇L: the same iterates up
+    to floating-point rounding, several times faster on small nets; ``closed_form=False`` forces
+    ``torch.optim.LBFGS`` with autograd (any model and loss).
 
     Cost: about 1.2 forward+backward passes per iteration plus O(history_size · D)."""
     _check_positive("max_iter", max_iter, integer=True)
@@ -55,6 +67,9 @@ def lbfgs(
     data = _check_data(model, data)
     hooks = _Hooks(model, data, loss, record_every, callback, callback_every, "lbfgs")
     chunk = hooks.record_every
+    net = _closed_form_structure(model, loss, closed_form)
+    if net is not None:
+        return _lbfgs_closed_form(model, net, data, hooks, max_iter, tol, history_size)
     optimizer = torch.optim.LBFGS(
         model.parameters(),
         lr=1.0,
@@ -85,6 +100,54 @@ def lbfgs(
         if done == 0:  # L-BFGS made no progress (line search stalled)
             break
         step += done
+    return hooks.finish(step, tol)
+
+
+def _closed_form_structure(
+    model: nn.Module, loss: Loss, closed_form: bool
+) -> closed.TwoLayerStructure | None:
+    """The model's one-hidden-layer structure when the closed-form route applies, else None."""
+    if not closed_form or loss is not mse_loss:
+        return None
+    return closed.two_layer_structure(model)
+
+
+def _stalled(trajectory: Trajectory) -> bool:
+    """The last two records have equal loss and gradient norm (the line search is stuck)."""
+    losses, grads = trajectory.losses[-2:], trajectory.grad_norms[-2:]
+    return len(losses) == 2 and losses[0] == losses[1] and grads[0] == grads[1]
+
+
+def _lbfgs_closed_form(
+    model: nn.Module, net: closed.TwoLayerStructure, data: Data, hooks: _Hooks, max_iter: int,
+    tol: float, history_size: int,
+) -> Trajectory:  # fmt: skip
+    """:func:`lbfgs`'s loop with :func:`lbfgs_step` and closed-form derivatives: the same
+    calls of ``record_every`` iterations, records and stopping tests as the generic route."""
+    chunk, state = hooks.record_every, LBFGSState()
+    theta = flatten_params(model)
+
+    def objective(vector: Tensor) -> tuple[Tensor, Tensor]:
+        return closed.loss_and_gradient(net, vector, data)
+
+    value, grad = objective(theta)
+    value, step = float(value), 0
+    while step < max_iter:
+        _load(model, theta)  # the callback of step t sees θ_t
+        grad_norm = float(grad.abs().max())
+        hooks.at(step, force=True, value=value, grad_norm=grad_norm)
+        if grad_norm <= tol or not math.isfinite(grad_norm) or _stalled(hooks.trajectory):
+            break
+        theta, value, grad, done = lbfgs_step(
+            objective, theta, value, grad, state, max_iter=chunk, tolerance_grad=tol,
+            tolerance_change=0.0, history_size=history_size,
+        )  # fmt: skip
+        if done == 0:  # L-BFGS made no progress (line search stalled)
+            break
+        step += done
+    _load(model, theta)
+    if not (hooks.trajectory.steps and hooks.trajectory.steps[-1] == step):
+        hooks.at(step, force=True, value=value, grad_norm=float(grad.abs().max()))
     return hooks.finish(step, tol)
 
 
@@ -132,6 +195,7 @@ def newton(
     loss: Loss = mse_loss,
     callback: Callback | None = None,
     callback_every: int = 1,
+    closed_form: bool = True,
 ) -> Trajectory:
     """Damped Newton (Levenberg–Marquardt) for the critical-point equation g(θ) = ∇L(θ) = 0.
 
@@ -144,11 +208,18 @@ def newton(
     alike. μ = μ_rel · max λ_i², μ_rel starts at ``damping``; a backtracking line search on ‖g‖₂
     accepts the step, else μ_rel grows ×100. Stops when the gradient ∞-norm is ≤ ``tol``.
     Cost per iteration: one Hessian (≈ D Hessian-vector products) and one O(D³) eigendecomposition.
+    With ``closed_form`` and a one-hidden-layer net under the MSE, ∇L and ∇²L come from
+    :mod:`symlab.train.two_layer_derivatives` (same iterates up to rounding; ``False`` forces
+    ``torch.func``).
     """
     data, theta = _damped_start(model, data, tol, max_iter, damping, max_params)
-    value = _flat_loss(model, data, loss)
-    gradient = torch.func.grad(value)
-    hessian = torch.func.hessian(value)
+    net = _closed_form_structure(model, loss, closed_form)
+    if net is not None:
+        gradient = functools.partial(closed.gradient, net, data=data)
+        hessian = functools.partial(closed.loss_hessian, net, data=data)
+    else:
+        value = _flat_loss(model, data, loss)
+        gradient, hessian = torch.func.grad(value), torch.func.hessian(value)
     hooks = _Hooks(model, data, loss, 1, callback, callback_every, "newton")
     mu_rel, step = float(damping), 0
     g = gradient(theta)
@@ -190,6 +261,7 @@ def levenberg_marquardt(
     max_params: int = 4000,
     callback: Callback | None = None,
     callback_every: int = 1,
+    closed_form: bool = True,
 ) -> Trajectory:
     """Levenberg–Marquardt (Levenberg 1944; Marquardt 1963) for the mean squared error.
 
@@ -202,16 +274,25 @@ def levenberg_marquardt(
     method (it does not stop at saddles) and converges fast to zero-residual points even where the
     Hessian is singular (flat directions of J get no step). Stops when the gradient ∞-norm
     2‖Jᵀr‖_∞ / (NK) is ≤ ``tol``. Cost per iteration: one Jacobian (NK × D) and its SVD,
-    O(NK D²). Only for the MSE loss.
+    O(NK D²). Only for the MSE loss. With ``closed_form`` and a one-hidden-layer net, r and J
+    come from :mod:`symlab.train.two_layer_derivatives` (same iterates up to rounding; ``False``
+    forces ``torch.func``).
     """
     data, theta = _damped_start(model, data, tol, max_iter, damping, max_params)
     x, y = data
+    net = _closed_form_structure(model, mse_loss, closed_form)
+    if net is not None:
+        residual = functools.partial(closed.residual, net, data=data)
 
-    def residual(vector: Tensor) -> Tensor:
-        return (functional_call(model, unflatten_params(model, vector), (x,)) - y).reshape(-1)
+        def jacobian(vector: Tensor) -> Tensor:
+            return closed.residual_jacobian(net, vector, data)[1]
+    else:
 
-    # forward mode pushes D tangents, reverse mode pulls N K cotangents: take the fewer
-    jacobian = (torch.func.jacfwd if theta.numel() < y.numel() else torch.func.jacrev)(residual)
+        def residual(vector: Tensor) -> Tensor:
+            return (functional_call(model, unflatten_params(model, vector), (x,)) - y).reshape(-1)
+
+        # forward mode pushes D tangents, reverse mode pulls N K cotangents: take the fewer
+        jacobian = (torch.func.jacfwd if theta.numel() < y.numel() else torch.func.jacrev)(residual)
     hooks = _Hooks(model, data, mse_loss, 1, callback, callback_every, "levenberg_marquardt")
     mu_rel, step, count = float(damping), 0, y.numel()
     r = residual(theta)
