@@ -31,7 +31,8 @@ def fdim(
     ],
     seeds: Annotated[int, typer.Option(help="Number of random networks (seeds 0..N-1).")] = 1,
     sampler: Annotated[
-        str, typer.Option(help="How input points are drawn: multiscale, gaussian or mixture.")
+        str,
+        typer.Option(help="How input points are drawn: multiscale, gaussian, mixture or boundary."),
     ] = "multiscale",
     init: Annotated[
         str,
@@ -75,10 +76,10 @@ def fdim(
         fail(f"--bias-std: expected a number >= 0, got {bias_std}.")
     if max_points < 1:
         fail(f"--max-points: expected an integer >= 1, got {max_points}.")
-    from symlab.symmetry.samplers import SAMPLERS
+    from symlab.symmetry.samplers import SAMPLER_NAMES
 
-    if sampler not in SAMPLERS:
-        fail(f"--sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}.")
+    if sampler not in SAMPLER_NAMES:
+        fail(f"--sampler: expected one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}.")
     with guard(debug):
         import math
 

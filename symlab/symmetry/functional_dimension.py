@@ -232,12 +232,14 @@ def functional_dimension(
 
     With ``inputs`` (N, n0): the batch functional dimension on those points. Without: an
     adaptive sample Z from ``sampler`` (default ``"multiscale"``, see
-    :mod:`symlab.symmetry.samplers`) seeded by ``seed``: start with ceil(1.5 * bound / K)
-    points and double until the rank reaches the bound (``saturated="bound"``), stays the same
-    over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``), or ``max_points`` is reached
-    (``"max_points"``). Only the new points' Jacobian rows are computed at each doubling; their
-    Gram is added to the running Gram (BLAS dsyrk), so a doubling costs one block of Jacobian
-    rows plus one eigvalsh of the (D' x D') Gram. With ``rank_method="auto"`` the stopping rule
+    :mod:`symlab.symmetry.samplers`; model-aware samplers such as ``"boundary"``, which seeks
+    the regions where deep neurons switch on, are bound to ``model``; MLPs only) seeded by
+    ``seed``: start with ceil(1.5 * bound / K) points and double until the rank reaches the
+    bound (``saturated="bound"``), stays the same over ``PLATEAU_DOUBLINGS`` = 2 doublings
+    (``"plateau"``), or ``max_points`` is reached (``"max_points"``). Only the new points'
+    Jacobian rows are computed at each doubling; their Gram is added to the running Gram (BLAS
+    dsyrk), so a doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D')
+    Gram. With ``rank_method="auto"`` the stopping rule
     reads the Gram rank; when the final Gram cut is not trusted, the reported rank is the SVD of
     the scaled Jacobian on all differentiated points (recomputed), and a final rank below the
     bound is recomputed by :func:`symlab.linalg.numerical_rank` ("auto": Gram with its
@@ -299,7 +301,7 @@ def functional_dimension(
         return _result(rank, bound, inputs, saturated, regions=regions)
     if not mlp_like:
         raise ValueError("inputs: expected a tensor of points for a model that is not an MLP")
-    draw = get_sampler(sampler)
+    draw = get_sampler(sampler, model)  # binds the model of a model-aware sampler
     k = linear_layers(model)[-1].out_features
     start = max(1, math.ceil(START_FACTOR * bound / k))
     # default budget: the uncompressed route's 8 x start differentiated points, and with

@@ -14,6 +14,13 @@ randomness comes from ``generator``, so a seed fixes the sample.
   the sampler of the note's measured table (§4.1); there, plain N(0, I) inputs undersampled the
   far regions and gave full functional dimension far less often (e.g. (4,8,8,1): 0.20 vs 0.75).
 - ``"mixture"``: half multiscale, half gaussian (dense near the origin as well as far out).
+
+Model-aware samplers (``MODEL_SAMPLERS``) also read the network: ``(model, n_points, generator,
+dtype)``; :func:`get_sampler` with ``model=`` binds it, giving a plain sampler.
+
+- ``"boundary"`` (:mod:`symlab.symmetry.boundary_sampler`): pairs of points straddling the bent
+  hyperplane of a random hidden neuron, found by bisection along random and gradient-directed
+  lines, so the regions where deep neurons switch on are met (MLPs only).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 Sampler = Callable[[int, int, torch.Generator, torch.dtype], torch.Tensor]
 
@@ -65,14 +73,41 @@ def mixture(
 
 
 SAMPLERS: dict[str, Sampler] = {"gaussian": gaussian, "multiscale": multiscale, "mixture": mixture}
+# names of the model-aware samplers (imported lazily: their module imports this one)
+MODEL_SAMPLERS = ("boundary",)
+SAMPLER_NAMES = (*SAMPLERS, *MODEL_SAMPLERS)
 
 
-def get_sampler(sampler: str | Sampler) -> Sampler:
-    """The sampler called ``sampler`` (a key of ``SAMPLERS``), or ``sampler`` itself if callable."""
+def get_sampler(sampler: str | Sampler, model: nn.Module | None = None) -> Sampler:
+    """The sampler called ``sampler`` (a name in ``SAMPLER_NAMES``), or ``sampler`` if callable.
+
+    A model-aware sampler (``MODEL_SAMPLERS``) needs ``model``, an MLP, and is returned bound to
+    it with the plain signature ``(n_points, n0, generator, dtype)``.
+    """
     if callable(sampler):
         return sampler
+    if sampler in MODEL_SAMPLERS:
+        from symlab.nets import is_mlp, linear_layers
+        from symlab.symmetry.boundary_sampler import boundary
+
+        if not isinstance(model, nn.Module) or not is_mlp(model):
+            raise ValueError(
+                f"model: the {sampler!r} sampler reads the network and expects an MLP "
+                f"(Linear, activation, ..., Linear), got {type(model).__name__}"
+            )
+        n_in = linear_layers(model)[0].in_features
+
+        def bound(
+            n_points: int, n0: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+        ) -> torch.Tensor:
+            _check(n_points, n0)
+            if n0 != n_in:
+                raise ValueError(f"n0: expected the model's input dimension {n_in}, got {n0}")
+            return boundary(model, n_points, generator, dtype)
+
+        return bound
     if sampler not in SAMPLERS:
         raise ValueError(
-            f"sampler: expected one of {', '.join(SAMPLERS)} or a callable, got {sampler!r}"
+            f"sampler: expected one of {', '.join(SAMPLER_NAMES)} or a callable, got {sampler!r}"
         )
     return SAMPLERS[sampler]

@@ -1,0 +1,325 @@
+"""Region-seeking input sampler: points on both sides of every hidden neuron's bent hyperplane.
+
+The batch functional dimension rank J E_Z|_theta is exact only on a decisive Z: n0 + 1 affinely
+independent points in every linear region of F_theta (Grigsby, Lindsey, Meyerhoff, Wu 2022,
+arXiv 2209.04036, §5; hidden-symmetries note §1 and §7.3). Gaussian or multiscale draws rarely
+land in the regions where a deep neuron is active only on a thin slab of input space, so at
+n0 = width = 10 the rank is still rising at 40000 points. This sampler looks for those regions.
+
+A linear region is bounded by pieces of the bent hyperplanes B_h = {x : z_h(x) = 0} of the hidden
+neurons h (z_h = pre-activation of h). For each line x0 + t v:
+
+1. a hidden neuron h is drawn (a layer uniformly, then a neuron of it uniformly, so deep
+   layers get as many lines as the first);
+2. x0 is multiscale (:func:`symlab.symmetry.samplers.multiscale`); v is, for half the lines, a
+   uniformly random unit vector, for the other half the unit gradient -sign(z_h(x0)) grad_x
+   z_h(x0) (the steepest route to B_h, through the region where h switches on when it is off
+   at x0) with a random perturbation;
+3. t -> z_h(x0 + t v) is piecewise linear in t: it is evaluated on the grid t in
+   {0, +-10^s : s in linspace(-3, 3.5, 32)}; one sign change is chosen at random and refined by
+   bisection on the float64 forward pass (``BISECTION_STEPS`` halvings: the bracket shrinks
+   below 1e-13 of its length, so |z_h(x*)| is at rounding level);
+4. the two points x* -+ delta v are emitted, delta = 10^U(-6, -1) max(|x*|, 1e-2) (relative
+   offsets over five decades), halved by factors of 10 (at most ``SHRINK_STEPS`` times) until
+   z_h has opposite signs at the two points, so each pair straddles B_h: one point in the
+   region on each side of the crossed piece.
+
+Lines without a sign change of z_h on the grid emit x0 and one random grid point of the line
+(plain multiscale-like coverage). Every point is a valid input, so rank J E_Z stays a lower
+bound on dim_fun(theta) whatever the sampler finds.
+
+Cost per point: about (len(grid) / 2 + BISECTION_STEPS / 2 + SHRINK_STEPS) ~ 65 float64 forward
+passes, O(sum_l n_l n_{l-1}) each, plus one backward pass per line for the gradient; no
+Jacobian. Deterministic given ``generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from symlab.nets import activation_of, is_mlp, linear_layers
+from symlab.symmetry.samplers import multiscale
+
+__all__ = [
+    "BoundaryPairs",
+    "LineCrossings",
+    "boundary",
+    "boundary_pairs",
+    "hidden_preactivations",
+    "neuron_crossings",
+]
+
+GRID_LOG10 = (-3.0, 3.5)  # |t| on the search grid spans these decades
+GRID_POINTS = 32  # grid points per side of 0
+BISECTION_STEPS = 48  # bracket / 2^48 < 4e-15 of its length
+SHRINK_STEPS = 6  # delta / 10^k, k <= 6, until the pair straddles B_h
+OFFSET_LOG10 = (-6.0, -1.0)  # delta / max(|x*|, 1e-2)
+PAIR_FRACTION = 0.5  # share of co-activation lines (mode 2) when there are >= 2 hidden layers
+_CHUNK_LINES = 2048
+
+
+def _check_model(model: nn.Module) -> list[nn.Linear]:
+    if not isinstance(model, nn.Module) or not is_mlp(model):
+        raise ValueError(
+            "model: expected an MLP (Linear, activation, ..., Linear) for a model-aware sampler, "
+            f"got {type(model).__name__}"
+        )
+    return linear_layers(model)
+
+
+def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Pre-activations z^l = W_l a^{l-1} + b_l of all hidden layers, (N, H), float64, layer order.
+
+    Forward pass on a float64 copy of the parameters (autograd flows to ``inputs``).
+    Cost O(N sum_{l<L} n_l n_{l-1}).
+    """
+    layers = _check_model(model)
+    activation = activation_of(model)
+    a, out = inputs.to(torch.float64), []
+    for layer in layers[:-1]:
+        w = layer.weight.detach().to(torch.float64)
+        z = a @ w.T
+        if layer.bias is not None:
+            z = z + layer.bias.detach().to(torch.float64)
+        out.append(z)
+        a = activation(z)
+    return (
+        torch.cat(out, dim=1) if out else inputs.new_zeros(inputs.shape[0], 0, dtype=torch.float64)
+    )
+
+
+def _neuron_values(model: nn.Module, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:
+    """z_{neuron[j]}(x[j]) for x (m, n0) or (m, G, n0): one hidden neuron per line."""
+    flat = x.reshape(-1, x.shape[-1])
+    z = hidden_preactivations(model, flat)
+    z = z.view(*x.shape[:-1], z.shape[-1])
+    index = neuron.view(-1, *([1] * (x.dim() - 1)))
+    return z.gather(-1, index.expand(*x.shape[:-1], 1)).squeeze(-1)
+
+
+def _grid() -> torch.Tensor:
+    side = torch.logspace(*GRID_LOG10, GRID_POINTS, dtype=torch.float64)
+    return torch.cat([-side.flip(0), torch.zeros(1, dtype=torch.float64), side])
+
+
+@dataclass(frozen=True)
+class LineCrossings:
+    """Zero crossings of z_{neuron[j]} along the lines base[j] + t direction[j].
+
+    found[j]: a sign change was met on the grid; t[j]: the crossing (bisected; for lines without
+    one, a random grid point); bracket (m, 2): the final bisection interval, with opposite signs
+    of z at its ends where found.
+    """
+
+    base: torch.Tensor
+    direction: torch.Tensor
+    neuron: torch.Tensor
+    t: torch.Tensor
+    bracket: torch.Tensor
+    found: torch.Tensor
+
+    @property
+    def points(self) -> torch.Tensor:
+        """The crossing points base + t direction, (m, n0)."""
+        return self.base + self.t[:, None] * self.direction
+
+
+def neuron_crossings(
+    model: nn.Module,
+    base: torch.Tensor,
+    direction: torch.Tensor,
+    neuron: torch.Tensor,
+    generator: torch.Generator,
+    nearest: torch.Tensor | None = None,
+) -> LineCrossings:
+    """One zero of t -> z_{neuron[j]}(base[j] + t direction[j]) per line, in float64.
+
+    Grid search over t in {0, +-10^s}, s in linspace(*GRID_LOG10, GRID_POINTS), one sign change
+    picked at random per line (``generator``), then ``BISECTION_STEPS`` bisection steps on the
+    forward pass. Where ``nearest[j]`` (bool, (m,)) is set, the sign change nearest t = 0 is
+    taken instead (a local move). Cost O(m (2 GRID_POINTS + 1 + BISECTION_STEPS) sum_l n_l n_{l-1}).
+    """
+    base, direction = base.to(torch.float64), direction.to(torch.float64)
+    grid = _grid()
+    m = base.shape[0]
+    scores = torch.rand(m, grid.numel() - 1, generator=generator, dtype=torch.float64)
+    if nearest is not None:  # score 2 - |t| / max|t| beats any random score in [0, 1)
+        closeness = 2.0 - torch.maximum(grid[:-1].abs(), grid[1:].abs()) / grid.max()
+        scores = torch.where(nearest[:, None], closeness[None, :], scores)
+    pick_fallback = torch.randint(grid.numel(), (m,), generator=generator)
+    lo = torch.empty(m, dtype=torch.float64)
+    hi = torch.empty(m, dtype=torch.float64)
+    found = torch.zeros(m, dtype=torch.bool)
+    with torch.no_grad():
+        for rows in torch.split(torch.arange(m), _CHUNK_LINES):
+            x = base[rows, None, :] + grid[None, :, None] * direction[rows, None, :]
+            z = _neuron_values(model, x, neuron[rows])
+            change = (z[:, :-1] > 0) != (z[:, 1:] > 0)
+            pick = torch.where(change, scores[rows], -1.0).argmax(dim=1)
+            found[rows] = change.any(dim=1)
+            lo[rows], hi[rows] = grid[pick], grid[pick + 1]
+        lo = torch.where(found, lo, grid[pick_fallback])
+        hi = torch.where(found, hi, grid[pick_fallback])
+        z_lo = _neuron_values(model, base + lo[:, None] * direction, neuron) > 0
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            same = (_neuron_values(model, base + mid[:, None] * direction, neuron) > 0) == z_lo
+            lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
+    t = torch.where(found, 0.5 * (lo + hi), lo)
+    return LineCrossings(base, direction, neuron, t, torch.stack([lo, hi], dim=1), found)
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+
+
+def _value_and_gradient(
+    model: nn.Module, x: torch.Tensor, neuron: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """z_{neuron[j]}(x[j]) and its input gradient (m, n0) (autograd on the float64 forward)."""
+    x = x.detach().clone().requires_grad_(True)
+    z = _neuron_values(model, x, neuron)
+    (grad,) = torch.autograd.grad(z.sum(), x)
+    return z.detach(), grad
+
+
+def _random_neurons(
+    widths: list[int], layer: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """A uniform neuron of hidden layer ``layer[j]``, as an index into the H pre-activations."""
+    offsets = torch.tensor([0, *widths[:-1]]).cumsum(0)
+    within = torch.rand(layer.shape[0], generator=generator, dtype=torch.float64)
+    return offsets[layer] + (within * torch.tensor(widths)[layer]).long()
+
+
+def _toward(
+    z: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, weight: float = 0.3
+) -> torch.Tensor:
+    """Unit direction -sign(z) grad + weight noise (towards z = 0); noise where grad = 0."""
+    g = _unit(-torch.sign(z)[:, None] * grad)
+    g = torch.where(grad.norm(dim=1, keepdim=True) > 0, g, noise)
+    return _unit(g + weight * noise)
+
+
+def _single_lines(
+    model: nn.Module, widths: list[int], n_lines: int, n0: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mode 1: multiscale base, a random hidden neuron h, a random or z_h-gradient direction."""
+    layer = torch.randint(len(widths), (n_lines,), generator=generator)
+    neuron = _random_neurons(widths, layer, generator)
+    base = multiscale(n_lines, n0, generator, torch.float64)
+    noise = _unit(torch.randn(n_lines, n0, generator=generator, dtype=torch.float64))
+    z, grad = _value_and_gradient(model, base, neuron)
+    use_gradient = torch.rand(n_lines, 1, generator=generator) < 0.5
+    direction = torch.where(use_gradient, _toward(z, grad, noise), noise)
+    return base, direction, neuron
+
+
+def _pair_lines(
+    model: nn.Module, widths: list[int], n_lines: int, n0: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mode 2 (co-activation): neuron j of hidden layer l and i of layer l + 1.
+
+    From a multiscale x0, the nearest crossing of B_j along the z_j-gradient line gives a point
+    p with z_j(p) > 0 (x0 itself if z_j(x0) > 0); from p the line runs along grad z_i projected
+    off grad z_j (z_j constant to first order), towards B_i. Its nearest crossing then has
+    j active on both sides: the regions where W_{l+1}[i, j] acts on the output.
+    """
+    layer = torch.randint(len(widths) - 1, (n_lines,), generator=generator)
+    lower = _random_neurons(widths, layer, generator)
+    upper = _random_neurons(widths, layer + 1, generator)
+    base = multiscale(n_lines, n0, generator, torch.float64)
+    noise = _unit(torch.randn(n_lines, n0, generator=generator, dtype=torch.float64))
+    z, grad = _value_and_gradient(model, base, lower)
+    toward = _toward(z, grad, noise)
+    near = torch.ones(n_lines, dtype=torch.bool)
+    cross = neuron_crossings(model, base, toward, lower, generator, nearest=near)
+    step = 1e-6 * cross.points.norm(dim=1).clamp_min(1e-2)
+    with torch.no_grad():
+        ahead = cross.points + step[:, None] * toward
+        behind = cross.points - step[:, None] * toward
+        on = torch.where((_neuron_values(model, ahead, lower) > 0)[:, None], ahead, behind)
+    start = torch.where((cross.found & (z <= 0))[:, None], on, base)
+    z_i, g_i = _value_and_gradient(model, start, upper)
+    _, g_j = _value_and_gradient(model, start, lower)
+    coefficient = (g_i * g_j).sum(1) / (g_j * g_j).sum(1).clamp_min(1e-300)
+    projected = g_i - coefficient[:, None] * g_j
+    return start, _toward(z_i, projected, noise, weight=0.1), upper
+
+
+@dataclass(frozen=True)
+class BoundaryPairs:
+    """Points straddling bent hyperplanes: minus[j], plus[j] around line j's crossing of B_h.
+
+    neuron[j] = h (index into the H hidden pre-activations, layer order); crossings: the lines
+    and roots. Where ``crossings.found[j]`` is False, minus[j] is the line's base point and
+    plus[j] a random grid point of the line.
+    """
+
+    minus: torch.Tensor
+    plus: torch.Tensor
+    neuron: torch.Tensor
+    crossings: LineCrossings
+
+
+def boundary_pairs(model: nn.Module, n_lines: int, generator: torch.Generator) -> BoundaryPairs:
+    """``n_lines`` lines (half mode 1, half mode 2 when there are two hidden layers), each
+    giving the pair x* -+ delta v around its crossing (module docstring), float64."""
+    layers = _check_model(model)
+    n0 = layers[0].in_features
+    widths = [layer.out_features for layer in layers[:-1]]
+    n_pair = int(n_lines * PAIR_FRACTION) if len(widths) > 1 else 0
+    lines = [_single_lines(model, widths, n_lines - n_pair, n0, generator)]
+    if n_pair:  # needs two hidden layers
+        lines.append(_pair_lines(model, widths, n_pair, n0, generator))
+    base, direction, neuron = (torch.cat(parts) for parts in zip(*lines, strict=True))
+    nearest = torch.arange(n_lines) >= n_lines - n_pair
+    cross = neuron_crossings(model, base, direction, neuron, generator, nearest=nearest)
+    point = cross.points
+    low, high = OFFSET_LOG10
+    log_delta = low + (high - low) * torch.rand(n_lines, generator=generator, dtype=torch.float64)
+    delta = 10.0**log_delta * point.norm(dim=1).clamp_min(1e-2)
+    with torch.no_grad():
+        for _ in range(SHRINK_STEPS):
+            minus = _neuron_values(model, point - delta[:, None] * direction, neuron) > 0
+            plus = _neuron_values(model, point + delta[:, None] * direction, neuron) > 0
+            retry = cross.found & (minus == plus)
+            if not bool(retry.any()):
+                break
+            delta = torch.where(retry, delta / 10, delta)
+    # lines without a crossing: the base point and a random grid point of the line
+    found = cross.found[:, None]
+    return BoundaryPairs(
+        torch.where(found, point - delta[:, None] * direction, base),
+        torch.where(found, point + delta[:, None] * direction, point),
+        neuron,
+        cross,
+    )
+
+
+def boundary(
+    model: nn.Module,
+    n_points: int,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """``n_points`` inputs (n_points, n0) straddling the hidden neurons' bent hyperplanes.
+
+    Model-aware sampler (module docstring): the pairs of :func:`boundary_pairs` for
+    ceil(n_points / 2) lines, interleaved (minus_1, plus_1, minus_2, ...). An MLP without
+    hidden neurons gets multiscale points. Computed in float64, returned in ``dtype`` (float32
+    rounding can move a pair's points off their sides of B_h).
+    """
+    layers = _check_model(model)
+    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 0:
+        raise ValueError(f"n_points: expected a non-negative integer, got {n_points!r}")
+    n0 = layers[0].in_features
+    if len(layers) == 1 or n_points == 0:
+        return multiscale(n_points, n0, generator, dtype)
+    pairs = boundary_pairs(model, math.ceil(n_points / 2), generator)
+    points = torch.stack([pairs.minus, pairs.plus], dim=1).reshape(-1, n0)
+    return points[:n_points].to(dtype)

@@ -1,0 +1,158 @@
+"""The region-seeking boundary sampler: shapes, exact crossings, and the rank it reaches."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from symlab.nets import mlp
+from symlab.symmetry import fd_bound, functional_dimension
+from symlab.symmetry.boundary_sampler import (
+    boundary,
+    boundary_pairs,
+    hidden_preactivations,
+    neuron_crossings,
+)
+from symlab.symmetry.samplers import get_sampler, multiscale
+
+
+def reference_preactivations(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Hidden pre-activations from the model's own modules (forward through nn.Sequential)."""
+    out, a = [], x.to(torch.float64)
+    model = copy.deepcopy(model).to(torch.float64)
+    modules = list(model.children())
+    for index, module in enumerate(modules):
+        a = module(a)
+        if isinstance(module, nn.Linear) and index < len(modules) - 1:
+            out.append(a)
+    return torch.cat(out, dim=1).detach()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_points_are_finite_shaped_and_seeded(dtype):
+    model = mlp([3, 5, 5, 5, 1], bias_std=0.1, seed=0, dtype=dtype)
+    draw = get_sampler("boundary", model)
+    a = draw(101, 3, torch.Generator().manual_seed(4), dtype)
+    b = draw(101, 3, torch.Generator().manual_seed(4), dtype)
+    c = draw(101, 3, torch.Generator().manual_seed(5), dtype)
+    assert a.shape == (101, 3) and a.dtype == dtype and torch.isfinite(a).all()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert draw(0, 3, torch.Generator(), dtype).shape == (0, 3)
+    for n in (1, 2, 3):  # one line: a mode with no lines must not break
+        assert draw(n, 3, torch.Generator().manual_seed(n), dtype).shape == (n, 3)
+    # one hidden layer (no co-activation lines) and no hidden layer (multiscale points)
+    shallow = mlp([3, 4, 1], seed=0)
+    assert torch.isfinite(boundary(shallow, 9, torch.Generator().manual_seed(0))).all()
+    # no hidden layer: multiscale points
+    linear = mlp([3, 2], seed=0)
+    assert boundary(linear, 7, torch.Generator().manual_seed(0)).shape == (7, 3)
+
+
+def test_hidden_preactivations_match_the_modules():
+    model = mlp([4, 6, 5, 2], bias_std=0.3, seed=1, dtype=torch.float32)
+    x = multiscale(50, 4, torch.Generator().manual_seed(0))
+    expected = reference_preactivations(model, x)
+    assert torch.allclose(hidden_preactivations(model, x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_crossings_are_roots_of_the_chosen_neuron():
+    model = mlp([3, 6, 6, 6, 1], bias_std=0.1, seed=2)
+    g = torch.Generator().manual_seed(0)
+    base = multiscale(400, 3, g)
+    direction = torch.randn(400, 3, generator=g, dtype=torch.float64)
+    neuron = torch.randint(18, (400,), generator=g)
+    cross = neuron_crossings(model, base, direction, neuron, g)
+    assert cross.found.float().mean() > 0.3  # most lines cross most bent hyperplanes
+
+    def z(t):
+        x = base + t[:, None] * direction
+        return reference_preactivations(model, x).gather(1, neuron[:, None]).squeeze(1)
+
+    found = cross.found
+    scale = 1 + cross.points.norm(dim=1) * direction.norm(dim=1)
+    assert (z(cross.t)[found].abs() / scale[found]).max() < 1e-12
+    # the final bracket has opposite signs at its ends and is tiny
+    low, high = z(cross.bracket[:, 0]), z(cross.bracket[:, 1])
+    assert ((low[found] > 0) != (high[found] > 0)).all()
+    width = (cross.bracket[:, 1] - cross.bracket[:, 0]).abs()
+    assert (width[found] < 1e-10).all()
+
+
+@pytest.mark.parametrize("widths", [[3, 6, 6, 1], [10, 10, 10, 10, 1], [2, 4, 4, 4, 1]])
+def test_emitted_pairs_straddle_the_bent_hyperplane(widths):
+    model = mlp(widths, bias_std=0.1, seed=0)
+    pairs = boundary_pairs(model, 600, torch.Generator().manual_seed(1))
+    found = pairs.crossings.found
+    assert found.float().mean() > 0.3
+    minus = reference_preactivations(model, pairs.minus).gather(1, pairs.neuron[:, None])
+    plus = reference_preactivations(model, pairs.plus).gather(1, pairs.neuron[:, None])
+    assert ((minus[found] > 0) != (plus[found] > 0)).all()
+    # both modes are used: nearest crossings from co-activation lines and random ones
+    n_pair = 300 if len(widths) > 3 else 0
+    assert pairs.neuron.shape == (600,) and int(pairs.neuron.max()) < sum(widths[1:-1])
+    if n_pair:
+        # co-activation lines aim at the neuron of the layer after the one made active
+        assert int(pairs.neuron[-n_pair:].min()) >= widths[1]
+
+
+@pytest.mark.parametrize(
+    ("widths", "seed"),
+    [([2, 4, 4, 1], 1), ([2, 3, 3, 3, 1], 2), ([3, 4, 4, 4, 1], 3), ([3, 4, 4, 4, 1], 0)],
+)
+def test_rank_on_boundary_points_reaches_a_dense_multiscale_reference(widths, seed):
+    model = mlp(widths, bias_std=0.1, seed=seed)
+    reference = functional_dimension(model, multiscale(50000, widths[0], torch.Generator()))
+    points = boundary(model, 4000, torch.Generator().manual_seed(seed))
+    found = functional_dimension(model, points)
+    assert found.rank <= fd_bound(widths)
+    assert found.rank >= reference.rank
+
+
+def test_adaptive_boundary_reaches_the_bound_with_fewer_points():
+    # measured: (3, 5, 5, 1) seeds 0-3 at max_points 500 -> boundary at the bound with 69-138
+    # points on all four; gaussian and multiscale still below it on seeds 0 and 1
+    widths = [3, 5, 5, 1]
+    below = 0
+    for seed in range(4):
+        model = mlp(widths, bias_std=0.1, seed=seed)
+        fd = functional_dimension(model, sampler="boundary", seed=seed, max_points=500)
+        assert fd.saturated == "bound" and fd.rank == fd_bound(widths)
+        again = functional_dimension(model, sampler="boundary", seed=seed, max_points=500)
+        assert torch.equal(fd.points, again.points) and again.rank == fd.rank
+        for name in ("gaussian", "multiscale"):
+            other = functional_dimension(model, sampler=name, seed=seed, max_points=500)
+            assert fd.n_points <= other.n_points and other.rank <= fd.rank
+            below += other.rank < fd.rank
+    assert below >= 3
+
+
+def test_model_aware_sampler_needs_an_mlp():
+    with pytest.raises(ValueError, match="model"):
+        get_sampler("boundary")
+    conv = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="model"):
+        get_sampler("boundary", conv)
+    with pytest.raises(ValueError, match="model"):
+        boundary(conv, 10, torch.Generator())
+    model = mlp([3, 4, 1], seed=0)
+    with pytest.raises(ValueError, match="n_points"):
+        boundary(model, -1, torch.Generator())
+    with pytest.raises(ValueError, match="n0"):
+        get_sampler("boundary", model)(5, 2, torch.Generator(), torch.float64)
+    with pytest.raises(ValueError, match="sampler"):
+        get_sampler("boundry", model)
+
+
+def test_fdim_cli_accepts_the_boundary_sampler():
+    from typer.testing import CliRunner
+
+    from symlab.cli import app
+
+    done = CliRunner().invoke(
+        app, ["fdim", "3,5,5,1", "--sampler", "boundary", "--max-points", "500"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "bound" in done.output and " 46 " in done.output  # rank = bound = 46 (seed 0)
+    bad = CliRunner().invoke(app, ["fdim", "3,5,5,1", "--sampler", "bondary"])
+    assert bad.exit_code != 0 and "boundary" in str(bad.exception)  # the Fail message
