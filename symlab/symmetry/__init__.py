@@ -3,6 +3,9 @@
 - :mod:`symlab.symmetry.actions`: permute / rescale hidden neurons, random elements of
   G = prod_l (S_{n_l} x| R_{>0}^{n_l}), canonical representative of an orbit.
 - :mod:`symlab.symmetry.functional_dimension`: batch functional dimension and its bound.
+- :mod:`symlab.symmetry.samplers`: input samplers for the adaptive estimate (gaussian,
+  multiscale, mixture) and :mod:`symlab.symmetry.boundary_sampler` ("boundary": point pairs
+  straddling hidden neurons' bent hyperplanes, reads the network).
 - :mod:`symlab.symmetry.regions`: activation patterns and decisive subsets (n0 + 1 points per
   linear region span the Jacobian rows of the whole region).
 - :mod:`symlab.symmetry.diagnose`: never-/always-active neurons, narrow layers, and the
