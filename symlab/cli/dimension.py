@@ -56,7 +56,7 @@ def fdim(
 
     For each seed: the rank of the Jacobian of the network's outputs on sampled inputs with
     respect to its parameters, against the bound D - (number of hidden neurons), and the
-    never- or always-active neurons that explain a deficit.
+    never- or always-active neurons and parameters unused on the sample that explain a deficit.
     """
     widths = _parse_widths(widths_text)
     if len(widths) < 3:
@@ -88,7 +88,7 @@ def fdim(
 
         table = Table(title=f"functional dimension of ReLU MLP {tuple(widths)}")
         for column in ("seed", "rank", "bound", "deficit", "points", "regions", "gap", "stop",
-                       "dead", "on", "expl."):  # fmt: skip
+                       "dead", "on", "unused", "expl."):  # fmt: skip
             table.add_column(column, justify="right", no_wrap=True)
         for seed in range(seeds):
             model = mlp(widths, init=init, bias_std=bias_std if init == "he" else 0.0, seed=seed)
@@ -98,14 +98,16 @@ def fdim(
             table.add_row(
                 str(seed), str(fd.rank), str(fd.bound), str(fd.deficit), str(fd.n_points),
                 "-" if fd.regions is None else str(fd.regions), gap, fd.saturated, str(mech.n_never_active), str(mech.n_always_active),
-                str(mech.predicted_deficit),
+                str(mech.n_unused_beyond_dead), str(mech.predicted_deficit),
             )  # fmt: skip
-        wide = Console(highlight=False, markup=False, width=max(out.width, 100))
+        wide = Console(highlight=False, markup=False, width=max(out.width, 112))
         wide.print(table)
         out.print(
             "points: inputs sampled; regions: activation patterns among them (n0 + 1 points per "
             "pattern are differentiated: the rank is that of all points); "
             "stop: why the sample stopped growing (bound reached, rank plateau, or max_points); "
-            "dead / on: never- and always-active hidden neurons on the sample; expl.: the part of "
-            "the deficit they account for."
+            "dead / on: never- and always-active hidden neurons on the sample; unused: parameters "
+            "whose Jacobian column is zero on every sampled point, beyond a dead neuron's "
+            "(never-co-active edges); expl.: the part of the deficit these account for (a proven "
+            "lower bound)."
         )

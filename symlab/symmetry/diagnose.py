@@ -1,4 +1,4 @@
-"""Mechanisms behind a functional-dimension deficit: dead, always-active and narrow layers.
+"""Mechanisms behind a functional-dimension deficit: dead, always-active, unused parameters.
 
 Functional dimension on a batch Z is rank J E_Z|_theta <= D - (number of hidden neurons), the
 bound set by the positive-scaling symmetry at each hidden neuron (Grigsby, Lindsey, Meyerhoff,
@@ -9,7 +9,8 @@ finds, per hidden neuron (l, i) with pre-activation z^l_i(x):
 
 - **never active**: z^l_i(x) <= 0 for every x in Z (dead on Z, "stably unactivated");
 - **always active**: z^l_i(x) > 0 for every x in Z (ReLU acts as the identity on Z);
-- per layer, whether it is **narrower than the input** (n_l < n_0; flagged, not attributed).
+- per layer, whether it is **narrower than the input** (n_l < n_0; flagged, not attributed);
+- per parameter, whether it is **unused on Z**: its Jacobian column is zero for every x in Z.
 
 Attribution. Every direction below is proven to lie in ker J E_Z, so
 ``predicted_rank = D - dim(span)`` is an upper bound on the batch rank and
@@ -34,7 +35,19 @@ nothing else (restricted hidden images, narrow layers, too few points) removes r
    m = n_{l-1} + 1, with the rows/columns of dead neighbours removed. E.g. when rank U =
    n_{l+1} the map is onto, so the kernel has dimension k(n_{l+1} + m) + n_{l+1} - n_{l+1} m,
    of which k scalings are already in the bound.
-3. If a whole hidden layer is dead on Z, F is constant on Z and rank J = K (the output biases)
+3. Unused parameters. With g^l(x) = dF/dz^l (K x n_l) and a^0 = x, the Jacobian column of
+   W_l[i, j] is g^l_{:, i}(x) a^{l-1}_j(x) and that of b_l[i] is g^l_{:, i}(x). A parameter whose
+   column vanishes for every x in Z (sum_x sum_k |g^l_{k,i}(x)| |a^{l-1}_j(x)| = 0, tested exactly
+   with 0/1 indicators, see :mod:`symlab.symmetry.kernel_directions`) has e_c in ker J E_Z, so
+   these coordinate vectors join C. They contain the dead neurons' coordinates and add
+   never-co-active edges (no x in Z where neuron j of layer l-1 is active while neuron i of layer
+   l is active and reaches an output) and the parameters of neurons with no live downstream path
+   on Z. This is a property of the sample, not of theta alone: a larger sample can make an unused
+   edge used (a point where both ends are active together), and then the deficit it explained
+   disappears. The attribution is sequential: ``dead_deficit`` (dead coordinates + scalings),
+   ``unused_deficit`` (what the further unused coordinates add), ``always_active_deficit`` (what
+   the always-active kernels add on top); the three sum to ``predicted_deficit``.
+4. If a whole hidden layer is dead on Z, F is constant on Z and rank J = K (the output biases)
    exactly.
 
 Always-active groups in adjacent layers compose into a linear map with further symmetries
@@ -53,7 +66,11 @@ import torch
 from torch import nn
 
 from symlab.nets import activation_of, is_mlp, linear_layers
-from symlab.symmetry.kernel_directions import _kernel_directions, _restricted_rank
+from symlab.symmetry.kernel_directions import (
+    _kernel_directions,
+    _restricted_rank,
+    _unused_coordinates,
+)
 
 if TYPE_CHECKING:
     from symlab.symmetry.functional_dimension import FDResult
@@ -69,7 +86,9 @@ class MechanismReport:
     (1-based, as W^l in the papers). ``kernel_tol``/``kernel_gap`` are the tolerance and the
     singular-value gap sigma_r / sigma_{r+1} of the rank of the explicit kernel directions.
     ``observed_*`` and ``unexplained = observed_deficit - predicted_deficit`` are None unless
-    an FDResult on the same inputs was given or computed.
+    an FDResult on the same inputs was given or computed. ``unused_weights[l-1]`` (n_l x n_{l-1})
+    and ``unused_biases[l-1]`` (n_l) flag the parameters of layer l (1..L, output layer included)
+    whose Jacobian column is zero on the sample; ``unused_coordinates`` is the flat (D,) mask.
     """
 
     widths: tuple[int, ...]
@@ -86,6 +105,11 @@ class MechanismReport:
     predicted_deficit: int
     dead_deficit: int
     always_active_deficit: int
+    unused_weights: tuple[torch.Tensor, ...]
+    unused_biases: tuple[torch.Tensor, ...]
+    n_unused: int
+    n_unused_beyond_dead: int
+    unused_deficit: int
     kernel_tol: float
     kernel_gap: float
     observed_rank: int | None = None
@@ -102,11 +126,26 @@ class MechanismReport:
         """Number of hidden neurons with pre-activation > 0 on every sample."""
         return int(sum(int(m.sum()) for m in self.always_active))
 
+    @property
+    def unused_coordinates(self) -> torch.Tensor:
+        """Flat (D,) bool mask of the unused parameters, order W_1, b_1, ..., W_L, b_L."""
+        return torch.cat(
+            [
+                torch.cat([w.reshape(-1), b])
+                for w, b in zip(self.unused_weights, self.unused_biases, strict=True)
+            ]
+        )
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per hidden neuron: layer, neuron, flags, active fraction, pre-activation range."""
+        """One row per hidden neuron: layer, neuron, flags, active fraction, pre-activation range,
+        and unused parameters: ``unused_incoming`` (of its n_{l-1} weights and bias),
+        ``unused_outgoing`` (of its n_{l+1} outgoing weights) and ``no_live_path`` (its bias is
+        unused: at no x in Z is it active with a live path to an output; true when dead)."""
         records = []
         for index, n in enumerate(self.widths[1:-1]):
             layer = index + 1
+            incoming = self.unused_weights[index].sum(1) + self.unused_biases[index]
+            outgoing = self.unused_weights[index + 1].sum(0)
             for i in range(n):
                 records.append(
                     {
@@ -118,6 +157,9 @@ class MechanismReport:
                         "min_preactivation": float(self.min_preactivation[index][i]),
                         "max_preactivation": float(self.max_preactivation[index][i]),
                         "narrow_layer": layer in self.narrow_layers,
+                        "unused_incoming": int(incoming[i]),
+                        "unused_outgoing": int(outgoing[i]),
+                        "no_live_path": bool(self.unused_biases[index][i]),
                     }
                 )
         return pd.DataFrame.from_records(records)
@@ -131,9 +173,10 @@ class MechanismReport:
         return (
             f"MechanismReport(widths={self.widths}, {self.n_points} points: "
             f"{self.n_never_active} never-active, {self.n_always_active} always-active, "
-            f"narrow layers {list(self.narrow_layers)}; bound {self.bound}, predicted deficit "
-            f"{self.predicted_deficit} (dead {self.dead_deficit}, always-active "
-            f"{self.always_active_deficit}), {observed})"
+            f"{self.n_unused} unused parameters ({self.n_unused_beyond_dead} beyond dead "
+            f"neurons), narrow layers {list(self.narrow_layers)}; bound {self.bound}, predicted "
+            f"deficit {self.predicted_deficit} (dead {self.dead_deficit}, unused "
+            f"{self.unused_deficit}, always-active {self.always_active_deficit}), {observed})"
         )
 
 
@@ -187,10 +230,11 @@ def _preactivations(
 def mechanism_kernel(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Directions proven to lie in ker J E_Z (Z = ``inputs``), as rows of a (m, D) float64 matrix.
 
-    The coordinate vectors of the dead-neuron parameters, the positive-scaling direction of every
-    alive hidden neuron ((W_l[i], b_l[i]) -> +itself, W_{l+1}[:, i] -> -itself), and a basis of
-    each always-active group's kernel (see the module docstring). Not defined when a whole hidden
-    layer is dead on Z (then F is constant on Z and rank J = K).
+    The coordinate vectors of the parameters unused on Z (dead-neuron parameters included), the
+    positive-scaling direction of every alive hidden neuron ((W_l[i], b_l[i]) -> +itself,
+    W_{l+1}[:, i] -> -itself), and a basis of each always-active group's kernel (see the module
+    docstring). Not defined when a whole hidden layer is dead on Z (then F is constant on Z and
+    rank J = K).
     """
     layers = _check_relu_mlp(model, "mechanism_kernel")
     inputs = _check_inputs(inputs, layers[0].in_features)
@@ -202,6 +246,7 @@ def mechanism_kernel(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
             "constant on them and the kernel is not built (rank J = number of outputs)"
         )
     coords, rows = _kernel_directions(weights, biases, dead, [(z > 0).all(0) for z in pre])
+    coords = coords | _unused_coordinates(weights, inputs.detach().to(torch.float64), pre)[0]
     eye = torch.eye(coords.numel(), dtype=torch.float64)[coords]
     return torch.cat([eye, rows])
 
@@ -213,8 +258,10 @@ def diagnose(
     fd: FDResult | None = None,
     compute_fd: bool = False,
 ) -> MechanismReport:
-    """Never-/always-active neurons and narrow layers of a ReLU MLP on ``inputs``, with the
-    functional-dimension deficit they force (see the module docstring for the derivation).
+    """Never-/always-active neurons, parameters unused on ``inputs`` and narrow layers of a ReLU
+    MLP, with the functional-dimension deficit they force (see the module docstring for the
+    derivation). The unused parameters are exact on Z, a property of the sample: more points can
+    make an unused edge used.
 
     ``fd``: an FDResult computed on the same inputs (its bound and n_points must match), or
     ``compute_fd=True`` to run :func:`symlab.symmetry.functional_dimension` on ``inputs``;
@@ -232,17 +279,22 @@ def diagnose(
     dead = [(z <= 0).all(0) for z in pre]
     always = [(z > 0).all(0) for z in pre]
     dead_layers = tuple(index + 1 for index, d in enumerate(dead) if bool(d.all()))
+    unused, unused_weights, unused_biases = _unused_coordinates(
+        weights, inputs.detach().to(torch.float64), pre
+    )
+    dead_coords, scalings = _kernel_directions(weights, biases, dead, always, scalings_only=True)
+    n_dead_coords = int(dead_coords.sum())
     if dead_layers:
         # F is constant on Z: each point contributes the same K x D block of rank K (output biases).
-        predicted_rank = dead_rank = widths[-1]
+        predicted_rank = dead_rank = unused_rank = widths[-1]
         tol, gap = 0.0, float("inf")
     else:
-        coords, rows = _kernel_directions(weights, biases, dead, always)
-        free = coords.numel() - int(coords.sum())
+        rows = _kernel_directions(weights, biases, dead, always)[1]
+        coords = dead_coords | unused  # the dead coordinates are unused too; the union is explicit
         kernel_rank, tol, gap = _restricted_rank(coords, rows)
-        predicted_rank = free - kernel_rank
-        coords, scalings = _kernel_directions(weights, biases, dead, always, scalings_only=True)
-        dead_rank = free - _restricted_rank(coords, scalings)[0]
+        predicted_rank = n_params - int(coords.sum()) - kernel_rank
+        unused_rank = n_params - int(coords.sum()) - _restricted_rank(coords, scalings)[0]
+        dead_rank = n_params - n_dead_coords - _restricted_rank(dead_coords, scalings)[0]
     observed_rank = observed_deficit = unexplained = None
     if compute_fd:
         from symlab.symmetry.functional_dimension import functional_dimension
@@ -277,7 +329,12 @@ def diagnose(
         predicted_rank=predicted_rank,
         predicted_deficit=bound - predicted_rank,
         dead_deficit=bound - dead_rank,
-        always_active_deficit=dead_rank - predicted_rank,
+        always_active_deficit=unused_rank - predicted_rank,
+        unused_weights=tuple(unused_weights),
+        unused_biases=tuple(unused_biases),
+        n_unused=int(unused.sum()),
+        n_unused_beyond_dead=int((unused & ~dead_coords).sum()),
+        unused_deficit=dead_rank - unused_rank,
         kernel_tol=tol,
         kernel_gap=gap,
         observed_rank=observed_rank,

@@ -10,6 +10,16 @@ alive hidden neuron, and a basis of each always-active group's kernel
 (n_{l+1} m) x (k(n_{l+1} + m) + n_{l+1}) map. Ranks use tol = sigma_max * max(shape) * eps and
 report the gap sigma_r / sigma_{r+1}. Flat parameter order W_1, b_1, ..., W_L, b_L (row-major).
 Cost: the SVD of a (#directions x D) matrix and of each group's map.
+
+It also finds the parameters unused on Z (:func:`_unused_coordinates`): theta_c whose Jacobian
+column dF_k(x)/dtheta_c is exactly zero for every x in Z and every output k. With g^l(x) = dF/dz^l
+(K x n_l), the column of W_l[i, j] is g^l_{:, i}(x) a^{l-1}_j(x) and that of b_l[i] is g^l_{:, i}(x),
+so W_l[i, j] is unused iff sum_x sum_k |g^l_{k,i}(x)| |a^{l-1}_j(x)| = 0. The test is exact (no
+tolerance): it multiplies 0/1 indicators, live^l_i(x) >= [g^l_{:, i}(x) != 0] and
+[a^{l-1}_j(x) != 0], in float64, one (n_l x N)(N x n_{l-1}) product per layer. live^l_i(x) = 1 iff
+neuron i of layer l is active at x and some path from it to an output runs through neurons active
+at x along nonzero weights; live = 0 forces g = 0 (every term of g is a product along such a path),
+and for generic weights live = 1 means g != 0. Cost O(N D).
 """
 
 from __future__ import annotations
@@ -130,6 +140,39 @@ def _kernel_directions(
                 rows.append(direction)
     stacked = torch.stack(rows) if rows else torch.zeros(0, index.size, dtype=torch.float64)
     return coords, stacked
+
+
+def _unused_coordinates(
+    weights: list[torch.Tensor], inputs: torch.Tensor, pre: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """(flat mask (D,) of the unused parameters, per-layer masks of W_l, per-layer masks of b_l).
+
+    ``weights``: float64 W_1..W_L; ``inputs``: Z (N, n0) float64; ``pre``: hidden pre-activations
+    z^1..z^{L-1}, each (N, n_l). A parameter is flagged iff its Jacobian column vanishes on Z for
+    every output by the exact indicator test of the module docstring.
+    """
+    widths = [weights[0].shape[1]] + [w.shape[0] for w in weights]
+    index = _Index(widths)
+    n_points = inputs.shape[0]
+    # live[l-1] (N, n_l): indicator of g^l_{:, i}(x) possibly nonzero; at the output g^L = I.
+    live = [torch.ones(n_points, widths[-1], dtype=torch.float64)]
+    for w, z in zip(reversed(weights[1:]), reversed(pre), strict=True):
+        reaches = (live[0] @ (w != 0).to(torch.float64)) > 0
+        live.insert(0, (reaches & (z > 0)).to(torch.float64))
+    # factors a^{l-1}_j(x) != 0: the input coordinates, then the hidden activations relu(z) > 0
+    nonzero = [(inputs != 0).to(torch.float64)] + [(z > 0).to(torch.float64) for z in pre]
+    mask = torch.zeros(index.size, dtype=torch.bool)
+    unused_weights, unused_biases = [], []
+    for layer, (g, a) in enumerate(zip(live, nonzero, strict=True), start=1):
+        w_unused = (g.T @ a) == 0  # sums of 0/1 products: exactly zero iff every term is zero
+        b_unused = g.sum(0) == 0
+        n_in, n_out = widths[layer - 1], widths[layer]
+        start = index.w_off[layer - 1]
+        mask[start : start + n_out * n_in] = w_unused.reshape(-1)
+        mask[index.b_off[layer - 1] : index.b_off[layer - 1] + n_out] = b_unused
+        unused_weights.append(w_unused)
+        unused_biases.append(b_unused)
+    return mask, unused_weights, unused_biases
 
 
 def _restricted_rank(coords: torch.Tensor, rows: torch.Tensor) -> tuple[int, float, float]:

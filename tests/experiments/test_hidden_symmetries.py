@@ -57,6 +57,7 @@ def test_summary_verdict_and_figures(tiny_rows, tmp_path):
     assert summary.table["frac_full"].between(0, 1).all()
     assert "decreases with depth" in summary.verdict or "trend with depth" in summary.verdict
     assert "multi-scale sampler" in summary.verdict
+    assert "parameters unused on the sample (never-co-active edges) explain" in summary.verdict
     paths = experiment.plot(tiny_rows, spec, tmp_path)
     names = {p.name for p in paths}
     assert {"full_fd_vs_depth.png", "full_fd_vs_input_dim.png", "deficit_attribution.svg"} <= names
