@@ -42,9 +42,12 @@ class TrendTest:
     def sentence(self, response: str) -> str:
         """One clause such as "P decreases with depth (11 of 12 strata, Stouffer p = 0.003)"."""
         if self.n_decreasing + self.n_increasing == 0:
+            if self.n_flat == 1:
+                return f"{response} does not vary with {self.factor} (one stratum)"
             return f"{response} does not vary with {self.factor} in any of {self.n_flat} strata"
+        stratum = "stratum" if self.n_decreasing == 1 else "strata"
         counts = (
-            f"{self.n_decreasing} strata down, {self.n_increasing} up, {self.n_flat} flat; "
+            f"{self.n_decreasing} {stratum} down, {self.n_increasing} up, {self.n_flat} flat; "
             f"median Spearman rho {self.median_rho:+.2f}, Stouffer Z = {self.combined_z:+.1f}, "
             f"p = {self.p_value:.2g}"
         )

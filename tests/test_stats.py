@@ -43,3 +43,12 @@ def test_constant_response_is_flat_not_a_trend():
     trend = stratified_trend(frame, "depth", "full", ["stratum"])
     assert trend.direction == "no clear trend" and trend.n_flat == 4
     assert "does not vary with depth" in trend.sentence("P")
+
+
+def test_sentences_use_singular_for_one_stratum():
+    one = _frame(-1.5, 3)
+    one = one[one["stratum"] == 0]
+    flat = stratified_trend(one.assign(full=1.0), "depth", "full", ["stratum"])
+    assert flat.sentence("P") == "P does not vary with depth (one stratum)"
+    down = stratified_trend(one, "depth", "full", ["stratum"])
+    assert down.n_decreasing == 1 and "1 stratum down, 0 up, 0 flat" in down.sentence("P")
