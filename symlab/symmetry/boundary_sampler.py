@@ -7,7 +7,7 @@ land in the regions where a deep neuron is active only on a thin slab of input s
 n0 = width = 10 the rank is still rising at 40000 points. This sampler looks for those regions.
 
 A linear region is bounded by pieces of the bent hyperplanes B_h = {x : z_h(x) = 0} of the hidden
-neurons h (z_h = pre-activation of h). For each line x0 + t v:
+neurons h (z_h = pre-activation of h). For each line x0 + t v of the first kind:
 
 1. a hidden neuron h is drawn (a layer uniformly, then a neuron of it uniformly, so deep
    layers get as many lines as the first);
@@ -23,6 +23,15 @@ neurons h (z_h = pre-activation of h). For each line x0 + t v:
    offsets over five decades), halved by factors of 10 (at most ``SHRINK_STEPS`` times) until
    z_h has opposite signs at the two points, so each pair straddles B_h: one point in the
    region on each side of the crossed piece.
+
+With two or more hidden layers, a share ``PAIR_FRACTION`` of the lines are co-activation lines
+instead (:func:`_pair_lines`): a neuron j of hidden layer l and a neuron i of layer l + 1 are
+drawn; the line first reaches the side of B_j where j is active (the nearest crossing along the
+z_j-gradient; x0 itself if j is active there, and x0 as it is when no crossing is found), then
+runs along grad z_i projected off grad z_j to the nearest crossing of B_i, so that the pair
+straddles B_i with j active: the regions where the weight W_{l+1}[i, j] reaches the output. These
+lines never target the first hidden layer's neurons as i, so there the layers are not drawn
+uniformly.
 
 Lines without a sign change of z_h on the grid emit x0 and one random grid point of the line
 (plain multiscale-like coverage). Every point is a valid input, so rank J E_Z stays a lower
@@ -68,7 +77,10 @@ def _check_model(model: nn.Module) -> list[nn.Linear]:
             "model: expected an MLP (Linear, activation, ..., Linear) for a model-aware sampler, "
             f"got {type(model).__name__}"
         )
-    return linear_layers(model)
+    layers = linear_layers(model)
+    if any(layer.out_features == 0 for layer in layers[:-1]):
+        raise ValueError("model: expected every hidden layer to have at least one neuron")
+    return layers
 
 
 def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
@@ -225,7 +237,8 @@ def _pair_lines(
     """Mode 2 (co-activation): neuron j of hidden layer l and i of layer l + 1.
 
     From a multiscale x0, the nearest crossing of B_j along the z_j-gradient line gives a point
-    p with z_j(p) > 0 (x0 itself if z_j(x0) > 0); from p the line runs along grad z_i projected
+    p with z_j(p) > 0 (x0 itself if z_j(x0) > 0, and x0 unchanged, j still inactive, when no
+    crossing is found); from p the line runs along grad z_i projected
     off grad z_j (z_j constant to first order), towards B_i. Its nearest crossing then has
     j active on both sides: the regions where W_{l+1}[i, j] acts on the output.
     """

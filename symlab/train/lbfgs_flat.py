@@ -102,6 +102,10 @@ def lbfgs_step(
     gradient (the step's first evaluation) are given. Returns (θ, L(θ), ∇L(θ), iterations done);
     ``state`` carries the memory to the next call. ``max_eval`` defaults to max_iter · 5 // 4."""
     max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
+    if max_iter < 1 or max_eval < 1:
+        raise ValueError(
+            f"max_iter, max_eval: expected positive integers, got {max_iter} and {max_eval}"
+        )
     if float(grad.abs().max()) <= tolerance_grad:
         return theta, loss, grad, 0
     current_evals, n_iter = 1, 0

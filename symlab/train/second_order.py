@@ -59,7 +59,10 @@ def lbfgs(
     two_layer_structure`), the same algorithm runs on the flat vector
     (:func:`symlab.train.lbfgs_flat.lbfgs_step`) with closed-form L and ∇L: the same iterates up
     to floating-point rounding, several times faster on small nets; ``closed_form=False`` forces
-    ``torch.optim.LBFGS`` with autograd (any model and loss).
+    ``torch.optim.LBFGS`` with autograd (any model and loss). "Up to rounding" is a statement
+    about each step: L-BFGS amplifies rounding differences (in float32 within tens of
+    iterations, in float64 within a few hundred on the critical-points study's nets), so the two
+    routes' end points agree closely only in float64 and over short runs.
 
     Cost: about 1.2 forward+backward passes per iteration plus O(history_size · D)."""
     _check_positive("max_iter", max_iter, integer=True)

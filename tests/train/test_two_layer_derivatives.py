@@ -24,6 +24,7 @@ ACTIVATIONS = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
     "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
 }
 SHAPES = [(False, False, 1), (True, True, 2), (True, False, 1), (False, True, 3)]
 
