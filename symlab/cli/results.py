@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from symlab.cli.typer_app import DebugOption, check_run_dir, fail, guard, out, print_outputs
+from symlab.cli.typer_app import DebugOption, check_run_dir, err, fail, guard, out, print_outputs
 
 RunDirArgument = typer.Argument(
     metavar="DIR", help="A run directory: the --out of `symlab run` (default runs/STUDY)."
@@ -74,9 +74,11 @@ def show(
         bool, typer.Option("--failures", help="Show the failed jobs and their tracebacks.")
     ] = False,
 ) -> None:
-    """Show a run's summary table and verdict (or its failures)."""
+    """Show a run's summary table and verdict (or its failures), and which software computed
+    its rows (a warning when they come from mixed environments)."""
     import pandas as pd
 
+    from symlab.engine.provenance import provenance
     from symlab.engine.store import Store
 
     check_run_dir(run_dir)
@@ -85,6 +87,7 @@ def show(
         meta = store.meta()
         stored = store.keys()
         failed = store.failures()
+        origin = provenance(store, keys)
     failed = failed[failed["key"].isin(keys)] if len(failed) else failed
     header = Text(meta.get("study", "?"), style="bold")
     header.append(
@@ -94,6 +97,10 @@ def show(
     if stored - set(keys):
         header.append(f" ({len(stored - set(keys))} more rows from earlier specs: export --all)")
     out.print(header)
+    out.print(Text(origin.line()))
+    warning = origin.warning()
+    if warning:
+        err.print(Text(f"warning: {warning}", style="yellow"))
     if failures:
         if not len(failed):
             out.print("no failed jobs")
@@ -110,8 +117,10 @@ def show(
             _print_frame(pd.read_csv(summary), title="summary")
         except pd.errors.EmptyDataError:
             pass
-    if verdict.is_file():
-        out.print(Text(verdict.read_text(encoding="utf-8").strip()))
+    if verdict.is_file():  # its provenance lines may be stale: the store's were printed above
+        lines = verdict.read_text(encoding="utf-8").strip().splitlines()
+        skip = ("- provenance: ", "- warning: ")
+        out.print(Text("\n".join(line for line in lines if not line.startswith(skip))))
     else:
         out.print(f"no summary yet: run `symlab report {run_dir}`")
 
@@ -153,7 +162,8 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Export a run's results (params, results, timing) as one tidy table, one row per job."""
+    """Export a run's results (params, results, timing, session) as one tidy table, one row per
+    job; ``symlab show DIR`` describes the sessions."""
     from symlab.engine.store import Store
 
     if format is not None and format not in ("csv", "parquet"):

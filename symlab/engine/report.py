@@ -1,10 +1,11 @@
 """The report files of a run directory, written after every run (and by ``symlab report DIR``).
 
 ``summary.csv``  the study's Summary table;
-``verdict.md``   a short header (study, spec, jobs, time) and the verdict paragraph;
+``verdict.md``   a short header (study, spec, jobs, time, provenance) and the verdict paragraph;
 ``figures/``     the study's figures (its ``plot`` writes them there);
 ``report.html``  one self-contained page: verdict, summary table, figures (``<img>`` of the PNGs
-                 by relative path, so keep the folder together) and the spec.
+                 by relative path, so keep the folder together), the spec and the provenance
+                 (the sessions that computed the rows: software, BLAS, threads, machine).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from symlab.engine.experiment import Experiment, Summary
+from symlab.engine.provenance import Provenance
 from symlab.engine.spec import spec_to_toml
 from symlab.engine.store import flatten_cells, now
 
@@ -63,8 +65,13 @@ def write_report(
     n_failed: int,
     job_seconds: float,
     wall_seconds: float | None,
+    provenance: Provenance | None = None,
 ) -> dict[str, Path]:
-    """Write summary.csv, verdict.md and report.html into ``out_dir``; return their paths."""
+    """Write summary.csv, verdict.md and report.html into ``out_dir``; return their paths.
+
+    With ``provenance``, verdict.md gets a provenance line (and a warning line when the rows
+    come from mixed environments) and report.html a table of the sessions.
+    """
     out_dir = Path(out_dir)
     paths = {
         "summary": out_dir / "summary.csv",
@@ -91,6 +98,13 @@ def write_report(
         f"- jobs: {jobs}",
         f"- time: {timing}",
         f"- written: {now()}",
+    ]
+    if provenance is not None:
+        header.append(f"- provenance: {provenance.line()}")
+        warning = provenance.warning()
+        if warning:
+            header.append(f"- warning: {warning}")
+    header += [
         "",
         verdict.strip(),
         "",
@@ -98,7 +112,7 @@ def write_report(
     paths["verdict"].write_text("\n".join(header), encoding="utf-8")
 
     paths["report"].write_text(
-        _html(experiment, spec_text, table, verdict, figures, out_dir, jobs, timing),
+        _html(experiment, spec_text, table, verdict, figures, out_dir, jobs, timing, provenance),
         encoding="utf-8",
     )
     return paths
@@ -113,6 +127,7 @@ def _html(
     out_dir: Path,
     jobs: str,
     timing: str,
+    provenance: Provenance | None = None,
 ) -> str:
     esc = html.escape
     pngs = [Path(f) for f in figures if Path(f).suffix.lower() == ".png"]
@@ -142,8 +157,16 @@ def _html(
         figure_html or "<p>(no figures)</p>",
         "<h2>Spec</h2>",
         f"<pre>{esc(spec_text)}</pre>",
-        "</body></html>",
     ]
+    if provenance is not None:
+        parts += ["<h2>Provenance</h2>", f"<p>{esc(provenance.line())}</p>"]
+        warning = provenance.warning()
+        if warning:
+            parts.append(f"<p><strong>Warning:</strong> {esc(warning)}</p>")
+        if len(provenance.sessions):
+            sessions = provenance.sessions.drop(columns="finished_at")
+            parts.append(sessions.to_html(index=False, border=0, na_rep=""))
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 

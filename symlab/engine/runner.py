@@ -10,6 +10,10 @@
 A job's key is the first 16 hex digits of the SHA-256 of the canonical JSON of (experiment name,
 experiment version, params), so re-running a spec into the same directory runs only the jobs whose
 keys are not stored yet (resume), and changing a study's ``version`` invalidates its old rows.
+
+Each call that runs jobs records a session in the store (software versions, BLAS, threads,
+machine; see :mod:`symlab.engine.provenance`) and every row it stores names that session, so a
+sweep resumed elsewhere shows which rows came from which environment.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pydantic import BaseModel
 from symlab.engine.errors import InputError
 from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
 from symlab.engine.experiment import Experiment, Summary, get_experiment
+from symlab.engine.provenance import environment, provenance
 from symlab.engine.report import write_report
 from symlab.engine.spec import spec_from_mapping, spec_from_toml, spec_to_toml
 from symlab.engine.store import STORE_NAME, Store, now, to_json
@@ -194,25 +199,31 @@ def run_study(
             on_start(n_done_before, n_total)
         n_new = n_failed = 0
         fn = functools.partial(timed_job, experiment.run_job)
-        for job, outcome in executor.submit_all(fn, pending):
-            if isinstance(outcome, JobError):
-                store.add_failure(job.key, job.params, str(outcome), outcome.traceback)
-                n_failed += 1
-                if on_failure is not None:
-                    on_failure(job, outcome)
-            else:
-                store.add(
-                    job.key,
-                    experiment.name,
-                    experiment.version,
-                    job.params,
-                    outcome["row"],
-                    seconds=outcome["seconds"],
-                    host=outcome["host"],
-                )
-                n_new += 1
-            if on_progress is not None:
-                on_progress(n_done_before + n_new + n_failed, n_total)
+        session = store.begin_session(environment(executor, spec)) if pending else None
+        try:
+            for job, outcome in executor.submit_all(fn, pending):
+                if isinstance(outcome, JobError):
+                    store.add_failure(job.key, job.params, str(outcome), outcome.traceback)
+                    n_failed += 1
+                    if on_failure is not None:
+                        on_failure(job, outcome)
+                else:
+                    store.add(
+                        job.key,
+                        experiment.name,
+                        experiment.version,
+                        job.params,
+                        outcome["row"],
+                        seconds=outcome["seconds"],
+                        host=outcome["host"],
+                        session=session,
+                    )
+                    n_new += 1
+                if on_progress is not None:
+                    on_progress(n_done_before + n_new + n_failed, n_total)
+        finally:
+            if session is not None:  # also when interrupted: the session ends where it stopped
+                store.end_session(session)
         rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, start)
     return StudyRun(
         out_dir=out_dir,
@@ -255,6 +266,7 @@ def _finish(
             n_failed=n_failed,
             job_seconds=store.job_seconds(keys),
             wall_seconds=None if start is None else time.perf_counter() - start,
+            provenance=provenance(store, keys),
         )
 
     if len(rows):

@@ -2,10 +2,18 @@
 
 Tables
     ``results(key TEXT PRIMARY KEY, experiment, version, params JSON, result JSON, seconds REAL,
-    finished_at TEXT, host TEXT)`` -- one row per finished job;
+    finished_at TEXT, host TEXT, session TEXT)`` -- one row per finished job; ``session`` names
+    the session that computed it (NULL: stored before sessions were recorded, "unknown");
     ``failures(key, params JSON, error TEXT, traceback TEXT, failed_at TEXT, host TEXT)`` -- one
     row per failed attempt (a later success of the same key supersedes it);
-    ``meta(name TEXT PRIMARY KEY, value TEXT)`` -- ``study``, ``spec`` (TOML), ``created``.
+    ``meta(name TEXT PRIMARY KEY, value TEXT)`` -- ``study``, ``spec`` (TOML), ``created``;
+    ``sessions(session TEXT PRIMARY KEY, started_at, finished_at, symlab, python, torch, ...)`` --
+    one row per ``run_study`` call that ran jobs: the software and settings that computed its
+    rows (see :mod:`symlab.engine.provenance`; no hostnames or paths).
+
+A store written before sessions existed is migrated when opened for writing (``ALTER TABLE``
+adds ``results.session``, ``CREATE TABLE IF NOT EXISTS`` the sessions table); opened read-only
+(``create=False``) it is left as it is and its rows read as session unknown.
 
 The database runs in WAL mode and every result is inserted in its own transaction with
 ``INSERT OR IGNORE``, so a run killed at any moment keeps every row it reported, and inserting
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +34,11 @@ from typing import Any
 import pandas as pd
 
 from symlab.engine.errors import InputError
+from symlab.engine.provenance import ENVIRONMENT_FIELDS
 
 STORE_NAME = "results.sqlite"
-TIMING_COLUMNS = ("seconds", "finished_at", "host")
+TIMING_COLUMNS = ("seconds", "finished_at", "host", "session")
+SESSION_COLUMNS = ("session", "started_at", "finished_at", *ENVIRONMENT_FIELDS)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -38,7 +49,8 @@ CREATE TABLE IF NOT EXISTS results (
     result TEXT NOT NULL,
     seconds REAL,
     finished_at TEXT,
-    host TEXT
+    host TEXT,
+    session TEXT
 );
 CREATE TABLE IF NOT EXISTS failures (
     key TEXT NOT NULL,
@@ -50,6 +62,14 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 """
+_SESSIONS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sessions (session TEXT PRIMARY KEY, started_at TEXT NOT NULL, "
+    + ", ".join(
+        f"{name} {'INTEGER' if name in ('workers', 'threads') else 'TEXT'}"
+        for name in SESSION_COLUMNS[2:]
+    )
+    + ")"
+)
 
 
 def now() -> str:
@@ -91,7 +111,27 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL
         if create:
             self._db.executescript(_SCHEMA)
+            self._migrate()
         self.host = socket.gethostname()
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older symlab up to date (idempotent, race-safe)."""
+        with self._db:
+            self._db.execute(_SESSIONS_SCHEMA)
+        if not self._has_session_column():
+            try:
+                with self._db:
+                    self._db.execute("ALTER TABLE results ADD COLUMN session TEXT")
+            except sqlite3.OperationalError:  # another process added it first
+                if not self._has_session_column():
+                    raise
+
+    def _has_session_column(self) -> bool:
+        return any(r[1] == "session" for r in self._db.execute("PRAGMA table_info(results)"))
+
+    def _has_sessions_table(self) -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sessions'"
+        return self._db.execute(query).fetchone() is not None
 
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -113,11 +153,16 @@ class Store:
         result: Mapping[str, Any],
         seconds: float | None = None,
         host: str | None = None,
+        session: str | None = None,
     ) -> bool:
-        """Insert one finished job in its own transaction; False if ``key`` was already stored."""
+        """Insert one finished job in its own transaction; False if ``key`` was already stored.
+
+        ``session``: the id (from :meth:`begin_session`) of the session that computed it.
+        """
         with self._db:  # BEGIN ... COMMIT
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO results (key, experiment, version, params, result, "
+                "seconds, finished_at, host, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     experiment,
@@ -127,9 +172,42 @@ class Store:
                     seconds,
                     now(),
                     host or self.host,
+                    session,
                 ),
             )
         return cursor.rowcount == 1
+
+    def begin_session(
+        self, environment: Mapping[str, Any], *, started_at: str | None = None
+    ) -> str:
+        """Record a new session with ``environment`` (fields of ``ENVIRONMENT_FIELDS``; missing
+        ones are NULL) and return its id, a 12-hex-digit random string.
+
+        :func:`symlab.engine.provenance.environment` gives the fields of this process.
+        """
+        unknown = sorted(set(environment) - set(ENVIRONMENT_FIELDS))
+        if unknown:
+            raise InputError(
+                f"environment: expected fields among {', '.join(ENVIRONMENT_FIELDS)}, "
+                f"got {', '.join(unknown)}."
+            )
+        session = uuid.uuid4().hex[:12]
+        values = [session, started_at or now(), None]
+        values += [environment.get(name) for name in ENVIRONMENT_FIELDS]
+        with self._db:
+            self._db.execute(
+                f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(SESSION_COLUMNS))})",
+                values,
+            )
+        return session
+
+    def end_session(self, session: str) -> None:
+        """Set the finished time of ``session`` to now."""
+        with self._db:
+            self._db.execute(
+                "UPDATE sessions SET finished_at = ? WHERE session = ?", (now(), session)
+            )
 
     def add_failure(
         self,
@@ -158,6 +236,33 @@ class Store:
     def meta(self) -> dict[str, str]:
         """All meta entries as a dict."""
         return dict(self._db.execute("SELECT name, value FROM meta"))
+
+    def sessions(self) -> pd.DataFrame:
+        """The recorded sessions (``SESSION_COLUMNS`` and ``rows``, how many stored results each
+        computed), oldest first; empty for a store written before sessions existed."""
+        if not self._has_sessions_table():
+            return pd.DataFrame({name: pd.Series([], dtype=object) for name in SESSION_COLUMNS})
+        counts = self.session_counts()
+        frame = pd.read_sql_query(
+            f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions ORDER BY started_at, rowid",
+            self._db,
+        )
+        frame["rows"] = [counts.get(s, 0) for s in frame["session"]]
+        return frame
+
+    def session_counts(self, keys: Iterable[str] | None = None) -> dict[str | None, int]:
+        """How many stored results of ``keys`` (all when None) each session computed; None
+        counts the rows without a recorded session."""
+        if not self._has_session_column():
+            pairs = [(key, None) for key in self.keys()]
+        else:
+            pairs = list(self._db.execute("SELECT key, session FROM results"))
+        wanted = None if keys is None else set(keys)
+        counts: dict[str | None, int] = {}
+        for key, session in pairs:
+            if wanted is None or key in wanted:
+                counts[session] = counts.get(session, 0) + 1
+        return counts
 
     def keys(self) -> set[str]:
         """The keys of all stored results."""
@@ -196,28 +301,25 @@ class Store:
 
         ``keys`` selects (and orders) the rows; missing keys are skipped. Without ``keys`` the
         rows are sorted by key. A result field whose name is already a column is prefixed with
-        ``result_``. ``timing=True`` appends the columns seconds, finished_at and host (prefixed
-        with ``store_`` where a param or result field already has that name, e.g. a study that
-        returns its own ``seconds``).
+        ``result_``. ``timing=True`` appends the columns seconds, finished_at, host and session
+        (prefixed with ``store_`` where a param or result field already has that name, e.g. a
+        study that returns its own ``seconds``); session is None where unknown.
         """
+        session = "session" if self._has_session_column() else "NULL"
         cursor = self._db.execute(
-            "SELECT key, params, result, seconds, finished_at, host FROM results"
+            f"SELECT key, params, result, seconds, finished_at, host, {session} FROM results"
         )
         found = {r[0]: r for r in cursor}
         order = sorted(found) if keys is None else [k for k in dict.fromkeys(keys) if k in found]
         records = []
         for key in order:
-            _, params, result, seconds, finished_at, host = found[key]
+            _, params, result, *stored = found[key]
             record: dict[str, Any] = {"key": key}
             record.update(json.loads(params))
             for name, value in json.loads(result).items():
                 record[f"result_{name}" if name in record else name] = value
             if timing:
-                for name, value in (
-                    ("seconds", seconds),
-                    ("finished_at", finished_at),
-                    ("host", host),
-                ):
+                for name, value in zip(TIMING_COLUMNS, stored, strict=True):
                     record[f"store_{name}" if name in record else name] = value
             records.append(record)
         if not records:

@@ -31,7 +31,7 @@ def test_schema_wal_and_idempotent_insert(tmp_path):
     rows = db.execute("SELECT key, experiment, version, params, result FROM results").fetchall()
     assert rows == [("k", "toy", "1", '{"x":1}', '{"y":1}')]
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"results", "failures", "meta"}
+    assert tables == {"results", "failures", "meta", "sessions"}
 
 
 def test_rows_are_tidy_and_ordered(tmp_path):
