@@ -4,7 +4,8 @@ counts, kernel directions inside ker J, the report's table and string, argument 
 
 import pytest
 import torch
-from torch.func import functional_call, jacrev, vmap
+from symmetry_reference import jacobian as _jacobian
+from symmetry_reference import multiscale as _multiscale
 
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import (
@@ -16,25 +17,6 @@ from symlab.symmetry import (
 )
 
 WIDTHS = [3, 6, 5, 2]
-
-
-def _multiscale(n, n0, seed=0):
-    """x = r u, u ~ N(0, I), r = 10^U(-2, 3): reaches far-away and tiny linear regions."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(n, n0, generator=g, dtype=torch.float64)
-    return u * 10 ** (torch.rand(n, 1, generator=g, dtype=torch.float64) * 5 - 2)
-
-
-def _jacobian(model, x):
-    """J E_Z by torch.func, independent of symlab.linalg: (N*K, D), rows point-major."""
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def f(p, xi):
-        return functional_call(model, p, (xi[None],))[0]
-
-    jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)
-    first = jac[next(iter(params))]
-    return torch.cat([jac[k].reshape(first.shape[0] * first.shape[1], -1) for k in params], 1)
 
 
 def _net(seed=0, dead1=(), dead2=(), always2=(), widths=WIDTHS):

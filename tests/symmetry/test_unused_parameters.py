@@ -5,22 +5,11 @@ and the report's counts, table and string."""
 
 import pytest
 import torch
-from torch.func import functional_call, jacrev, vmap
+from symmetry_reference import jacobian as _jacobian
+from symmetry_reference import multiscale as _multiscale
 
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import diagnose, mechanism_kernel
-
-
-def _jacobian(model, x):
-    """J E_Z by torch.func, independent of symlab: (N*K, D), rows point-major, model's dtype."""
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def f(p, xi):
-        return functional_call(model, p, (xi[None],))[0]
-
-    jac = vmap(jacrev(f), in_dims=(None, 0))(params, x)
-    first = jac[next(iter(params))]
-    return torch.cat([jac[k].reshape(first.shape[0] * first.shape[1], -1) for k in params], 1)
 
 
 def _rank_and_gap(jac):
@@ -30,13 +19,6 @@ def _rank_and_gap(jac):
     rank = int((s > tol).sum())
     gap = float(s[rank - 1] / s[rank]) if rank < s.numel() and s[rank] > 0 else float("inf")
     return rank, gap
-
-
-def _multiscale(n, n0, seed=0):
-    """x = r u, u ~ N(0, I), r = 10^U(-2, 3): reaches far-away and tiny linear regions."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.randn(n, n0, generator=g, dtype=torch.float64)
-    return u * 10 ** (torch.rand(n, 1, generator=g, dtype=torch.float64) * 5 - 2)
 
 
 def _random_case(widths, n_points, seed, dtype):
