@@ -159,7 +159,10 @@ def test_fdim_cli_accepts_the_boundary_sampler():
         app, ["fdim", "3,5,5,1", "--sampler", "boundary", "--max-points", "500"]
     )
     assert done.exit_code == 0, done.output
-    assert "bound" in done.output and " 46 " in done.output  # rank = bound = 46 (seed 0)
+    bound = fd_bound((3, 5, 5, 1))  # 56 parameters - 10 hidden neurons = 46
+    row = next(line for line in done.output.splitlines() if line.strip("│ ").startswith("0 "))
+    seed, rank, row_bound, deficit = [cell.strip() for cell in row.strip("│").split("│")][:4]
+    assert (seed, int(rank), int(row_bound), int(deficit)) == ("0", bound, bound, 0)
     bad = CliRunner().invoke(app, ["fdim", "3,5,5,1", "--sampler", "bondary"])
     assert bad.exit_code != 0 and "boundary" in str(bad.exception)  # the Fail message
 
