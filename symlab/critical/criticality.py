@@ -31,7 +31,13 @@ from torch import Tensor, nn
 from symlab.nets.mlp import linear_layers
 from symlab.nets.params import flatten_params
 from symlab.train import two_layer_derivatives as closed
-from symlab.train.second_order import _flat_loss, lbfgs, levenberg_marquardt, newton
+from symlab.train.second_order import (
+    _closed_form_structure,
+    _flat_loss,
+    lbfgs,
+    levenberg_marquardt,
+    newton,
+)
 from symlab.train.trajectory import Data, Loss, _check_data, loss_and_grad_norm, mse_loss
 
 Method = Literal["auto", "dense", "lanczos"]
@@ -60,7 +66,7 @@ def hessian(
     """
     data = _check_data(model, data)
     theta = flatten_params(model)
-    net = closed.two_layer_structure(model) if closed_form and loss is mse_loss else None
+    net = _closed_form_structure(model, loss, closed_form)
     if net is not None:
         return closed.loss_hessian(net, theta, data)
     return torch.func.hessian(_flat_loss(model, data, loss))(theta).detach()

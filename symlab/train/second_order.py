@@ -94,9 +94,8 @@ def lbfgs(
         grad_norm = hooks.at(step, force=True)
         if grad_norm <= tol or not math.isfinite(grad_norm):
             break
-        recent = hooks.trajectory.losses[-2:], hooks.trajectory.grad_norms[-2:]
-        if len(recent[0]) == 2 and recent[0][0] == recent[0][1] and recent[1][0] == recent[1][1]:
-            break  # stalled: the line search makes no progress (numerical floor)
+        if _stalled(hooks.trajectory):  # the line search makes no progress (numerical floor)
+            break
         before = optimizer.state[first].get("n_iter", 0)
         optimizer.step(closure)
         done = optimizer.state[first].get("n_iter", 0) - before

@@ -119,14 +119,12 @@ def softplus_derivatives(
     if order == 0:
         return (value,)
     s = torch.sigmoid(z if beta == 1 else beta * z)
-    # the linear branch is rare: test it with one reduction before building its mask
-    extreme = 0.0 if z.numel() == 0 else float(z.max()) if beta > 0 else float(z.min())
-    linear = z * beta > threshold if extreme * beta > threshold else None
-    d1 = s if linear is None else s.masked_fill(linear, 1.0)
+    linear = (z if beta == 1 else z * beta) > threshold  # torch's linear branch
+    d1 = s.masked_fill(linear, 1.0)
     if order == 1:
         return value, d1
     d2 = s * (1 - s) if beta == 1 else beta * s * (1 - s)
-    return value, d1, d2 if linear is None else d2.masked_fill(linear, 0.0)
+    return value, d1, d2.masked_fill(linear, 0.0)
 
 
 def _forward(
@@ -201,8 +199,12 @@ def residual_jacobian(net: TwoLayerStructure, theta: Tensor, data: Data) -> tupl
     Cost O(N K D) time and memory."""
     x, y = _check(net, theta, data)
     out, (h, d1) = _forward(net, theta, x, 1)
+    return (out - y).reshape(-1), _jacobian(net, net.split(theta)[2], x, h, d1)
+
+
+def _jacobian(net: TwoLayerStructure, a: Tensor, x: Tensor, h: Tensor, d1: Tensor) -> Tensor:
+    """J = ∂f/∂θ (N K, D) from the output weights A, the inputs and h = σ(z), d1 = σ'(z)."""
     n, d, m, k = x.shape[0], net.d, net.m, net.k
-    a = net.split(theta)[2]
     xt = _input_block(net, x)
     # ∂f_nk/∂(w_j, b_j) = A_kj σ'(z_nj) x̃_n: (N, K, m, p)
     inner = (a[None, :, :] * d1[:, None, :])[..., None] * xt[:, None, None, :]
@@ -213,7 +215,7 @@ def residual_jacobian(net: TwoLayerStructure, theta: Tensor, data: Data) -> tupl
     blocks.append((eye[None, :, :, None] * h[:, None, None, :]).reshape(n * k, k * m))
     if net.bias2:
         blocks.append(eye.expand(n, k, k).reshape(n * k, k))
-    return (out - y).reshape(-1), torch.cat(blocks, dim=1)
+    return torch.cat(blocks, dim=1)
 
 
 def _neuron_indices(net: TwoLayerStructure, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -231,11 +233,11 @@ def _neuron_indices(net: TwoLayerStructure, device: torch.device) -> tuple[Tenso
 def loss_hessian(net: TwoLayerStructure, theta: Tensor, data: Data) -> Tensor:
     """∇²L(θ) = (2/NK)(JᵀJ + R), R the residual-weighted second derivatives (module doc),
     shape (D, D). Cost O(N K D² + N m p²), p = d + bias."""
-    x, _ = _check(net, theta, data)
-    out, (_, d1, d2) = _forward(net, theta, x, 2)
-    r = out - data[1]
-    _, jac = residual_jacobian(net, theta, data)
+    x, y = _check(net, theta, data)
+    out, (h, d1, d2) = _forward(net, theta, x, 2)
+    r = out - y
     a = net.split(theta)[2]
+    jac = _jacobian(net, a, x, h, d1)
     xt = _input_block(net, x)
     inner, outer = _neuron_indices(net, x.device)
     p = inner.shape[1]
