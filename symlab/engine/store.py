@@ -181,7 +181,8 @@ class Store:
         self, environment: Mapping[str, Any], *, started_at: str | None = None
     ) -> str:
         """Record a new session with ``environment`` (fields of ``ENVIRONMENT_FIELDS``; missing
-        ones are NULL) and return its id, a 12-hex-digit random string.
+        ones are NULL) and return its id: "s" and 12 random hex digits (the letter keeps an
+        all-digit id from reading back as a number from a CSV export).
 
         :func:`symlab.engine.provenance.environment` gives the fields of this process.
         """
@@ -191,7 +192,7 @@ class Store:
                 f"environment: expected fields among {', '.join(ENVIRONMENT_FIELDS)}, "
                 f"got {', '.join(unknown)}."
             )
-        session = uuid.uuid4().hex[:12]
+        session = "s" + uuid.uuid4().hex[:12]
         values = [session, started_at or now(), None]
         values += [environment.get(name) for name in ENVIRONMENT_FIELDS]
         with self._db:
@@ -237,12 +238,13 @@ class Store:
         """All meta entries as a dict."""
         return dict(self._db.execute("SELECT name, value FROM meta"))
 
-    def sessions(self) -> pd.DataFrame:
+    def sessions(self, counts: dict[str | None, int] | None = None) -> pd.DataFrame:
         """The recorded sessions (``SESSION_COLUMNS`` and ``rows``, how many stored results each
-        computed), oldest first; empty for a store written before sessions existed."""
+        computed, from ``counts`` when given, else :meth:`session_counts` over all rows), oldest
+        first; empty for a store written before sessions existed."""
         if not self._has_sessions_table():
             return pd.DataFrame({name: pd.Series([], dtype=object) for name in SESSION_COLUMNS})
-        counts = self.session_counts()
+        counts = self.session_counts() if counts is None else counts
         frame = pd.read_sql_query(
             f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions ORDER BY started_at, rowid",
             self._db,

@@ -233,3 +233,15 @@ def test_begin_session_refuses_unknown_fields(tmp_path):
     with Store(tmp_path) as store, pytest.raises(InputError, match="environment: expected"):
         store.begin_session({"torch": "2.13.0", "hostname": "x"})
     assert set(environment()) == set(ENVIRONMENT_FIELDS)
+
+
+def test_session_ids_never_read_back_as_numbers(tmp_path):
+    """A random all-digit id (about 1 in 300 for 12 hex digits) came back from a CSV export as
+    a float; ids start with a letter."""
+    import re
+
+    with Store(tmp_path / "run") as store:
+        ids = [store.begin_session({}) for _ in range(400)]
+    assert len(set(ids)) == 400 and all(re.fullmatch(r"s[0-9a-f]{12}", i) for i in ids)
+    pd.DataFrame({"session": ids}).to_csv(tmp_path / "ids.csv", index=False)
+    assert pd.read_csv(tmp_path / "ids.csv")["session"].tolist() == ids
