@@ -210,9 +210,8 @@ def provenance(store: Store, keys: Iterable[str] | None = None) -> Provenance:
     """The sessions that computed the stored rows of ``keys`` (all rows when None)."""
     counts = store.session_counts(keys)
     n_unknown = counts.pop(None, 0)
-    sessions = store.sessions()
-    sessions = sessions[sessions["session"].isin(list(counts))].copy()
-    sessions["rows"] = sessions["session"].map(counts).astype(int)
+    sessions = store.sessions(counts)
+    sessions = sessions[sessions["session"].isin(list(counts))]
     return Provenance(
         sessions=sessions.reset_index(drop=True),
         n_rows=sum(counts.values()) + n_unknown,
