@@ -282,14 +282,17 @@ def diagnose(
     unused, unused_weights, unused_biases = _unused_coordinates(
         weights, inputs.detach().to(torch.float64), pre
     )
-    dead_coords, scalings = _kernel_directions(weights, biases, dead, always, scalings_only=True)
+    dead_coords, rows = _kernel_directions(
+        weights, biases, dead, always, scalings_only=bool(dead_layers)
+    )
     n_dead_coords = int(dead_coords.sum())
     if dead_layers:
         # F is constant on Z: each point contributes the same K x D block of rank K (output biases).
         predicted_rank = dead_rank = unused_rank = widths[-1]
         tol, gap = 0.0, float("inf")
     else:
-        rows = _kernel_directions(weights, biases, dead, always)[1]
+        # rows: one scaling per alive hidden neuron first, then the always-active kernels
+        scalings = rows[: sum(int((~d).sum()) for d in dead)]
         coords = dead_coords | unused  # the dead coordinates are unused too; the union is explicit
         kernel_rank, tol, gap = _restricted_rank(coords, rows)
         predicted_rank = n_params - int(coords.sum()) - kernel_rank
