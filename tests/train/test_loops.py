@@ -177,7 +177,7 @@ def test_levenberg_marquardt_reaches_a_zero_residual_teacher():
     assert best < 1e-8
 
 
-def test_levenberg_marquardt_jacobian_modes_agree():
+def test_levenberg_marquardt_jacobian_modes_agree(monkeypatch):
     """D < NK takes the forward-mode Jacobian, D >= NK the reverse mode: both reach zero loss, and
     on the same problem both modes give the same first steps (forced by patching the choice)."""
     for n, widths in ((6, [2, 8, 1]), (80, [2, 3, 1])):  # D = 33 > 6 and D = 13 < 80
@@ -194,13 +194,9 @@ def test_levenberg_marquardt_jacobian_modes_agree():
     runs = []
     for forward in (True, False):
         student = mlp([2, 3, 1], "tanh", seed=16)
-        original = torch.func.jacfwd
-        if not forward:
-            torch.func.jacfwd = torch.func.jacrev
-        try:
-            runs.append(levenberg_marquardt(student, (x, y), tol=1e-30, max_iter=5).losses)
-        finally:
-            torch.func.jacfwd = original
+        if not forward:  # the reverse-mode Jacobian where the forward mode would run
+            monkeypatch.setattr(torch.func, "jacfwd", torch.func.jacrev)
+        runs.append(levenberg_marquardt(student, (x, y), tol=1e-30, max_iter=5).losses)
     assert len(runs[0]) == len(runs[1]) == 6  # 5 steps and the final point
     torch.testing.assert_close(torch.tensor(runs[0]), torch.tensor(runs[1]), rtol=1e-9, atol=0)
 
