@@ -83,31 +83,55 @@ def _check_model(model: nn.Module) -> list[nn.Linear]:
     return layers
 
 
+@dataclass(frozen=True)
+class _HiddenForward:
+    """An MLP's hidden layers as float64 (W, b) pairs and its activation, built once per sampler
+    call: the bisection runs ~65 forward passes per point, which should not each re-check the
+    model and re-copy its weights."""
+
+    weights: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
+    activation: nn.Module
+
+    @classmethod
+    def of(cls, model: nn.Module | _HiddenForward) -> _HiddenForward:
+        if isinstance(model, _HiddenForward):
+            return model
+        layers = _check_model(model)
+        weights = tuple(
+            (
+                layer.weight.detach().to(torch.float64),
+                None if layer.bias is None else layer.bias.detach().to(torch.float64),
+            )
+            for layer in layers[:-1]
+        )
+        return cls(weights, activation_of(model))
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        a, out = inputs.to(torch.float64), []
+        for w, b in self.weights:
+            z = a @ w.T
+            if b is not None:
+                z = z + b
+            out.append(z)
+            a = self.activation(z)
+        if not out:
+            return inputs.new_zeros(inputs.shape[0], 0, dtype=torch.float64)
+        return torch.cat(out, dim=1)
+
+
 def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Pre-activations z^l = W_l a^{l-1} + b_l of all hidden layers, (N, H), float64, layer order.
 
     Forward pass on a float64 copy of the parameters (autograd flows to ``inputs``).
     Cost O(N sum_{l<L} n_l n_{l-1}).
     """
-    layers = _check_model(model)
-    activation = activation_of(model)
-    a, out = inputs.to(torch.float64), []
-    for layer in layers[:-1]:
-        w = layer.weight.detach().to(torch.float64)
-        z = a @ w.T
-        if layer.bias is not None:
-            z = z + layer.bias.detach().to(torch.float64)
-        out.append(z)
-        a = activation(z)
-    return (
-        torch.cat(out, dim=1) if out else inputs.new_zeros(inputs.shape[0], 0, dtype=torch.float64)
-    )
+    return _HiddenForward.of(model)(inputs)
 
 
-def _neuron_values(model: nn.Module, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:
+def _neuron_values(forward: _HiddenForward, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:
     """z_{neuron[j]}(x[j]) for x (m, n0) or (m, G, n0): one hidden neuron per line."""
     flat = x.reshape(-1, x.shape[-1])
-    z = hidden_preactivations(model, flat)
+    z = forward(flat)
     z = z.view(*x.shape[:-1], z.shape[-1])
     index = neuron.view(-1, *([1] * (x.dim() - 1)))
     return z.gather(-1, index.expand(*x.shape[:-1], 1)).squeeze(-1)
@@ -155,6 +179,7 @@ def neuron_crossings(
     forward pass. Where ``nearest[j]`` (bool, (m,)) is set, the sign change nearest t = 0 is
     taken instead (a local move). Cost O(m (2 GRID_POINTS + 1 + BISECTION_STEPS) sum_l n_l n_{l-1}).
     """
+    forward = _HiddenForward.of(model)
     base, direction = base.to(torch.float64), direction.to(torch.float64)
     grid = _grid()
     m = base.shape[0]
@@ -169,17 +194,17 @@ def neuron_crossings(
     with torch.no_grad():
         for rows in torch.split(torch.arange(m), _CHUNK_LINES):
             x = base[rows, None, :] + grid[None, :, None] * direction[rows, None, :]
-            z = _neuron_values(model, x, neuron[rows])
+            z = _neuron_values(forward, x, neuron[rows])
             change = (z[:, :-1] > 0) != (z[:, 1:] > 0)
             pick = torch.where(change, scores[rows], -1.0).argmax(dim=1)
             found[rows] = change.any(dim=1)
             lo[rows], hi[rows] = grid[pick], grid[pick + 1]
         lo = torch.where(found, lo, grid[pick_fallback])
         hi = torch.where(found, hi, grid[pick_fallback])
-        z_lo = _neuron_values(model, base + lo[:, None] * direction, neuron) > 0
+        z_lo = _neuron_values(forward, base + lo[:, None] * direction, neuron) > 0
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
-            same = (_neuron_values(model, base + mid[:, None] * direction, neuron) > 0) == z_lo
+            same = (_neuron_values(forward, base + mid[:, None] * direction, neuron) > 0) == z_lo
             lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
     t = torch.where(found, 0.5 * (lo + hi), lo)
     return LineCrossings(base, direction, neuron, t, torch.stack([lo, hi], dim=1), found)
@@ -190,11 +215,11 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 
 
 def _value_and_gradient(
-    model: nn.Module, x: torch.Tensor, neuron: torch.Tensor
+    forward: _HiddenForward, x: torch.Tensor, neuron: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """z_{neuron[j]}(x[j]) and its input gradient (m, n0) (autograd on the float64 forward)."""
     x = x.detach().clone().requires_grad_(True)
-    z = _neuron_values(model, x, neuron)
+    z = _neuron_values(forward, x, neuron)
     (grad,) = torch.autograd.grad(z.sum(), x)
     return z.detach(), grad
 
@@ -218,21 +243,21 @@ def _toward(
 
 
 def _single_lines(
-    model: nn.Module, widths: list[int], n_lines: int, n0: int, generator: torch.Generator
+    forward: _HiddenForward, widths: list[int], n_lines: int, n0: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mode 1: multiscale base, a random hidden neuron h, a random or z_h-gradient direction."""
     layer = torch.randint(len(widths), (n_lines,), generator=generator)
     neuron = _random_neurons(widths, layer, generator)
     base = multiscale(n_lines, n0, generator, torch.float64)
     noise = _unit(torch.randn(n_lines, n0, generator=generator, dtype=torch.float64))
-    z, grad = _value_and_gradient(model, base, neuron)
+    z, grad = _value_and_gradient(forward, base, neuron)
     use_gradient = torch.rand(n_lines, 1, generator=generator) < 0.5
     direction = torch.where(use_gradient, _toward(z, grad, noise), noise)
     return base, direction, neuron
 
 
 def _pair_lines(
-    model: nn.Module, widths: list[int], n_lines: int, n0: int, generator: torch.Generator
+    forward: _HiddenForward, widths: list[int], n_lines: int, n0: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mode 2 (co-activation): neuron j of hidden layer l and i of layer l + 1.
 
@@ -247,18 +272,18 @@ def _pair_lines(
     upper = _random_neurons(widths, layer + 1, generator)
     base = multiscale(n_lines, n0, generator, torch.float64)
     noise = _unit(torch.randn(n_lines, n0, generator=generator, dtype=torch.float64))
-    z, grad = _value_and_gradient(model, base, lower)
+    z, grad = _value_and_gradient(forward, base, lower)
     toward = _toward(z, grad, noise)
     near = torch.ones(n_lines, dtype=torch.bool)
-    cross = neuron_crossings(model, base, toward, lower, generator, nearest=near)
+    cross = neuron_crossings(forward, base, toward, lower, generator, nearest=near)
     step = 1e-6 * cross.points.norm(dim=1).clamp_min(1e-2)
     with torch.no_grad():
         ahead = cross.points + step[:, None] * toward
         behind = cross.points - step[:, None] * toward
-        on = torch.where((_neuron_values(model, ahead, lower) > 0)[:, None], ahead, behind)
+        on = torch.where((_neuron_values(forward, ahead, lower) > 0)[:, None], ahead, behind)
     start = torch.where((cross.found & (z <= 0))[:, None], on, base)
-    z_i, g_i = _value_and_gradient(model, start, upper)
-    _, g_j = _value_and_gradient(model, start, lower)
+    z_i, g_i = _value_and_gradient(forward, start, upper)
+    _, g_j = _value_and_gradient(forward, start, lower)
     coefficient = (g_i * g_j).sum(1) / (g_j * g_j).sum(1).clamp_min(1e-300)
     projected = g_i - coefficient[:, None] * g_j
     return start, _toward(z_i, projected, noise, weight=0.1), upper
@@ -285,21 +310,22 @@ def boundary_pairs(model: nn.Module, n_lines: int, generator: torch.Generator) -
     layers = _check_model(model)
     n0 = layers[0].in_features
     widths = [layer.out_features for layer in layers[:-1]]
+    forward = _HiddenForward.of(model)
     n_pair = int(n_lines * PAIR_FRACTION) if len(widths) > 1 else 0
-    lines = [_single_lines(model, widths, n_lines - n_pair, n0, generator)]
+    lines = [_single_lines(forward, widths, n_lines - n_pair, n0, generator)]
     if n_pair:  # needs two hidden layers
-        lines.append(_pair_lines(model, widths, n_pair, n0, generator))
+        lines.append(_pair_lines(forward, widths, n_pair, n0, generator))
     base, direction, neuron = (torch.cat(parts) for parts in zip(*lines, strict=True))
     nearest = torch.arange(n_lines) >= n_lines - n_pair
-    cross = neuron_crossings(model, base, direction, neuron, generator, nearest=nearest)
+    cross = neuron_crossings(forward, base, direction, neuron, generator, nearest=nearest)
     point = cross.points
     low, high = OFFSET_LOG10
     log_delta = low + (high - low) * torch.rand(n_lines, generator=generator, dtype=torch.float64)
     delta = 10.0**log_delta * point.norm(dim=1).clamp_min(1e-2)
     with torch.no_grad():
         for _ in range(SHRINK_STEPS):
-            minus = _neuron_values(model, point - delta[:, None] * direction, neuron) > 0
-            plus = _neuron_values(model, point + delta[:, None] * direction, neuron) > 0
+            minus = _neuron_values(forward, point - delta[:, None] * direction, neuron) > 0
+            plus = _neuron_values(forward, point + delta[:, None] * direction, neuron) > 0
             retry = cross.found & (minus == plus)
             if not bool(retry.any()):
                 break
