@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from symlab.cli import main
+from cli_in_process import cli
 
 ENGINE_TESTS = Path(__file__).resolve().parent / "engine"
 
@@ -39,14 +38,6 @@ def toy_env():
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env["SYMLAB_EXPERIMENTS"] = "toy_study"
     return env
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run ``symlab argv`` in this process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def symlab(env: dict, cwd: Path, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:

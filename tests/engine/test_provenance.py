@@ -14,8 +14,8 @@ import numpy
 import pandas as pd
 import pytest
 import torch
+from cli_in_process import cli
 
-from symlab.cli import main
 from symlab.engine import InputError, Store, expand_jobs, job_key, report_study, run_study
 from symlab.engine.provenance import ENVIRONMENT_FIELDS, environment, provenance
 from symlab.engine.store import STORE_NAME
@@ -42,13 +42,6 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 """
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
 
 
 def stored_sessions(run_dir: Path) -> dict[str, str | None]:
