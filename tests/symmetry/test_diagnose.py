@@ -4,8 +4,8 @@ counts, kernel directions inside ker J, the report's table and string, argument 
 
 import pytest
 import torch
-from symmetry_reference import jacobian as _jacobian
-from symmetry_reference import multiscale as _multiscale
+from jacobian_reference import jacobian as _jacobian
+from jacobian_reference import multiscale as _multiscale
 
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import (

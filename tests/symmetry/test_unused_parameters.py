@@ -5,8 +5,8 @@ and the report's counts, table and string."""
 
 import pytest
 import torch
-from symmetry_reference import jacobian as _jacobian
-from symmetry_reference import multiscale as _multiscale
+from jacobian_reference import jacobian as _jacobian
+from jacobian_reference import multiscale as _multiscale
 
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import diagnose, mechanism_kernel

@@ -1,4 +1,4 @@
-"""Independent references shared by the symmetry tests (torch.func only, nothing from symlab):
+"""Independent references shared by the tests (torch.func only, nothing from symlab):
 the Jacobian J E_Z of a model's outputs in its parameters, and a multi-scale input sample."""
 
 import torch
