@@ -38,7 +38,7 @@ from symlab.train.second_order import (
     levenberg_marquardt,
     newton,
 )
-from symlab.train.trajectory import Data, Loss, _check_data, loss_and_grad_norm, mse_loss
+from symlab.train.trajectory import Data, Loss, check_data, loss_and_grad_norm, mse_loss
 
 Method = Literal["auto", "dense", "lanczos"]
 
@@ -47,7 +47,7 @@ def gradient_norm(
     model: nn.Module, data: Data, *, loss: Loss = mse_loss, ord: float = math.inf
 ) -> float:
     """‖∇L(θ)‖_ord of the full-batch mean loss (default the ∞-norm). Cost: one backward pass."""
-    data = _check_data(model, data)
+    data = check_data(model, data)
     value = loss(model(data[0]), data[1])
     grads = torch.autograd.grad(value, [p for p in model.parameters()])
     return float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]), ord=ord))
@@ -64,7 +64,7 @@ def hessian(
     (2/NK)(JᵀJ + Σ r ∇²f) of :func:`symlab.train.two_layer_derivatives.loss_hessian` instead
     (equal up to rounding; O(N K D²)).
     """
-    data = _check_data(model, data)
+    data = check_data(model, data)
     theta = flatten_params(model)
     net = _closed_form_structure(model, loss, closed_form)
     if net is not None:
@@ -75,7 +75,7 @@ def hessian(
 def hessian_vector_product(model: nn.Module, data: Data, *, loss: Loss = mse_loss):
     """The map v ↦ ∇²L(θ) v at the model's current θ (reverse-over-reverse through the gradient
     map, linearised once: ≈ 2 backward passes per product, memory O(D + graph))."""
-    data = _check_data(model, data)
+    data = check_data(model, data)
     theta = flatten_params(model)
     # reverse-over-reverse, linearised once: vjp of the gradient map is H v since H = Hᵀ
     _, vjp_fn = torch.func.vjp(torch.func.grad(_flat_loss(model, data, loss)), theta)
@@ -263,7 +263,7 @@ def train_to_critical(
     one-hidden-layer net (:mod:`symlab.train.two_layer_derivatives`; same iterates up to
     rounding, several times faster); ``False`` forces the generic autograd / ``torch.func`` route.
     """
-    data = _check_data(model, data)
+    data = check_data(model, data)
     first = lbfgs(
         model, data, max_iter=max_iter, tol=tol, loss=loss, record_every=50,
         closed_form=closed_form,
@@ -306,7 +306,7 @@ def splitting_matrix(model: nn.Module, data: Data, neuron: int, *, loss: Loss = 
     twice-differentiable activation module works. Cost O(N d²).
     """
     first, activation, second = _two_layer(model)
-    x, y = _check_data(model, data)
+    x, y = check_data(model, data)
     if not 0 <= neuron < first.out_features:
         raise ValueError(f"neuron: expected an index in [0, {first.out_features}), got {neuron}")
     output = model(x).detach().requires_grad_(True)

@@ -1,10 +1,16 @@
-"""symlab.train: the training loops every study shares (GD, SGD, Adam, L-BFGS, Levenberg–Marquardt,
-damped Newton).
+"""symlab.train: the training loops every study shares (GD, SGD, heavy ball, Nesterov, Adam, online
+SGD, many small networks at once, L-BFGS, Levenberg–Marquardt, damped Newton).
 
 Each loop trains a model in place on data = (x, y) and returns a :class:`Trajectory`.
 
 - :mod:`symlab.train.trajectory`: data and loss conventions, :class:`Trajectory`, recording hooks;
-- :mod:`symlab.train.first_order`: ``gradient_descent``, ``sgd``, ``adam``;
+- :mod:`symlab.train.schedule`: when to record and call back (every n, log-spaced, given steps);
+- :mod:`symlab.train.first_order`: :func:`train` and its named settings ``gradient_descent``,
+  ``sgd``, ``heavy_ball``, ``nesterov``, ``adam``, ``online_sgd``;
+- :mod:`symlab.train.optimizers`: update rules, per-group learning rates, the L2 term λ‖θ‖²;
+- :mod:`symlab.train.momentum`: heavy ball (Polyak 1964) and Nesterov (1983) in textbook form;
+- :mod:`symlab.train.ensemble`: ``train_ensemble``, independent copies of a small network (a
+  batch of seeds) trained at once with ``torch.func.vmap`` over stacked parameters;
 - :mod:`symlab.train.second_order`: ``lbfgs``, ``levenberg_marquardt``, ``newton`` (float64, to
   reach critical points; Brea et al. 2023, arXiv 2301.10638);
 - :mod:`symlab.train.two_layer_derivatives`: closed-form L, ∇L, residual Jacobian and ∇²L of a
@@ -14,19 +20,49 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
   closed-form route of ``lbfgs``).
 """
 
-from symlab.train.first_order import adam, gradient_descent, sgd
+from symlab.train.ensemble import EnsembleResult, train_ensemble
+from symlab.train.first_order import (
+    adam,
+    gradient_descent,
+    heavy_ball,
+    nesterov,
+    online_sgd,
+    sgd,
+    train,
+)
+from symlab.train.momentum import Nesterov
+from symlab.train.schedule import Schedule, at_steps, every, log_spaced, log_spaced_steps
 from symlab.train.second_order import lbfgs, levenberg_marquardt, newton
-from symlab.train.trajectory import Trajectory, full_loss, loss_and_grad_norm, mse_loss
+from symlab.train.trajectory import (
+    Trajectory,
+    full_loss,
+    logistic_loss,
+    loss_and_grad_norm,
+    mse_loss,
+)
 
 __all__ = [
+    "EnsembleResult",
+    "Nesterov",
+    "Schedule",
     "Trajectory",
     "adam",
+    "at_steps",
+    "every",
     "full_loss",
     "gradient_descent",
+    "heavy_ball",
     "lbfgs",
     "levenberg_marquardt",
+    "log_spaced",
+    "log_spaced_steps",
+    "logistic_loss",
     "loss_and_grad_norm",
     "mse_loss",
+    "nesterov",
     "newton",
+    "online_sgd",
     "sgd",
+    "train",
+    "train_ensemble",
 ]

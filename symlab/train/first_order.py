@@ -1,189 +1,240 @@
-"""First-order training loops: full-batch gradient descent, minibatch SGD and Adam.
+"""First-order training: gradient descent, minibatch and online SGD, heavy ball, Nesterov and Adam.
 
-Conventions (data, loss, gradient ∞-norm, callbacks) are those of :mod:`symlab.train.trajectory`
-(the ∞-norm follows MLPGradientFlow.jl, Brea et al. 2023, arXiv 2301.10638). Full-batch loops
-read the record of step t off that step's own forward/backward pass (L(θ_t) and ∇L(θ_t) are what
-the update uses), so recording is free; minibatch loops spend one full-batch pass per record.
-Adam is Kingma & Ba 2015 (``torch.optim.Adam``); SGD with heavy-ball momentum is
-``torch.optim.SGD``. All three share one loop, :func:`_first_order`, and differ only in the
-optimizer and in their defaults.
+One loop, :func:`train`, carries every first-order run of symlab; :func:`gradient_descent`,
+:func:`sgd`, :func:`heavy_ball`, :func:`nesterov`, :func:`adam` and :func:`online_sgd` name its
+common settings. Conventions (data, loss, gradient ∞-norm, callbacks, divergence) are those of
+:mod:`symlab.train.trajectory` (the ∞-norm follows MLPGradientFlow.jl, Brea et al. 2023, arXiv
+2301.10638); update rules, parameter groups and the L2 term are in :mod:`symlab.train.optimizers`.
+
+Batches: full batch (``batch_size=None``), seeded minibatches without replacement
+(``batch_size=B``), or a fresh batch per step from ``sampler(step, generator) -> (x, y)`` (online
+SGD; ``data``, when given, is then only the set the records are measured on).
+
+Cost. A full-batch step of GD, heavy ball or Adam reads the record of step t off that step's own
+pass (L(θ_t) and ∇L(θ_t) are what the update uses), so recording is free and a run of T steps
+costs T + 1 passes. Minibatch, online and Nesterov steps (Nesterov differentiates at the look-ahead
+point) spend one extra full-batch forward+backward pass per record; online SGD without ``data``
+records the loss of the step's own batch, for free.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from symlab.train.optimizers import MinibatchOrder, l2_penalty, make_optimizer, parameter_groups
+from symlab.train.schedule import Schedule
 from symlab.train.trajectory import (
     Callback,
     Data,
+    Hooks,
     Loss,
     Trajectory,
-    _check_data,
-    _check_positive,
-    _Hooks,
+    check_data,
+    check_positive,
     mse_loss,
 )
 
-
-def _grad_inf_norm(params: list[Tensor]) -> float:
-    """max_i |∂L/∂θ_i| from the ``.grad`` fields left by ``backward`` (None counts as 0)."""
-    norms = [float(p.grad.abs().max()) for p in params if p.grad is not None and p.grad.numel()]
-    return max(norms, default=0.0)
+Sampler = Callable[[int, torch.Generator], Data]
 
 
-def _default_record_every(record_every: int | None, n: int, batch: int) -> int:
-    """None: every step for full batch (free), else every 10 epochs (≈ 10% extra cost)."""
+def grad_inf_norm(params: Iterable[Tensor]) -> float:
+    """max_i |∂L/∂θ_i| from the ``.grad`` fields left by ``backward`` (None counts as 0); one
+    host synchronisation."""
+    norms = [p.grad.abs().max() for p in params if p.grad is not None and p.grad.numel()]
+    return float(torch.stack(norms).max()) if norms else 0.0
+
+
+def _default_record_every(record_every, n: int, batch: int, free: bool):
+    """None: every step when records are free, else every 10 epochs (≈ 10% extra cost)."""
     if record_every is not None:
         return record_every
-    return 1 if batch >= n else 10 * math.ceil(n / batch)
+    return 1 if free else 10 * math.ceil(n / batch)
 
 
-def _first_order(
-    method: str,
+def train(
     model: nn.Module,
-    data: Data,
-    optimizer_class: type[torch.optim.Optimizer],
-    options: dict[str, Any],
+    data: Data | None,
     *,
+    method: str = "sgd",
+    lr: float,
     steps: int,
-    batch_size: int | None,
-    seed: int,
-    loss: Loss,
-    tol: float,
-    record_every: int | None,
-    callback: Callback | None,
-    callback_every: int,
+    batch_size: int | None = None,
+    sampler: Sampler | None = None,
+    seed: int = 0,
+    momentum: float | str | Callable[[int], float] = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+    param_groups: list[dict[str, Any]] | None = None,
+    loss: Loss = mse_loss,
+    tol: float = 0.0,
+    record_every: int | Schedule | Iterable[int] | None = None,
+    max_records: int | None = None,
+    callback: Callback | None = None,
+    callback_every: int | Schedule | Iterable[int] = 1,
 ) -> Trajectory:
-    """Shared first-order loop with ``optimizer_class(model.parameters(), **options)``
-    (``options["lr"]`` must be positive). Full batch: the step's own forward/backward pass gives
-    L(θ_t) and ∇L(θ_t) before the update, so recording (and the ``tol`` test) is free at every
-    step and a run of T steps costs T + 1 passes (the last records θ_T). Minibatches: a record is
-    one extra full-batch forward+backward pass, and ``tol`` is tested only at recorded steps."""
-    _check_positive("lr", options["lr"])
-    optimizer = optimizer_class(model.parameters(), **options)
-    _check_positive("steps", steps, integer=True)
-    data = _check_data(model, data)
-    x, y = data
-    n = x.shape[0]
-    if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size):
+    """Train ``model`` in place for ``steps`` steps of ``method`` ("sgd", "heavy_ball",
+    "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² and return its :class:`Trajectory`.
+
+    ``momentum``: heavy ball's β, or Nesterov's constant β / ``"k/(k+3)"`` / callable t ↦ β_t.
+    ``param_groups``: per-group ``lr`` and ``weight_decay`` (:mod:`symlab.train.optimizers`).
+    ``record_every``: an int n, a :class:`~symlab.train.schedule.Schedule` (e.g.
+    ``log_spaced(steps, 30)``) or a list of steps; None records every step when that is free and
+    every 10 epochs otherwise; the end point is always recorded. ``max_records`` thins the record
+    (every other one dropped when full). ``tol`` > 0 stops once the gradient ∞-norm of a record is
+    ≤ tol. The run stops at the first non-finite loss (``diverged``). ``sampler(step, generator)``
+    draws each step's batch (online SGD), with a generator seeded by ``seed``."""
+    check_positive("steps", steps, integer=True)
+    check_positive("lr", lr)
+    if sampler is None and data is None:
+        raise ValueError("data: expected a pair (x, y), or a sampler for online SGD")
+    if data is not None:
+        data = check_data(model, data)
+    if batch_size is not None and not (
+        isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1
+    ):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
-    batch = n if batch_size is None else min(batch_size, n)
-    record_every = _default_record_every(record_every, n, batch)
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    groups = parameter_groups(named, param_groups, lr, weight_decay)
+    optimizer = make_optimizer(method, groups, momentum, betas)
+    params = [p for group in groups for p in group["params"]]
+    at_iterate = getattr(optimizer, "evaluates_at_iterate", True)
+
+    def objective(x: Tensor, y: Tensor) -> Tensor:
+        value = loss(model(x), y)
+        penalty = l2_penalty(groups)
+        return value if penalty is None else value + penalty
+
+    n = 0 if data is None else data[0].shape[0]
+    batch = n if batch_size is None or sampler is not None else min(batch_size, n)
+    full_batch = sampler is None and batch == n
+    free = at_iterate and (full_batch or data is None)
     generator = torch.Generator().manual_seed(int(seed))
-    order, cursor = torch.arange(n), n
-    hooks = _Hooks(model, data, loss, record_every, callback, callback_every, method)
-    params = [p for p in model.parameters() if p.requires_grad]
+    minibatches = None if full_batch or sampler is not None else MinibatchOrder(n, batch, seed)
+    current: list[Data] = [data] if data is not None else []
+
+    def evaluate() -> tuple[float, float]:  # the record at θ_t on data (or the step's batch)
+        optimizer.zero_grad(set_to_none=True)
+        value = objective(*(data if data is not None else current[0]))
+        value.backward()
+        result = float(value.detach()), grad_inf_norm(params)
+        optimizer.zero_grad(set_to_none=True)
+        return result
+
+    record_every = _default_record_every(record_every, n, max(batch, 1), free)
+    hooks = Hooks(
+        model, data, loss, record_every, callback, callback_every, method,
+        max_records=max_records, evaluate=evaluate,
+    )  # fmt: skip
     for step in range(steps):
         hooks.call_back(step)  # before this step's backward: a callback cannot touch its .grad
-        if batch == n:
+        if hooks.stop_requested:
+            return hooks.finish(step, tol)
+        if sampler is not None:
+            current[:] = [check_data(model, sampler(step, generator))]
+        elif minibatches is not None:
+            index = minibatches.next()
+            current[:] = [(data[0][index], data[1][index])]
+
+        def closure() -> Tensor:
             optimizer.zero_grad(set_to_none=True)
-            value = loss(model(x), y)
+            value = objective(*current[0])
             value.backward()
+            return value
+
+        if free:
+            value = float(closure().detach())
+            if not math.isfinite(value):
+                return hooks.diverge(step, value)
+            due = hooks.due(step) or tol > 0
             grad_norm = hooks.at(
-                step, value=float(value.detach()), grad_norm=_grad_inf_norm(params)
+                step, value=value, grad_norm=grad_inf_norm(params) if due else None
             )
-            if tol > 0 and grad_norm <= tol:
-                return hooks.finish(step, tol)
-            optimizer.step()
-            continue
-        grad_norm = hooks.at(step)  # sample without replacement, reshuffling each epoch
+        else:
+            grad_norm = hooks.at(step)
+            if hooks.trajectory.diverged:
+                return hooks.diverge(step, hooks.trajectory.final_loss)
         if tol > 0 and grad_norm <= tol:
             return hooks.finish(step, tol)
-        if cursor + batch > n:
-            order, cursor = torch.randperm(n, generator=generator), 0
-        index = order[cursor : cursor + batch]
-        cursor += batch
-        optimizer.zero_grad(set_to_none=True)
-        loss(model(x[index]), y[index]).backward()
-        optimizer.step()
+        value = optimizer.step() if free else float(optimizer.step(closure).detach())
+        if not free and not math.isfinite(value):  # the step's batch loss
+            return hooks.diverge(step, value)
     return hooks.finish(steps, tol)
 
 
 def gradient_descent(
-    model: nn.Module,
-    data: Data,
-    *,
-    lr: float,
-    steps: int,
-    loss: Loss = mse_loss,
-    tol: float = 0.0,
-    record_every: int = 1,
-    callback: Callback | None = None,
-    callback_every: int = 1,
+    model: nn.Module, data: Data, *, lr: float, steps: int, **options
 ) -> Trajectory:
-    """Full-batch gradient descent θ ← θ − lr ∇L(θ) for ``steps`` steps (stops early once the
-    gradient ∞-norm is ≤ ``tol`` when tol > 0).
-
-    Cost: one forward+backward pass per step, plus one at the end to record θ_T. The record at
-    step t (L(θ_t), ‖∇L(θ_t)‖_∞) is read off that step's own pass, so ``record_every`` costs
-    nothing."""
-    return _first_order(
-        "gd", model, data, torch.optim.SGD, {"lr": lr}, steps=steps, batch_size=None, seed=0,
-        loss=loss, tol=tol, record_every=record_every, callback=callback,
-        callback_every=callback_every,
-    )  # fmt: skip
+    """Full-batch gradient descent θ ← θ − lr ∇L(θ); records every step for free by default.
+    ``options`` are those of :func:`train` (loss, tol, weight_decay, param_groups, record_every,
+    callback, ...)."""
+    return _named("gd", model, data, method="sgd", lr=lr, steps=steps, **options)
 
 
 def sgd(
-    model: nn.Module,
-    data: Data,
-    *,
-    lr: float,
-    steps: int,
-    batch_size: int,
-    seed: int = 0,
-    momentum: float = 0.0,
-    loss: Loss = mse_loss,
-    tol: float = 0.0,
-    record_every: int | None = None,
-    callback: Callback | None = None,
-    callback_every: int = 1,
-) -> Trajectory:
-    """Minibatch SGD (with optional heavy-ball ``momentum``): each step uses ``batch_size`` samples
-    drawn without replacement from a permutation reshuffled every epoch by a generator seeded
-    with ``seed``. The recorded loss and gradient are full-batch.
-
-    Cost: one forward+backward pass on ``batch_size`` samples per step, plus one full-batch pass
-    (≈ N / batch_size steps' worth) per record. ``record_every=None`` records every 10 epochs
-    (10 ⌈N / batch_size⌉ steps, about 10% extra work) and at the end; ``tol`` is tested only at
-    recorded steps. With ``batch_size`` ≥ N the loop is full-batch gradient descent and records
-    every step for free (see :func:`gradient_descent`)."""
-    _check_positive("lr", lr)  # before momentum: the first bad argument is the one reported
-    if not 0 <= momentum < 1:
+    model: nn.Module, data: Data, *, lr: float, steps: int, batch_size: int, seed: int = 0,
+    momentum: float = 0.0, **options,
+) -> Trajectory:  # fmt: skip
+    """Minibatch SGD, with heavy-ball ``momentum`` when > 0: each step uses ``batch_size``
+    samples drawn without replacement from a permutation reshuffled every epoch by a generator
+    seeded with ``seed``. Records are full-batch, every 10 epochs by default (about 10% extra
+    work); with ``batch_size`` ≥ N this is full-batch gradient descent, recorded every step."""
+    if isinstance(momentum, bool) or not isinstance(momentum, int | float) or not 0 <= momentum < 1:
+        check_positive("lr", lr)  # the first bad argument is the one reported
         raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
-    return _first_order(
-        "sgd", model, data, torch.optim.SGD, {"lr": lr, "momentum": momentum}, steps=steps,
-        batch_size=batch_size, seed=seed, loss=loss, tol=tol, record_every=record_every,
-        callback=callback, callback_every=callback_every,
+    method = "heavy_ball" if momentum > 0 else "sgd"
+    return _named(
+        "sgd", model, data, method=method, lr=lr, steps=steps, batch_size=batch_size, seed=seed,
+        momentum=momentum, **options,
     )  # fmt: skip
 
 
-def adam(
-    model: nn.Module,
-    data: Data,
-    *,
-    lr: float,
-    steps: int,
-    batch_size: int | None = None,
-    seed: int = 0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    loss: Loss = mse_loss,
-    tol: float = 0.0,
-    record_every: int | None = None,
-    callback: Callback | None = None,
-    callback_every: int = 1,
+def heavy_ball(
+    model: nn.Module, data: Data, *, lr: float, momentum: float, steps: int, **options
 ) -> Trajectory:
-    """Adam (Kingma & Ba 2015), full batch when ``batch_size`` is None, else seeded minibatches.
-
-    Cost and recording as in :func:`gradient_descent` (full batch: free records, every step by
-    default) or :func:`sgd` (minibatches: one full-batch pass per record, every 10 epochs by
-    default)."""
-    return _first_order(
-        "adam", model, data, torch.optim.Adam, {"lr": lr, "betas": betas}, steps=steps,
-        batch_size=batch_size, seed=seed, loss=loss, tol=tol, record_every=record_every,
-        callback=callback, callback_every=callback_every,
+    """Polyak's heavy ball θ_{t+1} = θ_t − lr ∇L(θ_t) + β (θ_t − θ_{t−1}), β = ``momentum``;
+    full batch unless ``batch_size`` is given (options of :func:`train`)."""
+    return _named(
+        "heavy_ball", model, data, method="heavy_ball", lr=lr, momentum=momentum, steps=steps,
+        **options,
     )  # fmt: skip
+
+
+def nesterov(
+    model: nn.Module, data: Data, *, lr: float, steps: int,
+    momentum: float | str | Callable[[int], float] = "k/(k+3)", **options,
+) -> Trajectory:  # fmt: skip
+    """Nesterov's accelerated gradient φ_t = θ_t + β_t (θ_t − θ_{t−1}), θ_{t+1} = φ_t − lr ∇L(φ_t),
+    with β_t = t/(t+3) by default (or a constant / callable ``momentum``); records are at θ_t
+    (one extra pass each). Options of :func:`train`."""
+    return _named(
+        "nesterov", model, data, method="nesterov", lr=lr, momentum=momentum, steps=steps,
+        **options,
+    )  # fmt: skip
+
+
+def adam(model: nn.Module, data: Data, *, lr: float, steps: int, **options) -> Trajectory:
+    """Adam (Kingma & Ba 2015), full batch when ``batch_size`` is None, else seeded minibatches;
+    ``betas`` and the other options of :func:`train`."""
+    return _named("adam", model, data, method="adam", lr=lr, steps=steps, **options)
+
+
+def online_sgd(
+    model: nn.Module, sampler: Sampler, *, lr: float, steps: int, data: Data | None = None,
+    **options,
+) -> Trajectory:  # fmt: skip
+    """Online SGD: each step draws a fresh batch ``sampler(step, generator)`` (generator seeded
+    by ``seed``), so no sample is seen twice. Records are on ``data`` when given (one extra pass
+    each), else the loss of the step's own batch. Options of :func:`train` (e.g. ``method``)."""
+    options.setdefault("method", "sgd")
+    return _named("online_sgd", model, data, sampler=sampler, lr=lr, steps=steps, **options)
+
+
+def _named(label: str, model: nn.Module, data, **options) -> Trajectory:
+    trajectory = train(model, data, **options)
+    trajectory.method = label
+    return trajectory

@@ -27,11 +27,11 @@ from symlab.train.lbfgs_flat import LBFGSState, lbfgs_step
 from symlab.train.trajectory import (
     Callback,
     Data,
+    Hooks,
     Loss,
     Trajectory,
-    _check_data,
-    _check_positive,
-    _Hooks,
+    check_data,
+    check_positive,
     full_loss,
     mse_loss,
 )
@@ -65,10 +65,10 @@ def lbfgs(
     routes' end points agree closely only in float64 and over short runs.
 
     Cost: about 1.2 forward+backward passes per iteration plus O(history_size · D)."""
-    _check_positive("max_iter", max_iter, integer=True)
-    _check_positive("tol", tol)
-    data = _check_data(model, data)
-    hooks = _Hooks(model, data, loss, record_every, callback, callback_every, "lbfgs")
+    check_positive("max_iter", max_iter, integer=True)
+    check_positive("tol", tol)
+    data = check_data(model, data)
+    hooks = Hooks(model, data, loss, record_every, callback, callback_every, "lbfgs")
     chunk = hooks.record_every
     net = _closed_form_structure(model, loss, closed_form)
     if net is not None:
@@ -121,7 +121,7 @@ def _stalled(trajectory: Trajectory) -> bool:
 
 
 def _lbfgs_closed_form(
-    model: nn.Module, net: closed.TwoLayerStructure, data: Data, hooks: _Hooks, max_iter: int,
+    model: nn.Module, net: closed.TwoLayerStructure, data: Data, hooks: Hooks, max_iter: int,
     tol: float, history_size: int,
 ) -> Trajectory:  # fmt: skip
     """:func:`lbfgs`'s loop with :func:`lbfgs_step` and closed-form derivatives: the same
@@ -174,10 +174,10 @@ def _damped_start(
     model: nn.Module, data: Data, tol: float, max_iter: int, damping: float, max_params: int
 ) -> tuple[Data, Tensor]:
     """Checks shared by the damped methods; returns the checked data and the flat θ_0."""
-    _check_positive("tol", tol)
-    _check_positive("max_iter", max_iter, integer=True)
-    _check_positive("damping", damping)
-    data = _check_data(model, data)
+    check_positive("tol", tol)
+    check_positive("max_iter", max_iter, integer=True)
+    check_positive("damping", damping)
+    data = check_data(model, data)
     theta = flatten_params(model)
     if theta.numel() > max_params:
         raise ValueError(
@@ -222,7 +222,7 @@ def newton(
     else:
         value = _flat_loss(model, data, loss)
         gradient, hessian = torch.func.grad(value), torch.func.hessian(value)
-    hooks = _Hooks(model, data, loss, 1, callback, callback_every, "newton")
+    hooks = Hooks(model, data, loss, 1, callback, callback_every, "newton")
     mu_rel, step = float(damping), 0
     g = gradient(theta)
     while step < max_iter and g.abs().max() > tol:
@@ -295,7 +295,7 @@ def levenberg_marquardt(
 
         # forward mode pushes D tangents, reverse mode pulls N K cotangents: take the fewer
         jacobian = (torch.func.jacfwd if theta.numel() < y.numel() else torch.func.jacrev)(residual)
-    hooks = _Hooks(model, data, mse_loss, 1, callback, callback_every, "levenberg_marquardt")
+    hooks = Hooks(model, data, mse_loss, 1, callback, callback_every, "levenberg_marquardt")
     mu_rel, step, count = float(damping), 0, y.numel()
     r = residual(theta)
     while step < max_iter:

@@ -1,0 +1,242 @@
+"""Many independent copies of a small network trained at once: a batch of seeds in one loop.
+
+Studies that sweep seeds of tiny models (deep linear nets, two-layer nets on the Boolean cube) spend
+most of their time in per-step Python and kernel-launch overhead when the runs go one after another.
+:func:`train_ensemble` stacks the S models' parameters along a leading axis
+(``torch.func.stack_module_state``), evaluates all S losses with one ``torch.func.vmap`` of
+``functional_call`` (batched matmuls), and updates the stacked tensors with the same optimizers as
+:func:`symlab.train.train`. Every update rule of :mod:`symlab.train.optimizers` acts elementwise, and
+Σ_s L_s(θ_s) has block-separable gradient, so model s follows exactly the iterates of its own run
+(``train(model_s, data, seed=seeds[s], ...)``) up to the rounding of batched vs. unbatched matmuls.
+
+Model s draws its minibatches from a generator seeded with ``seeds[s]``, as its own run would. A
+model that diverges (non-finite loss) or meets ``tol`` is frozen at that step (its parameters are
+restored after each later update) and its :class:`~symlab.train.trajectory.Trajectory` ends there;
+the loop ends when every model has stopped or after ``steps`` steps. Models must share their
+architecture, and buffers are read but never updated (no BatchNorm in training mode).
+Memory: S copies of the parameters, optimizer state and activations of one batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from symlab.train.first_order import _default_record_every
+from symlab.train.optimizers import MinibatchOrder, l2_penalty, make_optimizer, parameter_groups
+from symlab.train.schedule import Schedule, as_schedule
+from symlab.train.trajectory import Data, Loss, Trajectory, check_positive, mse_loss
+
+
+@dataclass
+class EnsembleResult:
+    """One :class:`Trajectory` per model and the final stacked parameters {name: (S, ...)}
+    (also written back into the models)."""
+
+    trajectories: list[Trajectory]
+    params: dict[str, Tensor]
+
+    @property
+    def final_losses(self) -> list[float]:
+        return [t.final_loss for t in self.trajectories]
+
+
+def train_ensemble(
+    models: Sequence[nn.Module],
+    data: Data,
+    *,
+    method: str = "sgd",
+    lr: float,
+    steps: int,
+    batch_size: int | None = None,
+    seeds: Sequence[int] | None = None,
+    data_per_model: bool = False,
+    momentum: float | str | Callable[[int], float] = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+    param_groups: list[dict[str, Any]] | None = None,
+    loss: Loss = mse_loss,
+    tol: float = 0.0,
+    record_every: int | Schedule | Iterable[int] | None = None,
+    max_records: int | None = None,
+    callback: Callable[[int, dict[str, Tensor]], bool | None] | None = None,
+    callback_every: int | Schedule | Iterable[int] = 1,
+) -> EnsembleResult:
+    """Train the S ``models`` at once, each as :func:`symlab.train.train` would, and return their
+    trajectories. ``data = (x, y)`` is shared by all models, or, with ``data_per_model=True``,
+    stacked as (S, N, ...). ``seeds[s]`` seeds model s's minibatch order (default s).
+    ``param_groups`` name parameters (e.g. ``"0.weight"``); ``callback(step, params)`` sees the
+    stacked parameters and may return True to stop every model. Other options as in ``train``."""
+    models = list(models)
+    if not models:
+        raise ValueError("models: expected at least one model")
+    check_positive("steps", steps, integer=True)
+    check_positive("lr", lr)
+    count = len(models)
+    seeds = list(range(count)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != count:
+        raise ValueError(f"seeds: expected {count} seeds (one per model), got {len(seeds)}")
+    x, y = _check_ensemble_data(models, data, data_per_model)
+    n = x.shape[1] if data_per_model else x.shape[0]
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
+    batch = n if batch_size is None else min(batch_size, n)
+
+    params, buffers = stack_module_state(models)
+    trainable = [name for name, p in models[0].named_parameters() if p.requires_grad]
+    params = {name: params[name] for name in trainable}
+    base = copy.deepcopy(models[0]).to("meta")
+    groups = parameter_groups(list(params.items()), param_groups, lr, weight_decay)
+    optimizer = make_optimizer(method, groups, momentum, betas)
+    at_iterate = getattr(optimizer, "evaluates_at_iterate", True)
+    free = at_iterate and batch == n
+
+    def one_loss(p, b, xs, ys):
+        return loss(functional_call(base, (p, b), (xs,)), ys)
+
+    shared_loss = vmap(one_loss, in_dims=(0, 0, None, None))  # every model on the same batch
+    stacked_loss = vmap(one_loss)  # model s on its own batch xs[s]
+    orders = None if batch == n else [MinibatchOrder(n, batch, seed) for seed in seeds]
+
+    def objective(xs: Tensor, ys: Tensor, batched: bool) -> Tensor:
+        per_model = stacked_loss if batched or data_per_model else shared_loss
+        values = per_model(params, buffers, xs, ys)
+        penalty = l2_penalty(groups, dims=(0,))
+        return values if penalty is None else values + penalty
+
+    def pass_and_norms(xs, ys, batched) -> tuple[Tensor, Tensor]:
+        optimizer.zero_grad(set_to_none=True)
+        values = objective(xs, ys, batched)
+        values.sum().backward()
+        norms = torch.stack(
+            [p.grad.abs().flatten(1).max(1).values for p in params.values() if p.grad is not None]
+        ).amax(0)
+        return values.detach(), norms
+
+    schedule = as_schedule("record_every", _default_record_every(record_every, n, batch, free))
+    callbacks = as_schedule("callback_every", callback_every)
+    trajectories = [Trajectory(method, max_records=max_records) for _ in range(count)]
+    active = torch.ones(count, dtype=torch.bool)
+    frozen = {name: p.detach().clone() for name, p in params.items()}
+
+    def stop(rows: Tensor, step: int, reason: str) -> None:
+        for s in rows.tolist():
+            trajectories[s].n_steps, trajectories[s].stop_reason = step, reason
+            trajectories[s].diverged = reason == "diverged"
+            trajectories[s].converged = reason == "tol"
+        with torch.no_grad():
+            for name, p in params.items():
+                frozen[name][rows] = p[rows]
+        active[rows] = False
+
+    def record(step: int, values: Tensor, norms: Tensor) -> None:
+        values_list, norms_list = values.tolist(), norms.tolist()
+        for s in torch.where(active)[0].tolist():
+            trajectories[s].record(step, values_list[s], norms_list[s])
+        finite = torch.isfinite(values)
+        if bool((active & ~finite).any()):
+            stop(torch.where(active & ~finite)[0], step, "diverged")
+        if tol > 0 and bool((active & (norms <= tol)).any()):
+            stop(torch.where(active & (norms <= tol))[0], step, "tol")
+
+    step, stopped_by_callback = 0, False
+    for step in range(steps):
+        if callback is not None and callbacks.due(step):
+            if callback(step, {k: v.detach() for k, v in params.items()}) is True:
+                stopped_by_callback = True
+                break
+        if orders is not None:
+            index = torch.stack([order.next() for order in orders])  # (S, B)
+            xs, ys = _gather(x, index, data_per_model), _gather(y, index, data_per_model)
+        else:
+            xs, ys = x, y
+        if free:  # the step's own pass is the record at θ_t
+            values, norms = pass_and_norms(xs, ys, False)
+            if schedule.due(step) or tol > 0 or not bool(torch.isfinite(values).all()):
+                record(step, values, norms)
+        elif schedule.due(step):  # an extra full-data pass at θ_t
+            record(step, *pass_and_norms(x, y, False))
+        if not bool(active.any()):
+            break
+        if free:
+            optimizer.step()
+        else:
+            batch_values: list[Tensor] = []
+
+            def closure(xs=xs, ys=ys, out=batch_values) -> Tensor:
+                optimizer.zero_grad(set_to_none=True)
+                values = objective(xs, ys, orders is not None)
+                values.sum().backward()
+                out[:] = [values.detach()]
+                return values.sum()
+
+            optimizer.step(closure)
+            bad = active & ~torch.isfinite(batch_values[0])
+            if bool(bad.any()):
+                stop(torch.where(bad)[0], step, "diverged")
+        _restore(params, frozen, active)
+    else:
+        step = steps
+    if bool(active.any()):
+        values, norms = pass_and_norms(x, y, False)
+        for s in torch.where(active)[0].tolist():
+            t = trajectories[s]
+            if not t.steps or t.steps[-1] != step:
+                t.record(step, float(values[s]), float(norms[s]))
+            t.n_steps = step
+            t.diverged = not math.isfinite(t.final_loss)
+            t.converged = tol > 0 and t.final_grad_norm <= tol
+            t.stop_reason = (
+                "diverged" if t.diverged else "tol" if t.converged
+                else "callback" if stopped_by_callback else "steps"
+            )  # fmt: skip
+    final = {name: p.detach() for name, p in params.items()}
+    with torch.no_grad():
+        for s, model in enumerate(models):
+            for name, p in model.named_parameters():
+                if name in final:
+                    p.copy_(final[name][s])
+    return EnsembleResult(trajectories, final)
+
+
+def _check_ensemble_data(models, data, data_per_model: bool) -> Data:
+    if not (isinstance(data, tuple | list) and len(data) == 2):
+        raise ValueError("data: expected a pair (x, y) of tensors")
+    x, y = data
+    if not (isinstance(x, Tensor) and isinstance(y, Tensor)):
+        raise ValueError("data: expected a pair (x, y) of tensors")
+    axis = 1 if data_per_model else 0
+    if data_per_model and (x.shape[0] != len(models) or y.shape[0] != len(models)):
+        raise ValueError(f"data: expected x and y stacked over the {len(models)} models (axis 0)")
+    if x.ndim <= axis or x.shape[axis] != y.shape[axis] or x.shape[axis] == 0:
+        raise ValueError(
+            "data: expected tensors x and y with the same, positive, number of samples"
+        )
+    shapes = {tuple((n, p.shape) for n, p in m.named_parameters()) for m in models}
+    if len(shapes) != 1:
+        raise ValueError("models: expected copies of one architecture (same parameter shapes)")
+    dtype = next(models[0].parameters()).dtype
+    return x.to(dtype), (y.to(dtype) if y.is_floating_point() else y)
+
+
+def _gather(t: Tensor, index: Tensor, data_per_model: bool) -> Tensor:
+    """(S, B, ...) minibatches: t[index[s]] per model s, or t[s, index[s]] for stacked data."""
+    if data_per_model:
+        return t[torch.arange(index.shape[0])[:, None], index]
+    return t[index]
+
+
+def _restore(params: dict[str, Tensor], frozen: dict[str, Tensor], active: Tensor) -> None:
+    """Put stopped models back to the parameters they stopped at."""
+    if bool(active.all()):
+        return
+    with torch.no_grad():
+        for name, p in params.items():
+            p[~active] = frozen[name][~active]
