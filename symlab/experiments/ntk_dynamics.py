@@ -169,7 +169,8 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     since initialisation, :func:`train_state`) against ``chance_acc``; ``unstable_step`` and
     ``unstable_cause`` say when and how. ``train_loss`` is the full-batch training loss.
     """
-    from symlab.ntk import empirical_ntk, kernel_alignment, kernel_distance
+    from symlab.ntk import KernelTracker, kernel_alignment
+    from symlab.train import at_steps, sgd
 
     dtype = torch.float32 if params["dtype"] == "float32" else torch.float64
     data = _task(params["task"], dtype)
@@ -181,48 +182,42 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     y_kt, y_ke = data.y_train[:n_kt], data.y_test[:n_ke]
     onehot = torch.nn.functional.one_hot(y_kt, data.n_classes).to(torch.float64)
     steps = record_steps(params["steps"], params["n_records"])
-    generator = torch.Generator().manual_seed(10_000 + int(params["seed"]))
-    optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"])
-    loss_fn = torch.nn.CrossEntropyLoss()
-
+    tracker = KernelTracker(model, x_probe, trace=True)
     names = ("distance", "velocity", "alignment", "kernel_acc", "net_acc", "train_acc")
     series: dict[str, list[float]] = {k: [] for k in (*names, "train_loss", "dead_fraction")}
-    k_init = k_prev = alive_init = None
-    order = torch.randperm(len(data.y_train), generator=generator)
-    cursor, step, loss_value, diverged, previous = 0, 0, float("nan"), False, 0
-    for target in steps:
-        while step < target and not diverged:
-            if cursor + params["batch_size"] > len(order):
-                order, cursor = torch.randperm(len(data.y_train), generator=generator), 0
-            batch = order[cursor : cursor + params["batch_size"]]
-            cursor += params["batch_size"]
-            optimizer.zero_grad()
-            loss = loss_fn(model(data.x_train[batch]), data.y_train[batch])
-            loss.backward()
-            optimizer.step()
-            loss_value, step = float(loss.detach()), step + 1
-            diverged = not math.isfinite(loss_value)
-        if not diverged:
-            k_t = empirical_ntk(model, x_probe, trace=True).detach().to(torch.float64)
-            diverged = _collapsed(k_t[:n_kt, :n_kt])
-        if diverged:  # keep series lengths fixed; NaN marks points after divergence
-            for values in series.values():
-                values.append(float("nan"))
-            continue
-        if k_init is None:
-            k_init = k_t
-        else:
-            series["velocity"].append(float(kernel_distance(k_prev, k_t)) / (target - previous))
-        k_prev, previous = k_t, target
-        series["distance"].append(float(kernel_distance(k_init, k_t)))
+    alive_init: list[list[torch.Tensor]] = []
+
+    def measure(step: int, model: torch.nn.Module) -> bool:
+        """Kernel and accuracy series at a record step; True (stop) when the kernel collapsed."""
+        k_t = tracker.kernel().detach().to(torch.float64)
+        if _collapsed(k_t[:n_kt, :n_kt]):
+            return True
+        record = tracker.update(step, kernel=k_t)
+        if step > 0:
+            series["velocity"].append(record["velocity"])
+        series["distance"].append(record["distance_from_init"])
         series["alignment"].append(float(kernel_alignment(k_t[:n_kt, :n_kt], onehot)))
         series["kernel_acc"].append(kernel_machine_accuracy(k_t, y_kt, y_ke, params["ridge"]))
         series["net_acc"].append(_accuracy(model, data.x_test, data.y_test))
-        state = train_state(model, data.x_train, data.y_train, alive_init)
-        alive_init = state.alive if alive_init is None else alive_init
+        state = train_state(
+            model, data.x_train, data.y_train, alive_init[0] if alive_init else None
+        )
+        alive_init[:] = alive_init or [state.alive]
         series["train_loss"].append(state.loss)
         series["train_acc"].append(state.accuracy)
         series["dead_fraction"].append(state.dead_fraction)
+        return False
+
+    trajectory = sgd(
+        model, (data.x_train, data.y_train), lr=params["lr"], steps=params["steps"],
+        batch_size=params["batch_size"], seed=10_000 + int(params["seed"]),
+        loss=torch.nn.functional.cross_entropy, record_every=at_steps(steps), callback=measure,
+        callback_every=at_steps(steps),
+    )  # fmt: skip
+    diverged = trajectory.diverged or trajectory.stop_reason == "callback"
+    loss_value = trajectory.final_loss
+    for values in series.values():  # keep series lengths fixed; NaN marks points after divergence
+        values += [float("nan")] * (len(steps) - len(values))
     series["velocity"] = series["velocity"][: len(steps) - 1]
     series["velocity"] += [float("nan")] * (len(steps) - 1 - len(series["velocity"]))
 

@@ -22,6 +22,7 @@ runs the same three optimizers on the network itself and compares: curves, fitte
 rates of the residual (log-linear fit on the second half of the run for GD and heavy ball,
 log-log exponent of the loss for Nesterov), and the relative error |E_meas / E_pred - 1|.
 Cost per job: one N x N NTK and its eigen-decomposition, plus T forward/backward passes O(N m d).
+The recurrences live in :mod:`symlab.ntk.linear_dynamics`, the training runs in :mod:`symlab.train`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, confloat, conint
 
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.figures import save_figure
+from symlab.ntk.linear_dynamics import linearized_training_error, optimizer_hyperparameters
+from symlab.train import gradient_descent, heavy_ball, nesterov
+from symlab.train.momentum import NESTEROV_SCHEDULE
 
 OptimizerName = Literal["gd", "heavy_ball", "nesterov"]
 OPTIMIZERS: tuple[str, ...] = ("gd", "heavy_ball", "nesterov")
@@ -75,52 +79,9 @@ def expand(spec: NTKOptimizersSpec) -> list[dict[str, Any]]:
     ]
 
 
-def hyperparameters(
-    optimizer: str, lam_min: float, lam_max: float, margin: float = 0.0
-) -> tuple[float, float]:
-    """(η, β) for each optimizer from the extreme eigenvalues of H = Θ_0 / N (β unused by GD).
-
-    Heavy ball uses Polyak's optimum for [λ_min / (1 + margin), λ_max (1 + margin)].
-    """
-    if optimizer == "gd":
-        return 1.0 / lam_max, 0.0
-    if optimizer == "heavy_ball":
-        lam_min, lam_max = lam_min / (1 + margin), lam_max * (1 + margin)
-        kappa = lam_max / lam_min
-        return 4.0 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2, (
-            (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
-        ) ** 2
-    if optimizer == "nesterov":
-        return 1.0 / lam_max, 0.0
-    raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-
-
-def predicted_error(
-    optimizer: str, eigenvalues: torch.Tensor, c0: torch.Tensor, eta: float, beta: float, steps: int
-) -> np.ndarray:
-    """E_t = Σ_i c_i(t)² / (2N), t = 0..steps, for the linearised model (exact recurrences above).
-
-    ``eigenvalues`` are those of H = Θ_0 / N and ``c0`` = Uᵀ r_0 the initial residual in its
-    eigenbasis. Cost O(steps N).
-    """
-    lam = eigenvalues.to(torch.float64)
-    c_prev = c = c0.to(torch.float64)
-    n = len(c0)
-    out = [float(c.square().sum()) / (2 * n)]
-    for t in range(steps):
-        if optimizer == "gd":
-            c_next = (1 - eta * lam) * c
-        elif optimizer == "heavy_ball":
-            c_next = (1 + beta - eta * lam) * c - beta * c_prev
-        elif optimizer == "nesterov":
-            c_next = (1 - eta * lam) * (c + t / (t + 3) * (c - c_prev))
-        else:
-            raise ValueError(
-                f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {optimizer!r}"
-            )
-        c_prev, c = c, c_next
-        out.append(float(c.square().sum()) / (2 * n))
-    return np.asarray(out)
+def half_mean_squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The study's loss L(θ) = ‖f_θ(X) − y‖² / (2N) (gradient J^T r / N, so H = Θ_0 / N)."""
+    return (output - target).square().sum() / (2 * len(target))
 
 
 def train_network(
@@ -132,40 +93,21 @@ def train_network(
     beta: float,
     steps: int,
 ) -> np.ndarray:
-    """Run the optimizer on the network's MSE and return E_t = ‖f_t(X) - y‖² / (2N), t = 0..steps.
+    """Run the optimizer on the network's MSE with :mod:`symlab.train` and return
+    E_t = ‖f_t(X) − y‖² / (2N), t = 0..steps (NaN after a divergence). Modifies ``model``.
 
-    GD: θ ← θ - η ∇L(θ). Heavy ball: θ_{t+1} = θ_t - η ∇L(θ_t) + β (θ_t - θ_{t-1}).
-    Nesterov: φ = θ_t + t/(t+3) (θ_t - θ_{t-1}), θ_{t+1} = φ - η ∇L(φ). Modifies ``model``.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    n = len(y)
-
-    def loss_and_grad() -> tuple[float, list[torch.Tensor]]:
-        loss = (model(x) - y).square().sum() / (2 * n)
-        grads = torch.autograd.grad(loss, params)
-        return float(loss.detach()), grads
-
-    previous = [p.detach().clone() for p in params]
-    errors = []
-    for t in range(steps + 1):
-        with torch.no_grad():
-            errors.append(float((model(x) - y).square().sum()) / (2 * n))
-        if t == steps:
-            break
-        current = [p.detach().clone() for p in params]
-        if optimizer == "nesterov":
-            with torch.no_grad():
-                for p, now, before in zip(params, current, previous, strict=True):
-                    p.add_(now - before, alpha=t / (t + 3))
-        _, grads = loss_and_grad()
-        with torch.no_grad():
-            for p, g, now, before in zip(params, grads, current, previous, strict=True):
-                if optimizer == "heavy_ball":
-                    p.add_(-eta * g + beta * (now - before))
-                else:  # gd, or nesterov from the look-ahead point p = φ
-                    p.add_(g, alpha=-eta)
-        previous = current
-    return np.asarray(errors)
+    GD: θ ← θ − η ∇L(θ); heavy ball: θ_{t+1} = θ_t − η ∇L(θ_t) + β (θ_t − θ_{t−1}); Nesterov:
+    φ = θ_t + t/(t+3) (θ_t − θ_{t−1}), θ_{t+1} = φ − η ∇L(φ). E_t is recorded at θ_t."""
+    options = {"lr": eta, "steps": steps, "loss": half_mean_squared_error, "record_every": 1}
+    if optimizer == "gd":
+        trajectory = gradient_descent(model, (x, y), **options)
+    elif optimizer == "heavy_ball":
+        trajectory = heavy_ball(model, (x, y), momentum=beta, **options)
+    else:
+        trajectory = nesterov(model, (x, y), momentum=NESTEROV_SCHEDULE, **options)
+    errors = np.full(steps + 1, np.nan)
+    errors[: len(trajectory.losses)] = trajectory.losses
+    return errors
 
 
 def fitted_rate(errors: np.ndarray, optimizer: str, end: int | None = None) -> float:
@@ -199,10 +141,12 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     lam_min, lam_max = float(lam[0]), float(lam[-1])
     if lam_min <= 0:
         raise ValueError("n_train: expected a positive-definite NTK on the training set")
-    eta, beta = hyperparameters(params["optimizer"], lam_min, lam_max, params["hb_margin"])
+    optimizer = params["optimizer"]
+    eta, beta = optimizer_hyperparameters(optimizer, lam_min, lam_max, params["hb_margin"])
     with torch.no_grad():
         c0 = u.T @ (model(x) - y)[:, 0]
-    predicted = predicted_error(params["optimizer"], lam, c0, eta, beta, steps)
+    schedule = NESTEROV_SCHEDULE if optimizer == "nesterov" else beta
+    predicted = linearized_training_error(optimizer, lam, c0, eta, schedule, steps)
     measured = train_network(model, x, y, params["optimizer"], eta, beta, steps)
     theta_t = empirical_ntk(model, x)[:, :, 0, 0].detach()
 
@@ -339,6 +283,7 @@ EXPERIMENT = register(
             "error vs the rates predicted by the eigen-decomposition of the initial NTK."
         ),
         spec_model=NTKOptimizersSpec,
+        version="2",  # 2: trained by symlab.train (records through its loop)
         expand=expand,
         run_job=run_job,
         summarize=summarize,

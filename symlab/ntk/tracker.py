@@ -25,7 +25,9 @@ class KernelTracker:
 
     ``targets`` (N,) or (N, C) enables the alignment column; ``every`` records every k-th step;
     ``max_records`` bounds the kernels kept in ``history`` (0 keeps none beyond init and previous);
-    ``method`` / ``chunk_size`` are passed to :func:`empirical_ntk`.
+    ``method`` / ``chunk_size`` / ``trace`` are passed to :func:`empirical_ntk` (``trace=True``
+    tracks the (N, N) kernel Σ_k Θ_kk, as Fort et al. do). As a :mod:`symlab.train` callback:
+    ``callback=lambda step, model: tracker.update(step) and None``.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class KernelTracker:
         *,
         method: str = "auto",
         chunk_size: int | None = None,
+        trace: bool = False,
     ):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every: expected a positive integer, got {every!r}")
@@ -50,7 +53,7 @@ class KernelTracker:
             )
         self.model, self.probe_inputs, self.targets = model, probe_inputs, targets
         self.every, self.max_records = every, max_records
-        self.method, self.chunk_size = method, chunk_size
+        self.method, self.chunk_size, self.trace = method, chunk_size, trace
         self.kernel_init: torch.Tensor | None = None
         self.kernel_last: torch.Tensor | None = None
         self.history: list[tuple[int, torch.Tensor]] = []
@@ -60,22 +63,26 @@ class KernelTracker:
         self._n_recorded = 0
 
     def kernel(self) -> torch.Tensor:
-        """The current empirical NTK (N, N, K, K) on the probe inputs."""
+        """The current empirical NTK on the probe inputs: (N, N, K, K), or (N, N) traced."""
         return empirical_ntk(
-            self.model, self.probe_inputs, method=self.method, chunk_size=self.chunk_size
-        )
+            self.model, self.probe_inputs, method=self.method, chunk_size=self.chunk_size,
+            trace=self.trace,
+        ).detach()  # fmt: skip
 
-    def update(self, step: int) -> dict[str, Any] | None:
-        """Record the kernel metrics at ``step`` if it is a recording step; returns the record."""
+    def update(self, step: int, kernel: torch.Tensor | None = None) -> dict[str, Any] | None:
+        """Record the kernel metrics at ``step`` if it is a recording step; returns the record.
+        ``kernel``: the current kernel when the caller has already computed it (else computed)."""
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"step: expected a step after {self._last_step}, got {step}")
         if self.kernel_init is not None and step % self.every != 0:
             return None
-        k = self.kernel()
+        k = self.kernel() if kernel is None else kernel
         record: dict[str, Any] = {
             "step": int(step),
             "kernel_norm": float(torch.linalg.vector_norm(k)),
-            "kernel_trace": float(torch.diagonal(k.diagonal(dim1=0, dim2=1)).sum()),
+            "kernel_trace": float(
+                k.diagonal().sum() if k.ndim == 2 else k.diagonal(dim1=0, dim2=1).diagonal().sum()
+            ),
         }
         if self.kernel_init is None:
             self.kernel_init = k

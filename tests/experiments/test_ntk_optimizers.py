@@ -20,12 +20,11 @@ from symlab.engine.experiment import get_experiment
 from symlab.experiments.ntk_optimizers import (
     OPTIMIZERS,
     NTKOptimizersSpec,
-    hyperparameters,
-    predicted_error,
     train_network,
 )
 from symlab.nets import flatten_params, unflatten_params
 from symlab.ntk.data import sphere_regression_task
+from symlab.ntk.linear_dynamics import linearized_training_error, optimizer_hyperparameters
 from symlab.ntk.models import TwoLayerNTK
 
 
@@ -59,8 +58,9 @@ def test_prediction_is_exact_for_the_linearised_model(optimizer):
     with torch.no_grad():
         f0 = net(x)[:, 0]
     lam, u = torch.linalg.eigh(jac @ jac.T / len(y))
-    eta, beta = hyperparameters(optimizer, float(lam[0]), float(lam[-1]), 0.1)
-    predicted = predicted_error(optimizer, lam, u.T @ (f0 - y[:, 0]), eta, beta, 80)
+    eta, beta = optimizer_hyperparameters(optimizer, float(lam[0]), float(lam[-1]), 0.1)
+    schedule = "k/(k+3)" if optimizer == "nesterov" else beta
+    predicted = linearized_training_error(optimizer, lam, u.T @ (f0 - y[:, 0]), eta, schedule, 80)
     measured = train_network(_Linearised(f0, jac, theta0), x, y, optimizer, eta, beta, 80)
     keep = predicted > 1e-16 * predicted[0]
     assert keep.sum() > 20
@@ -97,11 +97,11 @@ def test_run_job_kernel_matches_dense_jacobian():
 
 
 def test_heavy_ball_textbook_parameters():
-    eta, beta = hyperparameters("heavy_ball", 1.0, 100.0, 0.0)
+    eta, beta = optimizer_hyperparameters("heavy_ball", 1.0, 100.0, 0.0)
     assert eta == pytest.approx(4 / 121) and math.sqrt(beta) == pytest.approx(9 / 11)
-    assert hyperparameters("gd", 1.0, 4.0) == (0.25, 0.0)
+    assert optimizer_hyperparameters("gd", 1.0, 4.0) == (0.25, 0.0)
     with pytest.raises(ValueError, match="optimizer"):
-        hyperparameters("adam", 1.0, 2.0)
+        optimizer_hyperparameters("adam", 1.0, 2.0)
 
 
 def test_pipeline_tiny(tmp_path):
