@@ -99,6 +99,7 @@ def train_network(
     GD: θ ← θ − η ∇L(θ); heavy ball: θ_{t+1} = θ_t − η ∇L(θ_t) + β (θ_t − θ_{t−1}); Nesterov:
     φ = θ_t + t/(t+3) (θ_t − θ_{t−1}), θ_{t+1} = φ − η ∇L(φ). E_t is recorded at θ_t."""
     options = {"lr": eta, "steps": steps, "loss": half_mean_squared_error, "record_every": 1}
+    options["record_grad_norm"] = False  # E_t only: Nesterov's records are then forward passes
     if optimizer == "gd":
         trajectory = gradient_descent(model, (x, y), **options)
     elif optimizer == "heavy_ball":

@@ -74,6 +74,7 @@ def train(
     tol: float = 0.0,
     record_every: int | Schedule | Iterable[int] | None = None,
     max_records: int | None = None,
+    record_grad_norm: bool = True,
     callback: Callback | None = None,
     callback_every: int | Schedule | Iterable[int] = 1,
 ) -> Trajectory:
@@ -86,10 +87,13 @@ def train(
     ``log_spaced(steps, 30)``) or a list of steps; None records every step when that is free and
     every 10 epochs otherwise; the end point is always recorded. ``max_records`` thins the record
     (every other one dropped when full). ``tol`` > 0 stops once the gradient ∞-norm of a record is
-    ≤ tol. The run stops at the first non-finite loss (``diverged``). ``sampler(step, generator)``
+    ≤ tol. ``record_grad_norm=False`` records the loss alone (NaN gradient norms; a record that is
+    not free is then one forward pass, no backward). The run stops at the first non-finite loss (``diverged``). ``sampler(step, generator)``
     draws each step's batch (online SGD), with a generator seeded by ``seed``."""
     check_positive("steps", steps, integer=True)
     check_positive("lr", lr)
+    if tol > 0 and not record_grad_norm:
+        raise ValueError("tol: a gradient tolerance needs record_grad_norm=True")
     if sampler is None and data is None:
         raise ValueError("data: expected a pair (x, y), or a sampler for online SGD")
     if data is not None:
@@ -118,6 +122,9 @@ def train(
     current: list[Data] = [data] if data is not None else []
 
     def evaluate() -> tuple[float, float]:  # the record at θ_t on data (or the step's batch)
+        if not record_grad_norm:
+            with torch.no_grad():
+                return float(objective(*(data if data is not None else current[0]))), math.nan
         optimizer.zero_grad(set_to_none=True)
         value = objective(*(data if data is not None else current[0]))
         value.backward()
@@ -150,10 +157,13 @@ def train(
             value = float(closure().detach())
             if not math.isfinite(value):
                 return hooks.diverge(step, value)
-            due = hooks.due(step) or tol > 0
-            grad_norm = hooks.at(
-                step, value=value, grad_norm=grad_inf_norm(params) if due else None
-            )
+            if not record_grad_norm:
+                grad_norm = hooks.at(step, value=value, grad_norm=math.nan)
+            else:
+                due = hooks.due(step) or tol > 0
+                grad_norm = hooks.at(
+                    step, value=value, grad_norm=grad_inf_norm(params) if due else None
+                )
         else:
             grad_norm = hooks.at(step)
             if hooks.trajectory.diverged:

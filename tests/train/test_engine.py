@@ -291,3 +291,24 @@ def test_an_ensemble_stops_each_model_at_its_own_tolerance():
         assert (trajectory.n_steps, trajectory.converged) == (single.n_steps, single.converged)
         assert trajectory.converged and trajectory.n_steps < 400
         assert trajectory.final_loss == pytest.approx(single.final_loss, rel=1e-10)
+
+
+@pytest.mark.parametrize("run", [gradient_descent, nesterov])
+def test_loss_only_records_match_the_full_records(run):
+    x, y = _data()
+    full = run(mlp([3, 5, 2], "tanh", seed=7), (x, y), lr=0.1, steps=6, record_every=1)
+    light = run(
+        mlp([3, 5, 2], "tanh", seed=7), (x, y), lr=0.1, steps=6, record_every=1,
+        record_grad_norm=False,
+    )  # fmt: skip
+    assert light.losses == pytest.approx(full.losses, rel=1e-13) and light.steps == full.steps
+    assert all(math.isnan(g) for g in light.grad_norms)
+    with pytest.raises(ValueError, match="^tol: a gradient tolerance"):
+        run(
+            mlp([3, 5, 2], "tanh", seed=7),
+            (x, y),
+            lr=0.1,
+            steps=1,
+            tol=1e-3,
+            record_grad_norm=False,
+        )
