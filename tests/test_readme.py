@@ -27,3 +27,14 @@ def test_readme_shows_the_two_setup_commands_first():
     first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
     assert first_block.splitlines()[0].startswith("make run")
     assert first_block.splitlines()[1].startswith("make test")
+
+
+def test_readme_training_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace: dict = {}
+    exec(compile(blocks[1], "README.md", "exec"), namespace)  # noqa: S102
+    t, runs = namespace["t"], namespace["runs"]
+    assert t.steps[0] == 0 and t.steps[-1] == 2000 and len(t.steps) <= 30
+    assert not t.diverged and t.stop_reason == "steps"
+    assert len(runs.trajectories) == 100
+    assert all(r.final_loss < r.losses[0] for r in runs.trajectories)
