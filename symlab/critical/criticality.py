@@ -28,6 +28,7 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor, nn
 
+from symlab.nets import autograd_derivatives
 from symlab.nets.mlp import linear_layers
 from symlab.nets.params import flatten_params
 from symlab.train import two_layer_derivatives as closed
@@ -302,8 +303,9 @@ def splitting_matrix(model: nn.Module, data: Data, neuron: int, *, loss: Loss = 
     where ∂L/∂f(x_n) is the derivative of the (mean) loss with respect to the n-th output (it
     carries the 1/N). At a critical point, splitting s into (w_s, α a_s), (w_s, (1 − α) a_s) adds
     inertia(α(1 − α) B) + (0, 1, 0) to the Hessian's inertia (Fukumizu & Amari 2000, Thm 3; exact
-    by Sylvester's law, see :func:`predicted_split_inertia`). σ'' comes from autograd, so any
-    twice-differentiable activation module works. Cost O(N d²).
+    by Sylvester's law, see :func:`predicted_split_inertia`). σ'' comes from autograd
+    (:func:`symlab.nets.autograd_derivatives`), so any twice-differentiable elementwise activation
+    module works. Cost O(N d²).
     """
     first, activation, second = _two_layer(model)
     x, y = _check_data(model, data)
@@ -315,9 +317,7 @@ def splitting_matrix(model: nn.Module, data: Data, neuron: int, *, loss: Loss = 
     if first.bias is not None:
         pre = pre + first.bias[neuron].detach()
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
-    pre = pre.clone().requires_grad_(True)
-    (d1,) = torch.autograd.grad(activation(pre).sum(), pre, create_graph=True)
-    (d2,) = torch.autograd.grad(d1.sum(), pre)
+    d2 = autograd_derivatives(activation, pre)[2]
     weights = dloss[:, 0] * second.weight[0, neuron].detach() * d2
     return (x * weights[:, None]).T @ x
 
