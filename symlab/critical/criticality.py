@@ -33,8 +33,8 @@ from symlab.nets.mlp import linear_layers
 from symlab.nets.params import flatten_params
 from symlab.train import two_layer_derivatives as closed
 from symlab.train.second_order import (
-    _closed_form_structure,
-    _flat_loss,
+    closed_form_structure,
+    flat_loss,
     lbfgs,
     levenberg_marquardt,
     newton,
@@ -67,10 +67,10 @@ def hessian(
     """
     data = _check_data(model, data)
     theta = flatten_params(model)
-    net = _closed_form_structure(model, loss, closed_form)
+    net = closed_form_structure(model, loss, closed_form)
     if net is not None:
         return closed.loss_hessian(net, theta, data)
-    return torch.func.hessian(_flat_loss(model, data, loss))(theta).detach()
+    return torch.func.hessian(flat_loss(model, data, loss))(theta).detach()
 
 
 def hessian_vector_product(model: nn.Module, data: Data, *, loss: Loss = mse_loss):
@@ -79,7 +79,7 @@ def hessian_vector_product(model: nn.Module, data: Data, *, loss: Loss = mse_los
     data = _check_data(model, data)
     theta = flatten_params(model)
     # reverse-over-reverse, linearised once: vjp of the gradient map is H v since H = Hᵀ
-    _, vjp_fn = torch.func.vjp(torch.func.grad(_flat_loss(model, data, loss)), theta)
+    _, vjp_fn = torch.func.vjp(torch.func.grad(flat_loss(model, data, loss)), theta)
 
     def product(v: Tensor) -> Tensor:
         return vjp_fn(v.to(theta.dtype))[0].detach()
