@@ -28,12 +28,13 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor, nn
 
+from symlab.nets import autograd_derivatives
 from symlab.nets.mlp import linear_layers
 from symlab.nets.params import flatten_params
 from symlab.train import two_layer_derivatives as closed
 from symlab.train.second_order import (
-    _closed_form_structure,
-    _flat_loss,
+    closed_form_structure,
+    flat_loss,
     lbfgs,
     levenberg_marquardt,
     newton,
@@ -66,10 +67,10 @@ def hessian(
     """
     data = check_data(model, data)
     theta = flatten_params(model)
-    net = _closed_form_structure(model, loss, closed_form)
+    net = closed_form_structure(model, loss, closed_form)
     if net is not None:
         return closed.loss_hessian(net, theta, data)
-    return torch.func.hessian(_flat_loss(model, data, loss))(theta).detach()
+    return torch.func.hessian(flat_loss(model, data, loss))(theta).detach()
 
 
 def hessian_vector_product(model: nn.Module, data: Data, *, loss: Loss = mse_loss):
@@ -78,7 +79,7 @@ def hessian_vector_product(model: nn.Module, data: Data, *, loss: Loss = mse_los
     data = check_data(model, data)
     theta = flatten_params(model)
     # reverse-over-reverse, linearised once: vjp of the gradient map is H v since H = Hᵀ
-    _, vjp_fn = torch.func.vjp(torch.func.grad(_flat_loss(model, data, loss)), theta)
+    _, vjp_fn = torch.func.vjp(torch.func.grad(flat_loss(model, data, loss)), theta)
 
     def product(v: Tensor) -> Tensor:
         return vjp_fn(v.to(theta.dtype))[0].detach()
@@ -302,8 +303,9 @@ def splitting_matrix(model: nn.Module, data: Data, neuron: int, *, loss: Loss = 
     where ∂L/∂f(x_n) is the derivative of the (mean) loss with respect to the n-th output (it
     carries the 1/N). At a critical point, splitting s into (w_s, α a_s), (w_s, (1 − α) a_s) adds
     inertia(α(1 − α) B) + (0, 1, 0) to the Hessian's inertia (Fukumizu & Amari 2000, Thm 3; exact
-    by Sylvester's law, see :func:`predicted_split_inertia`). σ'' comes from autograd, so any
-    twice-differentiable activation module works. Cost O(N d²).
+    by Sylvester's law, see :func:`predicted_split_inertia`). σ'' comes from autograd
+    (:func:`symlab.nets.autograd_derivatives`), so any twice-differentiable elementwise activation
+    module works. Cost O(N d²).
     """
     first, activation, second = _two_layer(model)
     x, y = check_data(model, data)
@@ -315,9 +317,7 @@ def splitting_matrix(model: nn.Module, data: Data, neuron: int, *, loss: Loss = 
     if first.bias is not None:
         pre = pre + first.bias[neuron].detach()
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
-    pre = pre.clone().requires_grad_(True)
-    (d1,) = torch.autograd.grad(activation(pre).sum(), pre, create_graph=True)
-    (d2,) = torch.autograd.grad(d1.sum(), pre)
+    d2 = autograd_derivatives(activation, pre)[2]
     weights = dloss[:, 0] * second.weight[0, neuron].detach() * d2
     return (x * weights[:, None]).T @ x
 

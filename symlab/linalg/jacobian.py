@@ -9,7 +9,8 @@ Two routes:
 
 - ``"closed_form"`` (MLPs, :func:`symlab.nets.is_mlp`): one forward pass storing the
   pre-activations z^l, then masked backprop of g^l = df_k/dz^l for all K outputs at once
-  (g^L = I_K, g^l = (g^{l+1} W_{l+1}) * sigma'(z^l)); the columns are the outer products
+  (g^L = I_K, g^l = (g^{l+1} W_{l+1}) * sigma'(z^l), sigma' from
+  :func:`symlab.nets.activation_derivative`, relu'(0) = 0); the columns are the outer products
   df_k/dW^l_ij = g^l_i a^{l-1}_j and df_k/db^l_i = g^l_i. Cost O(N K D) time, the size of J.
 - ``"generic"``: any ``nn.Module`` through ``torch.func.functional_call`` +
   ``vmap(jacrev)`` over points (each point is evaluated as a batch of one). Cost about K
@@ -25,7 +26,7 @@ import copy
 import torch
 from torch import nn
 
-from symlab.nets import activation_of, is_mlp, linear_layers
+from symlab.nets import activation_derivative, activation_of, is_mlp, linear_layers
 
 JACOBIAN_METHODS = ("auto", "closed_form", "generic")
 
@@ -44,23 +45,6 @@ def _check_inputs(inputs: object) -> torch.Tensor:
     return inputs
 
 
-def _activation_derivative(activation: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """sigma'(z) elementwise, with autograd's convention at kinks (relu'(0) = 0)."""
-    if isinstance(activation, nn.Identity):
-        return torch.ones_like(z)
-    if isinstance(activation, nn.ReLU):
-        return (z > 0).to(z.dtype)
-    if isinstance(activation, nn.LeakyReLU):
-        return torch.where(z > 0, torch.ones_like(z), torch.full_like(z, activation.negative_slope))
-    if isinstance(activation, nn.Tanh):
-        return 1 - torch.tanh(z) ** 2
-    # softplus, gelu, ...: the elementwise derivative through autograd (exact, just slower).
-    with torch.enable_grad():
-        zz = z.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(activation(zz).sum(), zz)
-    return grad
-
-
 def _closed_form_chunk(
     weights: list[torch.Tensor],
     biases: list[torch.Tensor | None],
@@ -75,8 +59,8 @@ def _closed_form_chunk(
     for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
         z = a @ w.T if b is None else torch.addmm(b, a, w.T)
         if index < count - 1:
-            derivatives.append(_activation_derivative(activation, z))
             a = activation(z)
+            derivatives.append(activation_derivative(activation, z, value=a))
             activations.append(a)
     batch, k = x.shape[0], weights[-1].shape[0]
     # g has shape (B, K, n_l): g[i, k, :] = d f_k(x_i) / d z^l.

@@ -1,5 +1,17 @@
-"""Architectures as nn.Modules and helpers between parameters and flat vectors."""
+"""Architectures as nn.Modules, helpers between parameters and flat vectors, and the derivatives
+σ′, σ″ of the supported activations (:mod:`symlab.nets.activation_derivatives`)."""
 
+from symlab.nets.activation_derivatives import (
+    AUTOGRAD_ACTIVATIONS,
+    CLOSED_FORM_ACTIVATIONS,
+    activation_derivative,
+    activation_derivatives,
+    activation_second_derivative,
+    autograd_derivatives,
+    softplus_derivatives,
+    supports_closed_form,
+    supports_derivatives,
+)
 from symlab.nets.mlp import (
     ACTIVATIONS,
     INITS,
@@ -15,8 +27,14 @@ from symlab.nets.params import flatten_params, param_dtype, unflatten_params, wi
 
 __all__ = [
     "ACTIVATIONS",
+    "AUTOGRAD_ACTIVATIONS",
+    "CLOSED_FORM_ACTIVATIONS",
     "INITS",
+    "activation_derivative",
+    "activation_derivatives",
     "activation_of",
+    "activation_second_derivative",
+    "autograd_derivatives",
     "flatten_params",
     "is_mlp",
     "linear_layers",
@@ -24,6 +42,9 @@ __all__ = [
     "mlp",
     "param_dtype",
     "parameter_count",
+    "softplus_derivatives",
+    "supports_closed_form",
+    "supports_derivatives",
     "unflatten_params",
     "widths_of",
     "with_params",

@@ -4,7 +4,7 @@ For an nn.Sequential (nested ones are flattened) of Linear / Conv2d / elementwis
 pooling / Flatten / eval-mode Dropout, the factors come from one forward pass and closed-form
 backpropagation of all K outputs at once, point-major: delta_{l-1} = phi'(z_{l-1}) (delta_l W_l)
 (a transposed convolution for Conv2d, the pooling's own backward for a pooling layer), with no
-per-output autograd pass.
+per-output autograd pass; phi' comes from :func:`symlab.nets.activation_derivative`.
 See :mod:`symlab.ntk.structured` for how they are contracted into the kernel.
 """
 
@@ -15,6 +15,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from symlab.nets import (
+    AUTOGRAD_ACTIVATIONS,
+    CLOSED_FORM_ACTIVATIONS,
+    activation_derivative,
+)
 
 
 @dataclass
@@ -62,24 +68,6 @@ def _as_positions(module: nn.Module, delta: torch.Tensor) -> torch.Tensor:
     return delta.reshape(k, n, -1, delta.shape[-1])
 
 
-# elementwise activations with a closed-form derivative below
-_ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus)
-# elementwise activations whose derivative phi'(z) is taken by one autograd pass of sum(phi(z))
-# (autograd's own conventions at kinks, so the kernel equals any autograd-based reference)
-_ELEMENTWISE_AUTOGRAD = (
-    nn.GELU,
-    nn.SiLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.Mish,
-    nn.Hardtanh,  # also nn.ReLU6
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Softsign,
-    nn.LogSigmoid,
-    nn.Tanhshrink,
-)
 _RESHAPES = (nn.Flatten, nn.Unflatten)
 # parameter-free, per-point linear or piecewise-linear maps: delta is pulled back by autograd on
 # the input repeated K times (the pooling's own backward, all K outputs in one batch)
@@ -112,14 +100,9 @@ def _leaf_supported(m: nn.Module) -> bool:
         return not m.training  # identity in eval mode; a random mask has no tangent kernel
     if kind in _POOLS and getattr(m, "return_indices", False):
         return False
-    return kind in (
-        nn.Identity,
-        nn.ReLU6,
-        *_ELEMENTWISE,
-        *_ELEMENTWISE_AUTOGRAD,
-        *_RESHAPES,
-        *_POOLS,
-    )
+    # elementwise activations: phi' in closed form or by one autograd pass of sum(phi(z))
+    # (autograd's own conventions at kinks, so the kernel equals any autograd-based reference)
+    return kind in (*CLOSED_FORM_ACTIVATIONS, *AUTOGRAD_ACTIVATIONS, *_RESHAPES, *_POOLS)
 
 
 def chain_modules(model: nn.Module) -> list[nn.Module] | None:
@@ -143,29 +126,6 @@ def chain_modules(model: nn.Module) -> list[nn.Module] | None:
     if len({id(m) for m in leaves}) != len(leaves):
         return None
     return leaves
-
-
-def _activation_derivative(module: nn.Module, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """phi'(z) of an elementwise module with input z and output h = phi(z)."""
-    if isinstance(module, nn.ReLU):
-        return (z > 0).to(z.dtype)
-    if isinstance(module, nn.LeakyReLU):
-        # built in z's dtype: torch.where on two Python scalars would round the slope to float32
-        slope = torch.full_like(z, module.negative_slope)
-        return torch.where(z > 0, torch.ones_like(z), slope)
-    if isinstance(module, nn.Tanh):
-        return 1 - h * h
-    if isinstance(module, nn.Sigmoid):
-        return h * (1 - h)
-    if isinstance(module, nn.Softplus):  # linear above threshold, as in torch's softplus
-        bz = module.beta * z
-        return torch.where(bz > module.threshold, torch.ones_like(z), torch.sigmoid(bz))
-    if isinstance(module, _ELEMENTWISE_AUTOGRAD):
-        with torch.enable_grad():
-            zr = z.detach().requires_grad_(True)
-            (derivative,) = torch.autograd.grad(module(zr).sum(), zr)
-        return derivative
-    return torch.ones_like(z)  # nn.Identity
 
 
 @torch.no_grad()
@@ -216,7 +176,7 @@ def _chain_factors(
         elif isinstance(m, _POOLS):
             delta, fresh = _pool_input_gradient(m, delta, z), True
         elif not passthrough:
-            derivative = _activation_derivative(m, z, outputs[i]).unsqueeze(1)
+            derivative = activation_derivative(m, z, value=outputs[i]).unsqueeze(1)
             delta, fresh = (delta.mul_(derivative) if fresh else delta * derivative), True
     return h, factors[::-1]
 

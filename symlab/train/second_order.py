@@ -70,7 +70,7 @@ def lbfgs(
     data = check_data(model, data)
     hooks = Hooks(model, data, loss, record_every, callback, callback_every, "lbfgs")
     chunk = hooks.record_every
-    net = _closed_form_structure(model, loss, closed_form)
+    net = closed_form_structure(model, loss, closed_form)
     if net is not None:
         return _lbfgs_closed_form(model, net, data, hooks, max_iter, tol, history_size)
     optimizer = torch.optim.LBFGS(
@@ -105,10 +105,17 @@ def lbfgs(
     return hooks.finish(step, tol)
 
 
-def _closed_form_structure(
+def closed_form_structure(
     model: nn.Module, loss: Loss, closed_form: bool
 ) -> closed.TwoLayerStructure | None:
-    """The model's one-hidden-layer structure when the closed-form route applies, else None."""
+    """The model's one-hidden-layer structure when the closed-form route applies, else None.
+
+    It applies when ``closed_form`` is true, ``loss`` is
+    :func:`~symlab.train.trajectory.mse_loss` itself and
+    :func:`~symlab.train.two_layer_derivatives.two_layer_structure` recognises ``model``
+    (``Sequential(Linear, σ, Linear)`` with closed-form σ′, σ″); the loops here and
+    :mod:`symlab.critical.criticality` then take L, ∇L, J and ∇²L from
+    :mod:`symlab.train.two_layer_derivatives`."""
     if not closed_form or loss is not mse_loss:
         return None
     return closed.two_layer_structure(model)
@@ -160,8 +167,11 @@ def _load(model: nn.Module, theta: Tensor) -> None:
             p.copy_(new)
 
 
-def _flat_loss(model: nn.Module, data: Data, loss: Loss) -> Callable[[Tensor], Tensor]:
-    """θ ↦ L(θ) on the whole data set, θ the flat parameter vector (for ``torch.func``)."""
+def flat_loss(model: nn.Module, data: Data, loss: Loss) -> Callable[[Tensor], Tensor]:
+    """The function θ ↦ L(θ) = ``loss``(f_θ(x), y) on the whole data set ``(x, y)``, θ the flat
+    parameter vector in ``model.parameters()`` order (:func:`symlab.nets.flatten_params`), for
+    ``torch.func`` transforms (``grad``, ``hessian``, ``vjp``). ``model`` is evaluated through
+    ``functional_call``, so its own parameters are not changed."""
     x, y = data
 
     def value(theta: Tensor) -> Tensor:
@@ -215,12 +225,12 @@ def newton(
     ``torch.func``).
     """
     data, theta = _damped_start(model, data, tol, max_iter, damping, max_params)
-    net = _closed_form_structure(model, loss, closed_form)
+    net = closed_form_structure(model, loss, closed_form)
     if net is not None:
         gradient = functools.partial(closed.gradient, net, data=data)
         hessian = functools.partial(closed.loss_hessian, net, data=data)
     else:
-        value = _flat_loss(model, data, loss)
+        value = flat_loss(model, data, loss)
         gradient, hessian = torch.func.grad(value), torch.func.hessian(value)
     hooks = Hooks(model, data, loss, 1, callback, callback_every, "newton")
     mu_rel, step = float(damping), 0
@@ -282,7 +292,7 @@ def levenberg_marquardt(
     """
     data, theta = _damped_start(model, data, tol, max_iter, damping, max_params)
     x, y = data
-    net = _closed_form_structure(model, mse_loss, closed_form)
+    net = closed_form_structure(model, mse_loss, closed_form)
     if net is not None:
         residual = functools.partial(closed.residual, net, data=data)
 

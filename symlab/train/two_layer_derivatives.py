@@ -21,9 +21,11 @@ Cost: O(N m d) for L and ∇L, O(N K D) memory and O(N K m d) time for J, O(N K 
 the Hessian — against one autograd graph per call (L-BFGS) or D forward-mode passes
 (``torch.func.jacfwd``, Hessians) on the generic route. The trainers in
 :mod:`symlab.train.second_order` use these when :func:`two_layer_structure` recognises the model.
-Activations: ``nn.Tanh``, ``nn.Sigmoid``, ``nn.ReLU`` (σ'' = 0; σ'(0) = 0 as in autograd),
-``nn.Softplus`` (with its ``beta`` and its linear branch above ``threshold``), ``nn.Identity``,
-and any module with a method ``derivatives(z, order) -> (σ(z), σ'(z), σ''(z))[: order + 1]``.
+Activations: those with closed-form σ' and σ'' in :mod:`symlab.nets.activation_derivatives`
+(:func:`symlab.nets.supports_closed_form`: ``nn.Tanh``, ``nn.Sigmoid``, ``nn.ReLU`` and
+``nn.LeakyReLU`` (σ'' = 0; σ'(0) = 0, resp. the slope, as in autograd), ``nn.Softplus`` (with its
+``beta`` and its linear branch above ``threshold``), ``nn.Identity``, and any module with a method
+``derivatives(z, order) -> (σ(z), σ'(z), σ''(z))[: order + 1]``), matched by exact type.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from symlab.nets import activation_derivatives, supports_closed_form
 from symlab.train.trajectory import Data
 
 
@@ -63,19 +66,15 @@ class TwoLayerStructure:
         return w, b, a, c
 
 
-def _supported(activation: nn.Module) -> bool:
-    known = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Softplus, nn.Identity)
-    # exact types: a subclass may override forward, and its derivatives would then be wrong
-    return type(activation) in known or callable(getattr(activation, "derivatives", None))
-
-
 def two_layer_structure(model: nn.Module) -> TwoLayerStructure | None:
     """The structure of ``model`` if it is exactly ``Sequential(Linear, σ, Linear)`` with a
     supported activation σ and all parameters trainable, else None (use the generic route)."""
     if type(model) is not nn.Sequential or len(model) != 3:
         return None
     first, activation, second = model
-    if not (type(first) is nn.Linear and type(second) is nn.Linear and _supported(activation)):
+    if not (
+        type(first) is nn.Linear and type(second) is nn.Linear and supports_closed_form(activation)
+    ):
         return None
     if second.in_features != first.out_features or any(p.is_complex() for p in model.parameters()):
         return None
@@ -87,44 +86,6 @@ def two_layer_structure(model: nn.Module) -> TwoLayerStructure | None:
         first.in_features, first.out_features, second.out_features,
         first.bias is not None, second.bias is not None, activation,
     )  # fmt: skip
-
-
-def activation_derivatives(activation: nn.Module, z: Tensor, order: int = 2) -> tuple[Tensor, ...]:
-    """(σ(z), σ'(z), σ''(z))[: order + 1] elementwise for a supported activation module."""
-    if callable(getattr(activation, "derivatives", None)):
-        return activation.derivatives(z, order)
-    if isinstance(activation, nn.Tanh):
-        t = torch.tanh(z)
-        d1 = 1 - t * t
-        return (t, d1, -2 * t * d1)[: order + 1]
-    if isinstance(activation, nn.Sigmoid):
-        s = torch.sigmoid(z)
-        d1 = s * (1 - s)
-        return (s, d1, d1 * (1 - 2 * s))[: order + 1]
-    if isinstance(activation, nn.ReLU):
-        return (torch.relu(z), (z > 0).to(z.dtype), torch.zeros_like(z))[: order + 1]
-    if isinstance(activation, nn.Softplus):
-        return softplus_derivatives(z, activation.beta, activation.threshold, order)
-    if isinstance(activation, nn.Identity):
-        return (z, torch.ones_like(z), torch.zeros_like(z))[: order + 1]
-    raise ValueError(f"activation: expected a supported activation module, got {activation!r}")
-
-
-def softplus_derivatives(
-    z: Tensor, beta: float = 1.0, threshold: float = 20.0, order: int = 2
-) -> tuple[Tensor, ...]:
-    """(softplus_β(z), σ', σ'')[: order + 1] with softplus_β(z) = log(1 + e^{βz}) / β,
-    σ' = sigmoid(βz), σ'' = β σ'(1 − σ'); on torch's linear branch βz > threshold: (z, 1, 0)."""
-    value = nn.functional.softplus(z, beta, threshold)
-    if order == 0:
-        return (value,)
-    s = torch.sigmoid(z if beta == 1 else beta * z)
-    linear = (z if beta == 1 else z * beta) > threshold  # torch's linear branch
-    d1 = s.masked_fill(linear, 1.0)
-    if order == 1:
-        return value, d1
-    d2 = s * (1 - s) if beta == 1 else beta * s * (1 - s)
-    return value, d1, d2.masked_fill(linear, 0.0)
 
 
 def _forward(

@@ -50,7 +50,7 @@ def test_closed_form_matches_generic_and_finite_differences(activation, k, dtype
 
 
 @pytest.mark.parametrize("activation", ["gelu", "softplus"])
-def test_smooth_activations_through_autograd_derivative(activation):
+def test_smooth_activations_match_finite_differences(activation):
     model = mlp((3, 4, 4, 2), activation, bias_std=0.3, seed=1)
     x = torch.randn(5, 3, dtype=torch.float64)
     torch.testing.assert_close(
