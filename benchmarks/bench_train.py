@@ -1,6 +1,7 @@
 """symlab.train: the shared loop's overhead, and a batch of seeds trained at once.
 
 Run: .venv/bin/python benchmarks/bench_train.py [--steps 3000] [--seeds 256] [--repeats 3]
+     [--points 32 256]
 
 1. Overhead. An MLP 64 -> 128 -> 128 -> 10 (ReLU, float32) on scikit-learn's digits (1437
    training images), minibatch SGD (batch 32, lr 0.05, cross-entropy), ``--steps`` steps:
@@ -12,8 +13,8 @@ Run: .venv/bin/python benchmarks/bench_train.py [--steps 3000] [--seeds 256] [--
    - like-for-like: both loops record the full-batch loss and gradient ∞-norm at the same 20
      log-spaced steps (``record_every=log_spaced(steps, 20)``).
    Final parameters of bare and shared are checked equal (same batches, same updates).
-2. Ensemble. ``--seeds`` two-layer tanh nets 16 -> 64 -> 1 (float64) on one regression task
-   (N = 256), full-batch GD for 300 steps: ``train_ensemble`` (vmap over stacked parameters)
+2. Ensemble. ``--seeds`` two-layer tanh nets 16 -> 64 -> 1 (float32) on one regression task
+   (N = 32, an online-SGD-sized batch, and N = 256; ``--points``), full-batch GD for 200 steps: ``train_ensemble`` (vmap over stacked parameters)
    against the same runs one after another with ``train``; losses per seed compared.
 
 Timings are the minimum of ``--repeats`` runs, one thread, in one process (ratios are between runs
@@ -79,6 +80,7 @@ def overhead(steps: int, repeats: int) -> None:
     split = load_digits_split(dtype=torch.float32)
     data = (split.x_train, split.y_train)
     log = log_spaced(steps, 20)
+    bare_loop(data, 50), shared_loop(data, 50, [0])  # warm-up
     t_bare, bare = _best(lambda: bare_loop(data, steps), repeats)
     t_shared, shared = _best(lambda: shared_loop(data, steps, [0]), repeats)
     t_bare_rec, _ = _best(lambda: bare_loop(data, steps, log.steps), repeats)
@@ -96,22 +98,26 @@ def overhead(steps: int, repeats: int) -> None:
     )
 
 
-def ensemble(count: int, repeats: int, steps: int = 300) -> None:
+def ensemble(count: int, repeats: int, n_points: int, steps: int = 200) -> None:
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 16, generator=g, dtype=torch.float64)
+    x = torch.randn(n_points, 16, generator=g)
     y = torch.sin(x[:, :1] * 2) + x[:, 1:2] * x[:, 2:3]
 
     def nets():
-        return [mlp([16, 64, 1], "tanh", seed=s) for s in range(count)]
+        return [mlp([16, 64, 1], "tanh", seed=s, dtype=torch.float32) for s in range(count)]
 
     options = {"lr": 0.05, "steps": steps, "record_every": 10}
+    train_ensemble(nets()[:4], (x, y), **options)  # warm-up (vmap tracing, allocator)
     t_batched, result = _best(lambda: train_ensemble(nets(), (x, y), **options), repeats)
     t_sequential, runs = _best(lambda: [train(net, (x, y), **options) for net in nets()], 1)
     worst = max(
         max(abs(a - b) / abs(b) for a, b in zip(t.losses, r.losses, strict=True))
         for t, r in zip(result.trajectories, runs, strict=True)
     )
-    print(f"ensemble: {count} nets 16-64-1 (tanh, float64), N = 256, GD {steps} steps, 1 thread")
+    print(
+        f"ensemble: {count} nets 16-64-1 (tanh, float32), N = {n_points}, GD {steps} steps, "
+        f"1 thread"
+    )
     print(f"  one after another {t_sequential:7.2f} s")
     print(
         f"  train_ensemble    {t_batched:7.2f} s   speed-up {t_sequential / t_batched:.1f}x; "
@@ -124,11 +130,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seeds", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--points", type=int, nargs="+", default=[32, 256])
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} thread")
     overhead(args.steps, args.repeats)
-    ensemble(args.seeds, args.repeats)
+    for n_points in args.points:
+        ensemble(args.seeds, args.repeats, n_points)
 
 
 if __name__ == "__main__":
