@@ -50,7 +50,7 @@ class EnsembleResult:
 
 def train_ensemble(
     models: Sequence[nn.Module],
-    data: Data,
+    data: Data | None,
     *,
     method: str = "sgd",
     lr: float,
@@ -58,6 +58,7 @@ def train_ensemble(
     batch_size: int | None = None,
     seeds: Sequence[int] | None = None,
     data_per_model: bool = False,
+    sampler: Callable[[int, torch.Generator], Data] | None = None,
     momentum: float | str | Callable[[int], float] = 0.0,
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
@@ -72,6 +73,9 @@ def train_ensemble(
     """Train the S ``models`` at once, each as :func:`symlab.train.train` would, and return their
     trajectories. ``data = (x, y)`` is shared by all models, or, with ``data_per_model=True``,
     stacked as (S, N, ...). ``seeds[s]`` seeds model s's minibatch order (default s).
+    ``sampler(step, generator) -> (x, y)`` draws each step's batch (online SGD; generator seeded
+    by ``seeds[0]``): one batch for all models, or stacked (S, B, ...) with ``data_per_model``;
+    records are then on ``data`` when given (one extra pass each), else on the step's batch.
     ``param_groups`` name parameters (e.g. ``"0.weight"``); ``callback(step, params)`` sees the
     stacked parameters and may return True to stop every model. Other options as in ``train``."""
     models = list(models)
@@ -83,11 +87,17 @@ def train_ensemble(
     seeds = list(range(count)) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != count:
         raise ValueError(f"seeds: expected {count} seeds (one per model), got {len(seeds)}")
-    x, y = _check_ensemble_data(models, data, data_per_model)
-    n = x.shape[1] if data_per_model else x.shape[0]
+    shapes = {tuple((n, p.shape) for n, p in m.named_parameters()) for m in models}
+    if len(shapes) != 1:
+        raise ValueError("models: expected copies of one architecture (same parameter shapes)")
+    if data is None and sampler is None:
+        raise ValueError("data: expected a pair (x, y), or a sampler for online SGD")
+    x, y = (None, None) if data is None else _check_ensemble_data(models, data, data_per_model)
+    n = 0 if x is None else x.shape[1] if data_per_model else x.shape[0]
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
-    batch = n if batch_size is None else min(batch_size, n)
+    batch = n if batch_size is None or sampler is not None else min(batch_size, n)
+    generator = torch.Generator().manual_seed(int(seeds[0]))
 
     params, buffers = stack_module_state(models)
     trainable = [name for name, p in models[0].named_parameters() if p.requires_grad]
@@ -96,14 +106,14 @@ def train_ensemble(
     groups = parameter_groups(list(params.items()), param_groups, lr, weight_decay)
     optimizer = make_optimizer(method, groups, momentum, betas)
     at_iterate = getattr(optimizer, "evaluates_at_iterate", True)
-    free = at_iterate and batch == n
+    free = at_iterate and (x is None if sampler is not None else batch == n)
 
     def one_loss(p, b, xs, ys):
         return loss(functional_call(base, (p, b), (xs,)), ys)
 
     shared_loss = vmap(one_loss, in_dims=(0, 0, None, None))  # every model on the same batch
     stacked_loss = vmap(one_loss)  # model s on its own batch xs[s]
-    orders = None if batch == n else [MinibatchOrder(n, batch, seed) for seed in seeds]
+    orders = None if batch == n or sampler else [MinibatchOrder(n, batch, s) for s in seeds]
 
     def objective(xs: Tensor, ys: Tensor, batched: bool) -> Tensor:
         per_model = stacked_loss if batched or data_per_model else shared_loss
@@ -152,7 +162,9 @@ def train_ensemble(
             if callback(step, {k: v.detach() for k, v in params.items()}) is True:
                 stopped_by_callback = True
                 break
-        if orders is not None:
+        if sampler is not None:
+            xs, ys = _check_ensemble_data(models, sampler(step, generator), data_per_model)
+        elif orders is not None:
             index = torch.stack([order.next() for order in orders])  # (S, B)
             xs, ys = _gather(x, index, data_per_model), _gather(y, index, data_per_model)
         else:
@@ -185,7 +197,7 @@ def train_ensemble(
     else:
         step = steps
     if bool(active.any()):
-        values, norms = pass_and_norms(x, y, False)
+        values, norms = pass_and_norms(*((x, y) if x is not None else (xs, ys)), False)
         for s in torch.where(active)[0].tolist():
             t = trajectories[s]
             if not t.steps or t.steps[-1] != step:
@@ -219,9 +231,6 @@ def _check_ensemble_data(models, data, data_per_model: bool) -> Data:
         raise ValueError(
             "data: expected tensors x and y with the same, positive, number of samples"
         )
-    shapes = {tuple((n, p.shape) for n, p in m.named_parameters()) for m in models}
-    if len(shapes) != 1:
-        raise ValueError("models: expected copies of one architecture (same parameter shapes)")
     dtype = next(models[0].parameters()).dtype
     return x.to(dtype), (y.to(dtype) if y.is_floating_point() else y)
 

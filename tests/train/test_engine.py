@@ -312,3 +312,34 @@ def test_loss_only_records_match_the_full_records(run):
             tol=1e-3,
             record_grad_norm=False,
         )
+
+
+@pytest.mark.parametrize("per_model", [False, True])
+def test_an_online_ensemble_follows_each_models_own_online_run(per_model):
+    teacher = mlp([3, 4, 1], "tanh", seed=9)
+    count = 3
+
+    def sampler(step, generator):
+        shape = (count, 8, 3) if per_model else (8, 3)
+        x = torch.randn(*shape, generator=generator, dtype=torch.float64)
+        with torch.no_grad():
+            return x, teacher(x)
+
+    models = [mlp([3, 6, 1], "tanh", seed=s) for s in range(count)]
+    result = train_ensemble(
+        models, None, sampler=sampler, data_per_model=per_model, lr=0.1, steps=6, seeds=[4, 5, 6]
+    )
+    draws = torch.Generator().manual_seed(4)
+    batches = [sampler(step, draws) for step in range(6)]
+    for s in range(count):
+        single = mlp([3, 6, 1], "tanh", seed=s)
+
+        def replay(step, generator, s=s):
+            x, y = batches[step]
+            return (x[s], y[s]) if per_model else (x, y)
+
+        expected = online_sgd(single, replay, lr=0.1, steps=6)
+        assert result.trajectories[s].losses[:6] == pytest.approx(expected.losses[:6], rel=1e-12)
+        torch.testing.assert_close(
+            flatten_params(models[s]), flatten_params(single), rtol=1e-12, atol=1e-12
+        )
