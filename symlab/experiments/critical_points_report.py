@@ -106,20 +106,54 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
     return Summary(table=table, verdict=verdict, extras=extras)
 
 
+# how the figures name each activation and colour each end-point category
+ACTIVATION_NAMES = {
+    "g": r"$g(z) = \mathrm{sigmoid}(4z) + \mathrm{softplus}(z)$",
+    "softplus": "softplus",
+    "tanh": "tanh",
+    "relu": "ReLU",
+}
+ACTIVATION_STYLES = (("black", "o"), ("tab:blue", "s"), ("tab:purple", "^"), ("tab:cyan", "D"))
+CATEGORY_COLORS = {
+    "global minimum": "#2ca02c",
+    "global minimum (other)": "#98df8a",
+    "symmetry-induced saddle": "#ff7f0e",
+    "symmetry-induced minimum": "#d62728",
+    "other saddle": "#9467bd",
+    "other minimum": "#8c564b",
+    "not converged": "#c7c7c7",
+}
+
+
+def _activation_name(activation: str) -> str:
+    return ACTIVATION_NAMES.get(activation, activation)
+
+
 def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Path]:
     """Zero-loss fraction vs h (with category composition), T and G vs m, condensation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = summarize(rows, spec).table
     r, paths = spec.teacher_width, []
+    h_axis = r"overparameterisation $h = m - r^*$ (neurons)"
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     groups = list(table.groupby("activation", sort=True))
+    fig, axes = plt.subplots(
+        1, 1 + len(groups), figsize=(4.6 + 3.4 * len(groups) + 1.8, 4.2),
+        constrained_layout=True, gridspec_kw={"width_ratios": [1.35] + [1] * len(groups)},
+    )  # fmt: skip
+    left, bars = axes[0], axes[1:]
+    hs = sorted(table["h"].unique())
+    left.axvspan(min(hs) - 0.5, -0.5, color="gray", alpha=0.12, lw=0)
+    left.text(min(hs) - 0.4, 1.0, "$m < r^*$", fontsize=8, va="top", color="dimgray")
     for index, (activation, part) in enumerate(groups):
         part = part.sort_values("h")
         # Wilson bounds can miss the estimate by rounding (~1e-16) at 0 and 1: clip to >= 0
@@ -131,90 +165,108 @@ def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Pa
             0.0,
             None,
         )
-        shift = 0.06 * (index - (len(groups) - 1) / 2)  # dodge overlapping error bars
+        shift = 0.08 * (index - (len(groups) - 1) / 2)  # dodge overlapping error bars
+        color, marker = ACTIVATION_STYLES[index % len(ACTIVATION_STYLES)]
         left.errorbar(
-            part["h"] + shift,
-            part["fraction_zero_loss"],
-            yerr=err,
-            marker="o",
-            capsize=3,
-            label=activation,
-        )
-    left.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs at zero loss",
-             title=f"Zero-loss fraction (r* = {r}, d = {spec.input_dim}; Wilson 95% CI)", ylim=(-0.05, 1.05))  # fmt: skip
-    left.legend(title="activation")
-    main = table[table["activation"] == table["activation"].iloc[0]].sort_values("h")
-    bottom = np.zeros(len(main))
-    for category in CATEGORIES:
-        values = main[category].to_numpy() / main["runs"].to_numpy()
-        if values.any():
-            right.bar(
-                main["h"],
-                values,
-                bottom=bottom,
-                label=category,
-                color=f"C{CATEGORIES.index(category)}",
-            )
-            bottom += values
-    right.set(xlabel="overparameterisation h = m − r*  (neurons)", ylabel="fraction of runs",
-              title=f"End-point types ({main['activation'].iloc[0]})")  # fmt: skip
-    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            part["h"] + shift, part["fraction_zero_loss"], yerr=err, marker=marker, ms=5,
+            capsize=3, color=color, label=_activation_name(activation),
+        )  # fmt: skip
+    runs = table["runs"]
+    per_point = f"{runs.min()}" if runs.min() == runs.max() else f"{runs.min()}–{runs.max()}"
+    left.set(xlabel=h_axis, ylabel="fraction of runs at zero loss", ylim=(-0.05, 1.05),
+             xlim=(min(hs) - 0.5, max(hs) + 0.5), xticks=hs)  # fmt: skip
+    left.set_title(
+        f"Zero loss vs overparameterisation ($r^* = {r}$, $d = {spec.input_dim}$)\n"
+        f"{per_point} runs per point, Wilson 95% CI",
+        fontsize=10,
+    )
+    left.legend(title="activation", fontsize=8, title_fontsize=8, loc="lower right")
+    left.grid(alpha=0.3)
+    shown: list[str] = []
+    for ax, (activation, part) in zip(bars, groups):
+        part = part.sort_values("h")
+        bottom = np.zeros(len(part))
+        for category in CATEGORIES:
+            values = part[category].to_numpy() / part["runs"].to_numpy()
+            if values.any():
+                ax.bar(part["h"], values, bottom=bottom, width=0.7,
+                       color=CATEGORY_COLORS.get(category, "gray"))  # fmt: skip
+                bottom += values
+                if category not in shown:
+                    shown.append(category)
+        ax.set(xlabel=r"$h = m - r^*$", xticks=part["h"], ylim=(0, 1))
+        short = "$g$" if activation == "g" else _activation_name(activation)
+        ax.set_title(f"End-point types, {short}", fontsize=10)
+    bars[0].set_ylabel("fraction of runs")
+    for ax in bars[1:]:
+        ax.tick_params(labelleft=False)
+    handles = [
+        Patch(color=CATEGORY_COLORS.get(c, "gray"), label=c) for c in CATEGORIES if c in shown
+    ]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
+               title="end-point type", title_fontsize=8)  # fmt: skip
     paths += save_figure(fig, out_dir, "zero_loss_fraction")
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     ms = np.arange(r, r + max(spec.max_overparameterization, 8) + 1)
     ax.semilogy(
         ms,
         [count_global_minima_subspaces(r, int(m)) for m in ms],
         "o-",
-        label=f"T(r*={r}, m) global-minimum subspaces",
+        label=rf"$T(r^*{{=}}{r}, m)$: global-minimum subspaces",
     )
     for rr in range(max(1, r - 2), r):
         ax.semilogy(
             ms,
             [count_symmetry_induced_subspaces(rr, int(m)) for m in ms],
             "s--",
-            label=f"G({rr}, m) saddle subspaces per width-{rr} critical point",
+            label=rf"$G({rr}, m)$: saddle subspaces per width-{rr} critical point",
         )
     ax.set(
-        xlabel="student width m  (neurons)",
+        xlabel="student width $m$ (neurons)",
         ylabel="number of affine subspaces",
         title="Counts of critical subspaces (Şimşek et al. 2021)",
+        xticks=ms,
     )
+    ax.grid(alpha=0.3, which="major")
     ax.legend(fontsize=8)
     paths += save_figure(fig, out_dir, "subspace_counts")
 
     if "kind" in rows and (rows["kind"] == "condensation").any():
         cond = rows[rows["kind"] == "condensation"].iloc[0]
-        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-        fig.subplots_adjust(wspace=0.45)
-        left.plot(
-            cond["steps_tracked"],
-            cond["effective_neurons_tracked"],
-            "o-",
-            color="C0",
-            label="effective neurons",
-        )
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), constrained_layout=True)
+        left.plot(cond["steps_tracked"], cond["effective_neurons_tracked"], "o-", ms=4, color="C0")
         left.set(
-            xlabel="Adam step",
-            ylabel="effective neurons (orientation clusters)",
-            title=f"Condensation, width {int(cond['m'])} tanh, small init",
+            xlabel="Adam step", title=f"Condensation, width-{int(cond['m'])} tanh net, small init"
         )
+        left.set_ylabel("effective neurons (orientation clusters)", color="C0")
+        left.tick_params(axis="y", colors="C0")
+        left.yaxis.set_major_locator(MaxNLocator(integer=True))
+        left.set_ylim(bottom=0)
+        left.grid(alpha=0.3)
         twin = left.twinx()
-        twin.semilogy(
-            cond["steps_tracked"], cond["loss_tracked"], color="C1", label="training loss"
-        )
-        twin.set_ylabel("training loss (MSE)")
-        left.legend(loc="upper left", fontsize=8)
-        twin.legend(loc="upper right", fontsize=8)
+        twin.semilogy(cond["steps_tracked"], cond["loss_tracked"], color="C1")
+        twin.set_ylabel("training loss (MSE)", color="C1")
+        twin.tick_params(axis="y", which="both", colors="C1")
+        left.legend(
+            handles=[
+                Line2D([], [], color="C0", marker="o", ms=4, label="effective neurons (left)"),
+                Line2D([], [], color="C1", label="training loss (right)"),
+            ],
+            loc="upper right", fontsize=8,
+        )  # fmt: skip
         # tanh is odd: (w, b) and (−w, −b) are one orientation, so fold the angle modulo π
         angle = np.asarray(cond["orientation_angle"], dtype=float)
-        right.scatter(np.mod(angle + np.pi / 2, np.pi) - np.pi / 2, cond["amplitude"], s=10)
+        right.scatter(np.mod(angle + np.pi / 2, np.pi) - np.pi / 2, cond["amplitude"], s=12)
         right.set(
-            xlabel="orientation angle atan2(b_j, w_j) mod π  (rad; ±(w_j, b_j) coincide)",
-            ylabel="amplitude |a_j| ‖(w_j, b_j)‖",
-            title="Neurons after training",
+            xlabel=r"orientation $\mathrm{atan2}(b_j, w_j)$ mod $\pi$ (rad)",
+            ylabel=r"amplitude $|a_j|\,\|(w_j, b_j)\|$",
+            title=r"Neurons after training (one point each; $\pm(w_j, b_j)$ fold together)",
             yscale="log",
+            xlim=(-np.pi / 2, np.pi / 2),
+            xticks=[-np.pi / 2, -np.pi / 4, 0, np.pi / 4, np.pi / 2],
+            xticklabels=[r"$-\pi/2$", r"$-\pi/4$", "0", r"$\pi/4$", r"$\pi/2$"],
         )
+        right.grid(alpha=0.3)
         paths += save_figure(fig, out_dir, "condensation")
     return paths

@@ -240,38 +240,89 @@ def summarize(rows: pd.DataFrame, spec: NTKOptimizersSpec) -> Summary:
 
 
 def plot(rows: pd.DataFrame, spec: NTKOptimizersSpec, out_dir: Path) -> list[Path]:
-    """log training error vs iteration: measured solid, NTK-predicted dashed (linear and log-log)."""
+    """Training error vs iteration, measured (solid) and NTK-predicted (dashed), and their gap.
+
+    Left and middle: the first seed on a semi-log and a log-log axis, with the level where the
+    comparison stops (the prediction below ``COMPARE_FLOOR`` E_0) and the float64 round-off floor
+    (1e-28 E_0, below which the prediction is not drawn). Right: |E_meas / E_pred - 1| over the
+    compared iterations t >= 1 for every seed, with the verdict's tolerance. One legend for all.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     colors = {"gd": "tab:blue", "heavy_ball": "tab:orange", "nesterov": "tab:green"}
-    names = {"gd": "GD", "heavy_ball": "heavy ball", "nesterov": "Nesterov k/(k+3)"}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    names = {
+        "gd": "GD",
+        "heavy_ball": "heavy ball",
+        "nesterov": r"Nesterov, $\beta_k = k/(k+3)$",
+    }
+    roundoff = 1e-28  # relative to E_0: below this a float64 prediction is round-off
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), constrained_layout=True)
     first_seed = rows["seed"].min()
-    for index, rec in enumerate(rows[rows["seed"] == first_seed].itertuples()):
+    rank = rows["optimizer"].map({name: i for i, name in enumerate(OPTIMIZERS)})
+    ordered = rows.assign(rank=rank).sort_values(["seed", "rank"])
+    floor = rf"$10^{{{round(math.log10(COMPARE_FLOOR))}}}\,E_0$"
+    for rec in ordered[ordered["seed"] == first_seed].itertuples():
         t = np.arange(len(rec.measured))
         predicted = np.asarray(rec.predicted, dtype=float)
-        predicted[predicted < 1e-28 * predicted[0]] = np.nan  # below float64 round-off
+        predicted[predicted < roundoff * predicted[0]] = np.nan
         for ax, x in ((axes[0], t), (axes[1], t + 1)):
-            label = f"{names[rec.optimizer]} (network)"
-            ax.plot(x, rec.measured, "-", color=colors[rec.optimizer], lw=2, label=label)
-            label = "NTK prediction (linearised model)" if index == 0 else None
-            ax.plot(x, predicted, "--", color="black", lw=1, alpha=0.8, label=label)
-    for ax in axes:
+            ax.plot(x, rec.measured, "-", color=colors[rec.optimizer], lw=2.2)
+            ax.plot(x, predicted, "--", color="black", lw=1, alpha=0.85)
+    e0 = float(np.median([r[0] for r in rows.loc[rows["seed"] == first_seed, "predicted"]]))
+    for ax in axes[:2]:
         ax.set_yscale("log")
-        ax.set_xlabel("iteration t" if ax is axes[0] else "iteration t + 1 (log scale)")
-        ax.set_ylabel("training error  ‖f_t(X) − y‖² / 2N")
-        ax.grid(True, which="both", alpha=0.3)
+        ax.axhline(COMPARE_FLOOR * e0, color="gray", ls=":", lw=1.2)
+        ax.axhspan(ax.get_ylim()[0], roundoff * e0, color="gray", alpha=0.15, lw=0)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel(r"training error $E_t = \|f_t(X) - y\|^2 / (2N)$")
+    axes[0].set_xlabel(r"iteration $t$")
+    axes[1].set_xlabel(r"iteration $t + 1$")
     axes[1].set_xscale("log")
-    axes[0].legend(fontsize=7)
-    axes[0].set_title("semi-log: geometric rates (GD, heavy ball)")
-    axes[1].set_title("log-log: polynomial decay (Nesterov)")
+    axes[0].set_title(f"semi-log: geometric rates (GD, heavy ball); seed {first_seed}", fontsize=10)
+    axes[1].set_title(f"log-log: polynomial decay (Nesterov); seed {first_seed}", fontsize=10)
+
+    ax = axes[2]
+    for rec in ordered.itertuples():
+        end = int(rec.compare_end) + 1
+        measured = np.asarray(rec.measured, dtype=float)[:end]
+        predicted = np.asarray(rec.predicted, dtype=float)[:end]
+        alpha = 1.0 if rec.seed == first_seed else 0.5
+        lw = 1.6 if rec.seed == first_seed else 0.9
+        gap = np.abs(measured / predicted - 1)  # t = 0: same start, the gap is round-off
+        ax.plot(np.arange(1, end), gap[1:], "-", color=colors[rec.optimizer], lw=lw, alpha=alpha)
+    ax.axhline(spec.tolerance, color="black", ls="-.", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel(rf"iteration $t$ (until the prediction falls below {floor})")
+    ax.set_ylabel(r"relative gap $|E_t^{\mathrm{net}} / E_t^{\mathrm{NTK}} - 1|$")
+    seeds = rows["seed"].nunique()
+    ax.set_title(f"network vs NTK prediction, all {seeds} seeds", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+
+    handles = [
+        Line2D([], [], color=colors[name], lw=2.2, label=f"{names[name]} (network)")
+        for name in OPTIMIZERS
+        if name in set(rows["optimizer"])
+    ] + [
+        Line2D([], [], color="black", ls="--", lw=1, label="NTK prediction\n(linearised model)"),
+        Line2D([], [], color="gray", ls=":", lw=1.2,
+               label=f"end of comparison ({floor})"),
+        Patch(color="gray", alpha=0.15, lw=0, label="float64 round-off\n(prediction not drawn)"),
+        Line2D([], [], color="black", ls="-.", lw=1,
+               label=f"tolerance of the verdict ({100 * spec.tolerance:g}%)"),
+    ]  # fmt: skip
+    if seeds > 1:
+        handles.append(Line2D([], [], color="gray", lw=0.9, alpha=0.5, label="other seeds"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle(
-        f"Optimizers in the kernel regime: width {spec.width}, N = {spec.n_train}, seed {first_seed}"
+        f"Optimizers in the kernel regime: width-{spec.width} two-layer ReLU net, "
+        f"$N$ = {spec.n_train} points on $S^{{{spec.dim - 1}}}$, full batch"
     )
     return save_figure(fig, out_dir, "ntk_optimizers_error")
 
