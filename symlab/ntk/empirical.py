@@ -30,7 +30,8 @@ method: 2 * chunk * K * P numbers; of the structured method: factors of size N (
 linear in N). When x2 is None (or is x1 itself) each point's work is done once and, the kernel
 being symmetric, only blocks on or above the diagonal are computed; an x2 equal to x1 (a copy,
 checked by one O(N d) comparison) is treated the same way. All methods assume the
-network treats batch points independently (no batch statistics).
+network treats batch points independently (no batch statistics). The kernel is a plain tensor:
+it is computed without recording an autograd graph.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from symlab.ntk.autodiff import (
+    contract_jacobians,
+    jacobians,
+    ntvp_block,
+    trainable_params,
+)
 from symlab.ntk.structured import (
     accumulate,
     contract,
@@ -54,75 +60,6 @@ from symlab.ntk.structured import (
 
 METHODS = ("auto", "structured", "jacobian", "ntvp")
 DEFAULT_MEMORY_BUDGET = 2**30
-
-
-def trainable_params(model: nn.Module) -> dict[str, torch.Tensor]:
-    """name -> detached tensor for every parameter of ``model`` that requires grad."""
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _single(model: nn.Module) -> Callable:
-    """f(params, x) for ONE point x: the model's output on x[None], flattened to (K,)."""
-
-    def f(params, x):
-        return functional_call(model, params, (x.unsqueeze(0),)).reshape(-1)
-
-    return f
-
-
-def _batched(model: nn.Module) -> Callable:
-    """f(params, X) for a batch X: outputs flattened to (N, K)."""
-
-    def f(params, x):
-        out = functional_call(model, params, (x,))
-        return out.reshape(out.shape[0], -1)
-
-    return f
-
-
-def _jacobians(model: nn.Module, params: dict, x: torch.Tensor) -> list[torch.Tensor]:
-    """Per-point Jacobians, one (N, K, P_i) tensor per parameter tensor (torch.func tutorial)."""
-    jac = vmap(jacrev(_single(model)), (None, 0))(params, x)
-    return [j.flatten(2) for j in jac.values()]
-
-
-def _contract_jacobians(j1: list, j2: list, trace: bool, diagonal: bool) -> torch.Tensor:
-    if diagonal:
-        eq = "nkp,nkp->n" if trace else "nkp,nlp->nkl"
-    else:
-        eq = "nkp,mkp->nm" if trace else "nkp,mlp->nmkl"
-    return sum(torch.einsum(eq, a, b) for a, b in zip(j1, j2, strict=True))
-
-
-def _ntvp_block(model, params, x1, x2, trace, diagonal, basis_chunk) -> torch.Tensor:
-    """Theta block by NTK-vector products: rows J(x1) e for each basis e, then J(x2) of them."""
-    if diagonal:
-        f = _single(model)
-
-        def per_point(a, b):
-            _, pullback = vjp(lambda p: f(p, a), params)
-            k = f(params, a).shape[0]
-
-            def row(e):
-                (tangent,) = pullback(e)
-                return jvp(lambda p: f(p, b), (params,), (tangent,))[1]
-
-            return vmap(row, chunk_size=basis_chunk)(torch.eye(k, dtype=x1.dtype, device=x1.device))
-
-        block = vmap(per_point)(x1, x2)
-        return torch.diagonal(block, dim1=1, dim2=2).sum(-1) if trace else block
-    f = _batched(model)
-    out1, pullback = vjp(lambda p: f(p, x1), params)
-    n1, k = out1.shape
-    basis = torch.eye(n1 * k, dtype=out1.dtype, device=out1.device).reshape(n1 * k, n1, k)
-
-    def row(e):
-        (tangent,) = pullback(e)
-        return jvp(lambda p: f(p, x2), (params,), (tangent,))[1]
-
-    rows = vmap(row, chunk_size=basis_chunk)(basis)  # (n1 K, n2, K)
-    block = rows.reshape(n1, k, x2.shape[0], k).permute(0, 2, 1, 3)
-    return torch.diagonal(block, dim1=2, dim2=3).sum(-1) if trace else block
 
 
 def _chunks(n: int, size: int | None) -> list[slice]:
@@ -163,9 +100,10 @@ def _check_structured(model: nn.Module, layers: dict, x0: torch.Tensor, rest: li
     _, f = layer_factors(model, layers, x0)
     theta = sum(contract(a, a, diagonal=True)[0] for a in f)
     if rest:
-        rest_params = {n: p for n, p in trainable_params(model).items() if n in rest}
-        j = _jacobians(model, rest_params, x0)
-        theta = theta + _contract_jacobians(j, j, False, True)[0]
+        all_params = trainable_params(model)
+        rest_params = {n: p for n, p in all_params.items() if n in rest}
+        j = jacobians(model, rest_params, x0, fixed=all_params)
+        theta = theta + contract_jacobians(j, j, False, True)[0]
     structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros((), device=v.device)
     rtol = 1e-3 if out.dtype == torch.float32 else 1e-8
     return bool(abs(structured - direct) <= rtol * max(abs(direct), abs(structured)) + 1e-30)
@@ -271,6 +209,13 @@ def empirical_ntk(
             "model: batch normalisation in training mode couples the points of a batch (and "
             "its running statistics would change); call model.eval() first"
         )
+    # no graph is recorded outside the probes' own autograd passes: the kernel is a plain tensor
+    # even when the model reads tensors that require grad (e.g. parameters not differentiated)
+    with torch.no_grad():
+        return _kernel(model, params, x1, x2, method, chunk_size, trace, diagonal, memory_budget)
+
+
+def _kernel(model, params, x1, x2, method, chunk_size, trace, diagonal, memory_budget):
     n_params = sum(p.numel() for p in params.values())
     # x2 equal to x1 (a copy) is treated as x1 itself: each point's work once, blocks j >= i
     symmetric = x2 is None or x2 is x1 or _same_points(x1, x2)
@@ -312,7 +257,7 @@ def _same_points(x1: torch.Tensor, x2: torch.Tensor) -> bool:
 def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -> Callable:
     """block(key1, x1_chunk, key2, x2_chunk) -> Theta block; per-chunk work is cached by key."""
     if method == "ntvp":
-        return lambda _k1, a, _k2, b: _ntvp_block(model, params, a, b, trace, diagonal, basis_chunk)
+        return lambda _k1, a, _k2, b: ntvp_block(model, params, a, b, trace, diagonal, basis_chunk)
     if method == "jacobian":
         cache: dict = {}
 
@@ -322,8 +267,8 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
                 del cache[key]
             for key, x in ((k1, a), (k2, b)):
                 if key not in cache:
-                    cache[key] = _jacobians(model, params, x)
-            return _contract_jacobians(cache[k1], cache[k2], trace, diagonal)
+                    cache[key] = jacobians(model, params, x)
+            return contract_jacobians(cache[k1], cache[k2], trace, diagonal)
 
         return jacobian_block
     layers, rest, k = info["layers"], info["rest"], info["k"]
@@ -333,7 +278,7 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
     def factors(key, x):
         if key not in cache:
             _, f = layer_factors(model, layers, x)
-            j = _jacobians(model, rest_params, x) if rest_params else []
+            j = jacobians(model, rest_params, x, fixed=params) if rest_params else []
             cache[key] = (f, j)
         return cache[key]
 
@@ -346,7 +291,7 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
             contract(u, v, trace=trace, diagonal=diagonal) for u, v in zip(f1, f2, strict=True)
         ]
         if j1:
-            parts.append(_contract_jacobians(j1, j2, trace, diagonal))
+            parts.append(contract_jacobians(j1, j2, trace, diagonal))
         if not parts:  # no layer was called: the kernel is zero
             return torch.zeros(
                 _block_shape(a, b, k, trace, diagonal), dtype=a.dtype, device=a.device
@@ -364,7 +309,7 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
             mirror(out, blocks)
         theta = out.permute(0, 2, 1, 3)
         if j1:
-            theta = theta + _contract_jacobians(j1, j2, False, False)
+            theta = theta + contract_jacobians(j1, j2, False, False)
         return theta
 
     return block
