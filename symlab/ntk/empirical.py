@@ -18,10 +18,14 @@ tutorial). N = points, K = outputs, P = parameters, [FP] = one forward pass of o
 - ``"auto"`` (cost model): "structured" when at least half of the trainable parameters lie in
   supported layers (the usual case: it is the cheapest by the exponents above); otherwise
   "jacobian" when one chunk's Jacobians, 2 * chunk * K * P numbers, fit in ``memory_budget``
-  bytes; otherwise "ntvp". "structured" is checked on the first point against a backward pass
-  (v^T Theta(x, x) v = ||grad_theta v^T f(x)||^2 for a random v); a parameter used outside its
-  layer's forward (e.g. ``F.linear(x, layer.weight)`` elsewhere) fails that check, and then auto
-  falls back to "jacobian" while an explicit ``method="structured"`` raises ValueError.
+  bytes; otherwise "ntvp". Auto only picks a method that runs on the model: each candidate is
+  probed once on the first point and the answer cached per model (``symlab.ntk.support``).
+  "structured" is checked against a backward pass (v^T Theta(x, x) v = ||grad_theta v^T f(x)||^2
+  for a random v): a parameter used outside its layer's forward (e.g. ``F.linear(x,
+  layer.weight)`` elsewhere) fails it. "ntvp" needs forward-mode AD (nn.MultiheadAttention's
+  eval-mode kernel has none), "jacobian" and "ntvp" need vmap (no ``.item()`` in the forward):
+  auto then takes the other one, while an explicitly requested method that does not run raises
+  one ValueError saying why.
   The full kernel is accumulated over layers in one point-major buffer; for x2 = x1 only the
   Gram blocks on or below the diagonal are computed (about half the N^2 K^2 flops).
 
@@ -36,7 +40,6 @@ it is computed without recording an autograd graph.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 import torch
@@ -57,6 +60,7 @@ from symlab.ntk.structured import (
     point_blocks,
     structured_layers,
 )
+from symlab.ntk.support import unsupported, unsupported_error
 
 METHODS = ("auto", "structured", "jacobian", "ntvp")
 DEFAULT_MEMORY_BUDGET = 2**30
@@ -65,48 +69,6 @@ DEFAULT_MEMORY_BUDGET = 2**30
 def _chunks(n: int, size: int | None) -> list[slice]:
     size = n if size is None else size
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-_EXACT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _structured_exact(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
-    """v^T Theta(x0, x0) v == ||grad_theta v^T f(x0)||^2 for a random v (one backward pass).
-
-    Whether the hooks see every use of a layer's parameters is a property of the model's code,
-    not of its parameter values: the answer is remembered per model, input shape and dtype, and
-    set of trainable parameters.
-    """
-    key = (
-        tuple(x0.shape[1:]),
-        x0.dtype,
-        tuple(n for n, p in model.named_parameters() if p.requires_grad),
-    )
-    cached = _EXACT_CACHE.get(model, {})
-    if key not in cached:
-        cached[key] = _check_structured(model, layers, x0, rest)
-        _EXACT_CACHE[model] = cached
-    return cached[key]
-
-
-def _check_structured(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
-    params = [p for p in model.parameters() if p.requires_grad]
-    with torch.enable_grad():
-        out = model(x0).reshape(-1)
-    v = torch.randn(out.shape[0], generator=torch.Generator().manual_seed(0), dtype=out.dtype)
-    v = v.to(out.device)
-    grads = torch.autograd.grad(out, params, v, allow_unused=True)
-    direct = sum((g * g).sum() for g in grads if g is not None)
-    _, f = layer_factors(model, layers, x0)
-    theta = sum(contract(a, a, diagonal=True)[0] for a in f)
-    if rest:
-        all_params = trainable_params(model)
-        rest_params = {n: p for n, p in all_params.items() if n in rest}
-        j = jacobians(model, rest_params, x0, fixed=all_params)
-        theta = theta + contract_jacobians(j, j, False, True)[0]
-    structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros((), device=v.device)
-    rtol = 1e-3 if out.dtype == torch.float32 else 1e-8
-    return bool(abs(structured - direct) <= rtol * max(abs(direct), abs(structured)) + 1e-30)
 
 
 def _probe(model: nn.Module, x0: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -134,20 +96,27 @@ def _resolve(model, x1, method, chunk_size, memory_budget, k, n_params) -> tuple
     sizes = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     p_covered = sum(sizes[n] for n in covered)
     rest = [n for n in sizes if n not in covered]
-    if method == "auto":
-        if p_covered >= n_params / 2 and _structured_exact(model, layers, x1[:1], rest):
-            return "structured", {"layers": layers, "rest": rest, "k": k}
-        chunk = x1.shape[0] if chunk_size is None else chunk_size
-        itemsize = x1.element_size() if x1.is_floating_point() else 8
-        if 2 * chunk * k * n_params * itemsize <= memory_budget:
-            return "jacobian", {}
-        return "ntvp", {}
-    if method == "structured" and not _structured_exact(model, layers, x1[:1], rest):
-        raise ValueError(
-            "method: 'structured' does not match a backward pass on this model (a layer's "
-            "parameter is used outside its forward, e.g. tied weights); use 'jacobian' or 'auto'"
-        )
-    return method, {"layers": layers, "rest": rest, "k": k}
+    info = {"layers": layers, "rest": rest, "k": k}
+    x0 = x1[:1]
+    if method != "auto":
+        reason = unsupported(model, method, x0, layers, rest)
+        if reason is not None:
+            raise unsupported_error(method, reason)
+        return method, info
+    if p_covered >= n_params / 2 and unsupported(model, "structured", x0, layers, rest) is None:
+        return "structured", info
+    chunk = x1.shape[0] if chunk_size is None else chunk_size
+    itemsize = x1.element_size() if x1.is_floating_point() else 8
+    fits = 2 * chunk * k * n_params * itemsize <= memory_budget
+    reasons = []
+    for candidate in ("jacobian", "ntvp") if fits else ("ntvp", "jacobian"):
+        reason = unsupported(model, candidate, x0, layers, rest)
+        if reason is None:
+            return candidate, info
+        reasons.append(f"{candidate!r} {reason}")
+    raise ValueError(
+        f"method: 'auto' found no method that runs on this model ({'; '.join(reasons)})"
+    )
 
 
 def empirical_ntk(
