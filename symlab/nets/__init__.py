@@ -1,6 +1,6 @@
 """Architectures as nn.Modules and helpers between parameters and flat vectors."""
 
-from symlab.nets.mlp import (
+from symlab.nets.feedforward import (
     ACTIVATIONS,
     INITS,
     activation_of,
