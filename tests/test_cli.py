@@ -147,7 +147,8 @@ def test_run_show_export_report_in_process(toy, capsys, tmp_path):
         assert code == 0 and f"exported 24 rows to {target}" in out
         table = pd.read_csv(target) if fmt == "csv" else pd.read_parquet(target)
         assert len(table) == 24 and (table["y"] == table["x"] ** 2 + table["seed"]).all()
-        assert [json.loads(p) for p in table["pair"]] == [[x, x * x] for x in table["x"]]
+        pairs = [json.loads(p) for p in table["pair"]] if fmt == "csv" else table["pair"]
+        assert [list(p) for p in pairs] == [[x, x * x] for x in table["x"]]
 
     target = tmp_path / "all.xlsx"  # no --format and a suffix that names none: refused
     code, _, err = cli(capsys, "export", str(run_dir), "-o", str(target))

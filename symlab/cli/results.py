@@ -47,7 +47,7 @@ def _print_frame(frame: Any, title: str | None = None) -> None:
     Each column is as wide as its longest cell or header; when the table is wider than the
     terminal, the terminal wraps lines rather than rich truncating numbers.
     """
-    from symlab.engine.store import flatten_cells
+    from symlab.engine.cells import flatten_cells
 
     cells = [[_cell(v) for v in row] for _, row in flatten_cells(frame).iterrows()]
     table = Table(title=title, title_justify="left")
@@ -145,7 +145,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="csv or parquet.",
+            help="csv or parquet (parquet keeps list results, e.g. curves, as list columns; "
+            "csv holds them as JSON text).",
             show_default="from --output's suffix, else csv",
         ),
     ] = None,

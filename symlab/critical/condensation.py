@@ -24,7 +24,7 @@ from scipy.spatial.distance import pdist
 from torch import nn
 
 from symlab.critical.embeddings import is_odd
-from symlab.nets.mlp import activation_of, linear_layers
+from symlab.nets.feedforward import activation_of, linear_layers
 
 
 def neuron_orientations(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor, nn
 
 from symlab.nets import autograd_derivatives
-from symlab.nets.mlp import linear_layers
+from symlab.nets.feedforward import linear_layers
 from symlab.nets.params import flatten_params
 from symlab.train import two_layer_derivatives as closed
 from symlab.train.second_order import (

@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from symlab.engine.cells import flatten_cells
 from symlab.engine.experiment import Experiment, Summary
 from symlab.engine.provenance import Provenance
 from symlab.engine.spec import spec_to_toml
-from symlab.engine.store import flatten_cells, now
+from symlab.engine.store import now
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;

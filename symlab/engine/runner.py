@@ -30,13 +30,14 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from symlab.engine.cells import to_json
 from symlab.engine.errors import InputError
 from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
 from symlab.engine.experiment import Experiment, Summary, get_experiment
 from symlab.engine.provenance import environment, provenance
 from symlab.engine.report import write_report
 from symlab.engine.spec import spec_from_mapping, spec_from_toml, spec_to_toml
-from symlab.engine.store import STORE_NAME, Store, now, to_json
+from symlab.engine.store import STORE_NAME, Store, now
 
 Progress = Callable[[int, int], None]
 FailureHook = Callable[[Job, JobError], None]

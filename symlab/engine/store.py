@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from symlab.engine.cells import flatten_cells, parquet_table, to_json
 from symlab.engine.errors import InputError
 from symlab.engine.provenance import ENVIRONMENT_FIELDS
 
@@ -75,11 +76,6 @@ _SESSIONS_SCHEMA = (
 def now() -> str:
     """The current UTC time as ISO 8601 text (seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def to_json(value: Any, *, sort_keys: bool = True) -> str:
-    """Compact JSON text, canonical (sorted keys) by default; NaN and infinities are kept."""
-    return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"))
 
 
 class Store:
@@ -335,8 +331,10 @@ class Store:
         ``path`` as ``csv`` or ``parquet``.
 
         The format defaults to the file's suffix (.csv, .parquet or .pq); another suffix needs
-        an explicit ``format``. List and dict cells are written as JSON text so both formats hold
-        a flat table of scalars.
+        an explicit ``format``. Scalar columns keep their types in both formats. List cells (time
+        series) are parquet list columns (``pandas.read_parquet`` gives arrays) and JSON text in
+        CSV; dict cells, and lists parquet cannot type, are JSON text in both
+        (:mod:`symlab.engine.cells`).
         """
         path = Path(path)
         if format is None:
@@ -349,21 +347,10 @@ class Store:
             format = "csv" if suffix == ".csv" else "parquet"
         if format not in ("csv", "parquet"):
             raise InputError(f"format: expected csv or parquet, got {format!r}.")
-        table = flatten_cells(self.rows(keys, timing=True))
+        table = self.rows(keys, timing=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         if format == "csv":
-            table.to_csv(path, index=False)
+            flatten_cells(table).to_csv(path, index=False)
         else:
-            table.to_parquet(path, index=False)
+            parquet_table(table).to_parquet(path, index=False)
         return path
-
-
-def flatten_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with list/dict cells replaced by their JSON text (for CSV and parquet)."""
-    table = table.copy()
-    for column in table.columns:
-        if table[column].map(lambda v: isinstance(v, list | dict | tuple)).any():
-            table[column] = table[column].map(
-                lambda v: to_json(v) if isinstance(v, list | dict | tuple) else v
-            )
-    return table

@@ -2,12 +2,21 @@
 
 import importlib
 
-# Each entry is one study module (spec + run + summarize + plot); a missing optional one is skipped.
-_STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics", "ntk_optimizers")
+# Each entry is one study module (spec + run + summarize + plot); every one must import.
+STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics", "ntk_optimizers")
 
-for _name in _STUDIES:
-    try:
-        importlib.import_module(f"symlab.experiments.{_name}")
-    except ModuleNotFoundError as error:  # a study not written yet
-        if error.name != f"symlab.experiments.{_name}":
-            raise
+
+def import_studies() -> None:
+    """Import every module in ``STUDIES`` (each registers its study); ImportError naming the
+    module when one cannot be imported (a misspelled entry fails here, it is never skipped)."""
+    for name in STUDIES:
+        module = f"symlab.experiments.{name}"
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(
+                f"built-in study module {module} cannot be imported ({error})"
+            ) from error
+
+
+import_studies()

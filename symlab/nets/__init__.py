@@ -12,7 +12,7 @@ from symlab.nets.activation_derivatives import (
     supports_closed_form,
     supports_derivatives,
 )
-from symlab.nets.mlp import (
+from symlab.nets.feedforward import (
     ACTIVATIONS,
     INITS,
     activation_of,

@@ -7,7 +7,7 @@ choice, chunking), ``kernel_distance`` / ``kernel_velocity`` (Fort et al. 2020),
 """
 
 from symlab.ntk.empirical import METHODS, empirical_ntk, trainable_params
-from symlab.ntk.linearize import LinearizedModel, kernel_regression, linearize
+from symlab.ntk.linearized_model import LinearizedModel, kernel_regression, linearize
 from symlab.ntk.metrics import (
     kernel_alignment,
     kernel_distance,

@@ -18,10 +18,14 @@ tutorial). N = points, K = outputs, P = parameters, [FP] = one forward pass of o
 - ``"auto"`` (cost model): "structured" when at least half of the trainable parameters lie in
   supported layers (the usual case: it is the cheapest by the exponents above); otherwise
   "jacobian" when one chunk's Jacobians, 2 * chunk * K * P numbers, fit in ``memory_budget``
-  bytes; otherwise "ntvp". "structured" is checked on the first point against a backward pass
-  (v^T Theta(x, x) v = ||grad_theta v^T f(x)||^2 for a random v); a parameter used outside its
-  layer's forward (e.g. ``F.linear(x, layer.weight)`` elsewhere) fails that check, and then auto
-  falls back to "jacobian" while an explicit ``method="structured"`` raises ValueError.
+  bytes; otherwise "ntvp". Auto only picks a method that runs on the model: each candidate is
+  probed once on the first point and the answer cached per model (``symlab.ntk.support``).
+  "structured" is checked against a backward pass (v^T Theta(x, x) v = ||grad_theta v^T f(x)||^2
+  for a random v): a parameter used outside its layer's forward (e.g. ``F.linear(x,
+  layer.weight)`` elsewhere) fails it. "ntvp" needs forward-mode AD (nn.MultiheadAttention's
+  eval-mode kernel has none), "jacobian" and "ntvp" need vmap (no ``.item()`` in the forward):
+  auto then takes the other one, while an explicitly requested method that does not run raises
+  one ValueError saying why.
   The full kernel is accumulated over layers in one point-major buffer; for x2 = x1 only the
   Gram blocks on or below the diagonal are computed (about half the N^2 K^2 flops).
 
@@ -30,18 +34,23 @@ method: 2 * chunk * K * P numbers; of the structured method: factors of size N (
 linear in N). When x2 is None (or is x1 itself) each point's work is done once and, the kernel
 being symmetric, only blocks on or above the diagonal are computed; an x2 equal to x1 (a copy,
 checked by one O(N d) comparison) is treated the same way. All methods assume the
-network treats batch points independently (no batch statistics).
+network treats batch points independently (no batch statistics). The kernel is a plain tensor:
+it is computed without recording an autograd graph.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from symlab.ntk.autodiff import (
+    contract_jacobians,
+    jacobians,
+    ntvp_block,
+    trainable_params,
+)
 from symlab.ntk.structured import (
     accumulate,
     contract,
@@ -51,124 +60,15 @@ from symlab.ntk.structured import (
     point_blocks,
     structured_layers,
 )
+from symlab.ntk.support import unsupported, unsupported_error
 
 METHODS = ("auto", "structured", "jacobian", "ntvp")
 DEFAULT_MEMORY_BUDGET = 2**30
 
 
-def trainable_params(model: nn.Module) -> dict[str, torch.Tensor]:
-    """name -> detached tensor for every parameter of ``model`` that requires grad."""
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _single(model: nn.Module) -> Callable:
-    """f(params, x) for ONE point x: the model's output on x[None], flattened to (K,)."""
-
-    def f(params, x):
-        return functional_call(model, params, (x.unsqueeze(0),)).reshape(-1)
-
-    return f
-
-
-def _batched(model: nn.Module) -> Callable:
-    """f(params, X) for a batch X: outputs flattened to (N, K)."""
-
-    def f(params, x):
-        out = functional_call(model, params, (x,))
-        return out.reshape(out.shape[0], -1)
-
-    return f
-
-
-def _jacobians(model: nn.Module, params: dict, x: torch.Tensor) -> list[torch.Tensor]:
-    """Per-point Jacobians, one (N, K, P_i) tensor per parameter tensor (torch.func tutorial)."""
-    jac = vmap(jacrev(_single(model)), (None, 0))(params, x)
-    return [j.flatten(2) for j in jac.values()]
-
-
-def _contract_jacobians(j1: list, j2: list, trace: bool, diagonal: bool) -> torch.Tensor:
-    if diagonal:
-        eq = "nkp,nkp->n" if trace else "nkp,nlp->nkl"
-    else:
-        eq = "nkp,mkp->nm" if trace else "nkp,mlp->nmkl"
-    return sum(torch.einsum(eq, a, b) for a, b in zip(j1, j2, strict=True))
-
-
-def _ntvp_block(model, params, x1, x2, trace, diagonal, basis_chunk) -> torch.Tensor:
-    """Theta block by NTK-vector products: rows J(x1) e for each basis e, then J(x2) of them."""
-    if diagonal:
-        f = _single(model)
-
-        def per_point(a, b):
-            _, pullback = vjp(lambda p: f(p, a), params)
-            k = f(params, a).shape[0]
-
-            def row(e):
-                (tangent,) = pullback(e)
-                return jvp(lambda p: f(p, b), (params,), (tangent,))[1]
-
-            return vmap(row, chunk_size=basis_chunk)(torch.eye(k, dtype=x1.dtype, device=x1.device))
-
-        block = vmap(per_point)(x1, x2)
-        return torch.diagonal(block, dim1=1, dim2=2).sum(-1) if trace else block
-    f = _batched(model)
-    out1, pullback = vjp(lambda p: f(p, x1), params)
-    n1, k = out1.shape
-    basis = torch.eye(n1 * k, dtype=out1.dtype, device=out1.device).reshape(n1 * k, n1, k)
-
-    def row(e):
-        (tangent,) = pullback(e)
-        return jvp(lambda p: f(p, x2), (params,), (tangent,))[1]
-
-    rows = vmap(row, chunk_size=basis_chunk)(basis)  # (n1 K, n2, K)
-    block = rows.reshape(n1, k, x2.shape[0], k).permute(0, 2, 1, 3)
-    return torch.diagonal(block, dim1=2, dim2=3).sum(-1) if trace else block
-
-
 def _chunks(n: int, size: int | None) -> list[slice]:
     size = n if size is None else size
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-_EXACT_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _structured_exact(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
-    """v^T Theta(x0, x0) v == ||grad_theta v^T f(x0)||^2 for a random v (one backward pass).
-
-    Whether the hooks see every use of a layer's parameters is a property of the model's code,
-    not of its parameter values: the answer is remembered per model, input shape and dtype, and
-    set of trainable parameters.
-    """
-    key = (
-        tuple(x0.shape[1:]),
-        x0.dtype,
-        tuple(n for n, p in model.named_parameters() if p.requires_grad),
-    )
-    cached = _EXACT_CACHE.get(model, {})
-    if key not in cached:
-        cached[key] = _check_structured(model, layers, x0, rest)
-        _EXACT_CACHE[model] = cached
-    return cached[key]
-
-
-def _check_structured(model: nn.Module, layers: dict, x0: torch.Tensor, rest: list[str]) -> bool:
-    params = [p for p in model.parameters() if p.requires_grad]
-    with torch.enable_grad():
-        out = model(x0).reshape(-1)
-    v = torch.randn(out.shape[0], generator=torch.Generator().manual_seed(0), dtype=out.dtype)
-    v = v.to(out.device)
-    grads = torch.autograd.grad(out, params, v, allow_unused=True)
-    direct = sum((g * g).sum() for g in grads if g is not None)
-    _, f = layer_factors(model, layers, x0)
-    theta = sum(contract(a, a, diagonal=True)[0] for a in f)
-    if rest:
-        rest_params = {n: p for n, p in trainable_params(model).items() if n in rest}
-        j = _jacobians(model, rest_params, x0)
-        theta = theta + _contract_jacobians(j, j, False, True)[0]
-    structured = v @ theta @ v if torch.is_tensor(theta) else torch.zeros((), device=v.device)
-    rtol = 1e-3 if out.dtype == torch.float32 else 1e-8
-    return bool(abs(structured - direct) <= rtol * max(abs(direct), abs(structured)) + 1e-30)
 
 
 def _probe(model: nn.Module, x0: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -196,20 +96,27 @@ def _resolve(model, x1, method, chunk_size, memory_budget, k, n_params) -> tuple
     sizes = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     p_covered = sum(sizes[n] for n in covered)
     rest = [n for n in sizes if n not in covered]
-    if method == "auto":
-        if p_covered >= n_params / 2 and _structured_exact(model, layers, x1[:1], rest):
-            return "structured", {"layers": layers, "rest": rest, "k": k}
-        chunk = x1.shape[0] if chunk_size is None else chunk_size
-        itemsize = x1.element_size() if x1.is_floating_point() else 8
-        if 2 * chunk * k * n_params * itemsize <= memory_budget:
-            return "jacobian", {}
-        return "ntvp", {}
-    if method == "structured" and not _structured_exact(model, layers, x1[:1], rest):
-        raise ValueError(
-            "method: 'structured' does not match a backward pass on this model (a layer's "
-            "parameter is used outside its forward, e.g. tied weights); use 'jacobian' or 'auto'"
-        )
-    return method, {"layers": layers, "rest": rest, "k": k}
+    info = {"layers": layers, "rest": rest, "k": k}
+    x0 = x1[:1]
+    if method != "auto":
+        reason = unsupported(model, method, x0, layers, rest)
+        if reason is not None:
+            raise unsupported_error(method, reason)
+        return method, info
+    if p_covered >= n_params / 2 and unsupported(model, "structured", x0, layers, rest) is None:
+        return "structured", info
+    chunk = x1.shape[0] if chunk_size is None else chunk_size
+    itemsize = x1.element_size() if x1.is_floating_point() else 8
+    fits = 2 * chunk * k * n_params * itemsize <= memory_budget
+    reasons = []
+    for candidate in ("jacobian", "ntvp") if fits else ("ntvp", "jacobian"):
+        reason = unsupported(model, candidate, x0, layers, rest)
+        if reason is None:
+            return candidate, info
+        reasons.append(f"{candidate!r} {reason}")
+    raise ValueError(
+        f"method: 'auto' found no method that runs on this model ({'; '.join(reasons)})"
+    )
 
 
 def empirical_ntk(
@@ -271,6 +178,13 @@ def empirical_ntk(
             "model: batch normalisation in training mode couples the points of a batch (and "
             "its running statistics would change); call model.eval() first"
         )
+    # no graph is recorded outside the probes' own autograd passes: the kernel is a plain tensor
+    # even when the model reads tensors that require grad (e.g. parameters not differentiated)
+    with torch.no_grad():
+        return _kernel(model, params, x1, x2, method, chunk_size, trace, diagonal, memory_budget)
+
+
+def _kernel(model, params, x1, x2, method, chunk_size, trace, diagonal, memory_budget):
     n_params = sum(p.numel() for p in params.values())
     # x2 equal to x1 (a copy) is treated as x1 itself: each point's work once, blocks j >= i
     symmetric = x2 is None or x2 is x1 or _same_points(x1, x2)
@@ -312,7 +226,7 @@ def _same_points(x1: torch.Tensor, x2: torch.Tensor) -> bool:
 def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -> Callable:
     """block(key1, x1_chunk, key2, x2_chunk) -> Theta block; per-chunk work is cached by key."""
     if method == "ntvp":
-        return lambda _k1, a, _k2, b: _ntvp_block(model, params, a, b, trace, diagonal, basis_chunk)
+        return lambda _k1, a, _k2, b: ntvp_block(model, params, a, b, trace, diagonal, basis_chunk)
     if method == "jacobian":
         cache: dict = {}
 
@@ -322,8 +236,8 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
                 del cache[key]
             for key, x in ((k1, a), (k2, b)):
                 if key not in cache:
-                    cache[key] = _jacobians(model, params, x)
-            return _contract_jacobians(cache[k1], cache[k2], trace, diagonal)
+                    cache[key] = jacobians(model, params, x)
+            return contract_jacobians(cache[k1], cache[k2], trace, diagonal)
 
         return jacobian_block
     layers, rest, k = info["layers"], info["rest"], info["k"]
@@ -333,7 +247,7 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
     def factors(key, x):
         if key not in cache:
             _, f = layer_factors(model, layers, x)
-            j = _jacobians(model, rest_params, x) if rest_params else []
+            j = jacobians(model, rest_params, x, fixed=params) if rest_params else []
             cache[key] = (f, j)
         return cache[key]
 
@@ -346,7 +260,7 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
             contract(u, v, trace=trace, diagonal=diagonal) for u, v in zip(f1, f2, strict=True)
         ]
         if j1:
-            parts.append(_contract_jacobians(j1, j2, trace, diagonal))
+            parts.append(contract_jacobians(j1, j2, trace, diagonal))
         if not parts:  # no layer was called: the kernel is zero
             return torch.zeros(
                 _block_shape(a, b, k, trace, diagonal), dtype=a.dtype, device=a.device
@@ -364,7 +278,7 @@ def _block_function(model, params, method, info, trace, diagonal, basis_chunk) -
             mirror(out, blocks)
         theta = out.permute(0, 2, 1, 3)
         if j1:
-            theta = theta + _contract_jacobians(j1, j2, False, False)
+            theta = theta + contract_jacobians(j1, j2, False, False)
         return theta
 
     return block

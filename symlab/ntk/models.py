@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 
 def small_cnn(
@@ -27,7 +28,9 @@ def small_cnn(
 
     Takes flat inputs (N, side^2) and reshapes them to (N, 1, side, side), so it is a drop-in
     replacement for an MLP on 8x8 digits. Weights are He-normal, N(0, 2 / fan_in), biases zero,
-    all drawn from one generator seeded by ``seed``. Parameters:
+    all drawn from one generator seeded by ``seed`` (None: a seed drawn from torch's global
+    generator, so ``torch.manual_seed`` makes it reproducible; the global generator is advanced
+    by that one draw, never reseeded; with a seed it is not used at all). Parameters:
     c(9 + 1) + c(9c + 1) + (c side^2 / 4 + 1) n_classes.
     """
     if int(n_classes) < 1 or int(channels) < 1:
@@ -37,18 +40,19 @@ def small_cnn(
     if int(image_side) < 2 or int(image_side) % 2:
         raise ValueError(f"image_side: expected an even integer >= 2, got {image_side}")
     side = int(image_side)
-    generator = torch.Generator().manual_seed(
-        int(seed) if seed is not None else int(torch.seed() % 2**63)
-    )
+    if seed is None:  # one draw from torch's global generator (honours torch.manual_seed), as
+        seed = int(torch.randint(0, 2**62, (1,)))  # symlab.nets.mlp; never reseed it
+    generator = torch.Generator().manual_seed(int(seed))
+    # skip_init: no default initialisation, which would draw from the global generator
     model = nn.Sequential(
         nn.Unflatten(1, (1, side, side)),
-        nn.Conv2d(1, channels, 3, padding=1, dtype=dtype),
+        skip_init(nn.Conv2d, 1, channels, 3, padding=1, dtype=dtype),
         nn.ReLU(),
-        nn.Conv2d(channels, channels, 3, padding=1, dtype=dtype),
+        skip_init(nn.Conv2d, channels, channels, 3, padding=1, dtype=dtype),
         nn.ReLU(),
         nn.AvgPool2d(2),
         nn.Flatten(),
-        nn.Linear(channels * (side // 2) ** 2, n_classes, dtype=dtype),
+        skip_init(nn.Linear, channels * (side // 2) ** 2, n_classes, dtype=dtype),
     )
     with torch.no_grad():
         for module in model:

@@ -20,3 +20,13 @@ def test_user_module_registers_without_importing_the_builtin_studies(toy_env, tm
     assert out.returncode == 0, out.stderr
     # running a user's study imports neither the built-in studies nor torch
     assert out.stdout.strip() == "toy False False"
+
+
+def test_a_misspelled_builtin_study_fails_loudly(monkeypatch):
+    import pytest
+
+    import symlab.experiments as builtin
+
+    monkeypatch.setattr(builtin, "STUDIES", (*builtin.STUDIES, "ntk_dynamcs"))
+    with pytest.raises(ImportError, match=r"symlab\.experiments\.ntk_dynamcs"):
+        builtin.import_studies()

@@ -100,7 +100,33 @@ def test_export_round_trip(tmp_path, fmt):
     assert back["seconds"].tolist()[:2] == [0.25, 0.5]
     y = back["y"].tolist()
     assert y[:2] == [1.0, 4.0] and math.isnan(y[2])
-    assert [json.loads(p) for p in back["pair"]] == expected["pair"].tolist()
+    if fmt == "csv":  # JSON text in CSV, an int64 list column in parquet
+        assert [json.loads(p) for p in back["pair"]] == expected["pair"].tolist()
+    else:
+        assert [p.tolist() for p in back["pair"]] == expected["pair"].tolist()
+        assert all(p.dtype == "int64" for p in back["pair"])
+
+
+def test_parquet_types_list_columns_and_writes_the_rest_as_json(tmp_path):
+    """Lists (with None rows, nested, ints and floats mixed) become list columns; dicts and
+    columns mixing lists with scalars or with strings stay JSON text."""
+    results = [
+        {"curve": [1, 2.5], "grid": [[1, 2], [3]], "info": {"a": 1}, "mixed": [1], "odd": [1, "a"]},
+        {"curve": None, "grid": [], "info": {"b": [2]}, "mixed": 3.0, "odd": [2]},
+        {"y": 1.0},  # fields missing from a row are missing cells
+    ]
+    with Store(tmp_path / "run") as store:
+        for i, result in enumerate(results):
+            store.add(f"k{i}", "toy", "1", {"x": i}, result)
+        path = store.export(tmp_path / "out.parquet")
+    back = pd.read_parquet(path)
+    assert back["curve"][0].tolist() == [1.0, 2.5] and back["curve"][1] is None
+    assert [g.tolist() for g in back["grid"][0]] == [[1, 2], [3]] and len(back["grid"][1]) == 0
+    assert back["grid"][2] is None
+    assert back["info"].tolist()[:2] == ['{"a":1}', '{"b":[2]}'] and pd.isna(back["info"][2])
+    assert back["mixed"].tolist()[:2] == ["[1]", "3.0"] and pd.isna(back["mixed"][2])
+    assert back["odd"].tolist()[:2] == ['[1,"a"]', "[2]"] and pd.isna(back["odd"][2])
+    assert back["y"].tolist()[2] == 1.0
 
 
 def test_export_rejects_unknown_format_and_missing_store(tmp_path):

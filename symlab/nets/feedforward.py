@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 ACTIVATIONS = ("relu", "leaky_relu", "identity", "tanh", "softplus", "gelu")
 INITS = ("he", "pytorch", "custom")
@@ -49,7 +50,9 @@ def mlp(
 ) -> nn.Sequential:
     """A fully connected network with layer widths ``widths = (n_0, ..., n_L)``.
 
-    Initialisations (all draws come from one generator seeded by ``seed``):
+    Initialisations (all draws come from one generator seeded by ``seed``; None draws that seed
+    from torch's global generator, so ``torch.manual_seed`` makes it reproducible, and an integer
+    seed leaves the global generator untouched):
 
     - ``"he"``: W_ij ~ N(0, 2 / n_{l-1}) (He et al. 2015), b_i ~ N(0, bias_std^2).
     - ``"pytorch"``: ``nn.Linear``'s default, U(-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1})) for W and b.
@@ -83,7 +86,8 @@ def mlp(
     generator = torch.Generator().manual_seed(int(seed))
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        linear = nn.Linear(fan_in, fan_out, bias=bias, dtype=dtype)
+        # skip_init: no default initialisation, which would draw from the global generator
+        linear = skip_init(nn.Linear, fan_in, fan_out, bias=bias, dtype=dtype)
         with torch.no_grad():
             if init == "he":
                 w_std, b_std, uniform = (2.0 / fan_in) ** 0.5, bias_std, False
