@@ -1,4 +1,4 @@
-"""symlab.nets.activation_derivatives: σ, σ′, σ″ of every supported activation against torch.func
+"""symlab.nets.activation_calculus: σ, σ′, σ″ of every supported activation against torch.func
 (grad and grad of grad of the module's own forward), in float32 and float64, on a grid and at and
 around every kink and threshold."""
 

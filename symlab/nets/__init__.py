@@ -1,7 +1,7 @@
 """Architectures as nn.Modules, helpers between parameters and flat vectors, and the derivatives
-σ′, σ″ of the supported activations (:mod:`symlab.nets.activation_derivatives`)."""
+σ′, σ″ of the supported activations (:mod:`symlab.nets.activation_calculus`)."""
 
-from symlab.nets.activation_derivatives import (
+from symlab.nets.activation_calculus import (
     AUTOGRAD_ACTIVATIONS,
     CLOSED_FORM_ACTIVATIONS,
     activation_derivative,

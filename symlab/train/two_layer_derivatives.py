@@ -21,7 +21,7 @@ Cost: O(N m d) for L and ∇L, O(N K D) memory and O(N K m d) time for J, O(N K 
 the Hessian — against one autograd graph per call (L-BFGS) or D forward-mode passes
 (``torch.func.jacfwd``, Hessians) on the generic route. The trainers in
 :mod:`symlab.train.second_order` use these when :func:`two_layer_structure` recognises the model.
-Activations: those with closed-form σ' and σ'' in :mod:`symlab.nets.activation_derivatives`
+Activations: those with closed-form σ' and σ'' in :mod:`symlab.nets.activation_calculus`
 (:func:`symlab.nets.supports_closed_form`: ``nn.Tanh``, ``nn.Sigmoid``, ``nn.ReLU`` and
 ``nn.LeakyReLU`` (σ'' = 0; σ'(0) = 0, resp. the slope, as in autograd), ``nn.Softplus`` (with its
 ``beta`` and its linear branch above ``threshold``), ``nn.Identity``, and any module with a method
