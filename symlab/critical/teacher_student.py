@@ -46,7 +46,7 @@ class SigmoidSoftplus(nn.Module):
     def derivatives(self, z: torch.Tensor, order: int = 2) -> tuple[torch.Tensor, ...]:
         """(g, g', g'')[: order + 1] with g' = 4 s(1 − s) + softplus', g'' = 4 g_s'(1 − 2s) +
         softplus'', s = sigmoid(4z), g_s' = 4 s(1 − s) (softplus on torch's linear branch above
-        20); used by :func:`symlab.nets.activation_calculus`, hence by the closed-form
+        20); used by :func:`symlab.nets.activation_derivatives`, hence by the closed-form
         derivatives of :mod:`symlab.train.two_layer_derivatives`."""
         s = torch.sigmoid(4 * z)
         softplus = softplus_derivatives(z, order=order)
