@@ -18,7 +18,7 @@ Run: .venv/bin/python benchmarks/bench_train.py [--steps 3000] [--seeds 256] [--
    against the same runs one after another with ``train``; losses per seed compared.
 
 Timings are the minimum of ``--repeats`` runs, one thread, in one process (ratios are between runs
-of the same process).
+of the same process); the overhead variants are timed in turn, round-robin.
 """
 
 from __future__ import annotations
@@ -76,15 +76,35 @@ def shared_loop(data, steps: int, record_every):
     return model
 
 
+def _interleaved(runs: dict, repeats: int) -> dict:
+    """{name: (best time, last result)}, the variants timed in turn (round-robin), so that load
+    changes on a shared machine hit all of them alike."""
+    times: dict = {name: [] for name in runs}
+    results: dict = {}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(times[name]), results[name]) for name in runs}
+
+
 def overhead(steps: int, repeats: int) -> None:
     split = load_digits_split(dtype=torch.float32)
     data = (split.x_train, split.y_train)
     log = log_spaced(steps, 20)
     bare_loop(data, 50), shared_loop(data, 50, [0])  # warm-up
-    t_bare, bare = _best(lambda: bare_loop(data, steps), repeats)
-    t_shared, shared = _best(lambda: shared_loop(data, steps, [0]), repeats)
-    t_bare_rec, _ = _best(lambda: bare_loop(data, steps, log.steps), repeats)
-    t_shared_rec, _ = _best(lambda: shared_loop(data, steps, log), repeats)
+    timed = _interleaved(
+        {
+            "bare": lambda: bare_loop(data, steps),
+            "shared": lambda: shared_loop(data, steps, [0]),
+            "bare_rec": lambda: bare_loop(data, steps, log.steps),
+            "shared_rec": lambda: shared_loop(data, steps, log),
+        },
+        repeats,
+    )
+    (t_bare, bare), (t_shared, shared) = timed["bare"], timed["shared"]
+    t_bare_rec, t_shared_rec = timed["bare_rec"][0], timed["shared_rec"][0]
     same = all(torch.equal(a, b) for a, b in zip(bare.parameters(), shared.parameters()))
     print(f"overhead: MLP 64-128-128-10 on digits, SGD batch 32, {steps} steps, 1 thread")
     print(f"  bare torch.optim loop         {t_bare:7.3f} s  ({steps / t_bare:7.0f} steps/s)")
@@ -129,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seeds", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--points", type=int, nargs="+", default=[32, 256])
     args = parser.parse_args()
     torch.set_num_threads(1)
