@@ -240,14 +240,19 @@ def test_resume_after_sigkill_of_the_process_group(toy, toy_env, tmp_path):
         assert result["y"] == params["x"] ** 2 + params["seed"]
 
 
-def test_ctrl_c_keeps_the_stored_jobs_and_exits_130(toy_env, tmp_path):
+@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["default", "ignored"])
+def test_ctrl_c_keeps_the_stored_jobs_and_exits_130(toy_env, tmp_path, inherited):
+    """Also when SIGINT is inherited as ignored (a `symlab run ... &` from a script without job
+    control): run installs its own handler. The child's disposition is set explicitly, so the
+    test does not depend on how pytest itself was started."""
     config = tmp_path / "slow.toml"
     config.write_text("xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\nsleep = 0.3\n")
     run_dir = tmp_path / "run"
     argv = [sys.executable, "-m", "symlab.cli", "run", "toy", "-c", str(config), "-o", str(run_dir)]
     process = subprocess.Popen(
-        argv, env=toy_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        argv, env=toy_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
+    )  # fmt: skip
     deadline = time.monotonic() + 90
     while stored_count(run_dir / "results.sqlite") < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -371,3 +376,62 @@ def test_workers_die_with_a_killed_parent(toy_env, tmp_path):
     process.kill()  # the CLI only; its workers are not signalled by us
     process.communicate(timeout=30)
     assert _wait_gone(workers) == []
+
+
+def test_a_second_run_on_a_held_folder_stops_at_once_naming_the_holder(toy_env, tmp_path):
+    process, argv, run_dir, _ = _start_sweep(toy_env, tmp_path, sleep=0.3, min_stored=1)
+    try:
+        second = subprocess.run(argv, env=toy_env, cwd=tmp_path, capture_output=True, text=True)
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        message = second.stderr.strip().splitlines()[-1]
+        assert f"is held by a live run (pid {process.pid}, started " in message
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    third = subprocess.run(argv, env=toy_env, cwd=tmp_path, capture_output=True, text=True)
+    assert third.returncode == 0, third.stderr  # the lock died with its holder: none is stale
+    assert stored_count(run_dir / "results.sqlite") == 20
+
+
+def test_nothing_written_names_the_machine_the_user_or_a_folder(toy_env, tmp_path):
+    import socket
+
+    home = tmp_path / "marker-home-7f3a"
+    home.mkdir()
+    env = {**toy_env, "HOME": str(home), "USER": "marker-user-7f3a"}
+    config = tmp_path / "fails.toml"
+    config.write_text("xs = [0, 1, 2]\nfail_on = [1]\n")
+    run_dir = home / "run"
+    result = symlab(env, home, "run", "toy", "-c", str(config), "-o", str(run_dir))
+    assert result.returncode == 1 and "1 of 3 jobs failed" in result.stderr, result.stderr
+    for fmt in ("csv", "parquet"):
+        assert (
+            symlab(
+                env,
+                home,
+                "export",
+                str(run_dir),
+                "--format",
+                fmt,
+                "-o",
+                str(run_dir / f"rows.{fmt}"),
+            ).returncode
+            == 0
+        )
+    with sqlite3.connect(run_dir / "results.sqlite") as db:
+        dump = "\n".join(db.iterdump())
+        traceback_text = db.execute("SELECT traceback FROM failures").fetchone()[0]
+    assert 'File "' in traceback_text and "toy_study.py" in traceback_text
+    repo = str(Path(__file__).resolve().parents[1])
+    import re
+
+    import pandas as pd
+
+    files = [p for p in run_dir.rglob("*") if p.is_file() and p.suffix not in (".png", ".parquet")]
+    texts = [dump, pd.read_parquet(run_dir / "rows.parquet").to_csv()]
+    texts += [p.read_text(encoding="utf-8", errors="replace") for p in files]
+    host = re.compile(rf"\b{re.escape(socket.gethostname())}\b")
+    for text in texts:
+        assert not host.search(text)
+        for marker in ("marker-home-7f3a", "marker-user-7f3a", repo):
+            assert marker not in text, marker

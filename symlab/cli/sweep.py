@@ -102,6 +102,9 @@ def run(
 
     reuse_large_allocations()  # inline jobs run in this process (see its docstring)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # kill: stop like Ctrl-C
+    # Ctrl-C / kill -INT raise KeyboardInterrupt even when SIGINT was inherited as ignored (a
+    # `symlab run ... &` from a script without job control starts with SIG_IGN)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with guard(debug):
             result = run_study(
@@ -122,6 +125,7 @@ def run(
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         progress.stop()
 
     out.print(

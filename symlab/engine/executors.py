@@ -26,11 +26,13 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from symlab.engine.errors import InputError
@@ -58,12 +60,36 @@ class JobError:
         return f"{self.error_type}: {self.message}"
 
 
+_FRAME_FILE = re.compile(r'File "([^"]+)"')
+
+
+def portable_traceback(text: str) -> str:
+    """``text`` with every frame's file made relative to the ``sys.path`` entry it was imported
+    from ("symlab/linalg/rank.py", "torch/nn/modules/module.py"), or cut to its name when it lies
+    under none: a stored traceback names no home folder, user or machine."""
+    roots = sorted({str(Path(p).resolve()) for p in sys.path if p}, key=len, reverse=True)
+
+    def relative(match: re.Match) -> str:
+        path = match.group(1)
+        if not os.path.isabs(path):
+            return match.group(0)
+        resolved = str(Path(path).resolve())
+        for root in roots:
+            if resolved.startswith(root.rstrip(os.sep) + os.sep):
+                return f'File "{resolved[len(root.rstrip(os.sep)) + 1 :]}"'
+        return f'File "{Path(path).name}"'
+
+    return _FRAME_FILE.sub(relative, text)
+
+
 def call_job(fn: JobFunction, params: dict[str, Any]) -> Any:
     """``fn(params)``, or a :class:`JobError` carrying the traceback if it raises an Exception."""
     try:
         return fn(params)
     except Exception as error:  # a failing job must not kill the sweep
-        return JobError(type(error).__name__, str(error), traceback.format_exc())
+        return JobError(
+            type(error).__name__, str(error), portable_traceback(traceback.format_exc())
+        )
 
 
 class Executor(abc.ABC):
@@ -229,7 +255,9 @@ class LocalExecutor(Executor):
                     )
                 except Exception as error:  # e.g. the result could not be pickled
                     outcome = JobError(
-                        type(error).__name__, str(error), "".join(traceback.format_exception(error))
+                        type(error).__name__,
+                        str(error),
+                        portable_traceback("".join(traceback.format_exception(error))),
                     )
                 yield job, outcome
             finished = True

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
 from symlab.engine.experiment import Experiment, Summary, get_experiment
 from symlab.engine.provenance import environment, provenance
 from symlab.engine.report import write_report
+from symlab.engine.run_lock import RunLock
 from symlab.engine.spec import spec_from_mapping, spec_from_toml, spec_to_toml
 from symlab.engine.store import STORE_NAME, Store, now
 
@@ -86,7 +86,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def timed_job(run_job: Callable[[dict[str, Any]], Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Run one job (in a worker): ``{"row": run_job(params), "seconds": ..., "host": ...}``."""
+    """Run one job (in a worker): ``{"row": run_job(params), "seconds": ...}``."""
     start = time.perf_counter()
     row = run_job(params)
     seconds = time.perf_counter() - start
@@ -94,7 +94,7 @@ def timed_job(run_job: Callable[[dict[str, Any]], Any], params: dict[str, Any]) 
         raise TypeError(f"run_job must return a dict (a row), got {type(row).__name__}.")
     row = _jsonable(dict(row))
     to_json(row)  # raises TypeError here, in the job, if a value is not JSON-serialisable
-    return {"row": row, "seconds": seconds, "host": socket.gethostname()}
+    return {"row": row, "seconds": seconds}
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,8 @@ def run_study(
     """Run the jobs of ``spec`` not yet stored in ``out_dir``, then summarize, plot and report.
 
     Everything is validated (study, spec, workers, run directory, job params) before ``out_dir``
-    is created. Results are inserted one transaction each as they arrive; a job that raises is
+    is created. The run holds ``out_dir``'s lock (:mod:`symlab.engine.run_lock`) throughout: a
+    second run on the same directory stops at once with an :class:`InputError` naming the holder. Results are inserted one transaction each as they arrive; a job that raises is
     recorded in the store's ``failures`` table and the sweep goes on. ``on_start(n_stored,
     n_total)`` is called once before the first job, ``on_progress(n_done, n_total)`` after each
     job (n_done counts stored and failed jobs), and ``on_failure(job, error)`` after each job
@@ -183,7 +184,8 @@ def run_study(
     jobs = expand_jobs(experiment, spec)
 
     spec_text = spec_to_toml(spec, study=experiment.name)
-    with Store(out_dir) as store:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(out_dir), Store(out_dir) as store:
         meta = store.meta()
         store.set_meta(
             study=experiment.name,
@@ -208,18 +210,16 @@ def run_study(
                     n_failed += 1
                     if on_failure is not None:
                         on_failure(job, outcome)
-                else:
-                    store.add(
-                        job.key,
-                        experiment.name,
-                        experiment.version,
-                        job.params,
-                        outcome["row"],
-                        seconds=outcome["seconds"],
-                        host=outcome["host"],
-                        session=session,
-                    )
-                    n_new += 1
+                elif store.add(
+                    job.key,
+                    experiment.name,
+                    experiment.version,
+                    job.params,
+                    outcome["row"],
+                    seconds=outcome["seconds"],
+                    session=session,
+                ):
+                    n_new += 1  # counts the rows this run inserted
                 if on_progress is not None:
                     on_progress(n_done_before + n_new + n_failed, n_total)
         finally:

@@ -5,7 +5,9 @@ Tables
     finished_at TEXT, host TEXT, session TEXT)`` -- one row per finished job; ``session`` names
     the session that computed it (NULL: stored before sessions were recorded, "unknown");
     ``failures(key, params JSON, error TEXT, traceback TEXT, failed_at TEXT, host TEXT)`` -- one
-    row per failed attempt (a later success of the same key supersedes it);
+    row per failed attempt (a later success of the same key supersedes it); ``host`` columns are
+    kept for old stores and always NULL: nothing written names a machine, user or folder
+    (tracebacks carry paths relative to their package, :func:`portable_traceback`);
     ``meta(name TEXT PRIMARY KEY, value TEXT)`` -- ``study``, ``spec`` (TOML), ``created``;
     ``sessions(session TEXT PRIMARY KEY, started_at, finished_at, symlab, python, torch, ...)`` --
     one row per ``run_study`` call that ran jobs: the software and settings that computed its
@@ -23,7 +25,6 @@ the same key twice is harmless (resume is idempotent).
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,7 @@ from symlab.engine.errors import InputError
 from symlab.engine.provenance import ENVIRONMENT_FIELDS
 
 STORE_NAME = "results.sqlite"
-TIMING_COLUMNS = ("seconds", "finished_at", "host", "session")
+TIMING_COLUMNS = ("seconds", "finished_at", "session")
 SESSION_COLUMNS = ("session", "started_at", "finished_at", *ENVIRONMENT_FIELDS)
 
 _SCHEMA = """
@@ -108,7 +109,6 @@ class Store:
         if create:
             self._db.executescript(_SCHEMA)
             self._migrate()
-        self.host = socket.gethostname()
 
     def _migrate(self) -> None:
         """Bring a store written by an older symlab up to date (idempotent, race-safe)."""
@@ -148,7 +148,6 @@ class Store:
         params: Mapping[str, Any],
         result: Mapping[str, Any],
         seconds: float | None = None,
-        host: str | None = None,
         session: str | None = None,
     ) -> bool:
         """Insert one finished job in its own transaction; False if ``key`` was already stored.
@@ -167,7 +166,7 @@ class Store:
                     to_json(result, sort_keys=False),
                     seconds,
                     now(),
-                    host or self.host,
+                    None,  # host: never written (no hostnames in a store)
                     session,
                 ),
             )
@@ -212,13 +211,12 @@ class Store:
         params: Mapping[str, Any],
         error: str,
         traceback: str = "",
-        host: str | None = None,
     ) -> None:
         """Record a failed attempt of job ``key`` (its error text and traceback)."""
         with self._db:
             self._db.execute(
                 "INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?)",
-                (key, to_json(params, sort_keys=False), error, traceback, now(), host or self.host),
+                (key, to_json(params, sort_keys=False), error, traceback, now(), None),
             )
 
     def set_meta(self, **values: str) -> None:
@@ -270,11 +268,11 @@ class Store:
         return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
     def failures(self, *, outstanding: bool = True) -> pd.DataFrame:
-        """Failed attempts (key, params, error, traceback, failed_at, host), oldest first.
+        """Failed attempts (key, params, error, traceback, failed_at), oldest first.
 
         With ``outstanding=True`` only the latest failure of each key that has no result yet.
         """
-        query = "SELECT rowid, * FROM failures"
+        query = "SELECT rowid, key, params, error, traceback, failed_at FROM failures"
         if outstanding:
             query += (
                 " WHERE key NOT IN (SELECT key FROM results)"
@@ -299,13 +297,13 @@ class Store:
 
         ``keys`` selects (and orders) the rows; missing keys are skipped. Without ``keys`` the
         rows are sorted by key. A result field whose name is already a column is prefixed with
-        ``result_``. ``timing=True`` appends the columns seconds, finished_at, host and session
+        ``result_``. ``timing=True`` appends the columns seconds, finished_at and session
         (prefixed with ``store_`` where a param or result field already has that name, e.g. a
         study that returns its own ``seconds``); session is None where unknown.
         """
         session = "session" if self._has_session_column() else "NULL"
         cursor = self._db.execute(
-            f"SELECT key, params, result, seconds, finished_at, host, {session} FROM results"
+            f"SELECT key, params, result, seconds, finished_at, {session} FROM results"
         )
         found = {r[0]: r for r in cursor}
         order = sorted(found) if keys is None else [k for k in dict.fromkeys(keys) if k in found]
