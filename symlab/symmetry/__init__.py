@@ -1,7 +1,8 @@
 """symlab.symmetry: group actions, canonical forms, functional dimension and its mechanisms.
 
 - :mod:`symlab.symmetry.actions`: permute / rescale hidden neurons, random elements of
-  G = prod_l (S_{n_l} x| R_{>0}^{n_l}), canonical representative of an orbit.
+  G = prod_l (S_{n_l} x| R_{>0}^{n_l}); :mod:`symlab.symmetry.canonical_form`: canonical
+  representative of an orbit (unique also with duplicated neurons).
 - :mod:`symlab.symmetry.functional_dimension`: batch functional dimension and its bound.
 - :mod:`symlab.symmetry.samplers`: input samplers for the adaptive estimate (gaussian,
   multiscale, mixture) and :mod:`symlab.symmetry.boundary_sampler` ("boundary": point pairs
@@ -16,12 +17,12 @@
 from symlab.symmetry.actions import (
     SymmetryElement,
     apply_symmetry,
-    canonicalize,
     is_positively_homogeneous,
     permute,
     random_symmetry,
     rescale,
 )
+from symlab.symmetry.canonical_form import canonicalize
 from symlab.symmetry.certified_fd import CertifiedFD, certified_functional_dimension
 from symlab.symmetry.diagnose import MechanismReport, diagnose, mechanism_kernel
 from symlab.symmetry.functional_dimension import FDResult, fd_bound, functional_dimension
