@@ -1,6 +1,6 @@
 """Batch functional dimension: symlab's route vs the generic route, same process, same points.
 
-symlab route: ``symlab.symmetry.functional_dimension.functional_dimension(model, x)`` =
+symlab route: ``symlab.symmetry.functional_dimension(model, x)`` =
 closed-form MLP Jacobian (float64) + row/column scaling + one dropped scaling column per hidden
 neuron + Gram (dsyrk) and eigvalsh with SVD fallback (``rank_method="auto"``).
 
@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.nets import mlp
-from symlab.symmetry.functional_dimension import fd_bound, functional_dimension
+from symlab.symmetry.adaptive_dimension import fd_bound, functional_dimension
 
 CASES = [
     ((10, 30, 30, 30, 30, 1), 4000),

@@ -3,13 +3,13 @@
 - :mod:`symlab.symmetry.actions`: permute / rescale hidden neurons, random elements of
   G = prod_l (S_{n_l} x| R_{>0}^{n_l}); :mod:`symlab.symmetry.canonical_form`: canonical
   representative of an orbit (unique also with duplicated neurons).
-- :mod:`symlab.symmetry.functional_dimension`: batch functional dimension and its bound.
+- :mod:`symlab.symmetry.adaptive_dimension`: functional dimension (batch and adaptive) and its bound.
 - :mod:`symlab.symmetry.samplers`: input samplers for the adaptive estimate (gaussian,
   multiscale, mixture) and :mod:`symlab.symmetry.boundary_sampler` ("boundary": point pairs
   straddling hidden neurons' bent hyperplanes, reads the network).
 - :mod:`symlab.symmetry.regions`: activation patterns and decisive subsets (n0 + 1 points per
   linear region span the Jacobian rows of the whole region).
-- :mod:`symlab.symmetry.diagnose`: never-/always-active neurons, narrow layers, and the
+- :mod:`symlab.symmetry.neuron_mechanisms`: never-/always-active neurons, narrow layers, and the
   functional-dimension deficit they force (:mod:`symlab.symmetry.kernel_directions` holds the
   kernel algebra it uses).
 """
@@ -22,10 +22,10 @@ from symlab.symmetry.actions import (
     random_symmetry,
     rescale,
 )
+from symlab.symmetry.adaptive_dimension import FDResult, fd_bound, functional_dimension
 from symlab.symmetry.canonical_form import canonicalize
 from symlab.symmetry.certified_fd import CertifiedFD, certified_functional_dimension
-from symlab.symmetry.diagnose import MechanismReport, diagnose, mechanism_kernel
-from symlab.symmetry.functional_dimension import FDResult, fd_bound, functional_dimension
+from symlab.symmetry.neuron_mechanisms import MechanismReport, diagnose, mechanism_kernel
 from symlab.symmetry.regions import activation_patterns, decisive_subset, is_piecewise_linear
 
 __all__ = [

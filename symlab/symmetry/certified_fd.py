@@ -29,7 +29,7 @@ from symlab.linalg.certified import (
     jacobian_rank_bound,
     quantize_mlp,
 )
-from symlab.symmetry.functional_dimension import FDResult
+from symlab.symmetry.adaptive_dimension import FDResult
 
 
 @dataclass(frozen=True)

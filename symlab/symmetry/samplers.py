@@ -9,7 +9,7 @@ A sampler is a function ``(n_points, n0, generator, dtype) -> Tensor (n_points, 
 randomness comes from ``generator``, so a seed fixes the sample.
 
 - ``"gaussian"``: x ~ N(0, I_{n0}).
-- ``"multiscale"`` (the default of :func:`symlab.symmetry.functional_dimension.functional_dimension`):
+- ``"multiscale"`` (the default of :func:`symlab.symmetry.functional_dimension`):
   x = r u with u ~ N(0, I_{n0}) and log10 r ~ U(-2, 3), so the radii span five decades. This is
   the sampler of the note's measured table (§4.1); there, plain N(0, I) inputs undersampled the
   far regions and gave full functional dimension far less often (e.g. (4,8,8,1): 0.20 vs 0.75).

@@ -8,7 +8,7 @@ from torch import nn
 
 from symlab.linalg import parameter_jacobian
 from symlab.nets import linear_layers, mlp, parameter_count
-from symlab.symmetry.functional_dimension import (
+from symlab.symmetry.adaptive_dimension import (
     FDResult,
     _check_bound,
     fd_bound,

@@ -73,7 +73,7 @@ from symlab.symmetry.kernel_directions import (
 )
 
 if TYPE_CHECKING:
-    from symlab.symmetry.functional_dimension import FDResult
+    from symlab.symmetry.adaptive_dimension import FDResult
 
 __all__ = ["MechanismReport", "diagnose", "mechanism_kernel"]
 
@@ -300,7 +300,7 @@ def diagnose(
         dead_rank = n_params - n_dead_coords - _restricted_rank(dead_coords, scalings)[0]
     observed_rank = observed_deficit = unexplained = None
     if compute_fd:
-        from symlab.symmetry.functional_dimension import functional_dimension
+        from symlab.symmetry.adaptive_dimension import functional_dimension
 
         fd = functional_dimension(model, inputs)
     if fd is not None:
