@@ -30,7 +30,8 @@ from threadpoolctl import threadpool_limits
 
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.nets import mlp
-from symlab.symmetry.adaptive_dimension import fd_bound, functional_dimension
+from symlab.symmetry.adaptive_dimension import functional_dimension
+from symlab.symmetry.batch_dimension import fd_bound
 
 CASES = [
     ((10, 30, 30, 30, 30, 1), 4000),

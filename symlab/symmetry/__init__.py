@@ -3,7 +3,9 @@
 - :mod:`symlab.symmetry.actions`: permute / rescale hidden neurons, random elements of
   G = prod_l (S_{n_l} x| R_{>0}^{n_l}); :mod:`symlab.symmetry.canonical_form`: canonical
   representative of an orbit (unique also with duplicated neurons).
-- :mod:`symlab.symmetry.adaptive_dimension`: functional dimension (batch and adaptive) and its bound.
+- :mod:`symlab.symmetry.batch_dimension`: batch functional dimension (the Jacobian rank on given
+  points) and its bound; :mod:`symlab.symmetry.adaptive_dimension`: the adaptive estimate (a
+  sample grown until the rank saturates).
 - :mod:`symlab.symmetry.samplers`: input samplers for the adaptive estimate (gaussian,
   multiscale, mixture) and :mod:`symlab.symmetry.boundary_sampler` ("boundary": point pairs
   straddling hidden neurons' bent hyperplanes, reads the network).
@@ -22,7 +24,8 @@ from symlab.symmetry.actions import (
     random_symmetry,
     rescale,
 )
-from symlab.symmetry.adaptive_dimension import FDResult, fd_bound, functional_dimension
+from symlab.symmetry.adaptive_dimension import functional_dimension
+from symlab.symmetry.batch_dimension import FDResult, batch_functional_dimension, fd_bound
 from symlab.symmetry.canonical_form import canonicalize
 from symlab.symmetry.certified_fd import CertifiedFD, certified_functional_dimension
 from symlab.symmetry.neuron_mechanisms import MechanismReport, diagnose, mechanism_kernel
@@ -35,6 +38,7 @@ __all__ = [
     "SymmetryElement",
     "activation_patterns",
     "apply_symmetry",
+    "batch_functional_dimension",
     "canonicalize",
     "certified_functional_dimension",
     "decisive_subset",

@@ -17,9 +17,9 @@ from symlab.symmetry.adaptive_dimension import (
     COMPRESSED_POINTS_FACTOR,
     MAX_DOUBLINGS,
     START_FACTOR,
-    fd_bound,
     functional_dimension,
 )
+from symlab.symmetry.batch_dimension import fd_bound
 from symlab.symmetry.regions import (
     RegionTally,
     activation_patterns,
