@@ -4,8 +4,9 @@ symlab route: ``symlab.symmetry.functional_dimension(model, x)`` =
 closed-form MLP Jacobian (float64) + row/column scaling + one dropped scaling column per hidden
 neuron + Gram (dsyrk) and eigvalsh with SVD fallback (``rank_method="auto"``).
 
-generic route (what the public codes do, hidden-symmetries note §5): ``torch.func``
-``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol = sigma_max max(m, n) eps.
+generic route (an autodiff Jacobian and an SVD rank, as ``torch.linalg.matrix_rank``):
+``torch.func`` ``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol =
+sigma_max max(m, n) eps.
 
 Run: ``python benchmarks/bench_fdim.py`` (add ``--large`` for (20,64,64,64,64,64,1) on 20000
 points: about 3 GB per Jacobian copy and a 20000 x 18049 SVD, far beyond a few minutes on 2 cores).
