@@ -39,6 +39,7 @@ from symlab.symmetry.actions import is_positively_homogeneous
 from symlab.symmetry.batch_dimension import (
     REGION_POINTS_FACTOR,
     FDResult,
+    _batch_result,
     _check_bound,
     _result,
     _ScaledJacobian,
@@ -72,16 +73,11 @@ def _svd_fallback(points: torch.Tensor, scaled: _ScaledJacobian, live: np.ndarra
 
 
 def _batch_rank(
-    model: nn.Module, points: torch.Tensor, rank_method: str, reduce_scaling: bool
+    model: nn.Module, points: torch.Tensor, scaled: _ScaledJacobian, rank_method: str
 ) -> RankResult:
-    """:func:`batch_functional_dimension` on the differentiated points (already representatives)."""
-    fd = batch_functional_dimension(
-        model,
-        points,
-        rank_method=rank_method,
-        reduce_scaling=reduce_scaling,
-        compress_regions=False,
-    )
+    """The batch functional dimension on the differentiated points (already representatives),
+    with the loop's scaled Jacobian (the same dropped scaling columns at every doubling)."""
+    fd = _batch_result(model, points, scaled, rank_method, compress_regions=False)
     return RankResult(
         fd.rank, fd.tol, fd.gap, fd.singular_values, fd.ambiguous, fd.method, fd.certificate
     )
@@ -202,7 +198,7 @@ def functional_dimension(
         if rank is not None and new.shape[0] == 0:
             pass  # no new representative: the row space, hence the rank, is unchanged
         elif rank_method == "svd":
-            rank, trusted = _batch_rank(model, points, "svd", reduce_scaling), True
+            rank, trusted = _batch_rank(model, points, scaled, "svd"), True
         else:
             for block in torch.split(new, _BLOCK_POINTS):
                 rows = scaled(block)
@@ -237,7 +233,7 @@ def functional_dimension(
             # a deficit is the finding: certify it (the accumulated Gram cannot see singular
             # values between tol and ~1e-8 sigma_max; numerical_rank's null-space certificate
             # does, falling back to the SVD), on the differentiated points
-            rank = _batch_rank(model, points, "auto", reduce_scaling)
+            rank = _batch_rank(model, points, scaled, "auto")
             reason = "bound" if rank.rank == bound else reason
         regions = None if tally is None else tally.regions
         return _result(rank, bound, points, reason, n_points=seen, regions=regions)

@@ -304,15 +304,26 @@ def batch_functional_dimension(
             f"rank_method: expected one of {', '.join(RANK_METHODS)}, got {rank_method!r}"
         )
     inputs = _check_inputs(model, inputs)
-    mlp_like = is_mlp(model)
-    homogeneous = mlp_like and is_positively_homogeneous(model)
+    homogeneous = is_mlp(model) and is_positively_homogeneous(model)
+    scaled = _ScaledJacobian(model, bool(reduce_scaling) and homogeneous)
+    return _batch_result(model, inputs, scaled, rank_method, bool(compress_regions))
+
+
+def _batch_result(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    scaled: _ScaledJacobian,
+    rank_method: str,
+    compress_regions: bool,
+) -> FDResult:
+    """:func:`batch_functional_dimension` with a given scaled Jacobian (whose dropped scaling
+    columns, chosen on its first call, the adaptive loop shares across its doublings)."""
     bound = fd_bound(model)
     regions, decisive = None, inputs
-    if bool(compress_regions) and is_piecewise_linear(model):
+    if compress_regions and is_piecewise_linear(model):
         per_region = REGION_POINTS_FACTOR * (linear_layers(model)[0].in_features + 1)
         subset = decisive_subset(model, inputs, per_region=per_region)
         regions, decisive = subset.regions, inputs[subset.indices]
-    scaled = _ScaledJacobian(model, bool(reduce_scaling) and homogeneous)
     rank = numerical_rank(scaled(decisive), method=rank_method)
     saturated = "bound" if rank.rank == bound else "batch"
     return _result(rank, bound, inputs, saturated, regions=regions)
