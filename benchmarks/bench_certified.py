@@ -21,7 +21,8 @@ from threadpoolctl import threadpool_limits
 from symlab.linalg.certified import certified_rank, exact_jacobian, quantize_mlp
 from symlab.linalg.modular import DEFAULT_PRIME, rank_mod_p
 from symlab.nets import mlp
-from symlab.symmetry.functional_dimension import fd_bound, functional_dimension
+from symlab.symmetry.adaptive_dimension import functional_dimension
+from symlab.symmetry.batch_dimension import fd_bound
 
 CASES = [((10, 30, 30, 30, 30, 1), 4000), ((5, 20, 20, 20, 2), 1500), ((20, 50, 50, 1), 4000)]
 SMALL_PRIME = 1_048_573

@@ -1,11 +1,12 @@
 """Batch functional dimension: symlab's route vs the generic route, same process, same points.
 
-symlab route: ``symlab.symmetry.functional_dimension.functional_dimension(model, x)`` =
+symlab route: ``symlab.symmetry.functional_dimension(model, x)`` =
 closed-form MLP Jacobian (float64) + row/column scaling + one dropped scaling column per hidden
 neuron + Gram (dsyrk) and eigvalsh with SVD fallback (``rank_method="auto"``).
 
-generic route (what the public codes do, hidden-symmetries note §5): ``torch.func``
-``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol = sigma_max max(m, n) eps.
+generic route (an autodiff Jacobian and an SVD rank, as ``torch.linalg.matrix_rank``):
+``torch.func`` ``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol =
+sigma_max max(m, n) eps.
 
 Run: ``python benchmarks/bench_fdim.py`` (add ``--large`` for (20,64,64,64,64,64,1) on 20000
 points: about 3 GB per Jacobian copy and a 20000 x 18049 SVD, far beyond a few minutes on 2 cores).
@@ -30,7 +31,8 @@ from threadpoolctl import threadpool_limits
 
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.nets import mlp
-from symlab.symmetry.functional_dimension import fd_bound, functional_dimension
+from symlab.symmetry.adaptive_dimension import functional_dimension
+from symlab.symmetry.batch_dimension import fd_bound
 
 CASES = [
     ((10, 30, 30, 30, 30, 1), 4000),

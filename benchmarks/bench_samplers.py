@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from symlab.linalg import parameter_jacobian
 from symlab.nets import mlp
-from symlab.symmetry.functional_dimension import functional_dimension
+from symlab.symmetry.adaptive_dimension import functional_dimension
 
 
 def main() -> None:

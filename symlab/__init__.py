@@ -21,6 +21,7 @@ _SUBPACKAGES = ("critical", "engine", "linalg", "nets", "ntk", "symmetry", "trai
 _ATTRIBUTES = {
     "mlp": "symlab.nets",
     "functional_dimension": "symlab.symmetry",
+    "batch_functional_dimension": "symlab.symmetry",
     "fd_bound": "symlab.symmetry",
     "FDResult": "symlab.symmetry",
 }

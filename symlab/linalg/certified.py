@@ -1,7 +1,7 @@
 """Certified (exact) rank of network Jacobians: exact integer Jacobians and ranks modulo primes.
 
 Why it is a proof. Every float is a dyadic rational m / 2^k, so a ReLU, leaky-ReLU or linear MLP
-with float parameters, evaluated at float inputs where no hidden pre-activation is exactly 0, has
+with float parameters, evaluated at float inputs where no hidden pre-activation is a kink, has
 a Jacobian J E_Z|_theta (Grigsby, Lindsey, Meyerhoff, Wu 2022, arXiv 2209.04036) whose entries
 are dyadic rationals: sums of products of weights, inputs and activation slopes. Scaling each
 column by a power of two (a diagonal scaling, so the rank is unchanged) gives an integer matrix
@@ -185,8 +185,11 @@ def exact_jacobian(
         inputs: (N, n0) floating-point points.
         modulus: None for Python-int numerators, or a prime p < 2^31 for int64 residues mod p.
 
-    Raises ValueError when a hidden pre-activation is exactly zero (a non-smooth point of a
-    ReLU or leaky-ReLU network, where the Jacobian is not defined). Reference: GLMW22.
+    Exact zeros. When the whole input a^{l-1}(x) of a bias-free layer l is 0 (e.g. layer l-1 is
+    all off at x), z^l = 0 for all parameters near theta: a smooth point, where relu'(0) = 0
+    (leaky: the slope) is used as in the float route; J does not depend on that choice (each
+    column it reaches has a factor a_j = 0 or relu'(z < 0) = 0). Any other exactly zero
+    pre-activation is a kink a parameter moves (non-smooth, no Jacobian): ValueError. GLMW22.
     """
     _check_exact_model(model)
     x = _check_points(model, inputs)
@@ -214,8 +217,11 @@ def exact_jacobian(
         wscales.append(q)
         if index == len(layers) - 1:
             break
-        if kinked and bool((z == 0).any()):
-            point, neuron = (int(v[0]) for v in np.nonzero(z == 0))
+        kinks = z == 0 if kinked else np.zeros(z.shape, dtype=bool)
+        if b is None:  # forced zeros: the layer's whole input is 0 (smooth, relu'(0) = 0 used)
+            kinks &= ~np.asarray(a == 0, dtype=bool).all(axis=1, keepdims=True)
+        if bool(kinks.any()):
+            point, neuron = (int(v[0]) for v in np.nonzero(kinks))
             raise ValueError(
                 f"inputs: point {point} has an exactly zero pre-activation at hidden layer "
                 f"{index + 1}, neuron {neuron} (a non-smooth point); perturb or drop that point"
@@ -370,7 +376,7 @@ def certified_rank(
     Cost per prime: the Jacobian mod p, O(N K D), plus the elimination, about 2 N K r (D - r)
     flops in float64 BLAS (r the rank); the second prime is skipped once the bound is reached.
 
-    Raises ValueError for a non-MLP, a hidden pre-activation exactly zero at some input, a
+    Raises ValueError for a non-MLP, a non-smooth input (see :func:`exact_jacobian`), a
     non-prime or non-integer in ``primes``, or an invalid ``bits``.
     """
     primes = tuple(primes) if not isinstance(primes, int | str) else (primes,)

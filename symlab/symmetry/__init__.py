@@ -1,14 +1,17 @@
 """symlab.symmetry: group actions, canonical forms, functional dimension and its mechanisms.
 
 - :mod:`symlab.symmetry.actions`: permute / rescale hidden neurons, random elements of
-  G = prod_l (S_{n_l} x| R_{>0}^{n_l}), canonical representative of an orbit.
-- :mod:`symlab.symmetry.functional_dimension`: batch functional dimension and its bound.
+  G = prod_l (S_{n_l} x| R_{>0}^{n_l}); :mod:`symlab.symmetry.canonical_form`: canonical
+  representative of an orbit (unique also with duplicated neurons).
+- :mod:`symlab.symmetry.batch_dimension`: batch functional dimension (the Jacobian rank on given
+  points) and its bound; :mod:`symlab.symmetry.adaptive_dimension`: the adaptive estimate (a
+  sample grown until the rank saturates).
 - :mod:`symlab.symmetry.samplers`: input samplers for the adaptive estimate (gaussian,
   multiscale, mixture) and :mod:`symlab.symmetry.boundary_sampler` ("boundary": point pairs
   straddling hidden neurons' bent hyperplanes, reads the network).
 - :mod:`symlab.symmetry.regions`: activation patterns and decisive subsets (n0 + 1 points per
   linear region span the Jacobian rows of the whole region).
-- :mod:`symlab.symmetry.diagnose`: never-/always-active neurons, narrow layers, and the
+- :mod:`symlab.symmetry.neuron_mechanisms`: never-/always-active neurons, narrow layers, and the
   functional-dimension deficit they force (:mod:`symlab.symmetry.kernel_directions` holds the
   kernel algebra it uses).
 """
@@ -16,15 +19,16 @@
 from symlab.symmetry.actions import (
     SymmetryElement,
     apply_symmetry,
-    canonicalize,
     is_positively_homogeneous,
     permute,
     random_symmetry,
     rescale,
 )
+from symlab.symmetry.adaptive_dimension import functional_dimension
+from symlab.symmetry.batch_dimension import FDResult, batch_functional_dimension, fd_bound
+from symlab.symmetry.canonical_form import canonicalize
 from symlab.symmetry.certified_fd import CertifiedFD, certified_functional_dimension
-from symlab.symmetry.diagnose import MechanismReport, diagnose, mechanism_kernel
-from symlab.symmetry.functional_dimension import FDResult, fd_bound, functional_dimension
+from symlab.symmetry.neuron_mechanisms import MechanismReport, diagnose, mechanism_kernel
 from symlab.symmetry.regions import activation_patterns, decisive_subset, is_piecewise_linear
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "SymmetryElement",
     "activation_patterns",
     "apply_symmetry",
+    "batch_functional_dimension",
     "canonicalize",
     "certified_functional_dimension",
     "decisive_subset",

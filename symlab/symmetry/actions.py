@@ -1,4 +1,4 @@
-"""The symmetry group of an MLP acting on its parameters, and a canonical representative of an orbit.
+"""The symmetry group of an MLP acting on its parameters.
 
 For an MLP F_theta = A^L o sigma o ... o sigma o A^1 with widths (n_0, ..., n_L), every hidden
 layer l = 1, ..., L-1 carries the group S_{n_l} x| R_{>0}^{n_l} (Grigsby, Lindsey, Rolnick 2023,
@@ -13,7 +13,8 @@ Meyerhoff, Wu 2022, arXiv 2209.04036):
 
 Layers are numbered as in the papers' W^l: hidden layer l is the output of ``linear_layers(m)[l-1]``
 (1-based, 1 <= l <= L-1); layer 0 is the input and layer L the output, neither of which moves.
-Every function here returns a new model and leaves its argument untouched.
+Every function here returns a new model and leaves its argument untouched. A canonical
+representative of an orbit: :mod:`symlab.symmetry.canonical_form`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from symlab.nets import activation_of, is_mlp, linear_layers
 __all__ = [
     "SymmetryElement",
     "apply_symmetry",
-    "canonicalize",
     "is_positively_homogeneous",
     "permute",
     "random_symmetry",
@@ -269,60 +269,3 @@ def random_symmetry(
     element = SymmetryElement(tuple(perms), tuple(scales))
     moved = apply_symmetry(model, element)
     return (moved, element) if return_element else moved
-
-
-def _sort_key(incoming: torch.Tensor, outgoing: torch.Tensor, index: int) -> tuple:
-    # Lexicographic on the (canonical) incoming row; exact ties fall back to the outgoing column.
-    return (tuple(incoming.tolist()), tuple(outgoing.tolist()), index)
-
-
-def canonicalize(model: nn.Module) -> nn.Module:
-    """A canonical representative of the orbit G.theta; same function, input untouched.
-
-    Layer by layer, l = 1, ..., L-1 (each layer sees the already canonical layer l-1):
-
-    1. Scale (positively homogeneous activations only): neuron i gets c_i = 1 / ||(W_l[i], b_l[i])||,
-       so its incoming vector has unit Euclidean norm, and the factor is pushed forward into
-       column i of W_{l+1}. A neuron with zero incoming vector gets the unit *outgoing* column
-       instead (its incoming vector cannot fix the scale).
-    2. Sort: neurons in increasing lexicographic order of the row (W_l[i], b_l[i]).
-
-    Why unit incoming norm and not the balanced ||incoming|| = ||outgoing||: it is fixed by one
-    forward pass in closed form, whereas balancing couples neighbouring layers (a neuron's
-    outgoing column is the next layer's incoming rows) and needs an iterative solve whose
-    answer is only as exact as its stopping rule. With unit incoming norms, canonicalize(g.theta)
-    equals canonicalize(theta) to a few ulps for every g in G.
-
-    For activations that are not positively homogeneous only step 2 runs (the symmetry group
-    is then the permutations). The form is unique up to exact ties of incoming rows (e.g. two
-    neurons with zero incoming weights), which are ordered by their outgoing columns.
-    Cost O(D + sum_l n_l log n_l * n_{l-1}).
-    """
-    layers = _check_mlp(model)
-    scale_too = is_positively_homogeneous(model)
-    clone = copy.deepcopy(model)
-    new_layers = linear_layers(clone)
-    with torch.no_grad():
-        for index in range(len(layers) - 1):
-            layer, after = new_layers[index], new_layers[index + 1]
-            rows = layer.weight
-            if layer.bias is not None:
-                rows = torch.cat([layer.weight, layer.bias[:, None]], dim=1)
-            if scale_too:
-                norm_in = torch.linalg.vector_norm(rows, dim=1)
-                norm_out = torch.linalg.vector_norm(after.weight, dim=0)
-                factor = torch.where(norm_in > 0, 1.0 / norm_in, norm_out)
-                factor = torch.where(factor > 0, factor, torch.ones_like(factor))
-                rows = rows * factor[:, None]
-                after.weight.copy_(after.weight / factor[None, :])
-            order = sorted(
-                range(rows.shape[0]),
-                key=lambda i, r=rows, w=after.weight: _sort_key(r[i], w[:, i], i),
-            )
-            perm = torch.tensor(order, dtype=torch.long)
-            rows = rows[perm]
-            layer.weight.copy_(rows[:, : layer.in_features])
-            if layer.bias is not None:
-                layer.bias.copy_(rows[:, -1])
-            after.weight.copy_(after.weight[:, perm])
-    return clone

@@ -2,7 +2,8 @@
 
 The batch functional dimension rank J E_Z|_theta is exact only on a decisive Z: n0 + 1 affinely
 independent points in every linear region of F_theta (Grigsby, Lindsey, Meyerhoff, Wu 2022,
-arXiv 2209.04036, §5; hidden-symmetries note §1 and §7.3). Gaussian or multiscale draws rarely
+arXiv 2209.04036, §5; Grigsby, Lindsey, Rolnick 2023, "Hidden Symmetries of ReLU Networks",
+ICML, arXiv 2306.06179). Gaussian or multiscale draws rarely
 land in the regions where a deep neuron is active only on a thin slab of input space, so at
 n0 = width = 10 the rank is still rising at 40000 points. This sampler looks for those regions.
 

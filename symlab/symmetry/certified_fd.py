@@ -1,7 +1,7 @@
 """Certified functional dimension: a proof, in exact arithmetic, that the batch FD is at least r.
 
 Grigsby, Lindsey, Meyerhoff, Wu 2022 (arXiv 2209.04036) define the batch functional dimension
-on Z as rank J E_Z|_theta and bound it by fd_bound(widths) = D - #hidden neurons (positive
+on Z as rank J E_Z|_theta and bound it by fd_bound(model) = D - #hidden neurons (positive
 scaling). :func:`certified_functional_dimension` quantizes the network to dyadic parameters
 (:func:`symlab.linalg.certified.quantize_mlp`), forms its Jacobian exactly and ranks it modulo
 primes (:func:`symlab.linalg.certified.certified_rank`). The maximum rank mod p is a certified
@@ -29,7 +29,7 @@ from symlab.linalg.certified import (
     jacobian_rank_bound,
     quantize_mlp,
 )
-from symlab.symmetry.functional_dimension import FDResult
+from symlab.symmetry.batch_dimension import FDResult
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,12 @@ class CertifiedFD:
     """Certified batch functional dimension of the quantized network on ``n_points`` points.
 
     lower_bound: proven lower bound on rank J E_Z (max over primes of rank mod p); bound: the
-    upper bound D - #hidden (fd_bound for MLPs with biases); full: lower_bound == bound, a
+    upper bound D - #hidden (:func:`symlab.symmetry.fd_bound` of the model, with or without
+    biases; D when some hidden neuron's incoming vector is zero); full: lower_bound == bound, a
     proof of full functional dimension; exact: the batch FD itself is pinned (lower_bound ==
-    the certified upper bound, see :class:`CertifiedRank`); max_deficit = bound - lower_bound bounds the deficit from above;
-    certified: the underlying :class:`symlab.linalg.certified.CertifiedRank`.
+    the certified upper bound, see :class:`CertifiedRank`); max_deficit = bound - lower_bound
+    bounds the deficit from above; certified: the underlying
+    :class:`symlab.linalg.certified.CertifiedRank`.
     """
 
     lower_bound: int

@@ -3,7 +3,7 @@
 Grigsby, Lindsey, Rolnick 2023 ("Hidden Symmetries of ReLU Networks", ICML, arXiv 2306.06179,
 Sec. 5) trace functional-dimension losses below the bound D - (number of hidden neurons)
 (Grigsby, Lindsey, Meyerhoff, Wu 2022, arXiv 2209.04036) to unused activations. This module
-builds the directions of :mod:`symlab.symmetry.diagnose` (whose docstring derives them): the
+builds the directions of :mod:`symlab.symmetry.neuron_mechanisms` (whose docstring derives them): the
 coordinate subspace C of the dead neurons' parameters, the positive-scaling direction of every
 alive hidden neuron, and a basis of each always-active group's kernel
 {(dU, dV, db_{l+1}) : dU V + U dV + db_{l+1} e_last^T = 0}, found by a float64 SVD of the explicit

@@ -271,6 +271,30 @@ def test_non_smooth_point_is_rejected():
     assert exact_jacobian(linear, x).numerators.shape == (2, 13)
 
 
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_forced_zero_preactivations_of_bias_free_layers_are_smooth(activation):
+    # x = 0: every pre-activation of a bias-free net is 0 for all parameters (smooth, J = 0);
+    # a point where hidden layer 1 is all off makes layer 2's pre-activations 0 the same way
+    model = mlp([2, 3, 3, 1], activation, seed=0, bias=False)
+    with torch.no_grad():
+        linear_layers(model)[0].weight.copy_(-linear_layers(model)[0].weight.abs())
+    x = torch.tensor([[0.5, 0.25], [0.0, 0.0], [-0.5, 1.0]], dtype=torch.float64)
+    exact = exact_jacobian(model, x)
+    torch.testing.assert_close(
+        exact.to_float(), parameter_jacobian(model, x), rtol=1e-14, atol=1e-15
+    )
+    assert not exact.to_float()[1].any()
+    assert (
+        certified_rank(model, x, bits=None).rank
+        == numerical_rank(parameter_jacobian(model, x)).rank
+    )
+    # a zero that a parameter moves is still a kink, bias-free or not
+    with torch.no_grad():
+        linear_layers(model)[0].weight[1] = torch.tensor([1.0, -2.0])
+    with pytest.raises(ValueError, match="inputs: point 0 has an exactly zero pre-activation"):
+        exact_jacobian(model, x)
+
+
 def test_zero_incoming_row_voids_the_scaling_bound_for_linear_nets():
     model = mlp([2, 3, 1], "identity", bias_std=0.1, seed=0)
     assert jacobian_rank_bound(model) == fd_bound([2, 3, 1])

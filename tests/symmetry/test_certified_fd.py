@@ -47,6 +47,17 @@ def test_lower_bound_matches_float_fd_on_random_networks(seed):
     assert result.max_deficit == float_fd.deficit
 
 
+def test_bias_free_estimate_is_certified_on_its_own_sample():
+    # points where hidden layer 1 is all off give exactly zero pre-activations in layer 2 (17
+    # of these 20 ReLU samples had one and were rejected before)
+    for seed in range(20):
+        model = mlp([3, 4, 3, 2], seed=seed, bias=False)
+        estimate = functional_dimension(model, seed=seed)
+        result = certified_functional_dimension(model, estimate, bits=None)
+        assert result.lower_bound == estimate.rank and result.bound == estimate.bound
+        assert result.full == (estimate.deficit == 0)
+
+
 def test_dead_neuron_is_a_proven_deficit_bound_only():
     widths = [3, 6, 5, 2]
     model = mlp(widths, bias_std=0.3, seed=3)

@@ -8,11 +8,12 @@ from torch import nn
 
 from symlab.linalg import parameter_jacobian
 from symlab.nets import linear_layers, mlp, parameter_count
-from symlab.symmetry.functional_dimension import (
+from symlab.symmetry.adaptive_dimension import functional_dimension
+from symlab.symmetry.batch_dimension import (
     FDResult,
     _check_bound,
+    batch_functional_dimension,
     fd_bound,
-    functional_dimension,
 )
 from symlab.symmetry.samplers import gaussian
 
@@ -196,3 +197,88 @@ def test_adaptive_gram_falls_back_to_the_svd_on_tiny_singular_values():
     assert auto.rank == svd.rank < auto.bound
     assert (auto.n_points, auto.saturated) == (svd.n_points, svd.saturated)
     assert not auto.ambiguous and auto.gap > 1e6
+
+
+ALL_ACTIVATIONS = ["relu", "leaky_relu", "identity", "tanh", "softplus", "gelu"]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("activation", ALL_ACTIVATIONS)
+def test_fd_bound_of_a_model_is_the_bound_functional_dimension_uses(activation, bias):
+    # positively homogeneous activations lose one dimension per hidden neuron (scaling), with
+    # or without biases; the others keep D. Before, fd_bound(widths) was D - #hidden always.
+    rng = torch.Generator().manual_seed(1)
+    reached = 0
+    for seed in range(5):
+        widths = random_widths(rng)
+        model = mlp(widths, activation, bias_std=0.3 if bias else 0.0, seed=seed, bias=bias)
+        d = sum(p.numel() for p in model.parameters())
+        homogeneous = activation in ("relu", "leaky_relu", "identity")
+        bound = fd_bound(model)
+        assert bound == (d - sum(widths[1:-1]) if homogeneous else d)
+        assert bound == fd_bound(widths, bias=bias, activation=activation)
+        result = functional_dimension(model, seed=seed)
+        assert result.bound == bound and result.rank <= bound
+        x = gaussian(3 * bound, widths[0], torch.Generator().manual_seed(seed), torch.float64)
+        reference = torch.linalg.matrix_rank(parameter_jacobian(model, x, method="generic"))
+        assert int(reference) <= bound
+        reached += result.rank == bound
+    if activation != "identity":
+        assert reached >= 1  # the bound is attained: it is the right one, not just an upper bound
+
+
+def test_fd_bound_per_layer_biases_and_activation_modules():
+    model = nn.Sequential(
+        nn.Linear(3, 4, bias=False, dtype=torch.float64),
+        nn.ReLU(),
+        nn.Linear(4, 2, dtype=torch.float64),
+    )
+    assert fd_bound(model) == fd_bound([3, 4, 2], bias=[False, True]) == 12 + 10 - 4
+    assert functional_dimension(model).bound == 18
+    sigmoid = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2))
+    assert fd_bound(sigmoid) == fd_bound([3, 4, 2], activation=nn.Sigmoid()) == 26
+    assert fd_bound([3, 4, 2], activation=nn.LeakyReLU(0.2)) == 22
+    for call, field in [
+        (lambda: fd_bound(model, bias=False), "bias"),
+        (lambda: fd_bound(model, activation="tanh"), "activation"),
+        (lambda: fd_bound([3, 4, 2], bias=[True]), "bias"),
+        (lambda: fd_bound([3, 4, 2], bias=1), "bias"),
+        (lambda: fd_bound([3, 4, 2], activation="swish"), "activation"),
+        (lambda: fd_bound("34"), "widths"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{field}: "):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("widths", "activation", "rank_method"),
+    [
+        ((3, 5, 4, 2), "relu", "auto"),
+        ((2, 16, 16, 1), "relu", "auto"),
+        ((2, 4, 3, 1), "tanh", "svd"),
+    ],
+)
+def test_adaptive_rank_is_the_batch_rank_on_its_points(widths, activation, rank_method):
+    model = mlp(widths, activation, bias_std=0.1, seed=0)
+    fd = functional_dimension(model, rank_method=rank_method)
+    batch = batch_functional_dimension(model, fd.points, rank_method=rank_method)
+    assert batch.rank == fd.rank and batch.bound == fd.bound == fd_bound(model)
+    assert batch.n_points == len(fd.points) and batch.points is not None
+    assert batch.saturated == ("bound" if batch.rank == batch.bound else "batch")
+    # explicit inputs: functional_dimension is the batch function
+    via_adaptive = functional_dimension(model, fd.points, rank_method=rank_method)
+    assert (via_adaptive.rank, via_adaptive.regions, via_adaptive.method) == (
+        batch.rank,
+        batch.regions,
+        batch.method,
+    )
+
+
+def test_batch_functional_dimension_checks_its_arguments():
+    model = mlp((2, 3, 1), seed=0)
+    x = torch.randn(10, 2, dtype=torch.float64)
+    for bad in (x[:, :1], x[:0], x.long(), x.numpy()):
+        with pytest.raises(ValueError, match="^inputs: "):
+            batch_functional_dimension(model, bad)
+    with pytest.raises(ValueError, match="^rank_method: "):
+        batch_functional_dimension(model, x, rank_method="qr")

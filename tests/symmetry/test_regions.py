@@ -13,13 +13,13 @@ import torch
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import diagnose
-from symlab.symmetry.functional_dimension import (
+from symlab.symmetry.adaptive_dimension import (
     COMPRESSED_POINTS_FACTOR,
     MAX_DOUBLINGS,
     START_FACTOR,
-    fd_bound,
     functional_dimension,
 )
+from symlab.symmetry.batch_dimension import fd_bound
 from symlab.symmetry.regions import (
     RegionTally,
     activation_patterns,

@@ -59,21 +59,18 @@ an SVD of a (#directions x D) matrix and of each group's map.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 from torch import nn
 
 from symlab.nets import activation_of, is_mlp, linear_layers
+from symlab.symmetry.batch_dimension import FDResult, batch_functional_dimension, fd_bound
 from symlab.symmetry.kernel_directions import (
     _kernel_directions,
     _restricted_rank,
     _unused_coordinates,
 )
-
-if TYPE_CHECKING:
-    from symlab.symmetry.functional_dimension import FDResult
 
 __all__ = ["MechanismReport", "diagnose", "mechanism_kernel"]
 
@@ -264,7 +261,7 @@ def diagnose(
     make an unused edge used.
 
     ``fd``: an FDResult computed on the same inputs (its bound and n_points must match), or
-    ``compute_fd=True`` to run :func:`symlab.symmetry.functional_dimension` on ``inputs``;
+    ``compute_fd=True`` to run :func:`symlab.symmetry.batch_functional_dimension` on ``inputs``;
     either fills ``observed_rank``, ``observed_deficit`` and ``unexplained``.
     Cost: O(N D) forward pass plus SVDs of size (#directions x D) (see the module docstring).
     """
@@ -274,7 +271,7 @@ def diagnose(
         raise ValueError("fd: pass either an FDResult or compute_fd=True, not both")
     widths = [layers[0].in_features] + [layer.out_features for layer in layers]
     n_params = sum(n_out * (n_in + 1) for n_in, n_out in zip(widths[:-1], widths[1:], strict=True))
-    bound = n_params - sum(widths[1:-1])
+    bound = fd_bound(model)  # D - #hidden (ReLU, biases required above)
     weights, biases, pre = _preactivations(layers, inputs)
     dead = [(z <= 0).all(0) for z in pre]
     always = [(z > 0).all(0) for z in pre]
@@ -300,9 +297,7 @@ def diagnose(
         dead_rank = n_params - n_dead_coords - _restricted_rank(dead_coords, scalings)[0]
     observed_rank = observed_deficit = unexplained = None
     if compute_fd:
-        from symlab.symmetry.functional_dimension import functional_dimension
-
-        fd = functional_dimension(model, inputs)
+        fd = batch_functional_dimension(model, inputs)
     if fd is not None:
         same_points = getattr(fd, "points", None) is None or torch.equal(
             fd.points.to(torch.float64), inputs.to(torch.float64)
