@@ -20,13 +20,7 @@ def _packages() -> list[str]:
     return sorted(names)
 
 
-def _case(name: str):
-    if name == "symlab.symmetry":  # renamed in its own change
-        return pytest.param(name, marks=pytest.mark.xfail(reason="symmetry modules pending"))
-    return name
-
-
-@pytest.mark.parametrize("package", [_case(name) for name in _packages()])
+@pytest.mark.parametrize("package", _packages())
 def test_no_attribute_shadows_a_submodule(package):
     pkg = importlib.import_module(package)
     shadowed = []

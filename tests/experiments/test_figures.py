@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 
-from symlab.experiments import hidden_symmetries, ntk_dynamics_plots, ntk_optimizers
+from symlab.experiments import hidden_symmetries_plots, ntk_dynamics_plots, ntk_optimizers
 
 # the literal, non-math spellings the figures used to carry
 OLD_LITERALS = (
@@ -125,7 +125,7 @@ def test_hidden_symmetries_error_bars_of_different_curves_do_not_overlap():
         for width in (4, 8, 16) for depth in (1, 2, 3)
     ])  # fmt: skip
     labels = {"n0": "$n_0$ =", "width": "width", "depth_axis": "depth $L$"}
-    fig = hidden_symmetries._fraction_panels(table, "depth", "n0", "width", labels, "title")
+    fig = hidden_symmetries_plots._fraction_panels(table, "depth", "n0", "width", labels, "title")
     try:
         (ax,) = fig.axes
         xs = [np.asarray(bars.lines[0].get_xdata(), dtype=float) for bars in ax.containers]
