@@ -107,7 +107,7 @@ def show(
         for _, row in failed.iterrows():
             out.print()
             out.print(Text(f"job {row['key']} {row['params']}", style="bold"))
-            out.print(Text(f"{row['error']} (at {row['failed_at']} on {row['host']})", style="red"))
+            out.print(Text(f"{row['error']} (at {row['failed_at']})", style="red"))
             out.print(Text(str(row["traceback"] or "").rstrip()))
         return
     summary = run_dir / "summary.csv"

@@ -184,12 +184,7 @@ def test_an_old_store_reads_as_unknown_resumes_and_is_migrated(toy, tmp_path, ca
     assert "rows: 3 / 2 unknown" in verdict and "warning" not in verdict
     code, out, _ = cli(capsys, "export", str(run_dir), "-o", str(tmp_path / "x.csv"))
     table = pd.read_csv(tmp_path / "x.csv")
-    assert code == 0 and table.columns[-4:].tolist() == [
-        "seconds",
-        "finished_at",
-        "host",
-        "session",
-    ]
+    assert code == 0 and table.columns[-3:].tolist() == ["seconds", "finished_at", "session"]
     assert table["session"].isna().sum() == 2 and (table["session"] == new).sum() == 1
 
 

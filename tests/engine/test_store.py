@@ -46,7 +46,7 @@ def test_rows_are_tidy_and_ordered(tmp_path):
         assert chosen["key"].tolist() == ["k3", "k1"]  # the order asked for, missing skipped
         timed = store.rows(["k2"], timing=True)
         assert timed["seconds"].tolist() == [0.5]
-        assert {"finished_at", "host"} <= set(timed.columns)
+        assert {"finished_at", "session"} <= set(timed.columns) and "host" not in timed.columns
         assert store.rows([]).columns.tolist() == ["key"]
 
 
@@ -61,15 +61,15 @@ def test_timing_columns_never_overwrite_a_result_field(tmp_path):
     """A study may return its own ``seconds`` (critical-points does): with timing, the store's
     run time is ``store_seconds`` and the result's value survives."""
     with Store(tmp_path) as store:
-        store.add("a", "toy", "1", {"x": 1}, {"seconds": 7.0, "y": 1}, seconds=0.25, host="h")
-        store.add("b", "toy", "1", {"x": 2}, {"seconds": 9.0, "y": 4}, seconds=0.5, host="h")
+        store.add("a", "toy", "1", {"x": 1}, {"seconds": 7.0, "y": 1}, seconds=0.25)
+        store.add("b", "toy", "1", {"x": 2}, {"seconds": 9.0, "y": 4}, seconds=0.5)
         timed = store.rows(timing=True)
         assert timed["seconds"].tolist() == [7.0, 9.0]
         assert timed["store_seconds"].tolist() == [0.25, 0.5]
-        assert timed["host"].tolist() == ["h", "h"] and "finished_at" in timed.columns
+        assert "host" not in timed.columns and "finished_at" in timed.columns
         assert store.job_seconds(["a", "b", "missing"]) == 0.75
         assert store.job_seconds(["b"]) == 0.5
-        store.add_failure("c", {"x": 3}, "RuntimeError: boom", "tb", host="h")
+        store.add_failure("c", {"x": 3}, "RuntimeError: boom", "tb")
         assert store.n_failed(["a", "b", "c"]) == 1 and store.n_failed(["a"]) == 0
 
 
