@@ -6,6 +6,8 @@
 - :mod:`symlab.boolean.transform`: the exact Walsh transform of a black box (fast Walsh–Hadamard
   transform, d ≤ 24), Monte-Carlo coefficients with confidence intervals (any d), the weight
   per degree W^k.
+- :mod:`symlab.boolean.msp`: the leap of a Boolean or Gaussian support and the merged-staircase
+  property, exactly, with an optimal ordering.
 """
 
 from symlab.boolean.monomials import (
@@ -18,6 +20,7 @@ from symlab.boolean.monomials import (
     hermite_monomial,
     uniform_cube,
 )
+from symlab.boolean.msp import LeapResult, is_merged_staircase, leap
 from symlab.boolean.transform import (
     MAX_EXACT_DIM,
     CoefficientEstimate,
@@ -36,6 +39,7 @@ from symlab.boolean.walsh import WalshExpansion
 __all__ = [
     "MAX_EXACT_DIM",
     "CoefficientEstimate",
+    "LeapResult",
     "WalshExpansion",
     "boolean_support",
     "character",
@@ -50,6 +54,8 @@ __all__ = [
     "hermite",
     "hermite_monomial",
     "index_support",
+    "is_merged_staircase",
+    "leap",
     "support_index",
     "uniform_cube",
     "walsh_coefficients",

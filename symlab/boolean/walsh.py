@@ -3,7 +3,7 @@
 Every f: {±1}^d → R is uniquely f(x) = Σ_{S ⊆ [d]} f̂(S) χ_S(x) with χ_S(x) = Π_{i∈S} x_i and
 f̂(S) = E_x[f(x) χ_S(x)] under the uniform measure (O'Donnell, "Analysis of Boolean Functions",
 2014, Thm 1.1). :class:`WalshExpansion` holds the non-zero f̂(S): the Fourier support whose
-merged-staircase property and leap govern SGD learnability
+merged-staircase property and leap (:mod:`symlab.boolean.msp`) govern SGD learnability
 (Abbe, Boix-Adserà & Misiakiewicz, COLT 2022, arXiv 2202.08658; COLT 2023, arXiv 2302.11055).
 The staircase x_1 + x_1x_2 + … + x_1⋯x_k is from Abbe, Boix-Adserà, Brennan, Bresler & Nagaraj
 (NeurIPS 2021, arXiv 2108.10573).
