@@ -20,6 +20,7 @@ inputs in its parameters' dtype and device (float64 on the CPU for a plain calla
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,12 @@ def hadamard(d: int, dtype: torch.dtype = torch.float64) -> Tensor:
     return (1 - 2 * parity).to(dtype)
 
 
+@functools.lru_cache(maxsize=32)
+def radix_block(bits: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The cached (2^bits × 2^bits) Hadamard block of :func:`fwht` (read-only by convention)."""
+    return hadamard(bits, dtype).to(device)
+
+
 def fwht(values: Tensor) -> Tensor:
     """The Walsh–Hadamard transform H_{2^d} v along the last dimension (no normalization).
 
@@ -102,7 +109,7 @@ def fwht(values: Tensor) -> Tensor:
     left = d
     while left > 0:
         bits = min(RADIX_BITS, left)
-        block = hadamard(bits, values.dtype).to(values.device)
+        block = radix_block(bits, values.dtype, values.device)
         x = torch.matmul(x.view(-1, 1 << bits, n >> bits).transpose(1, 2), block).reshape(-1, n)
         left -= bits
     return x.reshape(values.shape).clone() if d == 0 else x.reshape(values.shape)
