@@ -3,7 +3,8 @@
 Subpackages, one per science: :mod:`symlab.nets` (architectures), :mod:`symlab.linalg`
 (Jacobians, certified ranks, spectra), :mod:`symlab.symmetry` (functional dimension, group
 actions, mechanisms), :mod:`symlab.critical` (symmetry-induced critical points, embeddings),
-:mod:`symlab.ntk` (empirical NTK and its dynamics), :mod:`symlab.train` (shared training loops),
+:mod:`symlab.ntk` (empirical NTK and its dynamics), :mod:`symlab.boolean` (functions on the
+Boolean cube: Walsh transforms, merged staircases, leap), :mod:`symlab.train` (shared training loops),
 and :mod:`symlab.engine` (specs, sweeps, SQLite store, reports).
 
 Attributes load on first use (PEP 562), so ``import symlab`` stays cheap: the engine's worker
@@ -17,7 +18,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("critical", "engine", "linalg", "nets", "ntk", "symmetry", "train")
+_SUBPACKAGES = ("boolean", "critical", "engine", "linalg", "nets", "ntk", "symmetry", "train")
 _ATTRIBUTES = {
     "mlp": "symlab.nets",
     "functional_dimension": "symlab.symmetry",

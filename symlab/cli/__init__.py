@@ -6,6 +6,8 @@
     symlab export DIR [--format csv|parquet] [-o FILE]
     symlab report DIR
     symlab fdim WIDTHS [--seeds N]
+    symlab boolean leap SUPPORTS [--gaussian]
+    symlab boolean walsh MODULE:FUNC --dim D [--top N] [--estimate --supports ...]
 
 Bad input (unknown study, preset or config, missing directory, bad option) prints one red
 sentence on stderr and exits with code 2, writing nothing; an exception raised by a study prints
@@ -16,9 +18,10 @@ symlab.engine.experiment).
 
 Modules: ``typer_app`` (the typer app, consoles, exit codes, ``main``), ``progress``, and one
 per group of commands: ``sweep`` (run), ``results`` (list, show, export, report), ``dimension``
-(fdim).
+(fdim), ``boolean`` (the ``symlab boolean`` sub-app: leap, walsh).
 """
 
+from symlab.cli.boolean import boolean_app
 from symlab.cli.dimension import fdim
 from symlab.cli.results import export, list_studies, report, show
 from symlab.cli.sweep import run
@@ -31,5 +34,6 @@ app.command()(show)
 app.command()(export)
 app.command()(report)
 app.command()(fdim)
+app.add_typer(boolean_app, name="boolean")
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "app", "main"]
