@@ -24,6 +24,7 @@ import abc
 import concurrent.futures as cf
 import contextlib
 import ctypes
+import itertools
 import multiprocessing
 import os
 import re
@@ -38,6 +39,7 @@ from typing import Any
 from symlab.engine.errors import InputError
 
 JobFunction = Callable[[dict[str, Any]], Any]
+IN_FLIGHT_PER_WORKER = 4  # jobs submitted ahead per worker process (bounded memory, no idling)
 
 
 @dataclass(frozen=True)
@@ -220,9 +222,14 @@ class LocalExecutor(Executor):
     def submit_all(
         self, fn: JobFunction, jobs: Iterable[Job]
     ) -> Iterator[tuple[Job, Any | JobError]]:
-        jobs = list(jobs)
-        if not jobs:
+        """Outcomes in completion order. Jobs are read from ``jobs`` lazily: at most
+        ``IN_FLIGHT_PER_WORKER`` per worker are submitted at a time, so memory does not grow
+        with the number of jobs."""
+        jobs = iter(jobs)
+        first = next(jobs, None)
+        if first is None:
             return
+        jobs = itertools.chain([first], jobs)
         if self.workers == 1:
             for job in jobs:
                 with _torch_threads(self.threads_per_worker):
@@ -231,38 +238,67 @@ class LocalExecutor(Executor):
             return
         yield from self._in_pool(fn, jobs)
 
-    def _in_pool(self, fn: JobFunction, jobs: list[Job]) -> Iterator[tuple[Job, Any | JobError]]:
-        pool = cf.ProcessPoolExecutor(
-            max_workers=min(self.workers, len(jobs)),
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(self.threads_per_worker, os.getpid()),
         )
+
+    def _in_pool(
+        self, fn: JobFunction, jobs: Iterator[Job]
+    ) -> Iterator[tuple[Job, Any | JobError]]:
+        """A spawn pool fed from ``jobs`` as slots free up; when a worker dies the jobs in
+        flight are reported as BrokenProcessPool failures and a fresh pool takes the rest."""
+        pools = [self._new_pool()]
         finished = False
         try:
-            futures = {pool.submit(call_job, fn, job.params): job for job in jobs}
-            for future in cf.as_completed(futures):
-                job = futures[future]
-                try:
-                    outcome = future.result()
-                except cf.process.BrokenProcessPool as error:
-                    # a worker died (killed, out of memory, segfault): record, resume retries it
-                    outcome = JobError(
-                        "BrokenProcessPool",
-                        f"a worker process died ({error}); a script that runs jobs with "
-                        "workers > 1 must start them under `if __name__ == '__main__':`",
-                        "",
-                    )
-                except Exception as error:  # e.g. the result could not be pickled
-                    outcome = JobError(
-                        type(error).__name__,
-                        str(error),
-                        portable_traceback("".join(traceback.format_exception(error))),
-                    )
-                yield job, outcome
+            futures: dict[cf.Future, Job] = {}
+
+            def top_up() -> None:
+                limit = IN_FLIGHT_PER_WORKER * self.workers - len(futures)
+                for job in itertools.islice(jobs, max(limit, 0)):
+                    try:
+                        future = pools[-1].submit(call_job, fn, job.params)
+                    except cf.process.BrokenProcessPool:
+                        pools[-1].shutdown(wait=False, cancel_futures=True)
+                        pools.append(self._new_pool())
+                        future = pools[-1].submit(call_job, fn, job.params)
+                    futures[future] = job
+
+            top_up()
+            while futures:
+                done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    yield from self._outcome(future, futures.pop(future))
+                top_up()
             finished = True
         finally:
-            if not finished:  # Ctrl-C or the consumer stopped: do not wait for running jobs
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    process.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
+            for pool in pools:
+                if not finished:  # Ctrl-C or the consumer stopped: do not wait for running jobs
+                    for process in list((getattr(pool, "_processes", None) or {}).values()):
+                        process.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _outcome(future: cf.Future, job: Job) -> Iterator[tuple[Job, Any | JobError]]:
+        """The job's outcome, or a :class:`JobError` when its worker died or its result could not
+        be sent back."""
+        try:
+            outcome = future.result()
+        except cf.process.BrokenProcessPool as error:
+            # a worker died (killed, out of memory, segfault): record, resume retries it
+            outcome = JobError(
+                "BrokenProcessPool",
+                f"a worker process died ({error}); a script that runs jobs with "
+                "workers > 1 must start them under `if __name__ == '__main__':`",
+                "",
+            )
+        except Exception as error:  # e.g. the result could not be pickled
+            outcome = JobError(
+                type(error).__name__,
+                str(error),
+                portable_traceback("".join(traceback.format_exception(error))),
+            )
+        yield job, outcome

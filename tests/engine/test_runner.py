@@ -222,3 +222,27 @@ def test_report_files_and_report_study_rebuilds_them(toy, tmp_path):
     assert again.summary.verdict == run.summary.verdict
     assert (tmp_path / "report.html").read_text().count("<img") == 1
     assert (tmp_path / "figures" / "toy.png").is_file()
+
+
+def test_the_pool_is_fed_lazily_and_recovers_from_a_dead_worker(toy):
+    """Jobs are drawn from the iterator only as slots free up (bounded memory for any grid),
+    and a worker that dies costs only the jobs in flight: a fresh pool runs the rest."""
+    from symlab.engine.executors import IN_FLIGHT_PER_WORKER
+
+    drawn = []
+
+    def jobs():
+        for i in range(40):
+            drawn.append(i)
+            mode = {"mode": "crash"} if i == 3 else {}
+            yield Job(f"k{i}", {"x": i, "seed": 0, "sleep": 0.02, "fail": i == 3, **mode})
+
+    outcomes = {}
+    for job, outcome in LocalExecutor(2).submit_all(toy.run_job, jobs()):
+        outcomes[job.key] = outcome
+        # never more than the in-flight bound drawn ahead of what was reported
+        assert len(drawn) - len(outcomes) <= IN_FLIGHT_PER_WORKER * 2
+    assert set(outcomes) == {f"k{i}" for i in range(40)}  # every job reported once
+    failed = [k for k, o in outcomes.items() if isinstance(o, JobError)]
+    assert "k3" in failed and len(failed) <= IN_FLIGHT_PER_WORKER * 2
+    assert all(outcomes[f"k{i}"]["y"] == i * i for i in range(20, 40))
