@@ -230,7 +230,9 @@ def test_resume_after_sigkill_of_the_process_group(toy, toy_env, tmp_path):
     assert f"{20 - n_killed} jobs run, {n_killed} already stored" in second.stdout
 
     spec = spec_from_mapping(toy, {"xs": list(range(10)), "seeds": [0, 1], "sleep": 0.2})
-    expected = {job.key: job.params for job in expand_jobs(toy, spec)}
+    with sqlite3.connect(store) as db:
+        code = db.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()[0]
+    expected = {job.key: job.params for job in expand_jobs(toy, spec, code)}
     with sqlite3.connect(store) as db:
         rows = db.execute("SELECT key, params, result FROM results").fetchall()
     assert sorted(key for key, _, _ in rows) == sorted(expected)  # each key exactly once
@@ -435,3 +437,35 @@ def test_nothing_written_names_the_machine_the_user_or_a_folder(toy_env, tmp_pat
         assert not host.search(text)
         for marker in ("marker-home-7f3a", "marker-user-7f3a", repo):
             assert marker not in text, marker
+
+
+def test_resuming_after_a_code_edit_refuses_and_new_code_computes_beside(toy_env, tmp_path):
+    """A real edit of the study's module: the resume names the module and the ways out;
+    --new-code computes the edited code's jobs, and show uses them."""
+    module = tmp_path / "code" / "toy_study.py"
+    module.parent.mkdir()
+    module.write_text((ENGINE_TESTS / "toy_study.py").read_text())
+    env = {**toy_env, "PYTHONPATH": os.pathsep.join([str(module.parent), toy_env["PYTHONPATH"]])}
+    config = tmp_path / "c.toml"
+    config.write_text("xs = [1, 2]\n")
+    argv = ("run", "toy", "-c", str(config), "-o", str(tmp_path / "run"))
+    assert symlab(env, tmp_path, *argv).returncode == 0
+    again = symlab(env, tmp_path, *argv)
+    assert again.returncode == 0 and "2 already stored" in again.stdout  # same code: resumes
+    module.write_text(module.read_text().replace('"y": x**2 + seed,', '"y": x**2 + seed + 100,'))
+    refused = symlab(env, tmp_path, *argv)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    message = refused.stderr.strip().splitlines()[-1]
+    assert "were computed by other code (changed since: toy_study)" in message
+    assert "--new-code" in message and "choose a new directory" in message
+    beside = symlab(env, tmp_path, *argv, "--new-code")
+    assert beside.returncode == 0 and "2 jobs run, 0 already stored" in beside.stdout
+    with sqlite3.connect(tmp_path / "run" / "results.sqlite") as db:
+        ys = sorted(json.loads(r[0])["y"] for r in db.execute("SELECT result FROM results"))
+        codes = {r[0] for r in db.execute("SELECT code FROM results")}
+    assert ys == [1, 4, 101, 104] and len(codes) == 2
+    shown = symlab(env, tmp_path, "export", str(tmp_path / "run"), "-o", str(tmp_path / "x.csv"))
+    assert shown.returncode == 0
+    import pandas as pd
+
+    assert sorted(pd.read_csv(tmp_path / "x.csv")["y"]) == [101, 104]

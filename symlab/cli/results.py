@@ -131,8 +131,9 @@ def _spec_keys(run_dir: Path) -> list[str]:
 
     with guard(False):
         experiment, spec, store = open_run(run_dir)
+        code = store.meta().get("code")
         store.close()
-        return [job.key for job in expand_jobs(experiment, spec)]
+        return [job.key for job in expand_jobs(experiment, spec, code)]
 
 
 # ------------------------------------------------------------------------------------ export

@@ -73,6 +73,14 @@ def run(
             help="No progress bar or progress lines (the summary is still printed).",
         ),
     ] = False,
+    new_code: Annotated[
+        bool,
+        typer.Option(
+            "--new-code",
+            help="Resume into a directory whose rows other code computed: run this code's jobs "
+            "beside them (show, report and export then use the new rows).",
+        ),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Run a study's jobs, then write its summary, verdict, figures and report.
@@ -115,6 +123,7 @@ def run(
                 on_start=on_start,
                 on_progress=progress.update,
                 on_failure=progress.failed,
+                new_code=new_code,
             )
     except KeyboardInterrupt:
         progress.stop()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from symlab.engine.cells import to_json
+from symlab.engine.code_fingerprint import CodeFingerprint, changed_modules, code_fingerprint
 from symlab.engine.errors import InputError
 from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
 from symlab.engine.experiment import Experiment, Summary, get_experiment
@@ -43,17 +45,23 @@ Progress = Callable[[int, int], None]
 FailureHook = Callable[[Job, JobError], None]
 
 
-def job_key(experiment: str, version: str, params: Mapping[str, Any]) -> str:
-    """16 hex digits of sha256(canonical JSON of [experiment, version, params]).
+def job_key(
+    experiment: str, version: str, params: Mapping[str, Any], code: str | None = None
+) -> str:
+    """16 hex digits of sha256(canonical JSON of [experiment, version, params] (+ [code])).
 
-    Canonical JSON: keys sorted, no spaces; so the key does not depend on dict order.
+    Canonical JSON: keys sorted, no spaces; so the key does not depend on dict order. ``code`` is
+    the study's code fingerprint (:mod:`symlab.engine.code_fingerprint`); None gives the keys of
+    stores written before fingerprints were recorded.
     """
-    text = to_json([experiment, str(version), dict(params)])
+    fields = [experiment, str(version), dict(params)] + ([code] if code is not None else [])
+    text = to_json(fields)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def expand_jobs(experiment: Experiment, spec: BaseModel) -> list[Job]:
-    """The jobs of ``spec`` in the study's order (duplicate params are run once)."""
+def expand_jobs(experiment: Experiment, spec: BaseModel, code: str | None = None) -> list[Job]:
+    """The jobs of ``spec`` in the study's order (duplicate params are run once), keyed under the
+    code fingerprint ``code`` (see :func:`job_key`)."""
     jobs: dict[str, Job] = {}
     for i, params in enumerate(experiment.expand(spec)):
         if not isinstance(params, Mapping):
@@ -63,7 +71,7 @@ def expand_jobs(experiment: Experiment, spec: BaseModel) -> list[Job]:
             )
         params = dict(params)
         try:
-            key = job_key(experiment.name, experiment.version, params)
+            key = job_key(experiment.name, experiment.version, params, code)
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"{experiment.name}.expand: job {i} params must be JSON-serialisable ({error})."
@@ -147,6 +155,29 @@ def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
             )
 
 
+def _check_code(out_dir: Path, fingerprint: CodeFingerprint, new_code: bool) -> None:
+    """InputError if ``out_dir`` holds rows computed by other code, unless ``new_code``."""
+    if new_code or not (out_dir / STORE_NAME).is_file():
+        return
+    with Store(out_dir, create=False) as store:
+        meta, n_rows = store.meta(), len(store)
+    recorded = meta.get("code")
+    if n_rows == 0 or recorded == fingerprint.digest:
+        return
+    if recorded is None:
+        what = "by a symlab that did not record its code"
+    else:
+        changed = changed_modules(json.loads(meta.get("code_modules", "{}")), fingerprint.modules)
+        shown = ", ".join(changed[:4]) + (
+            f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        )
+        what = f"by other code (changed since: {shown})"
+    raise InputError(
+        f"out: the {n_rows} rows in '{out_dir}' were computed {what}; pass --new-code "
+        "(new_code=True) to compute this code's jobs beside them, or choose a new directory."
+    )
+
+
 def run_study(
     study: str | Experiment,
     spec: BaseModel | Mapping[str, Any],
@@ -157,8 +188,15 @@ def run_study(
     on_progress: Progress | None = None,
     on_start: Progress | None = None,
     on_failure: FailureHook | None = None,
+    new_code: bool = False,
 ) -> StudyRun:
     """Run the jobs of ``spec`` not yet stored in ``out_dir``, then summarize, plot and report.
+
+    Code-aware: job keys include the study's code fingerprint, recorded in the store. Resuming
+    into a directory whose rows were computed by other code (or by a symlab that did not record
+    code) raises :class:`InputError` naming the changed modules, unless ``new_code=True``: then
+    this code's jobs are computed beside the old rows, and the summary, ``show``, ``report`` and
+    ``export`` use the new ones (the old rows stay in the store; every row has a ``code``).
 
     Everything is validated (study, spec, workers, run directory, job params) before ``out_dir``
     is created. The run holds ``out_dir``'s lock (:mod:`symlab.engine.run_lock`) throughout: a
@@ -181,7 +219,9 @@ def run_study(
         raise InputError("workers: pass workers or executor, not both.")
     out_dir = Path(out_dir)
     _check_run_dir(out_dir, experiment)
-    jobs = expand_jobs(experiment, spec)
+    fingerprint = code_fingerprint(experiment.run_job.__module__)
+    _check_code(out_dir, fingerprint, new_code)
+    jobs = expand_jobs(experiment, spec, fingerprint.digest)
 
     spec_text = spec_to_toml(spec, study=experiment.name)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +233,8 @@ def run_study(
             spec=spec_text,
             created=meta.get("created", now()),
             updated=now(),
+            code=fingerprint.digest,
+            code_modules=to_json(fingerprint.modules),
         )
         (out_dir / "spec.toml").write_text(spec_text, encoding="utf-8")
         stored = store.keys()
@@ -218,6 +260,7 @@ def run_study(
                     outcome["row"],
                     seconds=outcome["seconds"],
                     session=session,
+                    code=fingerprint.digest,
                 ):
                     n_new += 1  # counts the rows this run inserted
                 if on_progress is not None:
@@ -308,7 +351,7 @@ def report_study(out_dir: str | Path) -> StudyRun:
     out_dir = Path(out_dir)
     experiment, spec, store = open_run(out_dir)
     with store:
-        jobs = expand_jobs(experiment, spec)
+        jobs = expand_jobs(experiment, spec, store.meta().get("code"))
         rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, None)
         n_failed = store.n_failed(job.key for job in jobs)
     return StudyRun(

@@ -2,7 +2,8 @@
 
 Tables
     ``results(key TEXT PRIMARY KEY, experiment, version, params JSON, result JSON, seconds REAL,
-    finished_at TEXT, host TEXT, session TEXT)`` -- one row per finished job; ``session`` names
+    finished_at TEXT, host TEXT, session TEXT, code TEXT)`` -- one row per finished job; ``code``
+    is the fingerprint of the code that computed it (:mod:`symlab.engine.code_fingerprint`); ``session`` names
     the session that computed it (NULL: stored before sessions were recorded, "unknown");
     ``failures(key, params JSON, error TEXT, traceback TEXT, failed_at TEXT, host TEXT)`` -- one
     row per failed attempt (a later success of the same key supersedes it); ``host`` columns are
@@ -39,7 +40,7 @@ from symlab.engine.errors import InputError
 from symlab.engine.provenance import ENVIRONMENT_FIELDS
 
 STORE_NAME = "results.sqlite"
-TIMING_COLUMNS = ("seconds", "finished_at", "session")
+TIMING_COLUMNS = ("seconds", "finished_at", "session", "code")
 SESSION_COLUMNS = ("session", "started_at", "finished_at", *ENVIRONMENT_FIELDS)
 
 _SCHEMA = """
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS results (
     seconds REAL,
     finished_at TEXT,
     host TEXT,
-    session TEXT
+    session TEXT,
+    code TEXT
 );
 CREATE TABLE IF NOT EXISTS failures (
     key TEXT NOT NULL,
@@ -114,16 +116,20 @@ class Store:
         """Bring a store written by an older symlab up to date (idempotent, race-safe)."""
         with self._db:
             self._db.execute(_SESSIONS_SCHEMA)
-        if not self._has_session_column():
-            try:
-                with self._db:
-                    self._db.execute("ALTER TABLE results ADD COLUMN session TEXT")
-            except sqlite3.OperationalError:  # another process added it first
-                if not self._has_session_column():
-                    raise
+        for column in ("session", "code"):
+            if not self._has_column(column):
+                try:
+                    with self._db:
+                        self._db.execute(f"ALTER TABLE results ADD COLUMN {column} TEXT")
+                except sqlite3.OperationalError:  # another process added it first
+                    if not self._has_column(column):
+                        raise
+
+    def _has_column(self, name: str) -> bool:
+        return any(r[1] == name for r in self._db.execute("PRAGMA table_info(results)"))
 
     def _has_session_column(self) -> bool:
-        return any(r[1] == "session" for r in self._db.execute("PRAGMA table_info(results)"))
+        return self._has_column("session")
 
     def _has_sessions_table(self) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sessions'"
@@ -149,6 +155,7 @@ class Store:
         result: Mapping[str, Any],
         seconds: float | None = None,
         session: str | None = None,
+        code: str | None = None,
     ) -> bool:
         """Insert one finished job in its own transaction; False if ``key`` was already stored.
 
@@ -157,7 +164,7 @@ class Store:
         with self._db:  # BEGIN ... COMMIT
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO results (key, experiment, version, params, result, "
-                "seconds, finished_at, host, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "seconds, finished_at, host, session, code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     experiment,
@@ -168,6 +175,7 @@ class Store:
                     now(),
                     None,  # host: never written (no hostnames in a store)
                     session,
+                    code,
                 ),
             )
         return cursor.rowcount == 1
@@ -297,13 +305,14 @@ class Store:
 
         ``keys`` selects (and orders) the rows; missing keys are skipped. Without ``keys`` the
         rows are sorted by key. A result field whose name is already a column is prefixed with
-        ``result_``. ``timing=True`` appends the columns seconds, finished_at and session
+        ``result_``. ``timing=True`` appends the columns seconds, finished_at, session and code
         (prefixed with ``store_`` where a param or result field already has that name, e.g. a
         study that returns its own ``seconds``); session is None where unknown.
         """
         session = "session" if self._has_session_column() else "NULL"
+        code = "code" if self._has_column("code") else "NULL"
         cursor = self._db.execute(
-            f"SELECT key, params, result, seconds, finished_at, {session} FROM results"
+            f"SELECT key, params, result, seconds, finished_at, {session}, {code} FROM results"
         )
         found = {r[0]: r for r in cursor}
         order = sorted(found) if keys is None else [k for k in dict.fromkeys(keys) if k in found]

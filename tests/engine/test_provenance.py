@@ -100,7 +100,10 @@ def test_a_resumed_run_records_a_second_session_for_its_new_rows_only(toy, tmp_p
     assert (first.n_new, second.n_done_before, second.n_new) == (2, 2, 2)
     with Store(run_dir) as store:
         sessions = store.sessions()
-        origin = provenance(store, [job.key for job in expand_jobs(toy, store_spec(toy, run_dir))])
+        code = store.meta()["code"]
+        origin = provenance(
+            store, [j.key for j in expand_jobs(toy, store_spec(toy, run_dir), code)]
+        )
     assert sessions["rows"].tolist() == [2, 2] and sessions["workers"].tolist() == [1, 2]
     old, new = sessions["session"].tolist()
     assert set(before.values()) == {old}
@@ -171,21 +174,27 @@ def test_an_old_store_reads_as_unknown_resumes_and_is_migrated(toy, tmp_path, ca
     assert [r[1] for r in db.execute("PRAGMA table_info(results)")][-1] == "host"
     db.close()
 
-    run = run_study(toy, {"xs": [0, 1, 2]}, run_dir)
-    assert (run.n_done_before, run.n_new) == (2, 1)
+    # its code is unknown: a plain resume refuses, --new-code computes beside the old rows
+    with pytest.raises(InputError, match="by a symlab that did not record its code; pass --new"):
+        run_study(toy, {"xs": [0, 1, 2]}, run_dir)
+    run = run_study(toy, {"xs": [0, 1, 2]}, run_dir, new_code=True)
+    assert (run.n_done_before, run.n_new) == (0, 3)
     sessions = stored_sessions(run_dir)
     assert [sessions[k] for k in old_keys] == [None, None]
     with Store(run_dir) as store:
         (new,) = store.sessions()["session"].tolist()
-        assert store.session_counts() == {None: 2, new: 1}
-    assert sorted(sessions.values(), key=str) == sorted([None, None, new], key=str)
+        assert store.session_counts() == {None: 2, new: 3}
     verdict = (run_dir / "verdict.md").read_text()
     assert "- provenance: computed in 1 session: " in verdict
-    assert "rows: 3 / 2 unknown" in verdict and "warning" not in verdict
+    assert "rows: 3 / 0 unknown" in verdict and "warning" not in verdict
     code, out, _ = cli(capsys, "export", str(run_dir), "-o", str(tmp_path / "x.csv"))
     table = pd.read_csv(tmp_path / "x.csv")
-    assert code == 0 and table.columns[-3:].tolist() == ["seconds", "finished_at", "session"]
-    assert table["session"].isna().sum() == 2 and (table["session"] == new).sum() == 1
+    columns = ["seconds", "finished_at", "session", "code"]
+    assert code == 0 and table.columns[-4:].tolist() == columns
+    # show, report and export keep the new code's rows apart from the old ones
+    assert len(table) == 3 and (table["session"] == new).all() and table["code"].nunique() == 1
+    with Store(run_dir) as store:
+        assert len(store) == 5
 
 
 def test_mixed_environments_are_warned_about(toy, tmp_path, capsys):
@@ -193,11 +202,12 @@ def test_mixed_environments_are_warned_about(toy, tmp_path, capsys):
     run_study(toy, {"xs": [0, 1]}, run_dir)
     other = {**environment(), "torch": "2.12.0+cpu", "threads": 4}
     with Store(run_dir) as store:
-        elsewhere = store.begin_session(other)
+        elsewhere, code = store.begin_session(other), store.meta()["code"]
         for x in (2, 3):  # rows computed (honestly, y = x**2) "on another machine"
             params = {"x": x, "seed": 0, "sleep": 0.0, "fail": False}
             result = {"y": x * x, "pid": 1, "pair": [x, x * x], "half": x / 2}
-            store.add(job_key("toy", "1", params), "toy", "1", params, result, session=elsewhere)
+            key = job_key("toy", "1", params, code)
+            store.add(key, "toy", "1", params, result, session=elsewhere, code=code)
         store.end_session(elsewhere)
     run = run_study(toy, {"xs": [0, 1, 2, 3]}, run_dir)
     assert run.n_new == 0  # nothing left to run: no third session
