@@ -2,6 +2,8 @@
 
 - :mod:`symlab.boolean.monomials`: supports, Walsh characters χ_S and normalized Hermite monomials.
 - :mod:`symlab.boolean.targets`: sparse targets f* = Σ_S ĉ_S φ_S, their inputs and online samplers.
+- :mod:`symlab.boolean.orbits`: signed permutations and rotations acting on inputs and weights,
+  orbits of targets f∘g and their cross-predictability (the cost of symmetry).
 - :mod:`symlab.boolean.mean_field`: mean-field two-layer nets trained by SGD on such targets (a
   batch of seeds at once), with the projections c_S(t) = E[f_t φ_S] recorded along the way.
 """
@@ -25,6 +27,15 @@ from symlab.boolean.monomials import (
     hermite_monomial,
     uniform_cube,
 )
+from symlab.boolean.orbits import (
+    act,
+    compose,
+    cross_predictability,
+    is_signed_permutation,
+    parity_orbit_size,
+    random_rotation,
+    signed_permutation,
+)
 from symlab.boolean.targets import (
     MonomialTarget,
     control_supports,
@@ -39,20 +50,27 @@ __all__ = [
     "MonomialRun",
     "MonomialTarget",
     "MonomialTracker",
+    "act",
     "boolean_support",
     "character",
     "characters",
     "check_dimension",
+    "compose",
     "control_supports",
+    "cross_predictability",
     "first_passage",
     "gaussian_support",
     "hermite",
     "hermite_monomial",
+    "is_signed_permutation",
     "layer_learning_rates",
     "monomial_features",
     "monomial_sampler",
     "monomial_target",
+    "parity_orbit_size",
+    "random_rotation",
     "sample_inputs",
+    "signed_permutation",
     "train_on_target",
     "two_layer_output",
     "uniform_cube",
