@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,3 +196,11 @@ def power_law_fit(
         n_boot=int(n_boot),
         confidence=float(confidence),
     )
+
+
+def log_allowance(low: float, high: float) -> float:
+    """How much one factor log x adds to a log–log slope fitted over [low, high]:
+    log(log high / log low) / log(high / low) (Θ̃ laws hide such factors)."""
+    if not 1 < low < high:
+        raise ValueError(f"low: expected 1 < low < high, got {low!r} and {high!r}")
+    return math.log(math.log(high) / math.log(low)) / math.log(high / low)

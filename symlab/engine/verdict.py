@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from symlab.stats import PowerLawFit
+
 OUTCOMES = ("reproduced", "not reproduced", "opposite", "inconclusive")
 
 
@@ -40,3 +44,16 @@ def render(checks: list[Check], preamble: str = "") -> str:
 def as_records(checks: list[Check]) -> list[dict[str, str]]:
     """The checks as JSON-serialisable dicts (for ``Summary.extras``)."""
     return [asdict(c) for c in checks]
+
+
+def exponent_outcome(fit: PowerLawFit, predicted: float, allowance: float) -> str:
+    """Outcome of "the exponent is ``predicted`` up to one log factor": reproduced when the
+    interval meets [predicted, predicted + allowance]; not reproduced when it lies wholly outside,
+    or when censoring leaves only a lower bound above the band or no estimate at all; inconclusive
+    when a lower bound does not exceed the band."""
+    if fit.lower_bound or not np.isfinite(fit.exponent):
+        above = fit.lower_bound and fit.exponent > predicted + allowance
+        return "not reproduced" if above or not fit.lower_bound else "inconclusive"
+    if fit.ci_high < predicted or fit.ci_low > predicted + allowance:
+        return "not reproduced"
+    return "reproduced"

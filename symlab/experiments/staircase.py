@@ -44,8 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from symlab.boolean.mean_field import first_passage, train_on_target
 from symlab.boolean.targets import control_supports, monomial_target
 from symlab.engine.experiment import Experiment, Summary, register
-from symlab.engine.verdict import Check, as_records, render
-from symlab.stats import PowerLawFit, power_law_fit, wilson_interval
+from symlab.engine.verdict import Check, as_records, exponent_outcome, render
+from symlab.stats import PowerLawFit, log_allowance, power_law_fit, wilson_interval
 from symlab.train import log_spaced
 
 TARGETS: dict[str, list[list[int]]] = {
@@ -228,12 +228,6 @@ def measured_order(
     return sorted(sets, key=lambda s: (times[sets.index(s)], rank[s]))
 
 
-def log_allowance(dims: list[int]) -> float:
-    """What one factor log d adds to a log–log slope over [d_min, d_max]."""
-    lo, hi = min(dims), max(dims)
-    return math.log(math.log(hi) / math.log(lo)) / math.log(hi / lo)
-
-
 def fit_target(rows: pd.DataFrame) -> PowerLawFit:
     """Exponent of the samples to learn every monomial, against d, over the target's runs."""
     d = np.concatenate([[r.d] * len(r.learned_time) for r in rows.itertuples()])
@@ -242,21 +236,9 @@ def fit_target(rows: pd.DataFrame) -> PowerLawFit:
     return power_law_fit(d, np.maximum(times, 1.0), censored, n_boot=2000, seed=0)
 
 
-def exponent_outcome(fit: PowerLawFit, predicted: float, allowance: float) -> str:
-    """Agreement of a fitted exponent with ``predicted`` up to one log factor."""
-    if fit.lower_bound or not np.isfinite(fit.exponent):
-        above = fit.lower_bound and fit.exponent > predicted + allowance
-        return "not reproduced" if above or not fit.lower_bound else "inconclusive"
-    if fit.ci_high < predicted:
-        return "not reproduced"
-    if fit.ci_low > predicted + allowance:
-        return "not reproduced"
-    return "reproduced"
-
-
 def summarize(rows: pd.DataFrame, spec: StaircaseSpec) -> Summary:
     """Per target: leap, exponent of learning time in d, order of learning; checks of the claims."""
-    allowance = log_allowance(spec.dims)
+    allowance = log_allowance(min(spec.dims), max(spec.dims))
     records, checks, fits = [], [], {}
     orders: dict[int, tuple[list[bool], list[bool]]] = {}
     for name, group in rows.groupby("target", sort=False):
