@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,3 +95,112 @@ def stratified_trend(
         p_value=p_value,
         direction=direction,
     )
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """A fitted law T ≈ C·x^exponent from per-run times at a few levels of x (e.g. learning time
+    against the dimension d), with a bootstrap confidence interval and right-censoring.
+
+    ``levels``, ``medians`` and ``censored_levels``: per level of x, the median time over its runs
+    (a run that never finished counts as +inf, so the median is +inf, a lower bound only, when at
+    least half the runs are censored). ``exponent`` is the least-squares slope of log median on
+    log x when no median is censored (``lower_bound`` False). When only levels above the mean of
+    log x are censored, replacing their medians by the censoring times can only lower the slope, so
+    that slope is reported with ``lower_bound`` True; otherwise ``exponent`` is NaN. The interval
+    is the percentile bootstrap over runs, resampled within each level (censored replicates count
+    as ±inf, so the interval is open-ended when censoring is likely)."""
+
+    exponent: float
+    ci_low: float
+    ci_high: float
+    prefactor: float
+    lower_bound: bool
+    levels: tuple[float, ...]
+    medians: tuple[float, ...]
+    censored_levels: tuple[float, ...]
+    n_boot: int
+    confidence: float
+
+    def sentence(self, quantity: str = "time", factor: str = "d") -> str:
+        """One clause: "time ∝ d^1.02 (95% CI [0.91, 1.13])" or the lower bound."""
+        ci = f"{100 * self.confidence:g}% CI [{self.ci_low:.2f}, {self.ci_high:.2f}]"
+        if self.lower_bound:
+            censored = ", ".join(f"{v:g}" for v in self.censored_levels)
+            return (
+                f"{quantity} ∝ {factor}^p with p ≥ {self.exponent:.2f} (censored at {factor} = "
+                f"{censored}; {ci})"
+            )
+        if not np.isfinite(self.exponent):
+            return f"{quantity}: no exponent (censored at low {factor}; {ci})"
+        return f"{quantity} ∝ {factor}^{self.exponent:.2f} ({ci})"
+
+
+def power_law_fit(
+    x, times, censored=None, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> PowerLawFit:
+    """Fit ``times ≈ C·x^p`` on the per-level medians of right-censored runs (see
+    :class:`PowerLawFit`). ``x``, ``times`` and ``censored`` (True: the run never finished and its
+    time is a lower bound) are per run; at least two levels of x are needed."""
+    x = np.asarray(x, dtype=float)
+    times = np.asarray(times, dtype=float)
+    censored = np.zeros(len(x), bool) if censored is None else np.asarray(censored, dtype=bool)
+    if not (len(x) == len(times) == len(censored)) or len(x) == 0:
+        raise ValueError("times: expected x, times and censored of the same, positive length")
+    if np.any(x <= 0) or np.any(times <= 0):
+        raise ValueError("times: expected positive x and positive times (a log-log fit)")
+    levels = np.unique(x)
+    if len(levels) < 2:
+        raise ValueError(f"x: expected at least two distinct levels, got {levels.tolist()}")
+    values = np.where(censored, np.inf, times)
+    groups = [values[x == level] for level in levels]
+    medians = np.array([np.median(g) for g in groups])
+    log_x = np.log(levels)
+    centred = log_x - log_x.mean()
+
+    def slopes(log_medians: np.ndarray) -> np.ndarray:  # rows of replicates → OLS slopes
+        with np.errstate(invalid="ignore"):
+            finite = np.where(np.isfinite(log_medians), log_medians, 0.0)
+            slope = (finite - finite.mean(-1, keepdims=True)) @ centred / (centred @ centred)
+        up = (~np.isfinite(log_medians) & (centred > 0)).any(-1)
+        down = (~np.isfinite(log_medians) & (centred <= 0)).any(-1)
+        return np.where(up & ~down, np.inf, np.where(down, -np.inf, slope))
+
+    with np.errstate(divide="ignore"):
+        log_medians = np.log(medians)
+    censored_levels = ~np.isfinite(log_medians)
+    bounded = np.log(np.array([np.median(times[x == level]) for level in levels]))
+    lower_bound = bool(censored_levels.any() and np.all(centred[censored_levels] > 0))
+    if not censored_levels.any() or lower_bound:
+        fit = np.polyfit(log_x, bounded, 1)
+        exponent, prefactor = float(fit[0]), float(np.exp(fit[1]))
+    else:
+        exponent, prefactor = float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boot = np.column_stack(
+        [np.median(rng.choice(g, size=(n_boot, len(g)), replace=True), axis=1) for g in groups]
+    )
+    with np.errstate(divide="ignore"):
+        replicate = slopes(np.log(boot))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(replicate, [tail, 1 - tail], method="inverted_cdf")
+    return PowerLawFit(
+        exponent=exponent,
+        ci_low=float(low),
+        ci_high=float(high),
+        prefactor=prefactor,
+        lower_bound=lower_bound,
+        levels=tuple(float(v) for v in levels),
+        medians=tuple(float(v) for v in medians),
+        censored_levels=tuple(float(v) for v in levels[censored_levels]),
+        n_boot=int(n_boot),
+        confidence=float(confidence),
+    )
+
+
+def log_allowance(low: float, high: float) -> float:
+    """How much one factor log x adds to a log–log slope fitted over [low, high]:
+    log(log high / log low) / log(high / low) (Θ̃ laws hide such factors)."""
+    if not 1 < low < high:
+        raise ValueError(f"low: expected 1 < low < high, got {low!r} and {high!r}")
+    return math.log(math.log(high) / math.log(low)) / math.log(high / low)

@@ -1,10 +1,11 @@
-"""Shared summary statistics: Wilson intervals and the stratified trend test."""
+"""Shared summary statistics: Wilson intervals, the stratified trend test and censored power-law fits."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import linregress
 
-from symlab.stats import stratified_trend, wilson_interval
+from symlab.stats import power_law_fit, stratified_trend, wilson_interval
 
 
 def test_wilson_interval_matches_the_closed_form():
@@ -52,3 +53,44 @@ def test_sentences_use_singular_for_one_stratum():
     assert flat.sentence("P") == "P does not vary with depth (one stratum)"
     down = stratified_trend(one, "depth", "full", ["stratum"])
     assert down.n_decreasing == 1 and "1 stratum down, 0 up, 0 flat" in down.sentence("P")
+
+
+def test_power_law_fit_matches_least_squares_on_exact_data():
+    x = np.repeat([16.0, 32.0, 64.0, 128.0], 5)
+    times = 3.0 * x**1.5
+    fit = power_law_fit(x, times, n_boot=200)
+    reference = linregress(np.log(np.unique(x)), np.log(3.0 * np.unique(x) ** 1.5))
+    assert fit.exponent == pytest.approx(reference.slope, abs=1e-12)
+    assert fit.prefactor == pytest.approx(3.0, rel=1e-9)
+    assert fit.ci_low == pytest.approx(1.5, abs=1e-9) and fit.ci_high == pytest.approx(
+        1.5, abs=1e-9
+    )
+    assert not fit.lower_bound and fit.censored_levels == ()
+
+
+def test_power_law_fit_interval_covers_the_true_exponent_and_excludes_a_wrong_one():
+    rng = np.random.default_rng(0)
+    x = np.repeat([16.0, 32.0, 64.0, 128.0], 8)
+    covered, excluded = 0, 0
+    for _ in range(60):
+        times = x**2 * np.exp(0.3 * rng.standard_normal(len(x)))
+        fit = power_law_fit(x, times, n_boot=400, seed=int(rng.integers(1 << 30)))
+        covered += fit.ci_low <= 2.0 <= fit.ci_high
+        excluded += not fit.ci_low <= 1.0 <= fit.ci_high
+    assert covered >= 48  # nominal 95%; bootstrap percentile intervals run a little narrow
+    assert excluded == 60
+
+
+def test_power_law_fit_censoring_gives_lower_bounds_never_values():
+    x = np.repeat([16.0, 32.0, 64.0], 4)
+    times = x**2
+    censored = x == 64.0  # the largest d never finished: its times are the budget, a lower bound
+    budget = np.where(censored, 1000.0, times)
+    fit = power_law_fit(x, budget, censored, n_boot=200)
+    assert fit.lower_bound and fit.censored_levels == (64.0,)
+    assert fit.exponent < 2.0  # the budget 1000 < 64² bounds the slope from below only
+    assert fit.ci_high == np.inf and "≥" in fit.sentence()
+    low = power_law_fit(x, budget, x == 16.0, n_boot=200)  # censored at the smallest d
+    assert np.isnan(low.exponent) and not low.lower_bound
+    with pytest.raises(ValueError, match="x: expected at least two"):
+        power_law_fit([2.0, 2.0], [1.0, 2.0])

@@ -8,8 +8,22 @@
   per degree W^k.
 - :mod:`symlab.boolean.msp`: the leap of a Boolean or Gaussian support and the merged-staircase
   property, exactly, with an optimal ordering.
+- :mod:`symlab.boolean.targets`: sparse targets f* = Σ_S ĉ_S φ_S, their inputs and online samplers.
+- :mod:`symlab.boolean.orbits`: signed permutations and rotations acting on inputs and weights,
+  orbits of targets f∘g and their cross-predictability (the cost of symmetry).
+- :mod:`symlab.boolean.mean_field`: mean-field two-layer nets trained by SGD on such targets (a
+  batch of seeds at once), with the projections c_S(t) = E[f_t φ_S] recorded along the way.
 """
 
+from symlab.boolean.mean_field import (
+    MeanFieldNet,
+    MonomialRun,
+    MonomialTracker,
+    first_passage,
+    layer_learning_rates,
+    train_on_target,
+    two_layer_output,
+)
 from symlab.boolean.monomials import (
     boolean_support,
     character,
@@ -21,6 +35,23 @@ from symlab.boolean.monomials import (
     uniform_cube,
 )
 from symlab.boolean.msp import LeapResult, is_merged_staircase, leap
+from symlab.boolean.orbits import (
+    act,
+    compose,
+    cross_predictability,
+    is_signed_permutation,
+    parity_orbit_size,
+    random_rotation,
+    signed_permutation,
+)
+from symlab.boolean.targets import (
+    MonomialTarget,
+    control_supports,
+    monomial_features,
+    monomial_sampler,
+    monomial_target,
+    sample_inputs,
+)
 from symlab.boolean.transform import (
     MAX_EXACT_DIM,
     CoefficientEstimate,
@@ -37,16 +68,25 @@ from symlab.boolean.transform import (
 from symlab.boolean.walsh import WalshExpansion
 
 __all__ = [
-    "MAX_EXACT_DIM",
     "CoefficientEstimate",
     "LeapResult",
+    "MAX_EXACT_DIM",
+    "MeanFieldNet",
+    "MonomialRun",
+    "MonomialTarget",
+    "MonomialTracker",
     "WalshExpansion",
+    "act",
     "boolean_support",
     "character",
     "characters",
     "check_dimension",
+    "compose",
+    "control_supports",
+    "cross_predictability",
     "cube_points",
     "estimate_coefficients",
+    "first_passage",
     "fourier_weight_by_degree",
     "fwht",
     "gaussian_support",
@@ -55,8 +95,19 @@ __all__ = [
     "hermite_monomial",
     "index_support",
     "is_merged_staircase",
+    "is_signed_permutation",
+    "layer_learning_rates",
     "leap",
+    "monomial_features",
+    "monomial_sampler",
+    "monomial_target",
+    "parity_orbit_size",
+    "random_rotation",
+    "sample_inputs",
+    "signed_permutation",
     "support_index",
+    "train_on_target",
+    "two_layer_output",
     "uniform_cube",
     "walsh_coefficients",
     "walsh_transform",

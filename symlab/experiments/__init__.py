@@ -3,7 +3,14 @@
 import importlib
 
 # Each entry is one study module (spec + run + summarize + plot); every one must import.
-STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics", "ntk_optimizers")
+STUDIES = (
+    "hidden_symmetries",
+    "critical_points",
+    "ntk_dynamics",
+    "ntk_optimizers",
+    "staircase",
+    "equivariance",
+)
 
 
 def import_studies() -> None:

@@ -6,7 +6,8 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
 - :mod:`symlab.train.trajectory`: data and loss conventions, :class:`Trajectory`, recording hooks;
 - :mod:`symlab.train.schedule`: when to record and call back (every n, log-spaced, given steps);
 - :mod:`symlab.train.first_order`: :func:`train` and its named settings ``gradient_descent``,
-  ``sgd``, ``heavy_ball``, ``nesterov``, ``adam``, ``online_sgd``;
+  ``sgd``, ``heavy_ball``, ``nesterov``, ``adam``, ``online_sgd``; ``noise_std`` makes any of
+  them noisy (Gaussian noise on each step's gradient: noisy GD);
 - :mod:`symlab.train.optimizers`: update rules, per-group learning rates, the L2 term λ‖θ‖²;
 - :mod:`symlab.train.momentum`: heavy ball (Polyak 1964) and Nesterov (1983) in textbook form;
 - :mod:`symlab.train.ensemble`: ``train_ensemble``, independent copies of a small network (a

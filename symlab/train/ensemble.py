@@ -125,10 +125,12 @@ def train_ensemble(
         optimizer.zero_grad(set_to_none=True)
         values = objective(xs, ys, batched)
         values.sum().backward()
-        norms = torch.stack(
+        return values.detach(), grad_norms()
+
+    def grad_norms() -> Tensor:  # per model max_i |∂L_s/∂θ_i|: one more pass over the gradient
+        return torch.stack(
             [p.grad.abs().flatten(1).max(1).values for p in params.values() if p.grad is not None]
         ).amax(0)
-        return values.detach(), norms
 
     schedule = as_schedule("record_every", _default_record_every(record_every, n, batch, free))
     callbacks = as_schedule("callback_every", callback_every)
@@ -169,10 +171,13 @@ def train_ensemble(
             xs, ys = _gather(x, index, data_per_model), _gather(y, index, data_per_model)
         else:
             xs, ys = x, y
-        if free:  # the step's own pass is the record at θ_t
-            values, norms = pass_and_norms(xs, ys, False)
+        if free:  # the step's own pass is the record at θ_t (norms only when recorded)
+            optimizer.zero_grad(set_to_none=True)
+            values = objective(xs, ys, False)
+            values.sum().backward()
+            values = values.detach()
             if schedule.due(step) or tol > 0 or not bool(torch.isfinite(values).all()):
-                record(step, values, norms)
+                record(step, values, grad_norms())
         elif schedule.due(step):  # an extra full-data pass at θ_t
             record(step, *pass_and_norms(x, y, False))
         if not bool(active.any()):

@@ -6,6 +6,9 @@ common settings. Conventions (data, loss, gradient ∞-norm, callbacks, divergen
 :mod:`symlab.train.trajectory` (the ∞-norm follows MLPGradientFlow.jl, Brea et al. 2023, arXiv
 2301.10638); update rules, parameter groups and the L2 term are in :mod:`symlab.train.optimizers`.
 
+Noise: ``noise_std`` τ adds τ ξ_t, ξ_t ~ N(0, I) (seeded), to every step's gradient: with full
+batches and ``method="sgd"`` this is noisy gradient descent (Abbe & Boix-Adserà, NeurIPS 2022).
+
 Batches: full batch (``batch_size=None``), seeded minibatches without replacement
 (``batch_size=B``), or a fresh batch per step from ``sampler(step, generator) -> (x, y)`` (online
 SGD; ``data``, when given, is then only the set the records are measured on).
@@ -40,6 +43,7 @@ from symlab.train.trajectory import (
 )
 
 Sampler = Callable[[int, torch.Generator], Data]
+NOISE_SEED_OFFSET = 1_000_003  # the gradient noise's generator is seeded with seed + this
 
 
 def grad_inf_norm(params: Iterable[Tensor]) -> float:
@@ -77,6 +81,8 @@ def train(
     record_grad_norm: bool = True,
     callback: Callback | None = None,
     callback_every: int | Schedule | Iterable[int] = 1,
+    noise_std: float = 0.0,
+    noise_transform: Callable[[str, Tensor], Tensor] | None = None,
 ) -> Trajectory:
     """Train ``model`` in place for ``steps`` steps of ``method`` ("sgd", "heavy_ball",
     "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² and return its :class:`Trajectory`.
@@ -89,7 +95,16 @@ def train(
     (every other one dropped when full). ``tol`` > 0 stops once the gradient ∞-norm of a record is
     ≤ tol. ``record_grad_norm=False`` records the loss alone (NaN gradient norms; a record that is
     not free is then one forward pass, no backward). The run stops at the first non-finite loss (``diverged``). ``sampler(step, generator)``
-    draws each step's batch (online SGD), with a generator seeded by ``seed``."""
+    draws each step's batch (online SGD), with a generator seeded by ``seed``.
+
+    ``noise_std`` τ > 0 adds Gaussian noise to every step's gradient, ∇L(θ_t) + τ ξ_t with
+    ξ_t ~ N(0, I), so ``method="sgd"`` on full batches is noisy gradient descent,
+    θ_{t+1} = θ_t − η_g (∇L(θ_t) + τ ξ_t) (the learner of Abbe & Boix-Adserà, NeurIPS 2022,
+    arXiv 2208.03113; other methods receive the noisy gradient). ξ_t is drawn parameter by
+    parameter, in the order of the parameter groups, from a generator seeded with
+    ``seed`` + :data:`NOISE_SEED_OFFSET`; records are of the noise-free loss and gradient.
+    ``noise_transform(name, ξ)`` replaces each draw (e.g. a symmetry acting on it, which couples
+    two runs pathwise: equal in law, since the law of ξ is invariant under orthogonal maps)."""
     check_positive("steps", steps, integer=True)
     check_positive("lr", lr)
     if tol > 0 and not record_grad_norm:
@@ -102,8 +117,11 @@ def train(
         isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1
     ):
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
+    if isinstance(noise_std, bool) or not isinstance(noise_std, int | float) or not noise_std >= 0:
+        raise ValueError(f"noise_std: expected a non-negative number, got {noise_std!r}")
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     groups = parameter_groups(named, param_groups, lr, weight_decay)
+    add_noise = _gradient_noise(groups, noise_std, seed, noise_transform)
     optimizer = make_optimizer(method, groups, momentum, betas)
     params = [p for group in groups for p in group["params"]]
     at_iterate = getattr(optimizer, "evaluates_at_iterate", True)
@@ -147,10 +165,12 @@ def train(
             index = minibatches.next()
             current[:] = [(data[0][index], data[1][index])]
 
-        def closure() -> Tensor:
+        def closure(noisy: bool = not free) -> Tensor:  # the free path adds it after recording
             optimizer.zero_grad(set_to_none=True)
             value = objective(*current[0])
             value.backward()
+            if noisy:
+                add_noise()
             return value
 
         if free:
@@ -170,10 +190,34 @@ def train(
                 return hooks.diverge(step, hooks.trajectory.final_loss)
         if tol > 0 and grad_norm <= tol:
             return hooks.finish(step, tol)
+        if free:
+            add_noise()
         value = optimizer.step() if free else float(optimizer.step(closure).detach())
         if not free and not math.isfinite(value):  # the step's batch loss
             return hooks.diverge(step, value)
     return hooks.finish(steps, tol)
+
+
+def _gradient_noise(groups, noise_std: float, seed: int, transform) -> Callable[[], None]:
+    """A function adding τ ξ (ξ ~ N(0, I), seeded; optionally transformed) to every gradient."""
+    if noise_std == 0:
+        return lambda: None
+    generator = torch.Generator().manual_seed(int(seed) + NOISE_SEED_OFFSET)
+    named = [
+        (n, p) for group in groups for n, p in zip(group["names"], group["params"], strict=True)
+    ]
+
+    def add() -> None:
+        with torch.no_grad():
+            for name, p in named:
+                xi = torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
+                if transform is not None:
+                    xi = transform(name, xi)
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                p.grad.add_(xi, alpha=noise_std)
+
+    return add
 
 
 def gradient_descent(

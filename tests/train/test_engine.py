@@ -251,6 +251,17 @@ def test_an_ensemble_follows_each_seeds_own_run(options, dtype):
         )
 
 
+def test_an_ensemble_records_each_models_gradient_norm_on_a_sparse_schedule():
+    x, y = _data()
+    models = [mlp([3, 6, 2], "tanh", seed=s) for s in range(3)]
+    result = train_ensemble(models, (x, y), lr=0.1, steps=12, record_every=5)
+    for s, trajectory in enumerate(result.trajectories):
+        single = gradient_descent(mlp([3, 6, 2], "tanh", seed=s), (x, y), lr=0.1, steps=12,
+                                  record_every=5)  # fmt: skip
+        assert trajectory.steps == single.steps == [0, 5, 10, 12]
+        assert trajectory.grad_norms == pytest.approx(single.grad_norms, rel=1e-10)
+
+
 def test_an_ensemble_freezes_a_diverging_model_and_keeps_the_others():
     x, y = _data()
     models = [mlp([3, 6, 2], "relu", seed=s) for s in range(3)]
