@@ -111,9 +111,14 @@ class MatrixTask:
     def dim(self) -> int:
         return int(self.target.shape[0])
 
+    def to(self, device: torch.device | str) -> MatrixTask:
+        """The same task with its tensors on ``device``."""
+        mask = None if self.mask is None else self.mask.to(device)
+        return MatrixTask(self.target.to(device), self.observations.to(device), mask)
+
     def data(self) -> tuple[Tensor, Tensor]:
         """(X, y) = (I_d, Yᵀ): a network f with f(X) = Aᵀ fits A to Y."""
-        eye = torch.eye(self.target.shape[1], dtype=self.target.dtype)
+        eye = torch.eye(self.target.shape[1], dtype=self.target.dtype, device=self.target.device)
         return eye, self.observations.T.contiguous()
 
     def loss(self) -> Callable[[Tensor, Tensor], Tensor]:

@@ -3,7 +3,13 @@
 import importlib
 
 # Each entry is one study module (spec + run + summarize + plot); a missing optional one is skipped.
-_STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics", "ntk_optimizers")
+_STUDIES = (
+    "hidden_symmetries",
+    "critical_points",
+    "ntk_dynamics",
+    "ntk_optimizers",
+    "saddle_to_saddle",
+)
 
 for _name in _STUDIES:
     try:
