@@ -121,10 +121,14 @@ def train_ensemble(
         penalty = l2_penalty(groups, dims=(0,))
         return values if penalty is None else values + penalty
 
-    def pass_and_norms(xs, ys, batched) -> tuple[Tensor, Tensor]:
+    def pass_and_norms(xs, ys, batched, norms_needed: bool = True) -> tuple[Tensor, Tensor]:
+        """Losses and, when needed, gradient ∞-norms per model (else NaN: a step that is neither
+        recorded nor checked against ``tol`` skips that reduction over every parameter)."""
         optimizer.zero_grad(set_to_none=True)
         values = objective(xs, ys, batched)
         values.sum().backward()
+        if not norms_needed:
+            return values.detach(), torch.full_like(values.detach(), math.nan)
         norms = torch.stack(
             [p.grad.abs().flatten(1).max(1).values for p in params.values() if p.grad is not None]
         ).amax(0)
@@ -170,8 +174,9 @@ def train_ensemble(
         else:
             xs, ys = x, y
         if free:  # the step's own pass is the record at θ_t
-            values, norms = pass_and_norms(xs, ys, False)
-            if schedule.due(step) or tol > 0 or not bool(torch.isfinite(values).all()):
+            due = schedule.due(step) or tol > 0
+            values, norms = pass_and_norms(xs, ys, False, norms_needed=due)
+            if due or not bool(torch.isfinite(values).all()):
                 record(step, values, norms)
         elif schedule.due(step):  # an extra full-data pass at θ_t
             record(step, *pass_and_norms(x, y, False))
