@@ -176,6 +176,12 @@ def expand(spec: SaddleToSaddleSpec) -> list[dict[str, Any]]:
     return jobs
 
 
+def saddle_loss(s_star: torch.Tensor, rank: int, d: int) -> float:
+    """Error per entry at the rank-r saddle that has learned the r largest target modes,
+    Σ_{i>r} s_i(A*)² / d² (exact at full observation; the plateau level of saddle-to-saddle)."""
+    return float(s_star[rank:].square().sum()) / d**2
+
+
 def run_job(params: dict[str, Any]) -> dict[str, Any]:
     """A trace (:func:`run_trace`) or a phase-diagram cell (:func:`run_cell`)."""
     return run_trace(params) if params["part"] == "trace" else run_cell(params)
@@ -241,7 +247,9 @@ def run_trace(params: dict[str, Any]) -> dict[str, Any]:
             steps, train_arr[:, s], ranks[:, s], flat_fraction=params["flat_fraction"],
             min_decades=params["min_decades"], floor=floor,
         )  # fmt: skip
-        plateaus.append([p.__dict__ for p in found])
+        plateaus.append(
+            [{**p.__dict__, "predicted_loss": saddle_loss(s_star, p.rank, d)} for p in found]
+        )
         sequences.append([p.rank for p in found])
         s2s.append(is_saddle_to_saddle(found, k))
     end = spectra_arr[-1]

@@ -5,8 +5,10 @@ outcome among "reproduced", "partly reproduced", "not reproduced", "opposite" an
 "not measured"); the verdict text is their rendering, so tests check outcomes, not prose.
 
 1. Saddle-to-saddle (Jacot et al. 2021): every small-init trace visits plateaus of rank
-   0, 1, …, k − 1 in order, one each (:func:`symlab.bias.is_saddle_to_saddle`), and ends at rank
-   k. Reproduced when all runs do, partly when at least half do.
+   0, 1, …, k − 1 in order, one each (:func:`symlab.bias.is_saddle_to_saddle`), each at the loss
+   Σ_{i>r} s_i(A*)²/d² of the saddle that has learned the r largest modes (within a factor 2),
+   and ends at rank k. Reproduced when all runs and levels do, partly when at least half the
+   runs do.
 2. Lazy at large init (Jacot et al. 2021; Tu et al. 2024): large-init traces show no plateau and
    no low-rank bias: end-point stable rank ≥ 1.5 × that of A* and test error ≥ 10 × the
    small-init runs' (medians). Opposite when large init generalizes better than small init.
@@ -73,15 +75,26 @@ def saddle_claim(traces: pd.DataFrame, k: int) -> Claim:
             f"{list(rec.end_rank)})"
         )
         total, good = total + len(ok), good + sum(ok)
+    ratios = [
+        p["loss"] / p["predicted_loss"]
+        for seed in _per_seed(small, "plateaus") for p in seed if p.get("predicted_loss", 0) > 0
+    ]  # fmt: skip
+    levels_ok = bool(ratios) and all(0.5 <= r <= 2 for r in ratios)
     outcome = (
-        "not measured" if total == 0 else "reproduced" if good == total
+        "not measured" if total == 0 else "reproduced" if good == total and levels_ok
         else "partly reproduced" if 2 * good >= total else "not reproduced"
+    )  # fmt: skip
+    levels = (
+        f"plateau loss / Σ_(i>r) s_i(A*)²/d² in [{min(ratios):.2f}, {max(ratios):.2f}] over "
+        f"{len(ratios)} plateaus" if ratios else "no plateau level"
     )  # fmt: skip
     return Claim(
         "Saddle-to-saddle at small init (Jacot et al. 2021)",
-        f"one loss plateau per rank 0, 1, ..., {k - 1} in this order, then the rank-{k} minimum",
-        "; ".join(parts) or "no small-init trace",
-        f"{good}/{total} runs with exactly that plateau sequence and end rank {k}",
+        f"one loss plateau per rank 0, 1, ..., {k - 1} in this order, at the loss of the saddle "
+        f"that has learned the r largest target modes, then the rank-{k} minimum",
+        "; ".join(parts) + f"; {levels}" if parts else "no small-init trace",
+        f"{good}/{total} runs with exactly that plateau sequence and end rank {k}; every "
+        "plateau level within a factor 2 of the saddle's",
         outcome,
     )
 

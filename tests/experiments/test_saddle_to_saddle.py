@@ -95,6 +95,11 @@ def test_trace_rows_agree_with_independent_recomputation(tiny_run):
     small = rows[(rows["part"] == "trace") & (rows["init"] == "small")]
     for rec in small.itertuples():
         assert rec.plateau_ranks == [[0, 1], [0, 1]]
+        for seed in rec.plateaus:  # the levels against the saddles', recomputed from A*
+            for p in seed:
+                predicted = float(s_star[p["rank"] :].square().sum()) / 144
+                assert p["predicted_loss"] == pytest.approx(predicted, rel=1e-12)
+                assert 0.5 < p["loss"] / predicted < 2
         assert rec.end_rank == [2, 2]
         assert max(rec.end_test_error) < 1e-2
         # the recovered end point has the target's stable rank
@@ -148,12 +153,16 @@ def test_tu_stopping_rule():
     assert monitor.stop()  # train error < 1e-3
 
 
-def _trace_row(init, depth, plateau_ranks, end_rank, end_test, end_sr, sr_star=1.1):
+def _trace_row(init, depth, plateau_ranks, end_rank, end_test, end_sr, sr_star=1.1, level=1.0):
+    plateaus = [
+        [{"rank": r, "loss": level * 10.0**-r, "predicted_loss": 10.0**-r} for r in q]
+        for q in plateau_ranks
+    ]
     return {
         "part": "trace", "depth": depth, "init": init, "scale": 1.0, "variance": 1.0, "width": 10,
         "plateau_ranks": plateau_ranks, "saddle_to_saddle": [q in ([0, 1], [0, 1, 2]) for q in
                                                              plateau_ranks],
-        "plateaus": [[{}] * len(q) for q in plateau_ranks], "end_rank": end_rank,
+        "plateaus": plateaus, "end_rank": end_rank,
         "end_test_error": end_test, "end_stable_rank": end_sr, "target_stable_rank": sr_star,
         "n_steps": 100, "sc_distance_max": math.nan,
     }  # fmt: skip
@@ -202,6 +211,9 @@ def test_every_claim_can_fail():
     assert bad["GD follows the self-consistent dynamics"] == "not reproduced"
     worse = [_trace_row("small", 2, [[0], [1]], [1, 1], [1e-4, 1e-4], [1.1, 1.1])]
     assert _outcomes(worse)["Saddle-to-saddle at small init"] == "not reproduced"
+    # the right sequence at the wrong loss: plateaus 3x above the saddles' levels
+    off = [_trace_row("small", 2, [[0, 1], [0, 1]], [2, 2], [1e-4, 1e-4], [1.1, 1.1], level=3.0)]
+    assert _outcomes(off)["Saddle-to-saddle at small init"] == "partly reproduced"
     none = _outcomes(good_traces + _cell_rows(lazy_sr=2.2, active_sr=2.0, active_rank=2))
     assert none["Rank over-estimation in the lazy corner"] == "not reproduced"
 
