@@ -3,7 +3,13 @@
 - :mod:`symlab.bias.spectra`: singular values of any module's weights and hidden representations
   (forward hooks), numerical / effective / stable rank, the nuclear ratio, bottleneck profiles;
 - :mod:`symlab.bias.deep_linear`: the representation cost L Σ s_i^{2/L} of a matrix under a
-  depth-L linear net, its balanced factorization and its large-depth expansion R⁽⁰⁾, R⁽¹⁾, R⁽²⁾.
+  depth-L linear net, its balanced factorization and its large-depth expansion R⁽⁰⁾, R⁽¹⁾, R⁽²⁾;
+- :mod:`symlab.bias.linear_net`: deep linear networks (bias-free layers, N(0, σ²) init), low-rank
+  matrix tasks (Tu et al.'s noisy target, separated spectra, completion) and their GD step size;
+- :mod:`symlab.bias.plateaus`: plateaus of a loss curve in log-time and the ranks they visit
+  (saddle-to-saddle dynamics, Jacot et al. 2021);
+- :mod:`symlab.bias.mixed_dynamics`: the self-consistent dynamics of a wide two-layer linear net
+  between the lazy and active regimes (Tu, Aranguri & Jacot 2024).
 """
 
 from symlab.bias.deep_linear import (
@@ -14,6 +20,23 @@ from symlab.bias.deep_linear import (
     penalized_dln_optimum,
     representation_cost_expansion,
 )
+from symlab.bias.linear_net import (
+    DeepLinearNetwork,
+    MatrixTask,
+    dln_learning_rate,
+    end_to_end_matrix,
+    half_squared_error,
+    init_variance,
+    low_rank_task,
+)
+from symlab.bias.mixed_dynamics import (
+    MixedTrajectory,
+    integrate_mixed_dynamics,
+    mixed_dynamics_step,
+    mixed_dynamics_velocity,
+    shifted_square_roots,
+)
+from symlab.bias.plateaus import Plateau, detect_plateaus, is_saddle_to_saddle, rank_sequence
 from symlab.bias.spectra import (
     PROFILE_RTOL,
     LayerSpectrum,
@@ -27,16 +50,32 @@ from symlab.linalg.spectra import effective_rank, stable_rank
 __all__ = [
     "PROFILE_RTOL",
     "CostExpansion",
+    "DeepLinearNetwork",
     "LayerSpectrum",
+    "MatrixTask",
+    "MixedTrajectory",
+    "Plateau",
     "balanced_factorization",
     "bottleneck_profile",
+    "detect_plateaus",
+    "dln_learning_rate",
     "dln_representation_cost",
     "effective_rank",
+    "end_to_end_matrix",
+    "half_squared_error",
+    "init_variance",
+    "integrate_mixed_dynamics",
+    "is_saddle_to_saddle",
     "layer_spectra",
+    "low_rank_task",
+    "mixed_dynamics_step",
+    "mixed_dynamics_velocity",
     "nonzero_singular_values",
     "nuclear_ratio",
     "numerical_rank",
     "penalized_dln_optimum",
+    "rank_sequence",
     "representation_cost_expansion",
+    "shifted_square_roots",
     "stable_rank",
 ]

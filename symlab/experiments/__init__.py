@@ -10,6 +10,7 @@ STUDIES = (
     "ntk_optimizers",
     "staircase",
     "equivariance",
+    "saddle_to_saddle",
 )
 
 

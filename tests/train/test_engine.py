@@ -262,6 +262,23 @@ def test_an_ensemble_records_each_models_gradient_norm_on_a_sparse_schedule():
         assert trajectory.grad_norms == pytest.approx(single.grad_norms, rel=1e-10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_ensemble_records_each_seeds_gradient_norms_at_sparse_records(dtype):
+    """Full-batch GD recorded at a few steps only: the records (loss and gradient ∞-norm) are
+    those of each seed's own run, although the unrecorded steps skip the norm."""
+    x, y = _data(dtype=dtype)
+    schedule = log_spaced(40, 6)
+    models = [mlp([3, 6, 2], "tanh", seed=s, dtype=dtype) for s in range(3)]
+    result = train_ensemble(models, (x, y), lr=0.1, steps=40, record_every=schedule)
+    rtol = 1e-4 if dtype == torch.float32 else 1e-10
+    for s, trajectory in enumerate(result.trajectories):
+        single = gradient_descent(mlp([3, 6, 2], "tanh", seed=s, dtype=dtype), (x, y), lr=0.1,
+                                  steps=40, record_every=schedule)  # fmt: skip
+        assert trajectory.steps == single.steps == sorted(schedule.steps)
+        assert trajectory.grad_norms == pytest.approx(single.grad_norms, rel=rtol)
+        assert all(math.isfinite(g) for g in trajectory.grad_norms)
+
+
 def test_an_ensemble_freezes_a_diverging_model_and_keeps_the_others():
     x, y = _data()
     models = [mlp([3, 6, 2], "relu", seed=s) for s in range(3)]
