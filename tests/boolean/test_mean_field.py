@@ -17,6 +17,7 @@ from symlab.boolean.mean_field import (
     train_on_target,
     two_layer_output,
 )
+from symlab.boolean.monomials import hermite_monomial
 from symlab.boolean.targets import monomial_target
 from symlab.train import gradient_descent, train
 
@@ -162,3 +163,20 @@ def test_first_passage_interpolates_in_log_time_and_censors():
 def test_bad_input_gets_one_sentence(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_gaussian_inputs_are_projected_on_hermite_monomials():
+    target = monomial_target([{1: 2}, [1, 2]], inputs="gaussian")
+    run = train_on_target(
+        target, 6, width=16, seeds=[0, 1], steps=30, lr_first=0.01, lr_second=0.01, batch=4,
+        controls=[frozenset({3})], test_size=256, record_every=10, dtype=torch.float64,
+    )  # fmt: skip
+    assert run.coefficients.shape == (4, 2, 3) and np.isfinite(run.coefficients).all()
+    x = target.sample_inputs(256, 6, torch.Generator().manual_seed(12345), torch.float64)
+    net = MeanFieldNet(6, 16, seed=0, dtype=torch.float64)
+    tracker = MonomialTracker(target, x, list(target.supports), scale=net.scale)
+    tracker(0, {"w": net.w.detach()[None], "a": net.a.detach()[None]})
+    f = net(x)[:, 0].detach()
+    expected = float((f * hermite_monomial(x, {1: 2})).mean())
+    assert tracker.coefficients[0][0, 0] == pytest.approx(expected, rel=1e-10)
+    assert run.coefficients[0, 0, 0] == pytest.approx(expected, rel=1e-10)  # same init, same sample
