@@ -18,7 +18,8 @@ matches gradient descent with step η on (W_1, W_2) (as Tu et al.'s code does), 
 C(A) = ½ ‖M ⊙ (A − Y)‖_F² (M = 1: all entries observed). The square roots come from one full SVD
 of A: A = U diag(s) Vᵀ (U m×m, V n×n), so AAᵀ + c²I = U diag(s̄² + c²) Uᵀ with s̄ = s padded by
 zeros; unlike an eigendecomposition of AAᵀ this keeps small singular values accurate (c → 0).
-Cost: one m×n SVD and four m×n-sized products per step. float32 and float64.
+Cost per step: one full SVD of the m×n matrix A and O(m³ + n³) for the two roots and the
+products. float32 and float64.
 """
 
 from __future__ import annotations
