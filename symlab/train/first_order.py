@@ -71,6 +71,7 @@ def train(
     weight_decay: float = 0.0,
     param_groups: list[dict[str, Any]] | None = None,
     loss: Loss = mse_loss,
+    penalty: Callable[[nn.Module], Tensor] | None = None,
     tol: float = 0.0,
     record_every: int | Schedule | Iterable[int] | None = None,
     max_records: int | None = None,
@@ -79,10 +80,14 @@ def train(
     callback_every: int | Schedule | Iterable[int] = 1,
 ) -> Trajectory:
     """Train ``model`` in place for ``steps`` steps of ``method`` ("sgd", "heavy_ball",
-    "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² and return its :class:`Trajectory`.
+    "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² (+ ``penalty(model)``) and return
+    its :class:`Trajectory`.
 
     ``momentum``: heavy ball's β, or Nesterov's constant β / ``"k/(k+3)"`` / callable t ↦ β_t.
     ``param_groups``: per-group ``lr`` and ``weight_decay`` (:mod:`symlab.train.optimizers`).
+    ``penalty(model) -> scalar``: a differentiable regularizer evaluated at every step, added to
+    the objective and to the reported loss; unlike ``weight_decay`` it may depend on buffers that
+    a callback changes (e.g. per-layer steps of a Leaky ResNet, :mod:`symlab.nets.leaky_resnet`).
     ``record_every``: an int n, a :class:`~symlab.train.schedule.Schedule` (e.g.
     ``log_spaced(steps, 30)``) or a list of steps; None records every step when that is free and
     every 10 epochs otherwise; the end point is always recorded. ``max_records`` thins the record
@@ -96,6 +101,8 @@ def train(
         raise ValueError("tol: a gradient tolerance needs record_grad_norm=True")
     if sampler is None and data is None:
         raise ValueError("data: expected a pair (x, y), or a sampler for online SGD")
+    if penalty is not None and not callable(penalty):
+        raise ValueError(f"penalty: expected a function model -> scalar tensor, got {penalty!r}")
     if data is not None:
         data = check_data(model, data)
     if batch_size is not None and not (
@@ -110,8 +117,9 @@ def train(
 
     def objective(x: Tensor, y: Tensor) -> Tensor:
         value = loss(model(x), y)
-        penalty = l2_penalty(groups)
-        return value if penalty is None else value + penalty
+        l2 = l2_penalty(groups)
+        value = value if l2 is None else value + l2
+        return value if penalty is None else value + penalty(model)
 
     n = 0 if data is None else data[0].shape[0]
     batch = n if batch_size is None or sampler is not None else min(batch_size, n)

@@ -59,6 +59,18 @@ def mse_loss(output: Tensor, target: Tensor) -> Tensor:
     return torch.nn.functional.mse_loss(output, _as_output_dtype(output, target))
 
 
+def sample_mse_loss(output: Tensor, target: Tensor) -> Tensor:
+    """Squared error summed over outputs, averaged over samples: (1 / N) Σ_n ‖output_n − target_n‖²
+    (= K · :func:`mse_loss` for K outputs; the cost of Jacot's papers on bottleneck ranks and
+    Leaky ResNets). Targets must have the outputs' shape; integer targets are cast."""
+    if output.shape != target.shape:
+        raise ValueError(
+            f"data: expected targets y shaped like the model's outputs {tuple(output.shape)}, "
+            f"got {tuple(target.shape)}"
+        )
+    return (output - _as_output_dtype(output, target)).square().sum() / output.shape[0]
+
+
 def logistic_loss(output: Tensor, target: Tensor) -> Tensor:
     """Logistic loss for ±1 labels, (1 / (N K)) Σ log(1 + exp(−y f(x))) (softplus, stable for
     large margins). Targets must have the outputs' shape; integer labels are cast."""
