@@ -73,6 +73,7 @@ def train(
     loss: Loss = mse_loss,
     penalty: Callable[[nn.Module], Tensor] | None = None,
     tol: float = 0.0,
+    plateau: tuple[int, float] | None = None,
     record_every: int | Schedule | Iterable[int] | None = None,
     max_records: int | None = None,
     record_grad_norm: bool = True,
@@ -92,7 +93,9 @@ def train(
     ``log_spaced(steps, 30)``) or a list of steps; None records every step when that is free and
     every 10 epochs otherwise; the end point is always recorded. ``max_records`` thins the record
     (every other one dropped when full). ``tol`` > 0 stops once the gradient ∞-norm of a record is
-    ≤ tol. ``record_grad_norm=False`` records the loss alone (NaN gradient norms; a record that is
+    ≤ tol. ``plateau=(window, rtol)`` stops once a record's loss is less than rtol · |L| below
+    the last record at least ``window`` steps before it (``stop_reason = "plateau"``; records
+    must come at least every ``window`` steps). ``record_grad_norm=False`` records the loss alone (NaN gradient norms; a record that is
     not free is then one forward pass, no backward). The run stops at the first non-finite loss (``diverged``). ``sampler(step, generator)``
     draws each step's batch (online SGD), with a generator seeded by ``seed``."""
     check_positive("steps", steps, integer=True)
@@ -101,6 +104,15 @@ def train(
         raise ValueError("tol: a gradient tolerance needs record_grad_norm=True")
     if sampler is None and data is None:
         raise ValueError("data: expected a pair (x, y), or a sampler for online SGD")
+    if plateau is not None and not (
+        isinstance(plateau, tuple | list) and len(plateau) == 2
+        and isinstance(plateau[0], int) and not isinstance(plateau[0], bool) and plateau[0] >= 1
+        and isinstance(plateau[1], int | float) and plateau[1] > 0
+    ):  # fmt: skip
+        raise ValueError(
+            f"plateau: expected (window, rtol) with an integer window >= 1 and rtol > 0, "
+            f"got {plateau!r}"
+        )
     if penalty is not None and not callable(penalty):
         raise ValueError(f"penalty: expected a function model -> scalar tensor, got {penalty!r}")
     if data is not None:
@@ -177,6 +189,8 @@ def train(
             if hooks.trajectory.diverged:
                 return hooks.diverge(step, hooks.trajectory.final_loss)
         if tol > 0 and grad_norm <= tol:
+            return hooks.finish(step, tol)
+        if plateau is not None and hooks.plateaued(step, *plateau):
             return hooks.finish(step, tol)
         value = optimizer.step() if free else float(optimizer.step(closure).detach())
         if not free and not math.isfinite(value):  # the step's batch loss

@@ -237,6 +237,35 @@ def test_a_penalty_reads_a_buffer_a_callback_changes(dtype):
         gradient_descent(model, (x, y), lr=0.1, steps=1, penalty=0.1)
 
 
+def test_a_plateau_stops_the_run_where_the_full_record_first_flattens():
+    x, y = _data()
+    full = gradient_descent(mlp([3, 8, 2], "tanh", seed=7), (x, y), lr=0.1, steps=400)
+    window, rtol = 20, 0.03
+    losses = full.losses
+    first = next(
+        t
+        for t in range(window, len(losses))
+        if losses[t - window] - losses[t] < rtol * losses[t - window]
+    )
+    assert 20 < first < 400
+    run = gradient_descent(
+        mlp([3, 8, 2], "tanh", seed=7), (x, y), lr=0.1, steps=400, plateau=(window, rtol)
+    )
+    assert run.stop_reason == "plateau" and run.n_steps == first and run.steps[-1] == first
+    assert run.losses == losses[: first + 1]
+    coarse = gradient_descent(  # records every 5 steps: the look-back is the record 20 steps before
+        mlp([3, 8, 2], "tanh", seed=7),
+        (x, y),
+        lr=0.1,
+        steps=400,
+        plateau=(window, rtol),
+        record_every=5,
+    )
+    assert coarse.n_steps == min(t for t in range(first, 401) if t % 5 == 0)
+    with pytest.raises(ValueError, match="plateau: expected \\(window, rtol\\)"):
+        gradient_descent(mlp([3, 8, 2], seed=7), (x, y), lr=0.1, steps=4, plateau=(0, 1e-3))
+
+
 def test_sample_mse_loss_sums_outputs_and_averages_samples():
     out, target = torch.arange(6.0).reshape(3, 2), torch.ones(3, 2)
     rows = out.tolist()  # (0, 1), (2, 3), (4, 5) against (1, 1): 1 + 0, 1 + 4, 9 + 16
