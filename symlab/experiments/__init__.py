@@ -3,7 +3,14 @@
 import importlib
 
 # Each entry is one study module (spec + run + summarize + plot); a missing optional one is skipped.
-_STUDIES = ("hidden_symmetries", "critical_points", "ntk_dynamics", "ntk_optimizers")
+_STUDIES = (
+    "hidden_symmetries",
+    "critical_points",
+    "ntk_dynamics",
+    "ntk_optimizers",
+    "bottleneck",
+    "leaky_resnet",
+)
 
 for _name in _STUDIES:
     try:

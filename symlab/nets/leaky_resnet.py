@@ -141,7 +141,12 @@ class LeakyLayer(nn.Module):
         self.effective_depth = float(effective_depth)
 
     def forward(self, a: Tensor) -> Tensor:
-        return (1 - self.rho * self.effective_depth) * a + self.rho * leaky_sigma(a) @ self.weight.T
+        step = float(
+            self.rho
+        )  # ρ W σ(α) = ρ ([α]_+ W_{:, :w}ᵀ + W_{:, w}): one addmm, no concatenation
+        weight = self.weight
+        update = torch.addmm(weight[:, -1], torch.relu(a), weight[:, :-1].T, beta=step, alpha=step)
+        return (1 - step * self.effective_depth) * a + update
 
 
 class LeakyResNet(nn.Module):
@@ -229,11 +234,12 @@ class LeakyResNet(nn.Module):
 
 class AdaptiveSteps:
     """A ``symlab.train`` callback that applies :func:`adaptive_steps` to ``model`` from its
-    representations on ``x`` (no gradients) and keeps the history ``(step, ρ)``. Never stops
-    the run. Use with ``callback_every`` (the paper updates "every few steps")."""
+    representations on ``x`` (no gradients) and keeps the history ``(offset + step, ρ)``. Never
+    stops the run. Use with ``callback_every`` (the paper updates "every few steps"); set
+    ``offset`` to the steps already run when one callback serves several training calls."""
 
     def __init__(self, x: Tensor, cap: float = STEP_CAP):
-        self.x, self.cap = x, cap
+        self.x, self.cap, self.offset = x, cap, 0
         self.history: list[tuple[int, list[float]]] = []
 
     def __call__(self, step: int, model: nn.Module) -> None:
@@ -243,4 +249,4 @@ class AdaptiveSteps:
             reps = model.representations(self.x.to(model.embed.weight.dtype))
         rho = adaptive_steps(reps, model.steps, model.effective_depth, self.cap)
         model.set_steps(rho)
-        self.history.append((int(step), rho.tolist()))
+        self.history.append((self.offset + int(step), rho.tolist()))
