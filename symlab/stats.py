@@ -204,3 +204,72 @@ def log_allowance(low: float, high: float) -> float:
     if not 1 < low < high:
         raise ValueError(f"low: expected 1 < low < high, got {low!r} and {high!r}")
     return math.log(math.log(high) / math.log(low)) / math.log(high / low)
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """Least-squares slope of y on x, with one intercept per group (fixed effects), and its
+    Student-t confidence interval: se² = s² / Σ_i (x_i − x̄_{g(i)})², s² = RSS / (n − 1 − G)."""
+
+    slope: float
+    stderr: float
+    low: float
+    high: float
+    dof: int
+    intercepts: dict
+
+
+def fit_slope(x, y, groups=None, confidence: float = 0.95) -> SlopeFit:
+    """Fit y_i = a x_i + b_{g(i)} + ε_i by least squares (the within-group estimator: x and y are
+    centered in each group, so a = Σ x̃ỹ / Σ x̃²); ``groups`` None puts every point in one group
+    (plain linear regression). Needs at least G + 2 points and x varying within some group."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    groups = np.zeros(len(x), dtype=int) if groups is None else np.asarray(groups)
+    if x.shape != y.shape or x.ndim != 1 or len(groups) != len(x):
+        raise ValueError("x: expected 1-D x, y and groups of one length")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    labels = list(dict.fromkeys(groups.tolist()))
+    dof = len(x) - 1 - len(labels)
+    x_mean = {g: x[groups == g].mean() for g in labels}
+    y_mean = {g: y[groups == g].mean() for g in labels}
+    xc = x - np.array([x_mean[g] for g in groups.tolist()])
+    yc = y - np.array([y_mean[g] for g in groups.tolist()])
+    sxx = float(xc @ xc)
+    if dof < 1 or sxx == 0:
+        raise ValueError(
+            f"x: expected at least {len(labels) + 2} points and x varying within a group, "
+            f"got {len(x)} points"
+        )
+    slope = float(xc @ yc) / sxx
+    residual = yc - slope * xc
+    stderr = float(np.sqrt(residual @ residual / dof / sxx))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * stderr
+    intercepts = {g: float(y_mean[g] - slope * x_mean[g]) for g in labels}
+    return SlopeFit(slope, stderr, slope - half, slope + half, dof, intercepts)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """b − a over paired observations: mean and Student-t interval of the differences, and the
+    two-sided Wilcoxon signed-rank p-value (exact for small n; 1.0 when every difference is 0)."""
+
+    n: int
+    mean: float
+    low: float
+    high: float
+    wilcoxon_p: float
+
+
+def paired_comparison(a, b, confidence: float = 0.95) -> PairedComparison:
+    """Paired differences d_i = b_i − a_i (e.g. the same seed under two treatments)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError("a: expected two 1-D arrays of one length >= 2 (paired observations)")
+    d = b - a
+    mean = float(d.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(d) - 1)) * float(
+        d.std(ddof=1) / np.sqrt(len(d))
+    )
+    p = 1.0 if not np.any(d != 0) else float(stats.wilcoxon(d).pvalue)
+    return PairedComparison(len(d), mean, mean - half, mean + half, p)

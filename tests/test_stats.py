@@ -94,3 +94,50 @@ def test_power_law_fit_censoring_gives_lower_bounds_never_values():
     assert np.isnan(low.exponent) and not low.lower_bound
     with pytest.raises(ValueError, match="x: expected at least two"):
         power_law_fit([2.0, 2.0], [1.0, 2.0])
+
+
+def test_slope_matches_linregress_and_the_dummy_variable_regression():
+    from scipy import stats
+
+    from symlab.stats import fit_slope
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.arange(4.0, 13.0), 3)
+    y = 2.0 * x + 5 + rng.normal(0, 0.5, len(x))
+    fit = fit_slope(x, y)
+    reference = stats.linregress(x, y)
+    assert fit.slope == pytest.approx(reference.slope, rel=1e-12)
+    assert fit.stderr == pytest.approx(reference.stderr, rel=1e-10)
+    t = stats.t.ppf(0.975, len(x) - 2)
+    assert fit.low == pytest.approx(reference.slope - t * reference.stderr, rel=1e-10)
+    # three groups with their own intercepts: lstsq with one dummy column per group
+    groups = np.tile([0, 1, 2], len(x) // 3)
+    y2 = 2.0 * x + np.array([0.0, 10.0, -4.0])[groups] + rng.normal(0, 0.5, len(x))
+    design = np.column_stack([x] + [(groups == g).astype(float) for g in range(3)])
+    coef, rss, *_ = np.linalg.lstsq(design, y2, rcond=None)
+    cov = rss[0] / (len(x) - 4) * np.linalg.inv(design.T @ design)
+    fit = fit_slope(x, y2, groups)
+    assert fit.slope == pytest.approx(coef[0], rel=1e-10)
+    assert fit.stderr == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-8)
+    assert fit.intercepts[1] == pytest.approx(coef[2], rel=1e-8)
+    assert fit.low < 2.0 < fit.high and fit.dof == len(x) - 4
+    # a slope of 2 is not inside the interval of data with slope 3
+    assert not fit_slope(x, 3.0 * x + rng.normal(0, 0.1, len(x))).low < 2.0
+    with pytest.raises(ValueError, match="x: expected at least"):
+        fit_slope([1.0, 2.0], [1.0, 2.0])
+
+
+def test_paired_comparison_against_scipy():
+    from scipy import stats
+
+    from symlab.stats import paired_comparison
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(1.0, 0.1, 8)
+    b = a + 0.05 + rng.normal(0, 0.01, 8)
+    result = paired_comparison(a, b)
+    reference = stats.ttest_rel(b, a).confidence_interval(0.95)
+    assert result.low == pytest.approx(reference.low, rel=1e-10)
+    assert result.high == pytest.approx(reference.high, rel=1e-10)
+    assert result.low > 0 and result.wilcoxon_p == pytest.approx(stats.wilcoxon(b - a).pvalue)
+    assert paired_comparison(a, a).wilcoxon_p == 1.0

@@ -10,6 +10,10 @@
   (saddle-to-saddle dynamics, Jacot et al. 2021);
 - :mod:`symlab.bias.mixed_dynamics`: the self-consistent dynamics of a wide two-layer linear net
   between the lazy and active regimes (Tu, Aranguri & Jacot 2024).
+- :mod:`symlab.bias.identity_cost`: the cost of identity ‖A σ(A)⁺‖_F² of a Leaky ResNet's
+  representation (by a solve with K + γI) and its nuclear-ratio lower bound;
+- :mod:`symlab.bias.representation_hamiltonian`: the Hamiltonian of the representations and backward variables,
+  its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024).
 """
 
 from symlab.bias.deep_linear import (
@@ -20,6 +24,7 @@ from symlab.bias.deep_linear import (
     penalized_dln_optimum,
     representation_cost_expansion,
 )
+from symlab.bias.identity_cost import cost_of_identity, cost_of_identity_bound, identity_sigma
 from symlab.bias.linear_net import (
     DeepLinearNetwork,
     MatrixTask,
@@ -37,6 +42,12 @@ from symlab.bias.mixed_dynamics import (
     shifted_square_roots,
 )
 from symlab.bias.plateaus import Plateau, detect_plateaus, is_saddle_to_saddle, rank_sequence
+from symlab.bias.representation_hamiltonian import (
+    backward_variables,
+    hamiltonian,
+    hamiltonian_flow,
+    rank_estimate,
+)
 from symlab.bias.spectra import (
     PROFILE_RTOL,
     LayerSpectrum,
@@ -48,21 +59,27 @@ from symlab.bias.spectra import (
 from symlab.linalg.spectra import effective_rank, stable_rank
 
 __all__ = [
-    "PROFILE_RTOL",
     "CostExpansion",
     "DeepLinearNetwork",
     "LayerSpectrum",
     "MatrixTask",
     "MixedTrajectory",
+    "PROFILE_RTOL",
     "Plateau",
+    "backward_variables",
     "balanced_factorization",
     "bottleneck_profile",
+    "cost_of_identity",
+    "cost_of_identity_bound",
     "detect_plateaus",
     "dln_learning_rate",
     "dln_representation_cost",
     "effective_rank",
     "end_to_end_matrix",
     "half_squared_error",
+    "hamiltonian",
+    "hamiltonian_flow",
+    "identity_sigma",
     "init_variance",
     "integrate_mixed_dynamics",
     "is_saddle_to_saddle",
@@ -74,6 +91,7 @@ __all__ = [
     "nuclear_ratio",
     "numerical_rank",
     "penalized_dln_optimum",
+    "rank_estimate",
     "rank_sequence",
     "representation_cost_expansion",
     "shifted_square_roots",

@@ -111,19 +111,42 @@ def gram_singular_values(z: Tensor) -> tuple[Tensor, Tensor]:
     return values[0], values[1]
 
 
-def layer_spectra(model: nn.Module, inputs: Tensor) -> list[LayerSpectrum]:
-    """Spectra of every leaf module of ``model`` on ``inputs`` (one forward pass, no gradients),
-    in the order the modules ran. Cost: the forward pass, one m × m (or N × N) Gram and two
-    eigensolves per leaf, one SVD per weight matrix."""
+def _selected_leaves(model: nn.Module, leaves) -> list[nn.Module]:
+    """The leaf modules of ``model`` that ``leaves`` selects (None: all; else module types and/or
+    names as in ``model.named_modules()``)."""
+    every = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    if leaves is None:
+        return [m for _, m in every]
+    if isinstance(leaves, str | type) or not isinstance(leaves, Sequence | set | frozenset):
+        leaves = [leaves]
+    types = tuple(item for item in leaves if isinstance(item, type))
+    names = {item for item in leaves if isinstance(item, str)}
+    if len(types) + len(names) != len(leaves):
+        raise ValueError(f"leaves: expected module types and/or leaf names, got {leaves!r}")
+    unknown = names - {name for name, _ in every}
+    if unknown:
+        raise ValueError(f"leaves: no leaf module is named {sorted(unknown)[0]!r}")
+    chosen = [m for name, m in every if name in names or (types and isinstance(m, types))]
+    if not chosen:
+        raise ValueError(f"leaves: expected a selection that matches a leaf module, got {leaves!r}")
+    return chosen
+
+
+def layer_spectra(model: nn.Module, inputs: Tensor, *, leaves=None) -> list[LayerSpectrum]:
+    """Spectra of the leaf modules of ``model`` on ``inputs`` (one forward pass, no gradients),
+    in the order the modules ran. ``leaves`` reads only some of them: module types (e.g.
+    ``(nn.ReLU,)`` for the hidden representations of an MLP) and/or leaf names; None reads every
+    leaf. Cost: the forward pass, one m × m (or N × N) float64 Gram and two eigensolves per read
+    leaf, one SVD per read weight matrix."""
     outputs: list[tuple[str, nn.Module, Tensor]] = []
     names = {module: name for name, module in model.named_modules()}
+    selected = _selected_leaves(model, leaves)
 
     def hook(module: nn.Module, _inputs, output) -> None:
         if isinstance(output, Tensor) and output.dim() >= 1 and output.shape[0] == len(inputs):
             outputs.append((names[module], module, output.detach()))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    handles = [m.register_forward_hook(hook) for m in selected]
     try:
         with torch.no_grad():
             model(inputs)

@@ -12,13 +12,24 @@ import numpy as np
 
 from symlab.stats import PowerLawFit
 
-OUTCOMES = ("reproduced", "not reproduced", "opposite", "inconclusive")
+OUTCOMES = (
+    "reproduced",
+    "partly reproduced",
+    "not reproduced",
+    "opposite",
+    "inconclusive",
+    "not measured",
+)
 
 
 @dataclass(frozen=True)
-class Check:
+class Claim:
     """One claim of the paper, tested: ``claim`` in the paper's terms, what was ``measured``, the
-    ``statistic`` behind it (test, interval), and the ``outcome`` (one of :data:`OUTCOMES`)."""
+    ``statistic`` behind it (test, interval), and the ``outcome`` (one of :data:`OUTCOMES`):
+    "reproduced" (measured as the paper says, within the stated tolerance), "partly reproduced"
+    (some of its parts or cells only), "not reproduced"
+    (measured otherwise), "opposite" (the opposite sign or direction), "inconclusive" (the
+    statistic cannot decide at this size) or "not measured" (the grid has no cell that tests it)."""
 
     name: str
     claim: str
@@ -32,18 +43,21 @@ class Check:
                 f"outcome: expected one of {', '.join(OUTCOMES)}, got {self.outcome!r}"
             )
 
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
     def sentence(self) -> str:
         return f"{self.claim}: {self.outcome.upper()} — {self.measured} ({self.statistic})."
 
 
-def render(checks: list[Check], preamble: str = "") -> str:
+def render(claims: list[Claim], preamble: str = "") -> str:
     """The verdict paragraph: the preamble, then one sentence per check."""
-    return " ".join([preamble.strip()] * bool(preamble.strip()) + [c.sentence() for c in checks])
+    return " ".join([preamble.strip()] * bool(preamble.strip()) + [c.sentence() for c in claims])
 
 
-def as_records(checks: list[Check]) -> list[dict[str, str]]:
+def as_records(claims: list[Claim]) -> list[dict[str, str]]:
     """The checks as JSON-serialisable dicts (for ``Summary.extras``)."""
-    return [asdict(c) for c in checks]
+    return [asdict(c) for c in claims]
 
 
 def exponent_outcome(fit: PowerLawFit, predicted: float, allowance: float) -> str:

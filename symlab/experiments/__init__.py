@@ -11,6 +11,8 @@ STUDIES = (
     "staircase",
     "equivariance",
     "saddle_to_saddle",
+    "bottleneck",
+    "leaky_resnet",
 )
 
 

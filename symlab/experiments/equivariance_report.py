@@ -11,7 +11,7 @@ from scipy import stats
 
 from symlab.engine.experiment import Summary
 from symlab.engine.figures import save_figure
-from symlab.engine.verdict import Check, as_records, exponent_outcome, render
+from symlab.engine.verdict import Claim, as_records, exponent_outcome, render
 from symlab.stats import log_allowance, power_law_fit
 
 GROUP_NAMES = {"signed_permutation": "signed permutations", "rotation": "rotations"}
@@ -22,7 +22,7 @@ def lowest_degree(profile: dict[str, float], floor: float = 1e-12) -> int:
     return min(int(k) for k, w in profile.items() if w > floor)
 
 
-def exact_checks(exact: pd.DataFrame, spec) -> list[Check]:
+def exact_checks(exact: pd.DataFrame, spec) -> list[Claim]:
     """Equivariance to rounding for the equivariant cases; broken for the masked first layer."""
     checks = []
 
@@ -39,7 +39,7 @@ def exact_checks(exact: pd.DataFrame, spec) -> list[Check]:
     if signed:
         ok = all(v <= spec.rounding for v, _ in signed.values())
         moved = min(mv for _, mv in signed.values()) > 0.01
-        checks.append(Check(
+        checks.append(Claim(
             name="exact:signed_permutation",
             claim="Training a fully connected net with an invariant first-layer law is equivariant "
             "under signed permutations (SGD, Adam, noisy GD with its draws moved by g)",
@@ -55,7 +55,7 @@ def exact_checks(exact: pd.DataFrame, spec) -> list[Check]:
             "reproduced" if min(values) >= spec.broken
             else "not reproduced" if min(values) <= spec.rounding else "inconclusive"
         )  # fmt: skip
-        checks.append(Check(
+        checks.append(Claim(
             name="exact:masked",
             claim="A first layer that is not equivariant (a fixed random 0/1 mask, not moved by g) "
             "breaks the equivariance",
@@ -68,7 +68,7 @@ def exact_checks(exact: pd.DataFrame, spec) -> list[Check]:
         expected = {m: m != "adam" for m in rotation}  # [derived]: Adam's update is elementwise
         agree = [(v <= spec.rounding) if eq else (v >= spec.broken) for m, (v, _) in rotation.items()
                  for eq in [expected[m]]]  # fmt: skip
-        checks.append(Check(
+        checks.append(Claim(
             name="exact:rotation",
             claim="[derived] SGD and noisy GD are equivariant under every rotation, Adam only under "
             "signed permutations",
@@ -114,7 +114,7 @@ def ks_pvalue(a: np.ndarray, b: np.ndarray) -> float:
         return float(stats.ks_2samp(a, b).pvalue)
 
 
-def orbit_checks(orbit: pd.DataFrame, table: pd.DataFrame, spec) -> list[Check]:
+def orbit_checks(orbit: pd.DataFrame, table: pd.DataFrame, spec) -> list[Claim]:
     checks = []
     tests = 2 * len(table)
     adjusted = min(1.0, tests * float(table[["mannwhitney_p", "ks_p"]].min().min()))
@@ -126,7 +126,7 @@ def orbit_checks(orbit: pd.DataFrame, table: pd.DataFrame, spec) -> list[Check]:
         f"{r.target} d={r.d}: MW p={r.mannwhitney_p:.2f}, KS p={r.ks_p:.2f}"
         for r in table.itertuples()
     )
-    checks.append(Check(
+    checks.append(Claim(
         name="orbit:equal_in_law",
         claim="Every member f∘g of an orbit is learned in the same time, in law, by an equivariant "
         "learner (fully connected net, online SGD)",
@@ -145,7 +145,7 @@ def orbit_checks(orbit: pd.DataFrame, table: pd.DataFrame, spec) -> list[Check]:
         fit = power_law_fit(x, np.maximum(np.concatenate(list(cell["weak_time"])), 1.0),
                             np.concatenate(list(cell["weak_censored"])), n_boot=2000)  # fmt: skip
         predicted = max(k_min - 1, 1)
-        checks.append(Check(
+        checks.append(Claim(
             name=f"weak:{target}", claim=f"{formula(cell.iloc[0])} (lowest degree with Fourier weight "
             f"{k_min}) is weakly learned from d^{predicted} samples",
             measured=fit.sentence("samples to weak learning", "d"),
@@ -163,7 +163,7 @@ def orbit_checks(orbit: pd.DataFrame, table: pd.DataFrame, spec) -> list[Check]:
                             n_boot=2000)  # fmt: skip
         predicted = max(k, 2) / k
         allow = np.log(np.log(max(dims)) / np.log(min(dims))) / np.log(max(sizes) / min(sizes))
-        checks.append(Check(
+        checks.append(Claim(
             name=f"orbit_size:{target}", claim=f"The time (samples × d) to learn the degree-{k} parity "
             f"grows like its orbit size C(d, {k})^{predicted:g}",
             measured=fit.sentence("samples × d", "C(d, k)"),

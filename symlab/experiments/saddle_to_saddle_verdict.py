@@ -27,29 +27,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from symlab.engine.experiment import Summary
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One claim of the papers, its measurement, statistic and outcome."""
-
-    name: str
-    claim: str
-    measurement: str
-    statistic: str
-    outcome: str
-
-    def sentence(self) -> str:
-        return (
-            f"{self.name} — {self.claim}. Measured: {self.measurement} ({self.statistic}): "
-            f"{self.outcome.upper()}."
-        )
+from symlab.engine.verdict import Claim
 
 
 def _traces(rows: pd.DataFrame) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from symlab.boolean.mean_field import first_passage, train_on_target
 from symlab.boolean.targets import control_supports, monomial_target
 from symlab.engine.experiment import Experiment, Summary, register
-from symlab.engine.verdict import Check, as_records, exponent_outcome, render
+from symlab.engine.verdict import Claim, as_records, exponent_outcome, render
 from symlab.stats import PowerLawFit, log_allowance, power_law_fit, wilson_interval
 from symlab.train import log_spaced
 
@@ -274,7 +274,7 @@ def summarize(rows: pd.DataFrame, spec: StaircaseSpec) -> Summary:
             " — O(d), the merged-staircase property" if leap_value == 1 else ""
         )
         checks.append(
-            Check(
+            Claim(
                 name=f"exponent:{name}", claim=claim,
                 measured=fit.sentence("samples to learn every monomial", "d"),
                 statistic=(
@@ -292,7 +292,7 @@ def summarize(rows: pd.DataFrame, spec: StaircaseSpec) -> Summary:
         low, high = wilson_interval(sum(hits), len(hits))
         outcome = "reproduced" if low > 0.5 else "not reproduced" if high < 0.5 else "inconclusive"
         checks.append(
-            Check(
+            Claim(
                 name=f"order:leap{leap_value}",
                 claim=f"Leap-{leap_value} targets learn their monomials in an order of leap {leap_value}",
                 measured=f"{sum(hits)} of {len(hits)} runs did, ordering the monomials by the samples "

@@ -1,5 +1,6 @@
-"""Architectures as nn.Modules, helpers between parameters and flat vectors, and the derivatives
-σ′, σ″ of the supported activations (:mod:`symlab.nets.activation_calculus`)."""
+"""Architectures as nn.Modules (MLPs; Leaky ResNets, :mod:`symlab.nets.leaky_resnet`), helpers
+between parameters and flat vectors, and the derivatives σ′, σ″ of the supported activations
+(:mod:`symlab.nets.activation_calculus`)."""
 
 from symlab.nets.activation_calculus import (
     AUTOGRAD_ACTIVATIONS,
@@ -23,10 +24,22 @@ from symlab.nets.feedforward import (
     parameter_count,
     widths_of,
 )
+from symlab.nets.leaky_resnet import (
+    STEP_RULES,
+    AdaptiveSteps,
+    LeakyResNet,
+    adaptive_steps,
+    equidistant_steps,
+    irregular_steps,
+    leaky_sigma,
+)
 from symlab.nets.params import flatten_params, param_dtype, unflatten_params, with_params
 
 __all__ = [
     "ACTIVATIONS",
+    "STEP_RULES",
+    "AdaptiveSteps",
+    "LeakyResNet",
     "AUTOGRAD_ACTIVATIONS",
     "CLOSED_FORM_ACTIVATIONS",
     "INITS",
@@ -34,9 +47,13 @@ __all__ = [
     "activation_derivatives",
     "activation_of",
     "activation_second_derivative",
+    "adaptive_steps",
     "autograd_derivatives",
+    "equidistant_steps",
     "flatten_params",
+    "irregular_steps",
     "is_mlp",
+    "leaky_sigma",
     "linear_layers",
     "make_activation",
     "mlp",

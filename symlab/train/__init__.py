@@ -40,6 +40,7 @@ from symlab.train.trajectory import (
     logistic_loss,
     loss_and_grad_norm,
     mse_loss,
+    sample_mse_loss,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "nesterov",
     "newton",
     "online_sgd",
+    "sample_mse_loss",
     "sgd",
     "train",
     "train_ensemble",

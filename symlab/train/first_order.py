@@ -75,7 +75,9 @@ def train(
     weight_decay: float = 0.0,
     param_groups: list[dict[str, Any]] | None = None,
     loss: Loss = mse_loss,
+    penalty: Callable[[nn.Module], Tensor] | None = None,
     tol: float = 0.0,
+    plateau: tuple[int, float] | None = None,
     record_every: int | Schedule | Iterable[int] | None = None,
     max_records: int | None = None,
     record_grad_norm: bool = True,
@@ -85,15 +87,21 @@ def train(
     noise_transform: Callable[[str, Tensor], Tensor] | None = None,
 ) -> Trajectory:
     """Train ``model`` in place for ``steps`` steps of ``method`` ("sgd", "heavy_ball",
-    "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² and return its :class:`Trajectory`.
+    "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² (+ ``penalty(model)``) and return
+    its :class:`Trajectory`.
 
     ``momentum``: heavy ball's β, or Nesterov's constant β / ``"k/(k+3)"`` / callable t ↦ β_t.
     ``param_groups``: per-group ``lr`` and ``weight_decay`` (:mod:`symlab.train.optimizers`).
+    ``penalty(model) -> scalar``: a differentiable regularizer evaluated at every step, added to
+    the objective and to the reported loss; unlike ``weight_decay`` it may depend on buffers that
+    a callback changes (e.g. per-layer steps of a Leaky ResNet, :mod:`symlab.nets.leaky_resnet`).
     ``record_every``: an int n, a :class:`~symlab.train.schedule.Schedule` (e.g.
     ``log_spaced(steps, 30)``) or a list of steps; None records every step when that is free and
     every 10 epochs otherwise; the end point is always recorded. ``max_records`` thins the record
     (every other one dropped when full). ``tol`` > 0 stops once the gradient ∞-norm of a record is
-    ≤ tol. ``record_grad_norm=False`` records the loss alone (NaN gradient norms; a record that is
+    ≤ tol. ``plateau=(window, rtol)`` stops once a record's loss is less than rtol · |L| below
+    the last record at least ``window`` steps before it (``stop_reason = "plateau"``; records
+    must come at least every ``window`` steps). ``record_grad_norm=False`` records the loss alone (NaN gradient norms; a record that is
     not free is then one forward pass, no backward). The run stops at the first non-finite loss (``diverged``). ``sampler(step, generator)``
     draws each step's batch (online SGD), with a generator seeded by ``seed``.
 
@@ -111,6 +119,17 @@ def train(
         raise ValueError("tol: a gradient tolerance needs record_grad_norm=True")
     if sampler is None and data is None:
         raise ValueError("data: expected a pair (x, y), or a sampler for online SGD")
+    if plateau is not None and not (
+        isinstance(plateau, tuple | list) and len(plateau) == 2
+        and isinstance(plateau[0], int) and not isinstance(plateau[0], bool) and plateau[0] >= 1
+        and isinstance(plateau[1], int | float) and plateau[1] > 0
+    ):  # fmt: skip
+        raise ValueError(
+            f"plateau: expected (window, rtol) with an integer window >= 1 and rtol > 0, "
+            f"got {plateau!r}"
+        )
+    if penalty is not None and not callable(penalty):
+        raise ValueError(f"penalty: expected a function model -> scalar tensor, got {penalty!r}")
     if data is not None:
         data = check_data(model, data)
     if batch_size is not None and not (
@@ -128,8 +147,9 @@ def train(
 
     def objective(x: Tensor, y: Tensor) -> Tensor:
         value = loss(model(x), y)
-        penalty = l2_penalty(groups)
-        return value if penalty is None else value + penalty
+        l2 = l2_penalty(groups)
+        value = value if l2 is None else value + l2
+        return value if penalty is None else value + penalty(model)
 
     n = 0 if data is None else data[0].shape[0]
     batch = n if batch_size is None or sampler is not None else min(batch_size, n)
@@ -189,6 +209,8 @@ def train(
             if hooks.trajectory.diverged:
                 return hooks.diverge(step, hooks.trajectory.final_loss)
         if tol > 0 and grad_norm <= tol:
+            return hooks.finish(step, tol)
+        if plateau is not None and hooks.plateaued(step, *plateau):
             return hooks.finish(step, tol)
         if free:
             add_noise()

@@ -59,6 +59,18 @@ def mse_loss(output: Tensor, target: Tensor) -> Tensor:
     return torch.nn.functional.mse_loss(output, _as_output_dtype(output, target))
 
 
+def sample_mse_loss(output: Tensor, target: Tensor) -> Tensor:
+    """Squared error summed over outputs, averaged over samples: (1 / N) Σ_n ‖output_n − target_n‖²
+    (= K · :func:`mse_loss` for K outputs; the cost of Jacot's papers on bottleneck ranks and
+    Leaky ResNets). Targets must have the outputs' shape; integer targets are cast."""
+    if output.shape != target.shape:
+        raise ValueError(
+            f"data: expected targets y shaped like the model's outputs {tuple(output.shape)}, "
+            f"got {tuple(target.shape)}"
+        )
+    return (output - _as_output_dtype(output, target)).square().sum() / output.shape[0]
+
+
 def logistic_loss(output: Tensor, target: Tensor) -> Tensor:
     """Logistic loss for ±1 labels, (1 / (N K)) Σ log(1 + exp(−y f(x))) (softplus, stable for
     large margins). Targets must have the outputs' shape; integer labels are cast."""
@@ -76,7 +88,8 @@ class Trajectory:
 
     ``stop_reason`` is "steps" (ran them all), "tol" (gradient ∞-norm ≤ tol; ``converged``),
     "diverged" (a non-finite loss at step ``n_steps``; ``diverged``), "callback" (a callback
-    returned True) or "stalled" (second-order loops: no progress). ``max_records`` bounds the
+    returned True), "plateau" (the loss stopped falling: ``train(..., plateau=...)``) or
+    "stalled" (second-order loops: no progress). ``max_records`` bounds the
     records kept: when exceeded, every other record is dropped (the first and the end point are
     always kept), so memory stays O(max_records) however long the run."""
 
@@ -175,6 +188,7 @@ class Hooks:
         self.trajectory = Trajectory(method, max_records=max_records)
         self.last_callback: int | None = None
         self.stop_requested = False
+        self.plateau_reached = False
         self.evaluate = evaluate or (lambda: loss_and_grad_norm(model, data, loss))
 
     def due(self, step: int) -> bool:
@@ -210,6 +224,19 @@ class Hooks:
             self.call_back(step)
         return math.nan if grad_norm is None else float(grad_norm)
 
+    def plateaued(self, step: int, window: int, rtol: float) -> bool:
+        """True (and remembered) when ``step`` was recorded and the loss fell by less than
+        ``rtol`` · |L| since the last record at least ``window`` steps earlier."""
+        steps, losses = self.trajectory.steps, self.trajectory.losses
+        if not steps or steps[-1] != step:
+            return False
+        earlier = [i for i, s in enumerate(steps) if s <= step - window]
+        if not earlier:
+            return False
+        then, now = losses[earlier[-1]], losses[-1]
+        self.plateau_reached = bool(then - now < rtol * abs(then))
+        return self.plateau_reached
+
     def diverge(self, step: int, value: float) -> Trajectory:
         """End the run at ``step``, where the loss ``value`` was not finite (recorded as is)."""
         if not self.trajectory.steps or self.trajectory.steps[-1] != step:
@@ -234,4 +261,6 @@ class Hooks:
             self.trajectory.stop_reason = "tol"
         elif self.stop_requested:
             self.trajectory.stop_reason = "callback"
+        elif self.plateau_reached:
+            self.trajectory.stop_reason = "plateau"
         return self.trajectory

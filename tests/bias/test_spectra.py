@@ -121,3 +121,25 @@ def test_bad_input_gets_one_sentence():
     with pytest.raises(ValueError, match="^model: expected at least one leaf module"):
         layer_spectra(Pair(), torch.randn(5, 4))
     assert len(layer_spectra(Opaque(), torch.randn(5, 4))) == 1  # the model itself is its leaf
+
+
+def test_leaves_select_a_subset_of_the_same_spectra():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
+    model = model.double()
+    x = torch.randn(30, 4, dtype=torch.float64)
+    full = {s.name: s for s in layer_spectra(model, x)}
+    relu = layer_spectra(model, x, leaves=(nn.ReLU,))
+    assert [s.name for s in relu] == ["1", "3"]
+    for s in relu:
+        torch.testing.assert_close(s.centered, full[s.name].centered)
+    mixed = layer_spectra(model, x, leaves=[nn.ReLU, "4"])
+    assert [s.name for s in mixed] == ["1", "3", "4"]
+    torch.testing.assert_close(mixed[-1].weight, full["4"].weight)
+    assert [s.name for s in layer_spectra(model, x, leaves="2")] == ["2"]
+    with pytest.raises(ValueError, match="leaves: no leaf module is named '9'"):
+        layer_spectra(model, x, leaves=["9"])
+    with pytest.raises(ValueError, match="leaves: expected module types and/or leaf names"):
+        layer_spectra(model, x, leaves=[3])
+    with pytest.raises(ValueError, match="leaves: expected a selection that matches"):
+        layer_spectra(model, x, leaves=(nn.Tanh,))

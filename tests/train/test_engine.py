@@ -17,6 +17,7 @@ from symlab.train import (
     mse_loss,
     nesterov,
     online_sgd,
+    sample_mse_loss,
     sgd,
     train,
     train_ensemble,
@@ -194,6 +195,86 @@ def test_parameter_groups_set_per_layer_learning_rates_and_weight_decay():
         gradient_descent(model, (x, y), lr=1.0, steps=1, param_groups=[{"params": ["nope"]}])
     with pytest.raises(ValueError, match="already in a group"):
         gradient_descent(model, (x, y), lr=1.0, steps=1, param_groups=[{"params": first}] * 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_penalty_reads_a_buffer_a_callback_changes(dtype):
+    """penalty(model) is differentiated and reported with the loss, and sees buffer changes."""
+    x, y = _data(dtype=dtype)
+    model, reference = (
+        mlp([3, 5, 2], "tanh", seed=6, dtype=dtype),
+        mlp([3, 5, 2], "tanh", seed=6, dtype=dtype),
+    )
+    for net in (model, reference):
+        net.register_buffer("scale", torch.tensor(0.2, dtype=dtype))
+
+    def penalty(net):
+        return net.scale * net[0].weight.abs().sum()
+
+    def callback(step, net):
+        net.scale.fill_(0.2 * (step + 1))  # the scale at step t is 0.2 (t + 1)
+
+    trajectory = gradient_descent(
+        model, (x, y), lr=0.05, steps=3, penalty=penalty, callback=callback
+    )
+    for step in range(3):
+        scale = 0.2 * (step + 1)
+        with torch.no_grad():
+            expected = float(mse_loss(reference(x), y)) + scale * float(
+                reference[0].weight.abs().sum()
+            )
+        assert trajectory.losses[step] == pytest.approx(
+            expected, rel=1e-5 if dtype == torch.float32 else 1e-13
+        )
+        grads = _grad(reference, x, y)
+        with torch.no_grad():
+            for name, p in reference.named_parameters():
+                extra = scale * p.sign() if name == "0.weight" else 0
+                p -= 0.05 * (grads[name] + extra)
+    tol = 1e-6 if dtype == torch.float32 else 1e-14
+    torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=tol, rtol=0)
+    with pytest.raises(ValueError, match="penalty: expected a function"):
+        gradient_descent(model, (x, y), lr=0.1, steps=1, penalty=0.1)
+
+
+def test_a_plateau_stops_the_run_where_the_full_record_first_flattens():
+    x, y = _data()
+    full = gradient_descent(mlp([3, 8, 2], "tanh", seed=7), (x, y), lr=0.1, steps=400)
+    window, rtol = 20, 0.03
+    losses = full.losses
+    first = next(
+        t
+        for t in range(window, len(losses))
+        if losses[t - window] - losses[t] < rtol * losses[t - window]
+    )
+    assert 20 < first < 400
+    run = gradient_descent(
+        mlp([3, 8, 2], "tanh", seed=7), (x, y), lr=0.1, steps=400, plateau=(window, rtol)
+    )
+    assert run.stop_reason == "plateau" and run.n_steps == first and run.steps[-1] == first
+    assert run.losses == losses[: first + 1]
+    coarse = gradient_descent(  # records every 5 steps: the look-back is the record 20 steps before
+        mlp([3, 8, 2], "tanh", seed=7),
+        (x, y),
+        lr=0.1,
+        steps=400,
+        plateau=(window, rtol),
+        record_every=5,
+    )
+    assert coarse.n_steps == min(t for t in range(first, 401) if t % 5 == 0)
+    with pytest.raises(ValueError, match="plateau: expected \\(window, rtol\\)"):
+        gradient_descent(mlp([3, 8, 2], seed=7), (x, y), lr=0.1, steps=4, plateau=(0, 1e-3))
+
+
+def test_sample_mse_loss_sums_outputs_and_averages_samples():
+    out, target = torch.arange(6.0).reshape(3, 2), torch.ones(3, 2)
+    rows = out.tolist()  # (0, 1), (2, 3), (4, 5) against (1, 1): 1 + 0, 1 + 4, 9 + 16
+    expected = sum((a - 1) ** 2 + (b - 1) ** 2 for a, b in rows) / 3
+    assert expected == pytest.approx(31 / 3)
+    assert float(sample_mse_loss(out, target)) == pytest.approx(expected)
+    assert float(sample_mse_loss(out, target)) == pytest.approx(2 * float(mse_loss(out, target)))
+    with pytest.raises(ValueError, match="data: expected targets"):
+        sample_mse_loss(out, torch.ones(3))
 
 
 def test_log_spaced_recording_keeps_memory_bounded():
