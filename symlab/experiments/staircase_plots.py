@@ -33,10 +33,15 @@ def coefficient_curves(rows, spec, out_dir, leaps) -> list[Path]:
     import matplotlib.pyplot as plt
 
     names = list(dict.fromkeys(rows["target"]))
+    cols = min(3, len(names))
+    grid_rows = -(-len(names) // cols)
     fig, axes = plt.subplots(
-        1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False, constrained_layout=True
-    )
-    for ax, name in zip(axes[0], names, strict=True):
+        grid_rows, cols, figsize=(4.6 * cols, 3.8 * grid_rows), squeeze=False,
+        constrained_layout=True,
+    )  # fmt: skip
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, names):
         group = rows[rows["target"] == name].sort_values("d")
         order = leaps[name][1]
         for style, r in (("-", group.iloc[-1]), (":", group.iloc[0])):
