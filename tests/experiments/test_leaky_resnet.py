@@ -93,3 +93,18 @@ def test_presets_validate(preset):
     LeakyResNetSpec(**values)
     with pytest.raises(ValueError, match="effective_depths: expected every"):
         LeakyResNetSpec(**{**values, "effective_depths": [float(values["depth"])]})
+
+
+@pytest.mark.slow
+def test_quick_preset_finds_a_k_star_dimensional_bottleneck():
+    """The quick preset at L̃ = 6 with equidistant steps (three seeds): the median bottleneck
+    dimension is k* = 3 and the least cost of identity is near it."""
+    from symlab.engine.spec import load_spec
+
+    study = get_experiment("leaky-resnet")
+    spec = load_spec("leaky-resnet", preset="quick").model_copy(
+        update={"effective_depths": [6.0], "step_rules": ["equidistant"]}
+    )
+    rows = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
+    assert rows["bottleneck_dim"].median() == spec.rank
+    assert 2.5 < rows["coi_min"].median() < 4.0
