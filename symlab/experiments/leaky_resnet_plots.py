@@ -77,6 +77,7 @@ def _spectra(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     ax.axhline(k, color="crimson", ls="--", lw=1.2, label=f"$k^*$ = {k}")
     ax.set_yscale("log")
     plain_log_axis(ax.yaxis, [1, 2, 3, 4, 6, 10, 20, 50, 100, 200])
+    ax.set_ylim(0.8, spec.width * 1.3)
     ax.set_xlabel(r"depth $p_\ell$")
     ax.set_ylabel(r"rank of $A_p$: $\#\{s_i > 10^{-2} s_1\}$")
     ax.set_title(r"(c) rank profile for each $\tilde L$ (median over seeds)", fontsize=10)

@@ -105,8 +105,12 @@ def test_presets_validate(preset):
 
 @pytest.mark.slow
 def test_quick_preset_finds_the_bottleneck():
-    """A reduced quick run (two depths, one seed): the middle layers have rank k."""
+    """The quick preset's depths >= 10 (two seeds): the middle layers have rank k and the weights
+    one more singular value below a fifth of the k-th."""
+    from symlab.engine.spec import load_spec
+
     study = get_experiment("bottleneck")
-    spec = BottleneckSpec(depths=[8, 10], seeds=1, fit_min_depth=8)
+    spec = load_spec("bottleneck", preset="quick").model_copy(update={"depths": [10, 12]})
     rows = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
     assert (rows["middle_rank"] == spec.rank).all()
+    assert (rows["weight_s_k1"] < 0.2 * rows["weight_s_k"]).all()

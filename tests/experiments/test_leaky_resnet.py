@@ -54,10 +54,11 @@ def test_verdicts_reproduce_fail_and_abstain_on_synthetic_rows():
     spec = LeakyResNetSpec(effective_depths=[2.0, 6.0], claim_min_effective_depth=5.0)
     good = _outcomes(study.summarize(_synthetic(3, 0.97), spec))
     assert good == {"bottleneck_dimension": "reproduced", "adaptive_steps": "reproduced",
-                    "irregular_steps": "reproduced"}  # fmt: skip
+                    "irregular_steps": "reproduced", "hamiltonian": "reproduced"}  # fmt: skip
     bad = _outcomes(study.summarize(_synthetic(5, 1.3), spec))
     assert bad["bottleneck_dimension"] == "not reproduced"
     assert bad["adaptive_steps"] == "not reproduced"  # 30% worse, beyond the 5% margin
+    assert bad["hamiltonian"] == "not reproduced"  # estimate 4.7 against k* = 3
     noisy = _outcomes(study.summarize(_synthetic(3, 1.03, noise=0.2), spec))
     assert noisy["adaptive_steps"] == "inconclusive"
 
@@ -76,7 +77,9 @@ def test_pipeline_tiny(tmp_path):
     assert len(equidistant["coi"]) == len(equidistant["hamiltonian_rank"]) == 6  # A_0 … A_5
     assert equidistant["bottleneck_dim"] == min(equidistant["rank_profile"][:4])
     summary = study.summarize(rows, spec)
-    assert set(_outcomes(summary)) == {"bottleneck_dimension", "adaptive_steps", "irregular_steps"}
+    assert set(_outcomes(summary)) == {
+        "bottleneck_dimension", "adaptive_steps", "irregular_steps", "hamiltonian"
+    }  # fmt: skip
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} >= {"leaky_resnet_spectra.png", "leaky_resnet_steps.png"}
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -90,3 +93,18 @@ def test_presets_validate(preset):
     LeakyResNetSpec(**values)
     with pytest.raises(ValueError, match="effective_depths: expected every"):
         LeakyResNetSpec(**{**values, "effective_depths": [float(values["depth"])]})
+
+
+@pytest.mark.slow
+def test_quick_preset_finds_a_k_star_dimensional_bottleneck():
+    """The quick preset at L̃ = 6 with equidistant steps (three seeds): the median bottleneck
+    dimension is k* = 3 and the least cost of identity is near it."""
+    from symlab.engine.spec import load_spec
+
+    study = get_experiment("leaky-resnet")
+    spec = load_spec("leaky-resnet", preset="quick").model_copy(
+        update={"effective_depths": [6.0], "step_rules": ["equidistant"]}
+    )
+    rows = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
+    assert rows["bottleneck_dim"].median() == spec.rank
+    assert 2.5 < rows["coi_min"].median() < 4.0
