@@ -32,20 +32,11 @@ import itertools
 import math
 import platform
 import random
-import time
 
 import torch
+from timing import best
 
 from symlab.boolean import fwht, hadamard, leap, walsh_coefficients
-
-
-def best(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def radix2_fwht(values: torch.Tensor) -> torch.Tensor:

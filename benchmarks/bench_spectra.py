@@ -23,22 +23,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
+from timing import best
 from torch import nn
 
 from symlab.bias import layer_spectra
 from symlab.nets import mlp
-
-
-def _best(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def floor(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
@@ -68,7 +59,7 @@ def main() -> None:
         f"MLP depth {args.depth}, width {args.width}, N = {args.points}, {args.dtype}, 1 thread; "
         f"torch {torch.__version__}, {platform.machine()}, best of {args.repeats}"
     )
-    t_floor, reference = _best(lambda: floor(model, x), args.repeats)
+    t_floor, reference = best(lambda: floor(model, x), args.repeats)
     cases = {
         "all leaves (default)": None,
         "leaves=(nn.Linear,)": (nn.Linear,),
@@ -77,7 +68,7 @@ def main() -> None:
     print(f"{'route':<28}{'seconds':>10}{'vs floor':>10}{'outputs':>9}")
     print(f"{'floor (forward + svdvals)':<28}{t_floor:>10.3f}{1.0:>9.2f}x{len(reference):>9}")
     for name, leaves in cases.items():
-        seconds, spectra = _best(
+        seconds, spectra = best(
             lambda leaves=leaves: layer_spectra(model, x, leaves=leaves), args.repeats
         )
         print(f"{name:<28}{seconds:>10.3f}{seconds / t_floor:>9.2f}x{len(spectra):>9}")

@@ -28,20 +28,12 @@ import platform
 import time
 
 import torch
+from timing import best
 
 from symlab.nets import mlp
 from symlab.ntk.data import load_digits_split
 from symlab.train import log_spaced, sgd, train, train_ensemble
 from symlab.train.optimizers import MinibatchOrder
-
-
-def _best(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def _digits_mlp():
@@ -128,8 +120,8 @@ def ensemble(count: int, repeats: int, n_points: int, steps: int = 200) -> None:
 
     options = {"lr": 0.05, "steps": steps, "record_every": 10}
     train_ensemble(nets()[:4], (x, y), **options)  # warm-up (vmap tracing, allocator)
-    t_batched, result = _best(lambda: train_ensemble(nets(), (x, y), **options), repeats)
-    t_sequential, runs = _best(lambda: [train(net, (x, y), **options) for net in nets()], 1)
+    t_batched, result = best(lambda: train_ensemble(nets(), (x, y), **options), repeats)
+    t_sequential, runs = best(lambda: [train(net, (x, y), **options) for net in nets()], 1)
     worst = max(
         max(abs(a - b) / abs(b) for a, b in zip(t.losses, r.losses, strict=True))
         for t, r in zip(result.trajectories, runs, strict=True)
