@@ -4,7 +4,9 @@ Subpackages, one per science: :mod:`symlab.nets` (architectures), :mod:`symlab.l
 (Jacobians, certified ranks, spectra), :mod:`symlab.symmetry` (functional dimension, group
 actions, mechanisms), :mod:`symlab.critical` (symmetry-induced critical points, embeddings),
 :mod:`symlab.ntk` (empirical NTK and its dynamics), :mod:`symlab.boolean` (functions on the
-Boolean cube: Walsh transforms, merged staircases, leap), :mod:`symlab.train` (shared training loops),
+Boolean cube: Walsh transforms, merged staircases, leap), :mod:`symlab.bias` (implicit bias
+toward low rank: layer spectra, deep linear nets, Leaky ResNets), :mod:`symlab.train` (the shared
+training engine),
 and :mod:`symlab.engine` (specs, sweeps, SQLite store, reports).
 
 Attributes load on first use (PEP 562), so ``import symlab`` stays cheap: the engine's worker
@@ -18,7 +20,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("boolean", "critical", "engine", "linalg", "nets", "ntk", "symmetry", "train")
+_SUBPACKAGES = (
+    "bias",
+    "boolean",
+    "critical",
+    "engine",
+    "linalg",
+    "nets",
+    "ntk",
+    "symmetry",
+    "train",
+)
 _ATTRIBUTES = {
     "mlp": "symlab.nets",
     "functional_dimension": "symlab.symmetry",
