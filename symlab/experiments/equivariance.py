@@ -262,11 +262,16 @@ def orbit_job(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def degree_profile(target: MonomialTarget) -> dict[str, float]:
-    """W^k = Σ_{|S|=k} f̂(S)² from the target's Walsh expansion (its supports and coefficients)."""
-    weights: dict[str, float] = {}
-    for support, c in zip(target.supports, target.coefficients, strict=True):
-        weights[str(len(support))] = weights.get(str(len(support)), 0.0) + c * c
-    return dict(sorted(weights.items()))
+    """W^k = Σ_{|S|=k} f̂(S)² from the target's Walsh expansion (its supports and coefficients),
+    by :func:`symlab.boolean.fourier_weight_by_degree`; the degrees with nonzero weight."""
+    from symlab.boolean import fourier_weight_by_degree
+
+    expansion = {
+        frozenset(s): float(c) for s, c in zip(target.supports, target.coefficients, strict=True)
+    }
+    d = max((max(s) for s in expansion if s), default=1)
+    weights = fourier_weight_by_degree(expansion, d).tolist()
+    return {str(k): w for k, w in enumerate(weights) if w != 0}
 
 
 def orbit_size(target: MonomialTarget, d: int) -> int | None:
