@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, confloat, conint
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.figures import save_figure
 from symlab.ntk.linear_dynamics import linearized_training_error, optimizer_hyperparameters
-from symlab.train import gradient_descent, heavy_ball, nesterov
+from symlab.train import gradient_descent, heavy_ball, nesterov, sample_mse_loss
 from symlab.train.momentum import NESTEROV_SCHEDULE
 
 OptimizerName = Literal["gd", "heavy_ball", "nesterov"]
@@ -80,8 +80,9 @@ def expand(spec: NTKOptimizersSpec) -> list[dict[str, Any]]:
 
 
 def half_mean_squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The study's loss L(θ) = ‖f_θ(X) − y‖² / (2N) (gradient J^T r / N, so H = Θ_0 / N)."""
-    return (output - target).square().sum() / (2 * len(target))
+    """The study's loss L(θ) = ‖f_θ(X) − y‖² / (2N) (gradient J^T r / N, so H = Θ_0 / N): half of
+    :func:`symlab.train.sample_mse_loss` (the halving is exact in floating point)."""
+    return 0.5 * sample_mse_loss(output, target)
 
 
 def train_network(
