@@ -27,6 +27,7 @@ Adam, online SGD), :mod:`symlab.train.ensemble` (many small networks at once) an
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,10 +231,10 @@ class Hooks:
         steps, losses = self.trajectory.steps, self.trajectory.losses
         if not steps or steps[-1] != step:
             return False
-        earlier = [i for i, s in enumerate(steps) if s <= step - window]
-        if not earlier:
+        earlier = bisect.bisect_right(steps, step - window) - 1  # steps are increasing
+        if earlier < 0:
             return False
-        then, now = losses[earlier[-1]], losses[-1]
+        then, now = losses[earlier], losses[-1]
         self.plateau_reached = bool(then - now < rtol * abs(then))
         return self.plateau_reached
 
