@@ -17,13 +17,23 @@ from symlab.ntk.metrics import (
     ntk_spectrum,
 )
 from symlab.ntk.structured import structured_layers
+from symlab.ntk.taylor_split import (
+    TaylorSplit,
+    TaylorSplitTracker,
+    explained_fraction,
+    taylor_split,
+    trainable_state,
+)
 from symlab.ntk.tracker import KernelTracker
 
 __all__ = [
     "METHODS",
     "KernelTracker",
     "LinearizedModel",
+    "TaylorSplit",
+    "TaylorSplitTracker",
     "empirical_ntk",
+    "explained_fraction",
     "kernel_alignment",
     "kernel_distance",
     "kernel_regression",
@@ -33,5 +43,7 @@ __all__ = [
     "ntk_matrix",
     "ntk_spectrum",
     "structured_layers",
+    "taylor_split",
     "trainable_params",
+    "trainable_state",
 ]
