@@ -16,8 +16,9 @@ from symlab.ntk.metrics import (
     ntk_matrix,
     ntk_spectrum,
 )
+from symlab.ntk.random_signs import SignCancellation, random_sign_cancellation
 from symlab.ntk.structured import structured_layers
-from symlab.ntk.taylor_split import (
+from symlab.ntk.taylor_expansion import (
     TaylorSplit,
     TaylorSplitTracker,
     explained_fraction,
@@ -30,6 +31,7 @@ __all__ = [
     "METHODS",
     "KernelTracker",
     "LinearizedModel",
+    "SignCancellation",
     "TaylorSplit",
     "TaylorSplitTracker",
     "empirical_ntk",
@@ -42,6 +44,7 @@ __all__ = [
     "ntk_effective_rank",
     "ntk_matrix",
     "ntk_spectrum",
+    "random_sign_cancellation",
     "structured_layers",
     "taylor_split",
     "trainable_params",

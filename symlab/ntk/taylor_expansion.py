@@ -144,7 +144,9 @@ def activation_inputs(model: nn.Module, params: dict[str, Tensor], x: Tensor) ->
     """Each gated activation's input (pre-activation) on x under ``params``."""
     captured: dict[str, Tensor] = {}
     handles = [
-        module.register_forward_hook(lambda m, inp, out, name=name: captured.__setitem__(name, inp[0]))
+        module.register_forward_hook(
+            lambda m, inp, out, name=name: captured.__setitem__(name, inp[0])
+        )
         for name, module in gated_activations(model).items()
     ]
     try:
