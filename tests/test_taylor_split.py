@@ -117,3 +117,19 @@ def test_bad_trajectory_points_are_refused_with_the_argument_named():
         taylor_split(net, nan, x)
     with pytest.raises(TypeError, match="x: expected a floating-point"):
         taylor_split(net, p0, torch.ones(5, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.GELU, nn.Softplus, lambda: nn.LeakyReLU(0.2)])
+def test_sequential_jet_equals_the_generic_nested_jvp(act):
+    from symlab.ntk.taylor_expansion import nested_jvp_terms, sequential_jet
+
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(4, 12), act(), nn.Linear(12, 9), act(), nn.Linear(9, 3)).double()
+    net[2].bias.requires_grad_(False)
+    x = torch.randn(10, 4, dtype=torch.float64)
+    p0 = trainable_state(net)
+    direction = {n: torch.randn_like(p) for n, p in p0.items()}
+    fast = sequential_jet(net, p0, direction, x)
+    slow = nested_jvp_terms(net, p0, direction, x)
+    for a, b in zip(fast, slow, strict=True):
+        assert torch.allclose(a, b, atol=1e-12, rtol=1e-12)

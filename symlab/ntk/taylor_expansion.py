@@ -42,6 +42,17 @@ from torch import Tensor, nn
 from torch.func import functional_call, jvp
 
 GATED_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
+ELEMENTWISE_ACTIVATIONS = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.ELU,
+    nn.Identity,
+)
 
 
 @dataclass(frozen=True)
@@ -118,11 +129,79 @@ def check_trajectory_point(model: nn.Module, name: str, params: dict[str, Tensor
         raise ValueError(f"{name}: expected finite parameters, non-finite values in {bad}")
 
 
+def is_jet_sequential(model: nn.Module) -> bool:
+    """True for an nn.Sequential of Linear layers and elementwise activations (the jet route)."""
+    return isinstance(model, nn.Sequential) and all(
+        isinstance(m, (nn.Linear, *ELEMENTWISE_ACTIVATIONS)) for m in model
+    )
+
+
+def sequential_jet(
+    model: nn.Sequential, params_0: dict[str, Tensor], direction: dict[str, Tensor], x: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(f(θ_0, x), T₁, T₂) of a Sequential of Linear layers and elementwise activations by
+    propagating the second-order jet z(s) = z₀ + s z₁ + s² z₂ of every activation along
+    θ_0 + sΔθ (Taylor-mode differentiation; Griewank & Walther, "Evaluating Derivatives", ch. 13):
+
+        Linear:      y₀ = W z₀ + b,   y₁ = ΔW z₀ + W z₁ + Δb,   y₂ = ΔW z₁ + W z₂;
+        activation:  a₀ = σ(z₀),      a₁ = σ′(z₀) z₁,           a₂ = σ′(z₀) z₂ + ½ σ″(z₀) z₁²,
+
+    with σ′, σ″ of the elementwise activation by forward-mode AD on the activations alone. At
+    the output T₁ = y₁ and T₂ = y₂. Five GEMMs per hidden Linear layer (two on the first), against
+    eight for the generic jvp of a jvp.
+    """
+    z0, z1, z2 = x, None, None
+    for index, module in enumerate(model):
+        if isinstance(module, nn.Linear):
+            w = params_0.get(f"{index}.weight", module.weight.detach())
+            b = params_0.get(
+                f"{index}.bias", module.bias.detach() if module.bias is not None else None
+            )
+            dw, db = direction.get(f"{index}.weight"), direction.get(f"{index}.bias")
+            y0 = z0 @ w.T if b is None else torch.addmm(b, z0, w.T)
+            y1 = z1 @ w.T if z1 is not None else torch.zeros_like(y0)
+            if dw is not None:
+                y1 = y1 + z0 @ dw.T
+            if db is not None:
+                y1 = y1 + db
+            y2 = z2 @ w.T if z2 is not None else torch.zeros_like(y0)
+            if dw is not None and z1 is not None:
+                y2 = y2 + z1 @ dw.T
+            z0, z1, z2 = y0, y1, y2
+        elif isinstance(module, nn.Identity):
+            continue
+        elif z1 is None:  # an activation on the inputs: no tangent yet
+            z0 = module(z0)
+        else:
+            ones = torch.ones_like(z0)
+
+            def slope(z, m=module, ones=ones):
+                return jvp(m, (z,), (ones,))[1]
+
+            a0, d1 = jvp(module, (z0,), (ones,))
+            d2 = jvp(slope, (z0,), (ones,))[1]
+            z0, z1, z2 = a0, d1 * z1, d1 * z2 + 0.5 * d2 * z1 * z1
+    return z0, z1, z2
+
+
 def taylor_terms(
     model: nn.Module, params_0: dict[str, Tensor], params_t: dict[str, Tensor], x: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(f(θ_0, x), T₁, T₂) by a jvp of a jvp along Δθ = θ_t − θ_0; outputs flattened to (N, K)."""
+    """(f(θ_0, x), T₁, T₂) along Δθ = θ_t − θ_0, outputs flattened to (N, K): by
+    :func:`sequential_jet` for a Sequential of Linear layers and elementwise activations, else by
+    a jvp of a jvp (any module)."""
     direction = {n: params_t[n] - params_0[n] for n in params_0}
+    if is_jet_sequential(model):
+        with torch.no_grad():
+            f0, t1, t2 = sequential_jet(model, params_0, direction, x)
+        return f0.reshape(f0.shape[0], -1), t1.reshape(t1.shape[0], -1), t2.reshape(t2.shape[0], -1)
+    return nested_jvp_terms(model, params_0, direction, x)
+
+
+def nested_jvp_terms(
+    model: nn.Module, params_0: dict[str, Tensor], direction: dict[str, Tensor], x: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(f(θ_0, x), T₁, T₂) by ``torch.func.jvp`` of a jvp, for any module."""
 
     def f(p):
         out = functional_call(model, p, (x,))
