@@ -60,6 +60,11 @@ def main() -> None:
     )
 
     for dtype in (torch.float32, torch.float64):
+        measure(dtype)
+
+
+def measure(dtype) -> None:
+    if True:
         net = mlp([64, 512, 512, 512, 10], dtype)
         x = torch.randn(128, 64, dtype=dtype)
         y = torch.randn(128, 10, dtype=dtype)
