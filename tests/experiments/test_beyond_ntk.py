@@ -22,7 +22,7 @@ TINY = dict(n_values=[60, 120], widths=[16], width=24, n_fixed=120, n_val=60, n_
             seeds=2, lrs=[0.01], ridges=[1e-3, 1e-1], sign_draws=[1, 4], split_records=4)  # fmt: skip
 
 
-def synthetic(ratio_two: float, ratio_ntk: float, r2_first: float, seeds=4, noise=0.05):
+def synthetic(ratio_two, ratio_ntk, r2_first, seeds=4, noise=0.05, r2_gain=0.1):
     """Validated-run rows: two-layer and NTK errors = ratio × the three-layer error."""
     rng = np.random.default_rng(0)
     rows = []
@@ -38,7 +38,7 @@ def synthetic(ratio_two: float, ratio_ntk: float, r2_first: float, seeds=4, nois
                 rows.append({"target": "sin", "method": method, "n_train": n, "width": 200,
                              "seed": seed, "val_error": err, "test_error": err, "train_error": err / 2,
                              "diverged": False, "r2_first": r2_first + rng.normal(0, 0.02),
-                             "r2_second": r2_first + 0.1, "flip_share": 0.3})  # fmt: skip
+                             "r2_second": r2_first + r2_gain, "flip_share": 0.3})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -49,16 +49,16 @@ def outcomes(summary):
 def test_claims_reproduce_fail_and_abstain_on_synthetic_rows():
     study = get_experiment("beyond-ntk")
     spec = BeyondNTKSpec(n_values=[250, 500, 1000], widths=[200], n_fixed=1000, seeds=4)
-    good = study.summarize(synthetic(1.8, 2.5, 0.2), spec)
+    good = study.summarize(synthetic(1.8, 2.5, 0.2, r2_gain=0.6), spec)
     assert outcomes(good) == {"three_beats_two": "reproduced", "net_beats_ntk": "reproduced",
-                              "beyond_first_order": "reproduced"}  # fmt: skip
-    bad = study.summarize(synthetic(0.6, 0.5, 0.97), spec)
+                              "beyond_first_order": "reproduced", "second_order": "reproduced"}  # fmt: skip
+    bad = study.summarize(synthetic(0.6, 0.5, 0.97, r2_gain=-0.3), spec)
     assert outcomes(bad) == {"three_beats_two": "opposite", "net_beats_ntk": "opposite",
-                             "beyond_first_order": "not reproduced"}  # fmt: skip
+                             "beyond_first_order": "not reproduced", "second_order": "opposite"}  # fmt: skip
     assert "OPPOSITE" in bad.verdict
     tie = study.summarize(synthetic(1.0, 1.0, 0.7, noise=0.3), spec)
     assert outcomes(tie) == {"three_beats_two": "inconclusive", "net_beats_ntk": "inconclusive",
-                             "beyond_first_order": "inconclusive"}  # fmt: skip
+                             "beyond_first_order": "inconclusive", "second_order": "not reproduced"}  # fmt: skip
 
 
 def test_validation_picks_the_run_and_test_error_is_reported():
@@ -103,7 +103,8 @@ def test_pipeline_tiny(tmp_path):
     assert all(len(c) >= 2 for c in nets["split_curve"])
     assert all(len(v) == 2 for v in nets["sign_error_frozen"])
     summary = study.summarize(rows, spec)
-    assert set(outcomes(summary)) == {"three_beats_two", "net_beats_ntk", "beyond_first_order"}
+    assert set(outcomes(summary)) == {"three_beats_two", "net_beats_ntk", "beyond_first_order",
+                                      "second_order"}  # fmt: skip
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} >= {"beyond_ntk_errors.png", "beyond_ntk_taylor.png",
                                        "beyond_ntk_signs.png"}  # fmt: skip
