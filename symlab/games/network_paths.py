@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from symlab.ntk.taylor_expansion import gate_values
+
 MAX_PATHS = 200_000
 LINEAR_GATES = (nn.Identity,)
 
@@ -125,7 +127,7 @@ def path_decomposition(
                 gate = torch.ones_like(z)
             else:
                 slope = getattr(act, "negative_slope", 0.0)
-                gate = torch.where(z > 0, 1.0, slope).to(z.dtype)
+                gate = gate_values(z > 0, slope, z)
             gates.append(gate)
             h = gate * z
         n = x.shape[0]

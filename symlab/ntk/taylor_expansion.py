@@ -55,6 +55,13 @@ ELEMENTWISE_ACTIVATIONS = (
 )
 
 
+def gate_values(on: Tensor, slope: float, like: Tensor) -> Tensor:
+    """1 where ``on``, else ``slope`` (0 for ReLU), in the dtype of ``like`` (the slope is not
+    rounded through float32)."""
+    one = torch.ones((), dtype=like.dtype, device=like.device)
+    return torch.where(on, one, torch.full((), slope, dtype=like.dtype, device=like.device))
+
+
 @dataclass(frozen=True)
 class TaylorSplit:
     """Δf and its Taylor terms on one set of inputs, each (N, K); see the module docstring.
@@ -161,17 +168,21 @@ def sequential_jet(
             y0 = z0 @ w.T if b is None else torch.addmm(b, z0, w.T)
             y1 = z1 @ w.T if z1 is not None else torch.zeros_like(y0)
             if dw is not None:
-                y1 = y1 + z0 @ dw.T
+                y1.addmm_(z0, dw.T)
             if db is not None:
-                y1 = y1 + db
+                y1.add_(db)
             y2 = z2 @ w.T if z2 is not None else torch.zeros_like(y0)
             if dw is not None and z1 is not None:
-                y2 = y2 + z1 @ dw.T
+                y2.addmm_(z1, dw.T)
             z0, z1, z2 = y0, y1, y2
         elif isinstance(module, nn.Identity):
             continue
         elif z1 is None:  # an activation on the inputs: no tangent yet
             z0 = module(z0)
+        elif isinstance(module, GATED_ACTIVATIONS):  # piecewise linear: σ″ = 0, σ′ = the gate
+            slope = getattr(module, "negative_slope", 0.0)
+            gate = gate_values(z0 > 0, slope, z0)
+            z0, z1, z2 = gate * z0, gate * z1, gate * z2
         else:
             ones = torch.ones_like(z0)
 
@@ -247,7 +258,7 @@ def pseudo_network_output(
         def hook(module, inp, out):
             slope = getattr(module, "negative_slope", 0.0)
             on = gates[name]
-            return inp[0] * torch.where(on, 1.0, slope).to(inp[0].dtype)
+            return inp[0] * gate_values(on, slope, inp[0])
 
         return hook
 
