@@ -133,3 +133,31 @@ def test_sequential_jet_equals_the_generic_nested_jvp(act):
     slow = nested_jvp_terms(net, p0, direction, x)
     for a, b in zip(fast, slow, strict=True):
         assert torch.allclose(a, b, atol=1e-12, rtol=1e-12)
+
+
+def test_any_module_goes_through_the_generic_route():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.block, self.out = nn.Linear(3, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = torch.tanh(self.inp(x))
+            return self.out(h + torch.relu(self.block(h)))
+
+    torch.manual_seed(2)
+    net = Residual().double()
+    x = torch.randn(9, 3, dtype=torch.float64)
+    p0 = trainable_state(net)
+    perturb(net, 0.2)
+    pt = trainable_state(net)
+    split = taylor_split(net, p0, x)
+    h = 1e-4
+
+    def f(s):
+        p = {n: p0[n] + s * (pt[n] - p0[n]) for n in p0}
+        return torch.func.functional_call(net, p, (x,)).detach()
+
+    assert torch.allclose(split.first_order, (f(h) - f(-h)) / (2 * h), atol=1e-6)
+    assert torch.allclose(split.second_order, (f(h) - 2 * f(0.0) + f(-h)) / (2 * h * h), atol=1e-5)
+    assert split.gate_flips is None  # functional relu: no gate modules to freeze
