@@ -75,7 +75,10 @@ class StaircaseSpec(BaseModel):
     seeds: int = Field(ge=2, description="seeds per (d, target) cell, trained at once")
     width: int = Field(128, ge=1, description="hidden width N")
     batch: int = Field(8, ge=1, description="fresh samples per SGD step")
-    lr: float = Field(0.1, gt=0, description="per-sample step of each particle, times 1/d")
+    lr: float = Field(0.1, gt=0, description="per-sample step of each particle, times 1/d^p")
+    lr_dim_exponent: float = Field(
+        1.0, ge=0, description="p in the per-sample step lr/d^p (1: the mean-field time scale)"
+    )
     lr_ratio: float = Field(1.0, gt=0, description="readout step / first-layer step")
     sigmoid_shift: float = Field(1.5, description="s in σ(z) = 1/(1 + e^{−z+s})")
     inputs: Literal["boolean", "gaussian"] = Field("boolean", description="law of x")
@@ -122,7 +125,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
             first_done.append(tracker.steps[-1])
         return bool(first_done and tracker.steps[-1] >= params["overrun"] * first_done[0])
 
-    step = params["lr"] * batch / d
+    step = params["lr"] * batch / d ** params.get("lr_dim_exponent", 1.0)
     start = time.perf_counter()
     run = train_on_target(
         target, d, width=params["width"], seeds=range(params["seeds"]), steps=budget_steps,
@@ -307,7 +310,7 @@ def summarize(rows: pd.DataFrame, spec: StaircaseSpec) -> Summary:
     worst_control = float(rows["control_max_z"].max())
     preamble = (
         f"Online SGD on a width-{spec.width} mean-field two-layer net (shifted sigmoid s = "
-        f"{spec.sigmoid_shift:g}, per-sample step {spec.lr:g}/d, batch {spec.batch}), "
+        f"{spec.sigmoid_shift:g}, per-sample step {spec.lr:g}/d^{spec.lr_dim_exponent:g}, batch {spec.batch}), "
         f"{spec.inputs} inputs, d in {spec.dims}, {spec.seeds} seeds per cell; budget "
         f"{spec.budget:g}·d² samples (censored runs count as lower bounds). Coefficients of the "
         f"control monomials stayed within {worst_control:.1f} standard errors of 0."
