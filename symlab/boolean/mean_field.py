@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from symlab.boolean.targets import MonomialTarget, monomial_features, monomial_sampler
-from symlab.train import Schedule, train_ensemble
+from symlab.train import Schedule, TwoLayerForm, train_ensemble
 
 SCALINGS = ("mean_field", "standard")
 ACTIVATIONS = ("shifted_sigmoid", "relu", "tanh")
@@ -50,6 +50,29 @@ def activation_function(name: str, shift: float = SIGMOID_SHIFT) -> Callable[[Te
     if name == "tanh":
         return torch.tanh
     raise ValueError(f"activation: expected one of {', '.join(ACTIVATIONS)}, got {name!r}")
+
+
+def activation_and_slope(
+    name: str, shift: float = SIGMOID_SHIFT
+) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """(z, v) ↦ (σ(z), v ⊙ σ'(z)) for :func:`activation_function`'s σ (v broadcasts against z),
+    by autograd's own backward kernels: v σ(1 − σ) for the shifted sigmoid, v (1 − tanh²) for
+    tanh, v 1[z > 0] for ReLU (0 at the kink). Overwrites z with σ(z) (the fused SGD step of
+    :mod:`symlab.train.two_layer_sgd` has no further use for z): one pass for σ, one for v σ'."""
+    activation_function(name, shift)
+    backward = {
+        "shifted_sigmoid": torch.ops.aten.sigmoid_backward,
+        "tanh": torch.ops.aten.tanh_backward,
+    }.get(name)
+
+    def values(z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if name == "relu":
+            h = z.clamp_min_(0)
+            return h, torch.ops.aten.threshold_backward(v.expand_as(h), h, 0)
+        h = z.sub_(shift).sigmoid_() if name == "shifted_sigmoid" else z.tanh_()
+        return h, backward(v.expand_as(h), h)
+
+    return values
 
 
 def output_scale(width: int, scaling: str) -> float:
@@ -86,7 +109,8 @@ class MeanFieldNet(nn.Module):
     (n, 1). Init (secondary): √d·w_{jl} ~ N(0, 1), a_j ~ U[−1, 1], from a generator seeded with
     ``seed``. ``mask`` (N, d), optional, is a fixed buffer (a first layer that is not equivariant
     under permutations of the inputs); ``shift`` is the shifted sigmoid's s. Stackable by
-    :func:`symlab.train.train_ensemble`."""
+    :func:`symlab.train.train_ensemble`, which takes the fused closed-form SGD step of
+    :mod:`symlab.train.two_layer_sgd` on it (declared by :meth:`two_layer_form`; not with a mask)."""
 
     def __init__(
         self, dim: int, width: int, *, scaling: str = "mean_field",
@@ -116,6 +140,13 @@ class MeanFieldNet(nn.Module):
             self.w, self.a, x, self.scale, self.activation, self.mask, shift=self.shift
         )
         return out.unsqueeze(-1)
+
+    def two_layer_form(self) -> TwoLayerForm | None:
+        """f = scale · Σ_j a_j σ(⟨w_j, x⟩) for the fused SGD step; None with a mask."""
+        if self.mask is not None:
+            return None
+        slope = activation_and_slope(self.activation, self.shift)
+        return TwoLayerForm(first="w", readout="a", scale=self.scale, activation=slope)
 
 
 def layer_learning_rates(

@@ -20,7 +20,10 @@ a degree-k parity the orbit has C(d, k) members (cross-predictability 1/C(d, k))
 (recalled, not retrieved: weakly learnable iff non-negligible Fourier weight at some degree ≤ k)
 is compared with the measured samples to weak learning (relative test error ≤ 1 − ``weak_gain``),
 beside each target's degree profile W^k = Σ_{|S|=k} f̂(S)². Network and SGD settings as in the
-``staircase`` study (shifted sigmoid s, per-sample step lr/d, batch; secondary or chosen there).
+``staircase`` study (shifted sigmoid s, per-sample step lr/d, batch; secondary or chosen there);
+part (b) trains each cell's seeds at once by ``train_ensemble``'s fused closed-form SGD step
+(:mod:`symlab.train.two_layer_sgd`), part (a) one run at a time by ``train`` (autograd), the loop
+whose equivariance is claimed.
 """
 
 from __future__ import annotations

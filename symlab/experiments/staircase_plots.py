@@ -165,15 +165,22 @@ def per_leap_times(rows, spec, out_dir, leaps) -> list[Path]:
         left.scatter([], [], color=colors[d], label=f"d = {d}")
     left.scatter([], [], marker="v", color="grey", label="escaped before the previous one")
     left.set_yscale("log")
-    left.set_xticks(sorted({len(s) for ss in rows["supports"] for s in ss} | {1, 2, 3}))
+    ticks = sorted({len(s) for ss in rows["supports"] for s in ss} | {1, 2, 3})
+    left.set_xticks(ticks)
+    left.set_xlim(ticks[0] - 0.5, ticks[-1] + 0.5)  # the per-d offsets stay inside
     left.set_xlabel("new coordinates the monomial adds (leap ordering)")
     left.set_ylabel("samples / d after the previous monomial's escape")
     left.set_title(
         f"Time per step (escape: c_S at {spec.escape_fraction:g} of its value), by leap size",
         fontsize=9,
     )
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper left")
     left.grid(True, which="both", alpha=0.3)
+    if all(leaps[name][0] > 2 for name in rows["target"].unique()):
+        right.text(0.5, 0.5, "no target of Leap ≤ 2 in this run", ha="center", va="center",
+                   transform=right.transAxes)  # fmt: skip
+        right.set_axis_off()
+        return save_figure(fig, out_dir, "staircase_leaps")
     for index, name in enumerate(dict.fromkeys(rows["target"])):
         if leaps[name][0] > 2:
             continue

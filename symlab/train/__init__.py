@@ -12,6 +12,9 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
 - :mod:`symlab.train.momentum`: heavy ball (Polyak 1964) and Nesterov (1983) in textbook form;
 - :mod:`symlab.train.ensemble`: ``train_ensemble``, independent copies of a small network (a
   batch of seeds) trained at once with ``torch.func.vmap`` over stacked parameters;
+- :mod:`symlab.train.two_layer_sgd`: a fused closed-form SGD step for stacks of two-layer nets
+  f = c Σ_j a_j σ(⟨w_j, x⟩) (3 passes over the first layer instead of 5), which ``train_ensemble``
+  takes on models that declare ``two_layer_form()``;
 - :mod:`symlab.train.second_order`: ``lbfgs``, ``levenberg_marquardt``, ``newton`` (float64, to
   reach critical points; Brea et al. 2023, arXiv 2301.10638);
 - :mod:`symlab.train.two_layer_derivatives`: closed-form L, ∇L, residual Jacobian and ∇²L of a
@@ -42,12 +45,15 @@ from symlab.train.trajectory import (
     mse_loss,
     sample_mse_loss,
 )
+from symlab.train.two_layer_sgd import TwoLayerForm, TwoLayerPass, two_layer_pass
 
 __all__ = [
     "EnsembleResult",
     "Nesterov",
     "Schedule",
     "Trajectory",
+    "TwoLayerForm",
+    "TwoLayerPass",
     "adam",
     "at_steps",
     "every",
@@ -68,4 +74,5 @@ __all__ = [
     "sgd",
     "train",
     "train_ensemble",
+    "two_layer_pass",
 ]

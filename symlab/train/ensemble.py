@@ -33,6 +33,7 @@ from symlab.train.first_order import _default_record_every
 from symlab.train.optimizers import MinibatchOrder, l2_penalty, make_optimizer, parameter_groups
 from symlab.train.schedule import Schedule, as_schedule
 from symlab.train.trajectory import Data, Loss, Trajectory, check_positive, mse_loss
+from symlab.train.two_layer_sgd import TwoLayerForm, two_layer_pass
 
 
 @dataclass
@@ -69,6 +70,7 @@ def train_ensemble(
     max_records: int | None = None,
     callback: Callable[[int, dict[str, Tensor]], bool | None] | None = None,
     callback_every: int | Schedule | Iterable[int] = 1,
+    closed_form: bool = True,
 ) -> EnsembleResult:
     """Train the S ``models`` at once, each as :func:`symlab.train.train` would, and return their
     trajectories. ``data = (x, y)`` is shared by all models, or, with ``data_per_model=True``,
@@ -77,7 +79,11 @@ def train_ensemble(
     by ``seeds[0]``): one batch for all models, or stacked (S, B, ...) with ``data_per_model``;
     records are then on ``data`` when given (one extra pass each), else on the step's batch.
     ``param_groups`` name parameters (e.g. ``"0.weight"``); ``callback(step, params)`` sees the
-    stacked parameters and may return True to stop every model. Other options as in ``train``."""
+    stacked parameters and may return True to stop every model. Other options as in ``train``.
+
+    ``closed_form`` (default): plain SGD (no weight decay) of the MSE on a model that declares a
+    two-layer form (``two_layer_form()``, :mod:`symlab.train.two_layer_sgd`) takes the fused
+    closed-form step instead of autograd + ``torch.optim.SGD``; same iterates up to rounding."""
     models = list(models)
     if not models:
         raise ValueError("models: expected at least one model")
@@ -107,6 +113,10 @@ def train_ensemble(
     optimizer = make_optimizer(method, groups, momentum, betas)
     at_iterate = getattr(optimizer, "evaluates_at_iterate", True)
     free = at_iterate and (x is None if sampler is not None else batch == n)
+    fused = _fused_form(models[0], params, groups, method, loss) if closed_form else None
+    if fused is not None:
+        form, fused_lrs = fused
+        fused_lrs = (fused_lrs[form.first], fused_lrs[form.readout])
 
     def one_loss(p, b, xs, ys):
         return loss(functional_call(base, (p, b), (xs,)), ys)
@@ -171,7 +181,12 @@ def train_ensemble(
             xs, ys = _gather(x, index, data_per_model), _gather(y, index, data_per_model)
         else:
             xs, ys = x, y
-        if free:  # the step's own pass is the record at θ_t (norms only when recorded)
+        if free and fused is not None:  # closed-form residual pass at θ_t, the step after it
+            pending = two_layer_pass(form, params, xs, ys)
+            values = pending.losses
+            if schedule.due(step) or tol > 0 or not bool(torch.isfinite(values).all()):
+                record(step, values, pending.grad_norms())
+        elif free:  # the step's own pass is the record at θ_t (norms only when recorded)
             optimizer.zero_grad(set_to_none=True)
             values = objective(xs, ys, False)
             values.sum().backward()
@@ -182,8 +197,16 @@ def train_ensemble(
             record(step, *pass_and_norms(x, y, False))
         if not bool(active.any()):
             break
-        if free:
+        if free and fused is not None:
+            pending.apply_(*fused_lrs)
+        elif free:
             optimizer.step()
+        elif fused is not None:
+            pending = two_layer_pass(form, params, xs, ys)
+            pending.apply_(*fused_lrs)
+            bad = active & ~torch.isfinite(pending.losses)
+            if bool(bad.any()):
+                stop(torch.where(bad)[0], step, "diverged")
         else:
             batch_values: list[Tensor] = []
 
@@ -221,6 +244,20 @@ def train_ensemble(
                 if name in final:
                     p.copy_(final[name][s])
     return EnsembleResult(trajectories, final)
+
+
+def _fused_form(
+    model: nn.Module, params: dict[str, Tensor], groups: list[dict[str, Any]], method: str, loss
+) -> tuple[TwoLayerForm, dict[str, float]] | None:
+    """(the model's two-layer form, lr per parameter name) when the fused closed-form SGD step
+    applies: method "sgd", the MSE, no weight decay, exactly the form's two parameters trainable."""
+    declare = getattr(model, "two_layer_form", None)
+    form = declare() if callable(declare) else None
+    if not isinstance(form, TwoLayerForm) or method != "sgd" or loss is not mse_loss:
+        return None
+    if set(params) != {form.first, form.readout} or any(g["weight_decay"] for g in groups):
+        return None
+    return form, {name: g["lr"] for g in groups for name in g["names"]}
 
 
 def _check_ensemble_data(models, data, data_per_model: bool) -> Data:

@@ -113,7 +113,7 @@ def test_runs_short_of_the_budget_are_censored_and_not_reproduced():
     assert np.isinf(summary.table["median_samples"]).all()
 
 
-@pytest.mark.parametrize("preset", ["quick", "paper"])
+@pytest.mark.parametrize("preset", ["quick", "paper", "leap3"])
 def test_presets_validate(preset):
     root = Path(symlab.__file__).parent / "configs" / "staircase"
     values = tomllib.loads((root / f"{preset}.toml").read_text())
