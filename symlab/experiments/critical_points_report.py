@@ -173,7 +173,9 @@ def teacher_student_claims(runs: pd.DataFrame, spec: CriticalPointsSpec) -> list
         f"one-sided Spearman ρ = {rho:+.2f}, p = {p_up:.2g}", trend,
     ))  # fmt: skip
     symmetric = part["category"].str.startswith("symmetry-induced")
-    strict = symmetric & part["tier"].isin(["critical", "polished"]) if "tier" in part else symmetric
+    strict = (
+        symmetric & part["tier"].isin(["critical", "polished"]) if "tier" in part else symmetric
+    )
     k, n = int(symmetric.sum()), len(part)
     low, high = wilson_interval(k, n)
     outcome = "reproduced" if low >= 0.1 else "not reproduced" if high < 0.1 else "inconclusive"
