@@ -238,10 +238,12 @@ def optimizer_claims(rows: pd.DataFrame, tolerance: float) -> list[Claim]:
         if not len(part):
             continue
         if name == "nesterov":
-            fits = [
-                compare_decay_models(rec.measured, *decay_window(int(rec.compare_end)))
-                for rec in part.itertuples()
-            ]
+            fits = []
+            for rec in part.itertuples():
+                try:
+                    fits.append(compare_decay_models(rec.measured, *decay_window(rec.compare_end)))
+                except ValueError:  # too few compared iterations for the late window
+                    continue
             theory = float(np.median(1 - part["eta"] * part["lambda_min"]))
             claims.append(nesterov_claim(fits, theory))
         else:

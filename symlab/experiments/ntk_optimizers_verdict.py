@@ -53,6 +53,7 @@ class DecayModels:
 
 def decay_window(end: int) -> tuple[int, int]:
     """The late window [max(10, end // 20), end] of the model comparison."""
+    end = int(end)
     return max(10, end // 20), end
 
 
