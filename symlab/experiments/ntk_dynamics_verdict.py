@@ -16,6 +16,9 @@
   (:func:`symlab.stats.fit_slope`; v(t_i) is placed at √(t_{i−1} t_i)) and its 95% interval;
   constant means |b| ≤ log10 2 ≈ 0.30 (less than a factor 2 per decade of steps): reproduced when
   the interval lies inside that band, not reproduced when it misses it, inconclusive otherwise.
+  S = 1 − cos is quadratic in a small angle, so v = S/Δt over log-spaced records (Δt ∝ t) has
+  slope +1 for a kernel turning at a constant angular speed and 0 for a random walk: a negative
+  slope means the movement slows in either reading.
 """
 
 from __future__ import annotations
@@ -148,7 +151,9 @@ def constant_velocity_claim(fit, n_points: int, late_from: str) -> Claim:
     )
     statistic = (
         f"least squares with one intercept per run, 95% t-interval [{fit.low:+.2f}, {fit.high:+.2f}] "
-        f"({fit.dof} dof), against constant = |slope| ≤ log10 2 = {band:.2f}"
+        f"({fit.dof} dof), against constant = |slope| ≤ log10 2 = {band:.2f}; S is 1 − cosine, "
+        "so on these log-spaced records a constant angular speed would give slope +1 and a "
+        "random walk 0"
     )
     return Claim("constant_late_velocity", claim, measured, statistic, outcome)
 
