@@ -1,9 +1,13 @@
 """The report files of a run directory, written after every run (and by ``symlab report DIR``).
 
 ``summary.csv``  the study's Summary table;
-``verdict.md``   a short header (study, spec, jobs, time, provenance) and the verdict paragraph;
+``verdict.md``   a short header (study, spec, jobs, time, provenance), the claims table (one row
+                 per claim of the paper: outcome, measurement, statistic; from
+                 ``Summary.extras["checks"]``) and the verdict paragraph;
+``claims.json``  the same claims as records (name, claim, measured, statistic, outcome), written
+                 when the study states any, so scripts read outcomes, not prose;
 ``figures/``     the study's figures (its ``plot`` writes them there);
-``report.html``  one self-contained page: verdict, summary table, figures (``<img>`` of the PNGs
+``report.html``  one self-contained page: claims table, verdict, summary table, figures (``<img>`` of the PNGs
                  by relative path, so keep the folder together), the spec and the provenance
                  (the sessions that computed the rows: software, BLAS, threads, machine).
 """
@@ -11,6 +15,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from symlab.engine.experiment import Experiment, Summary
 from symlab.engine.provenance import Provenance
 from symlab.engine.spec import spec_to_toml
 from symlab.engine.store import now
+from symlab.engine.verdict import claims_html, claims_markdown
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
@@ -33,6 +39,10 @@ th { background: #f3f3f3; }
 pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; }
 figure { margin: 1.5rem 0; } img { max-width: 100%; }
 .meta { color: #555; }
+#claims td { text-align: left; vertical-align: top; }
+tr.outcome-reproduced td:nth-child(2) { background: #e3f4e3; }
+tr.outcome-not-reproduced td:nth-child(2), tr.outcome-opposite td:nth-child(2) { background: #f8e0e0; }
+tr.outcome-partly-reproduced td:nth-child(2), tr.outcome-inconclusive td:nth-child(2) { background: #fbf3d9; }
 """
 
 
@@ -105,6 +115,11 @@ def write_report(
         warning = provenance.warning()
         if warning:
             header.append(f"- warning: {warning}")
+    checks = list(summary.extras.get("checks", [])) if summary is not None else []
+    if checks:
+        paths["claims"] = out_dir / "claims.json"
+        paths["claims"].write_text(json.dumps(checks, indent=1, ensure_ascii=False), "utf-8")
+        header += ["", "## Claims", "", claims_markdown(checks), "", "## Verdict"]
     header += [
         "",
         verdict.strip(),
@@ -113,7 +128,10 @@ def write_report(
     paths["verdict"].write_text("\n".join(header), encoding="utf-8")
 
     paths["report"].write_text(
-        _html(experiment, spec_text, table, verdict, figures, out_dir, jobs, timing, provenance),
+        _html(
+            experiment, spec_text, table, verdict, figures, out_dir, jobs, timing, provenance,
+            checks,
+        ),
         encoding="utf-8",
     )
     return paths
@@ -129,6 +147,7 @@ def _html(
     jobs: str,
     timing: str,
     provenance: Provenance | None = None,
+    checks: list[dict[str, str]] | None = None,
 ) -> str:
     esc = html.escape
     pngs = [Path(f) for f in figures if Path(f).suffix.lower() == ".png"]
@@ -150,6 +169,7 @@ def _html(
         f"<h1>{esc(experiment.name)}</h1>",
         f'<p class="meta">{esc(experiment.description)}<br>jobs: {esc(jobs)}; '
         f"time: {esc(timing)}; written {esc(now())}</p>",
+        *(["<h2>Claims</h2>", claims_html(checks)] if checks else []),
         "<h2>Verdict</h2>",
         f"<p>{esc(verdict.strip())}</p>",
         "<h2>Summary</h2>",

@@ -71,3 +71,39 @@ def exponent_outcome(fit: PowerLawFit, predicted: float, allowance: float) -> st
     if fit.ci_high < predicted or fit.ci_low > predicted + allowance:
         return "not reproduced"
     return "reproduced"
+
+
+CLAIM_COLUMNS = ("claim", "outcome", "measured", "statistic")
+
+
+def claims_markdown(records: list[dict[str, str]]) -> str:
+    """The checks as a Markdown table (one row per claim: claim, outcome, measured, statistic);
+    empty for no records. Pipes inside a cell are escaped."""
+    if not records:
+        return ""
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(CLAIM_COLUMNS) + " |",
+        "|" + "---|" * len(CLAIM_COLUMNS),
+    ]
+    lines += ["| " + " | ".join(cell(r.get(k, "")) for k in CLAIM_COLUMNS) + " |" for r in records]
+    return "\n".join(lines)
+
+
+def claims_html(records: list[dict[str, str]]) -> str:
+    """The checks as an HTML table ``<table id="claims">``, each row classed by its outcome
+    (``outcome-reproduced``, ``outcome-not-reproduced``, ...); empty for no records."""
+    import html
+
+    if not records:
+        return ""
+    head = "".join(f"<th>{c}</th>" for c in CLAIM_COLUMNS)
+    rows = []
+    for r in records:
+        css = "outcome-" + str(r.get("outcome", "")).replace(" ", "-")
+        cells = "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in CLAIM_COLUMNS)
+        rows.append(f'<tr class="{css}">{cells}</tr>')
+    return f'<table id="claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

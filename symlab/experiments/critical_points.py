@@ -30,8 +30,11 @@ points are not duplicates of teacher neurons (they appear as ``global minimum (o
 
 Training (``symlab.critical.train_to_critical``): L-BFGS, then Levenberg–Marquardt on the
 residuals, then damped Newton on ∇L = 0. A zero-loss point (loss ≤ ``zero_loss_tol`` · mean y²)
-is a global minimum whatever its gradient; a positive-loss point counts only if its gradient
-∞-norm is ≤ ``grad_tol``, else it is ``not converged`` (slow, degenerate approaches; ReLU kinks).
+is a global minimum whatever its gradient. A positive-loss point is sorted by its gradient ∞-norm
+g into tiers (:func:`critical_tier`): ``critical`` (g ≤ ``grad_tol``), ``polished`` (g ≤
+``near_grad_tol`` and a damped-Newton polish reached ``grad_tol``), ``near-critical`` (g ≤
+``near_grad_tol``, the polish did not: slow, degenerate approaches to duplicate or zero-output
+neurons), each classified as above, or ``not converged`` (g > ``near_grad_tol``; ReLU kinks).
 
 A second job type measures condensation (Luo et al. 2021; Zhou et al. 2022): a wide tanh net
 with biases, trained by Adam from small initialisation on a 1-D target; the number of effective
@@ -57,8 +60,8 @@ from symlab.critical.condensation import effective_neuron_count, neuron_orientat
 from symlab.critical.criticality import hessian_inertia, train_to_critical
 from symlab.critical.teacher_student import classify, make_teacher, reduced_gradient_norm, two_layer
 from symlab.engine.experiment import Experiment, register
-from symlab.experiments.critical_points_report import plot, summarize
-from symlab.train import adam, mse_loss
+from symlab.experiments.critical_points_report import CRITICAL_TIERS, plot, summarize
+from symlab.train import adam, loss_and_grad_norm, mse_loss, newton
 
 Activation = Literal["g", "softplus", "tanh", "relu"]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -85,6 +88,12 @@ class CriticalPointsSpec(BaseModel):
     )
     grad_tol: float = Field(
         default=1e-10, gt=0, description="critical point: gradient inf-norm <= grad_tol"
+    )
+    near_grad_tol: float = Field(
+        default=1e-6,
+        gt=0,
+        description="near-critical: gradient inf-norm <= near_grad_tol (a Newton polish to "
+        "grad_tol is attempted; classified, and counted apart)",
     )
     zero_loss_tol: float = Field(
         default=1e-10, gt=0, description="zero loss: loss <= zero_loss_tol * mean(y^2)"
@@ -113,6 +122,7 @@ def expand(spec: CriticalPointsSpec) -> list[dict]:
             "kind": "teacher_student", "activation": activation, "teacher_seed": teacher,
             "m": m, "seed": seed, "input_dim": spec.input_dim, "teacher_width": r,
             "n_samples": spec.n_samples, "max_iter": spec.max_iter, "grad_tol": spec.grad_tol,
+            "near_grad_tol": spec.near_grad_tol,
             "zero_loss_tol": spec.zero_loss_tol, "duplicate_tol": spec.duplicate_tol,
         })  # fmt: skip
     if spec.condensation_width > 0:
@@ -146,22 +156,55 @@ def run_job(params: dict) -> dict:
     )
     result = train_to_critical(student, (x, y), tol=params["grad_tol"], max_iter=params["max_iter"])
     zero_loss = result.loss <= params["zero_loss_tol"] * float((y**2).mean())
+    tier, loss_value, grad_norm, polish_steps = critical_tier(
+        student, (x, y), result, zero_loss, params["grad_tol"], params["near_grad_tol"]
+    )
+    zero_loss = zero_loss or loss_value <= params["zero_loss_tol"] * float((y**2).mean())
+    converged = tier in CRITICAL_TIERS
     inertia = hessian_inertia(student, (x, y), return_eigenvalues=False)
     row = classify(
-        student, teacher, activation, zero_loss=zero_loss, converged=result.converged,
+        student, teacher, activation, zero_loss=zero_loss, converged=converged,
         negative=inertia.negative, tol=params["duplicate_tol"], inputs=x,
     )  # fmt: skip
     row.update({
-        "h": m - r, "converged": result.converged, "loss": result.loss, "grad_norm": result.grad_norm,
+        "h": m - r, "converged": converged, "tier": tier, "polish_steps": polish_steps,
+        "loss": loss_value, "grad_norm": grad_norm,
         "zero_loss": bool(zero_loss), "n_negative": inertia.negative,
         "n_zero": inertia.zero, "n_positive": inertia.positive, "inertia_gap": inertia.gap,
         "lbfgs_iterations": result.lbfgs_iterations, "newton_iterations": result.newton_iterations,
         "max_abs_output_weight": float(student[2].weight.detach().abs().max()),
         "reduced_grad_norm": reduced_gradient_norm(student, activation, (x, y), params["duplicate_tol"])
-        if result.converged or zero_loss else math.nan,
+        if converged or zero_loss else math.nan,
         "seconds": time.perf_counter() - start,
     })  # fmt: skip
     return row
+
+
+def critical_tier(
+    model: nn.Module, data, result, zero_loss: bool, grad_tol: float, near_grad_tol: float
+) -> tuple[str, float, float, int]:
+    """Tier of an end point of :func:`train_to_critical` (modifies ``model`` by the polish):
+    "zero loss"; "critical" (g ≤ grad_tol); "polished" (grad_tol < g ≤ near_grad_tol, and up to
+    200 damped Newton steps, :func:`symlab.train.newton`, bring g ≤ grad_tol); "near-critical"
+    (g ≤ near_grad_tol, the polish did not reach grad_tol); "not converged" (g > near_grad_tol).
+    Returns (tier, loss, g, Newton steps of the polish)."""
+    if zero_loss:
+        return "zero loss", result.loss, result.grad_norm, 0
+    if result.converged:
+        return "critical", result.loss, result.grad_norm, 0
+    if not result.grad_norm <= near_grad_tol:
+        return "not converged", result.loss, result.grad_norm, 0
+    snapshot = [p.detach().clone() for p in model.parameters()]
+    polish = newton(model, data, tol=grad_tol * 1e-3, max_iter=200)
+    loss_value, grad_norm = loss_and_grad_norm(model, data)
+    if math.isfinite(grad_norm) and grad_norm <= grad_tol:
+        return "polished", loss_value, grad_norm, polish.n_steps
+    with torch.no_grad():  # keep the better of the two points
+        if not (math.isfinite(grad_norm) and grad_norm < result.grad_norm):
+            for p, old in zip(model.parameters(), snapshot):
+                p.copy_(old)
+            loss_value, grad_norm = result.loss, result.grad_norm
+    return "near-critical", loss_value, grad_norm, polish.n_steps
 
 
 def _condensation(params: dict) -> dict:
@@ -209,6 +252,7 @@ EXPERIMENT = register(
         description="Teacher–student training to critical points: zero-loss fraction vs "
         "overparameterisation, symmetry-induced saddles, T/G counts, condensation (Şimşek et al. 2021).",
         spec_model=CriticalPointsSpec,
+        version="2",  # 2: tiers of the end points (near-critical ones polished and classified)
         expand=expand,
         run_job=run_job,
         summarize=summarize,

@@ -25,6 +25,13 @@ SAMPLER_NAMES = {
 }
 
 
+def distinct_colors(n: int) -> np.ndarray:
+    """n colours of a qualitative palette (tab10), so that adjacent depths are told apart."""
+    import matplotlib.pyplot as plt
+
+    return plt.cm.tab10(np.arange(n) % 10)
+
+
 def _dodge(xs: np.ndarray, n_curves: int) -> np.ndarray:
     """Horizontal offset of each curve's points, centred on the true x, so error bars of curves
     sharing an x stay apart: 0.36 of the smallest spacing of the x values, spread over the curves.
@@ -48,7 +55,7 @@ def _fraction_panels(
 
     samplers = sorted(table["sampler"].unique())
     panels, curves = sorted(table[panel].unique()), sorted(table[curve].unique())
-    colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(curves)))
+    colors = distinct_colors(len(curves))
     offsets = _dodge(table[x].to_numpy(), len(curves))
     fig, axes = plt.subplots(
         len(samplers),
@@ -106,6 +113,9 @@ def plot_figures(rows: pd.DataFrame, table: pd.DataFrame, spec, out_dir: Path) -
         "depth": "depth",
         "depth_axis": "depth $L$ (hidden layers)",
         "n0_axis": "input dimension $n_0$",
+        "width_axis": "hidden width",
+        "design": "",
+        "n0 = width_axis": "input dimension $n_0$ = hidden width",
     }
     networks = table["networks"]
     per_point = (
@@ -130,9 +140,26 @@ def plot_figures(rows: pd.DataFrame, table: pd.DataFrame, spec, out_dir: Path) -
         out_dir,
         "full_fd_vs_input_dim",
     )  # fmt: skip
+    if table["width"].nunique() > 1:
+        paths += save_figure(
+            _fraction_panels(table, "width", "n0", "depth", labels,
+                             no_symmetries.format("width at a fixed input dimension") + ci),
+            out_dir,
+            "full_fd_vs_width",
+        )  # fmt: skip
+    diagonal = table[table["n0"] == table["width"]]
+    if diagonal["n0"].nunique() > 1:
+        diagonal = diagonal.assign(**{"n0 = width": diagonal["n0"], "design": "diagonal"})
+        paths += save_figure(
+            _fraction_panels(diagonal, "n0 = width", "design", "depth", labels,
+                             no_symmetries.format("input dimension = width (the paper's cells)")
+                             + ci),
+            out_dir,
+            "full_fd_along_diagonal",
+        )  # fmt: skip
 
     samplers, depths = sorted(rows["sampler"].unique()), sorted(rows["depth"].unique())
-    colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(depths)))
+    colors = distinct_colors(len(depths))
     top = max(1, int(rows["deficit"].max()))
     fig, axes = plt.subplots(
         1, len(samplers), figsize=(3.9 * len(samplers) + 1.3, 4.2), squeeze=False,

@@ -37,6 +37,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, confloat, conint
 
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.verdict import Claim, as_records, render
 from symlab.experiments.ntk_dynamics_plots import plot
 from symlab.experiments.ntk_dynamics_stability import (
     Instability,
@@ -44,6 +45,17 @@ from symlab.experiments.ntk_dynamics_stability import (
     train_state,
     training_instability,
     unstable_cells,
+)
+from symlab.experiments.ntk_dynamics_verdict import (
+    GAIN_EPOCHS,
+    LATE_EPOCHS,
+    constant_velocity_claim,
+    error_ratio,
+    kernel_gain_claim,
+    late_velocity_slope,
+    nearest_record,
+    run_statistics,
+    velocity_decay_claim,
 )
 
 ModelName = Literal["mlp", "cnn"]
@@ -248,39 +260,12 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "train_loss_final": float(series["train_loss"][-1]),
         "dead_fraction_final": float(series["dead_fraction"][-1]),
         "chance_acc": chance,
+        "epoch_steps": len(data.y_train) / params["batch_size"],
         "final_loss": loss_value,
         "diverged": diverged,
         "unstable": instability.unstable,
         "unstable_step": instability.step,
         "unstable_cause": instability.cause,
-    }
-
-
-def _claims(runs: pd.DataFrame) -> dict[str, Any]:
-    """The two claims' statistics over ``runs``: velocity early/late and the Θ_T - Θ_0 gain."""
-    from scipy import stats
-
-    ratio = runs["velocity_ratio"].to_numpy(float)
-    ratio = ratio[np.isfinite(ratio)]
-    n_up = int((ratio > 1).sum())
-    sign_p = stats.binomtest(n_up, len(ratio), 0.5, "greater").pvalue if len(ratio) else math.nan
-    gain = (runs["kernel_acc_final"] - runs["kernel_acc_init"]).to_numpy(float)
-    gain = gain[np.isfinite(gain)]
-    gain_best = (runs["kernel_acc_best"] - runs["kernel_acc_init"]).to_numpy(float)
-    wil_k = _wilcoxon(gain) if len(gain) else math.nan
-    return {
-        "n_up": n_up,
-        "n_ratio": len(ratio),
-        "ratio_median": float(np.median(ratio)) if len(ratio) else math.nan,
-        "sign_p": float(sign_p),
-        "wilcoxon_v_p": _wilcoxon(np.log(ratio)) if len(ratio) else math.nan,
-        "n_better": int((gain > 0).sum()),
-        "n_gain": len(gain),
-        "gain_median": float(np.median(gain)) if len(gain) else math.nan,
-        "gain_best_median": float(np.nanmedian(gain_best)) if len(gain_best) else math.nan,
-        "wilcoxon_k_p": wil_k,
-        "velocity_holds": bool(len(ratio) and sign_p < 0.05 and n_up > len(ratio) / 2),
-        "kernel_holds": bool(len(gain) and wil_k < 0.05 and np.median(gain) > 0),
     }
 
 
@@ -311,7 +296,7 @@ def summarize(rows: pd.DataFrame, spec: NTKDynamicsSpec) -> Summary:
     table = table.reset_index()
     n_div, n_uns = int((kinds == "diverged").sum()), int((kinds == "unstable").sum())
 
-    c, a = _claims(stable), _claims(finite)
+    c, a = run_statistics(stable), run_statistics(finite)
     words = {True: "holds", False: "is not shown"}
     dead = {k: rows.loc[kinds == k, "dead_fraction_final"].median() for k in ("stable", "unstable")}
     rule = "ended less than halfway from chance to a fitted training set after a collapse or with "
@@ -336,25 +321,23 @@ def summarize(rows: pd.DataFrame, spec: NTKDynamicsSpec) -> Summary:
         f"{a['n_up']}/{a['n_ratio']} (sign test p = {a['sign_p']:.2g}), Θ_T beats Θ_0 in "
         f"{a['n_better']}/{a['n_gain']} (median gain {a['gain_median']:+.3f}, Wilcoxon p = "
         f"{a['wilcoxon_k_p']:.2g}): there the velocity claim {words[a['velocity_holds']]} and "
-        f"'Θ_t beats Θ_0' {words[a['kernel_holds']]}, "
+        f"'Θ_T beats Θ_0' {words[a['kernel_holds']]}, "
         f"{'the same conclusions' if same else 'NOT the same conclusions'} as on the stable runs."
         if n_uns
         else ""
     )
-    verdict = (
-        f"{opening} Over the {len(stable)} stable runs the kernel velocity was larger in the first "
-        f"third of the log-spaced records than in the last third in {c['n_up']}/{c['n_ratio']} "
-        f"runs (median early/late ratio {c['ratio_median']:.3g}; one-sided sign test p = "
-        f"{c['sign_p']:.2g}, Wilcoxon on log ratio p = {c['wilcoxon_v_p']:.2g}), so 'velocity is "
-        f"large early and decays' {words[c['velocity_holds']]}. The kernel machine with the final "
-        f"kernel Θ_T beat the one with Θ_0 in {c['n_better']}/{c['n_gain']} runs (median "
-        f"test-accuracy gain {c['gain_median']:+.3f}, paired one-sided Wilcoxon p = "
-        f"{c['wilcoxon_k_p']:.2g}; the best Θ_t over the run gained {c['gain_best_median']:+.3f}, "
-        f"a maximum and so biased up), so 'Θ_t beats Θ_0' {words[c['kernel_holds']]}."
-        f"{all_finite} Kernels were computed on {spec.kernel_train} train + {spec.kernel_test} "
-        f"test probe points and traced over outputs; with {spec.seeds} seeds per cell the "
-        f"per-cell medians in the table are indicative only."
+    claims = dynamics_claims(stable, spec)
+    preamble = (
+        f"{opening} Over the {len(stable)} stable runs the kernel machine with the final kernel "
+        f"Θ_T beat Θ_0's in {c['n_better']}/{c['n_gain']} runs (median test-accuracy gain "
+        f"{c['gain_median']:+.3f}, paired one-sided Wilcoxon p = {c['wilcoxon_k_p']:.2g}); the "
+        f"velocity's early/late ratio had median {c['ratio_median']:.3g} (Wilcoxon on its log "
+        f"p = {c['wilcoxon_v_p']:.2g}).{all_finite} Kernels were computed on {spec.kernel_train} "
+        f"train + {spec.kernel_test} test probe points and traced over outputs; with "
+        f"{spec.seeds} seeds per cell the per-cell medians in the table are indicative only. "
+        f"The claims, on the stable runs:"
     )
+    verdict = render(claims, preamble)
     extras = {
         "velocity_sign_p": c["sign_p"],
         "velocity_wilcoxon_p": c["wilcoxon_v_p"],
@@ -364,18 +347,28 @@ def summarize(rows: pd.DataFrame, spec: NTKDynamicsSpec) -> Summary:
         "n_stable": len(stable),
         "n_unstable": n_uns,
         "n_diverged": n_div,
+        "checks": as_records(claims),
     }
     return Summary(table=table, verdict=verdict, extras=extras)
 
 
-def _wilcoxon(values: np.ndarray) -> float:
-    """One-sided Wilcoxon signed-rank p-value for median > 0 (1.0 when all values are zero)."""
-    from scipy import stats
-
-    values = values[np.isfinite(values)]
-    if len(values) == 0 or np.all(values == 0):
-        return 1.0
-    return float(stats.wilcoxon(values, alternative="greater").pvalue)
+def dynamics_claims(runs: pd.DataFrame, spec: NTKDynamicsSpec) -> list[Claim]:
+    """Fort et al.'s three claims on ``runs`` (see :mod:`symlab.experiments.ntk_dynamics_verdict`)."""
+    ratios, init_errors, epochs, series, late_start = [], [], [], [], []
+    for rec in runs.itertuples():
+        steps = np.asarray(rec.record_steps, dtype=float)
+        at = nearest_record(steps, rec.epoch_steps, GAIN_EPOCHS)
+        ratios.append(error_ratio(rec.kernel_acc, spec.kernel_test)[at])
+        init_errors.append(1 - rec.kernel_acc[0])
+        epochs.append(steps[at] / rec.epoch_steps)
+        series.append((steps, np.asarray(rec.velocity, dtype=float)))
+        late_start.append(LATE_EPOCHS * rec.epoch_steps)
+    fit, n_points = late_velocity_slope(series, late_start)
+    return [
+        kernel_gain_claim(ratios, float(np.median(epochs)) if epochs else GAIN_EPOCHS, init_errors),
+        velocity_decay_claim(runs["velocity_ratio"].to_numpy(float)),
+        constant_velocity_claim(fit, n_points, f"from {LATE_EPOCHS:g} epochs on"),
+    ]
 
 
 EXPERIMENT = register(
@@ -390,6 +383,6 @@ EXPERIMENT = register(
         run_job=run_job,
         summarize=summarize,
         plot=plot,
-        version="2",  # rows gained train_loss, dead_fraction and the instability fields
+        version="3",  # 3: rows carry epoch_steps (the claims read times in epochs)
     )
 )

@@ -1,8 +1,8 @@
 """Figures of the ``ntk-dynamics`` study (Fort et al. 2020, "Deep learning versus kernel learning").
 
-Three figures, one panel per (model, task) and one colour per learning rate: the kernel velocity,
-the kernel-machine accuracy with Θ_t against Θ_0 and the network's own, and the kernel distance
-from initialisation. Curves are medians over the *stable* runs of a cell, with a band from the
+Four figures, one panel per (model, task) and one colour per learning rate: the kernel velocity,
+the kernel-machine accuracy with Θ_t against Θ_0 and the network's own, the kernel distance
+from initialisation, and the error ratio err(Θ_0)/err(Θ_t) against epochs. Curves are medians over the *stable* runs of a cell, with a band from the
 smallest to the largest stable run (the spread over seeds); unstable runs
 (:func:`symlab.experiments.ntk_dynamics_stability.training_instability`) are drawn one by one as
 thin lines with a cross at the step where they became unstable, and each panel's title counts
@@ -154,4 +154,68 @@ def plot(rows: pd.DataFrame, spec: object, out_dir: Path) -> list[Path]:
             fontsize=11,
         )
         paths += save_figure(fig, out_dir, f"ntk_dynamics_{key}")
-    return paths
+    return paths + plot_error_ratio(rows, out_dir)
+
+
+def plot_error_ratio(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """err(Θ_0)/err(Θ_t) of the kernel machine against epochs, one panel per (model, task): each
+    stable run faint, the median per learning rate bold, the paper's ~3× and 1× (no gain) as
+    horizontal lines, the epoch where the claim is read as a vertical line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from symlab.experiments.ntk_dynamics_verdict import GAIN_EPOCHS, PAPER_RATIO, error_ratio
+
+    stable_rows = rows[run_kinds(rows) == "stable"]
+    models, tasks = sorted(rows["model"].unique()), sorted(rows["task"].unique())
+    lrs = sorted(rows["lr"].unique())
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(lrs), 1)))
+    fig, axes = plt.subplots(
+        len(models), len(tasks), figsize=(4.6 * len(tasks) + 2.2, 3.5 * len(models) + 0.6),
+        squeeze=False, constrained_layout=True, sharey=True,
+    )  # fmt: skip
+    for (i, model), (j, task) in ((mi, tj) for mi in enumerate(models) for tj in enumerate(tasks)):
+        ax = axes[i][j]
+        cell = stable_rows[(stable_rows["model"] == model) & (stable_rows["task"] == task)]
+        for color, lr in zip(colors, lrs, strict=True):
+            runs = cell[cell["lr"] == lr]
+            curves = []
+            for run in runs.itertuples():
+                epochs = np.asarray(run.record_steps, dtype=float)[1:] / run.epoch_steps
+                ratio = error_ratio(run.kernel_acc, run.kernel_test)[1:]
+                ax.plot(epochs, ratio, "-", color=color, lw=0.7, alpha=0.35)
+                curves.append(ratio)
+            if curves:
+                ax.plot(epochs, np.nanmedian(curves, axis=0), "-o", color=color, ms=3, lw=1.8)
+        ax.axhline(PAPER_RATIO, color="tab:red", ls="--", lw=1)
+        ax.axhline(1.0, color="black", ls=":", lw=1)
+        ax.axvline(GAIN_EPOCHS, color="gray", ls="-.", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        init = cell["kernel_acc_init"].to_numpy(float)
+        err0 = rf"err($\Theta_0$) median {1 - np.nanmedian(init):.2f}" if len(init) else "no run"
+        ax.set_title(f"{model.upper()} on {task}: {err0}", fontsize=9)
+        if i == len(models) - 1:
+            ax.set_xlabel("epochs (SGD steps / steps per epoch)")
+        if j == 0:
+            ax.set_ylabel(r"$\mathrm{err}(\Theta_0)\,/\,\mathrm{err}(\Theta_t)$")
+        ax.grid(True, which="major", alpha=0.3)
+    handles = [
+        Line2D([], [], color=c, marker="o", ms=3, lw=1.8, label=rf"$\eta$ = {lr:g} (median)")
+        for c, lr in zip(colors, lrs, strict=True)
+    ] + [
+        Line2D([], [], color="gray", lw=0.7, alpha=0.5, label="one stable run"),
+        Line2D([], [], color="tab:red", ls="--", lw=1, label=f"Fort et al.: ~{PAPER_RATIO:g}x"),
+        Line2D([], [], color="black", ls=":", lw=1, label="no gain (1x)"),
+        Line2D([], [], color="gray", ls="-.", lw=1, label=f"claim read at {GAIN_EPOCHS:g} epochs"),
+    ]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    fig.suptitle(
+        r"Test error of the kernel machine with $\Theta_0$ over that with $\Theta_t$ "
+        "(stable runs; an error of 0 counts as half a test point)",
+        fontsize=11,
+    )
+    return save_figure(fig, out_dir, "ntk_dynamics_error_ratio")

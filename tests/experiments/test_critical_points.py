@@ -25,7 +25,7 @@ TINY = dict(
 
 
 def test_presets_validate_and_use_exactly_the_spec_fields():
-    for name in ("quick", "paper"):
+    for name in ("quick", "paper", "simsek"):
         with open(CONFIGS / f"{name}.toml", "rb") as handle:
             values = tomllib.load(handle)
         assert set(values) == set(CriticalPointsSpec.model_fields)
@@ -148,3 +148,45 @@ def test_two_layer_rejects_bad_input():
         two_layer(torch.ones(2, 2), torch.ones(2), "sigmoid")
     with pytest.raises(ValueError, match="weights"):
         two_layer(torch.ones(2, 2), torch.ones(3), "g")
+
+
+def _end_points(zero_by_h, symmetric_by_h, n=40, activation="g"):
+    """Synthetic end points: per h, the first zero_by_h[h] of n runs at zero loss, the next
+    symmetric_by_h[h] at symmetry-induced saddles, the rest at other saddles."""
+    rows = []
+    for h, (zero, symmetric) in enumerate(zip(zero_by_h, symmetric_by_h)):
+        for i in range(n):
+            category = (
+                "global minimum" if i < zero
+                else "symmetry-induced saddle" if i < zero + symmetric else "other saddle"
+            )  # fmt: skip
+            rows.append({"activation": activation, "h": h, "zero_loss": i < zero,
+                         "category": category, "tier": "zero loss" if i < zero else "critical"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _outcomes(runs):
+    from symlab.experiments.critical_points_report import teacher_student_claims
+
+    spec = CriticalPointsSpec(**TINY)
+    return {c.name: c.outcome for c in teacher_student_claims(runs, spec)}
+
+
+def test_claims_reproduced_on_end_points_that_show_them():
+    outcomes = _outcomes(_end_points([10, 20, 30], [20, 15, 8]))
+    assert outcomes == {
+        "zero_loss_fraction": "reproduced",
+        "zero_loss_trend": "reproduced",
+        "symmetry_induced_end_points": "reproduced",
+    }
+
+
+def test_claims_not_reproduced_on_end_points_that_do_not_show_them():
+    outcomes = _outcomes(_end_points([40, 40, 40], [0, 0, 0]))
+    assert outcomes == {
+        "zero_loss_fraction": "not reproduced",
+        "zero_loss_trend": "not reproduced",
+        "symmetry_induced_end_points": "not reproduced",
+    }
+    assert _outcomes(_end_points([30, 20, 10], [1, 0, 0]))["zero_loss_trend"] == "opposite"
+    assert set(_outcomes(_end_points([40], [0], activation="relu")).values()) == {"not measured"}

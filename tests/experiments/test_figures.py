@@ -77,6 +77,7 @@ def _dynamics_rows() -> pd.DataFrame:
                 "kernel_acc": acc.tolist(), "net_acc": (acc + 0.1).tolist(),
                 "kernel_acc_init": 0.5 + 0.01 * seed, "diverged": kind == "diverged",
                 "unstable": kind == "unstable", "unstable_step": 10 if kind == "unstable" else None,
+                "epoch_steps": 10.0, "kernel_test": 50,
             })  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -1,5 +1,6 @@
 """The hidden-symmetries study at a tiny size: jobs, rows, summary, verdict, figures, CLI."""
 
+import itertools
 import subprocess
 import sys
 
@@ -111,3 +112,39 @@ def test_three_samplers_with_boundary_compare_pairwise(tmp_path):
     assert (pivot["boundary"] >= pivot["multiscale"]).all()
     paths = experiment.plot(rows, spec, tmp_path)
     assert {"full_fd_vs_depth.png", "deficit_attribution.png"} <= {p.name for p in paths}
+
+
+def _networks(probability, n=20, sampler="multiscale"):
+    """Synthetic rows: round(n * probability(n0, width, depth)) of n networks per cell at full FD."""
+    rows = []
+    for n0, width, depth in itertools.product([3, 5, 8], [3, 5, 8], [1, 2, 3]):
+        k = round(n * min(max(probability(n0, width, depth), 0.0), 1.0))
+        rows += [{"sampler": sampler, "n0": n0, "width": width, "depth": depth,
+                  "full": i < k} for i in range(n)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _hs_outcomes(rows):
+    from symlab.experiments.hidden_symmetries_verdict import hidden_symmetry_claims
+
+    return {c.name: c.outcome for c in hidden_symmetry_claims(rows)}
+
+
+def test_claims_reproduced_when_the_trends_are_the_papers():
+    rows = _networks(lambda n0, w, d: 0.2 + 0.06 * n0 + 0.03 * w - 0.2 * d)
+    assert _hs_outcomes(rows) == dict.fromkeys(
+        ["depth", "diagonal", "width_fixed_n0", "n0_fixed_width"], "reproduced"
+    )
+
+
+def test_claims_fail_on_flat_or_reversed_trends():
+    flat = _hs_outcomes(_networks(lambda n0, w, d: 0.5))
+    assert set(flat.values()) == {"not reproduced"}
+    reversed_ = _hs_outcomes(_networks(lambda n0, w, d: 0.9 - 0.05 * n0 - 0.04 * w + 0.15 * d))
+    assert set(reversed_.values()) == {"opposite"}
+    # width falls at fixed n0 while the diagonal still rises: reported apart, with its sign
+    mixed = _hs_outcomes(_networks(lambda n0, w, d: 0.1 + 0.12 * n0 - 0.04 * w))
+    assert mixed["diagonal"] == "reproduced" and mixed["width_fixed_n0"] == "opposite"
+    off_diagonal = _networks(lambda n0, w, d: 0.5)
+    off_diagonal = off_diagonal[off_diagonal["n0"] != off_diagonal["width"]]
+    assert _hs_outcomes(off_diagonal)["diagonal"] == "not measured"

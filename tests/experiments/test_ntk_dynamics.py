@@ -338,3 +338,43 @@ def test_unstable_runs_are_flagged_counted_and_excluded(tmp_path):
         assert summary.extras[key] == pytest.approx(p)
     paths = study.plot(rows, spec, tmp_path)
     assert len(paths) == 6 and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_kernel_gain_claim_against_the_papers_threefold_ratio():
+    from symlab.experiments.ntk_dynamics_verdict import error_ratio, kernel_gain_claim
+
+    # ratios are err(Θ_0)/err(Θ_t); a perfect Θ_t is floored at half a test point
+    assert error_ratio([0.7, 0.9, 1.0], 100).tolist() == pytest.approx([1.0, 3.0, 60.0])
+    init = [0.3] * 4
+    assert kernel_gain_claim([3.2, 2.9, 3.5, 3.1], 5, init).outcome == "reproduced"
+    assert kernel_gain_claim([1.3, 1.4, 1.35, 1.3], 5, init).outcome == "partly reproduced"
+    assert kernel_gain_claim([1.0, 1.05, 0.97, 1.02], 5, init).outcome == "not reproduced"
+    assert kernel_gain_claim([0.5, 0.6, 0.55, 0.5], 5, init).outcome == "opposite"
+    assert kernel_gain_claim([3.0], 5, init[:1]).outcome == "not measured"
+
+
+def test_velocity_claims_on_constant_and_decaying_series():
+    from symlab.experiments.ntk_dynamics_verdict import (
+        constant_velocity_claim,
+        late_velocity_slope,
+        velocity_decay_claim,
+    )
+
+    rng = np.random.default_rng(0)
+    steps = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
+    mid = np.sqrt(np.maximum(steps[:-1], 0.5) * steps[1:])
+
+    def runs(exponent):
+        return [(steps, 1e-3 * mid**exponent * np.exp(0.05 * rng.standard_normal(len(mid))))
+                for _ in range(4)]  # fmt: skip
+
+    fit, n = late_velocity_slope(runs(0.0), [30.0] * 4)
+    assert constant_velocity_claim(fit, n, "late").outcome == "reproduced"
+    fit, n = late_velocity_slope(runs(-1.0), [30.0] * 4)
+    assert abs(fit.slope + 1) < 0.1
+    assert constant_velocity_claim(fit, n, "late").outcome == "not reproduced"
+    fit, n = late_velocity_slope(runs(0.0), [1e6] * 4)
+    assert fit is None and constant_velocity_claim(fit, n, "late").outcome == "not measured"
+    assert velocity_decay_claim([3.0, 2.0, 5.0, 1.5, 2.5, 4.0]).outcome == "reproduced"
+    assert velocity_decay_claim([0.3, 0.5, 0.2, 0.6, 0.4, 0.1]).outcome == "opposite"
+    assert velocity_decay_claim([0.9, 1.1, 1.2, 0.8]).outcome == "not reproduced"

@@ -115,7 +115,9 @@ def test_pipeline_tiny(tmp_path):
         assert np.all(np.isfinite(row.measured))
     summary = study.summarize(rows, spec)
     assert set(summary.table["optimizer"]) == set(OPTIMIZERS)
-    assert "heavy_ball" in summary.verdict and "%" in summary.verdict
+    assert "heavy ball" in summary.verdict and "%" in summary.verdict
+    checks = {c["name"]: c["outcome"] for c in summary.extras["checks"]}
+    assert set(checks) == {"gd_rate", "heavy_ball_rate", "nesterov_decay"}
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} == {"ntk_optimizers_error.png", "ntk_optimizers_error.svg"}
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -129,3 +131,44 @@ def test_presets_validate(preset):
     NTKOptimizersSpec(**values)
     with pytest.raises(ValueError, match="width"):
         NTKOptimizersSpec(**{**values, "width": 0})
+
+
+def _noisy(curve, seed):
+    """A curve with 1% multiplicative noise (fits of exact curves have zero residuals)."""
+    rng = np.random.default_rng(seed)
+    return curve * np.exp(0.01 * rng.standard_normal(len(curve)))
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "heavy_ball"])
+def test_rate_claim_reproduced_only_inside_the_band(optimizer):
+    from symlab.experiments.ntk_optimizers_verdict import rate_claim
+
+    predicted = np.array([0.98, 0.97, 0.985])
+    close = rate_claim(optimizer, predicted * (1 + np.array([1e-3, -1e-3, 2e-3])), predicted, 0.05)
+    assert close.outcome == "reproduced"
+    far = rate_claim(optimizer, predicted * np.array([1.2, 1.21, 1.19]), predicted, 0.05)
+    assert far.outcome == "not reproduced"
+    spread = rate_claim(optimizer, predicted * np.array([1.0, 1.08, 0.95]), predicted, 0.05)
+    assert spread.outcome == "inconclusive"
+
+
+def test_nesterov_claim_tells_geometric_from_power_law_decay():
+    from symlab.experiments.ntk_optimizers_verdict import (
+        compare_decay_models,
+        decay_window,
+        nesterov_claim,
+    )
+
+    t = np.arange(201, dtype=float)
+    t[0] = 0.5  # t = 0 is outside every window
+    window = decay_window(200)
+    power = [compare_decay_models(_noisy(t**-3.0, s), *window) for s in range(3)]
+    assert nesterov_claim(power).outcome == "reproduced"
+    assert all(abs(f.product_exponent + 3) < 0.3 for f in power)
+    product = [compare_decay_models(_noisy(t**-3.0 * 0.985**t, s), *window) for s in range(3)]
+    claim = nesterov_claim(product, 0.985)
+    assert claim.outcome == "not reproduced" and "geometric" in claim.measured
+    assert abs(np.median([f.product_factor for f in product]) - 0.985) < 2e-3
+    slow = [compare_decay_models(_noisy(t**-1.0, s), *window) for s in range(3)]
+    assert nesterov_claim(slow).outcome == "not reproduced"
+    assert nesterov_claim([]).outcome == "not measured"
