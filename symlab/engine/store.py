@@ -367,9 +367,7 @@ class Store:
 
     def job_seconds(self, keys: Iterable[str]) -> float:
         """Sum of the stored run times (seconds) of ``keys``; keys without a result count 0."""
-        return float(
-            sum(row[3] or 0.0 for row in self.results_of(dict.fromkeys(keys)))
-        )
+        return float(sum(row[3] or 0.0 for row in self.results_of(dict.fromkeys(keys))))
 
     def n_failed(self, keys: Iterable[str]) -> int:
         """How many of ``keys`` have an outstanding failure (failed, no result since)."""
