@@ -325,8 +325,9 @@ def make_executor(
                 raise InputError(f"{name}: only the ray executor takes it (executor='ray').")
         return LocalExecutor(workers)
     if executor == "ray":
-        from symlab.engine.ray_executor import RayExecutor
+        from symlab.engine.ray_executor import RayExecutor, import_ray
 
+        import_ray()  # InputError now, before anything is written, if ray is missing
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InputError(f"workers: expected an integer >= 1, got {workers!r}.")
         cuda = str(getattr(spec, "device", "cpu")).startswith("cuda")
