@@ -21,7 +21,7 @@ install: $(VENV)/.torch
 	$(PY) -m pip install -q -e .
 
 install-test: $(VENV)/.torch
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ray]"
 
 run: install
 	$(VENV)/bin/symlab run hidden-symmetries --preset quick

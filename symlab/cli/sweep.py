@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -65,6 +66,31 @@ def run(
             help="Worker processes; 1 runs the jobs in this process (easiest to debug).",
         ),
     ] = 1,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="Where jobs run: local (worker processes on this machine) or ray (Ray tasks; "
+            "a local Ray instance of --workers CPUs unless --address is given).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --executor ray: the Ray cluster to run on (auto, host:6379 or "
+            "ray://host:10001).",
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            help="With --executor ray: re-runs of a job whose worker process died.",
+            show_default="3",
+        ),
+    ] = None,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -95,6 +121,16 @@ def run(
         fail("--preset and --config: expected one of them, got both.")
     if workers < 1:
         fail(f"--workers: expected an integer >= 1, got {workers}.")
+    if executor not in ("local", "ray"):
+        fail(f"--executor: expected local or ray, got {executor!r}.")
+    if executor == "local" and (address is not None or retries is not None):
+        fail(f"--{'address' if address is not None else 'retries'}: needs --executor ray.")
+    if retries is not None and retries < 0:
+        fail(f"--retries: expected an integer >= 0, got {retries}.")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        from symlab.engine.ray_executor import RAY_MISSING
+
+        fail(RAY_MISSING)
     with guard(debug):
         experiment = get_experiment(study)
         spec = load_spec(experiment, preset=preset, config=config)
@@ -120,6 +156,9 @@ def run(
                 spec,
                 target,
                 workers=workers,
+                executor=executor,
+                address=address,
+                retries=retries,
                 on_start=on_start,
                 on_progress=progress.update,
                 on_failure=progress.failed,

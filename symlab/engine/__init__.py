@@ -20,10 +20,10 @@ from symlab.engine.experiment import (
     list_experiments,
     register,
 )
+from symlab.engine.job_stream import job_key
 from symlab.engine.runner import (
     StudyRun,
     expand_jobs,
-    job_key,
     open_run,
     report_study,
     run_study,

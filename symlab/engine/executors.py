@@ -10,12 +10,12 @@ a pool of ``workers`` processes started with the ``spawn`` method (not ``fork``:
 a process that already ran OpenMP/BLAS threads can deadlock). Each worker runs with one BLAS/torch
 thread so that ``workers`` processes share the cores without oversubscription.
 
-Adding an executor (e.g. a ``RayExecutor`` taking ``address``): subclass :class:`Executor` and
-implement ``submit_all`` with the same contract -- call ``fn(job.params)`` remotely for each job
-(``ray.remote(fn).remote(job.params)``), wrap exceptions with :func:`call_job` (or build a
-:class:`JobError` from the remote traceback), yield results as they complete (``ray.wait``), and
-cancel outstanding work in a ``finally`` block when the consumer stops early. Results must equal
-the local executor's for the same spec; the test suite's toy study can check that.
+:class:`symlab.engine.ray_executor.RayExecutor` runs jobs as Ray tasks (``executor="ray"``).
+Adding an executor: subclass :class:`Executor` and implement ``submit_all`` with the same
+contract -- call ``fn(job.params)`` remotely through :func:`call_job`, read ``jobs`` lazily with
+a bounded number in flight, yield outcomes as they complete, and cancel outstanding work in a
+``finally`` block when the consumer stops early. Results must equal the local executor's for the
+same spec (the test suite's toy study checks that for Ray).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _init_worker(threads: int, parent: int | None = None) -> None:
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
+def limited_threads(threads: int) -> Iterator[None]:
     """Run inline jobs with ``threads`` torch and BLAS threads, then restore the caller's setting.
 
     Studies run many small dense problems; the default of one thread per core made an inline
@@ -231,12 +231,22 @@ class LocalExecutor(Executor):
             return
         jobs = itertools.chain([first], jobs)
         if self.workers == 1:
-            for job in jobs:
-                with _torch_threads(self.threads_per_worker):
-                    outcome = call_job(fn, job.params)
-                yield job, outcome
+            yield from self._inline(fn, jobs)
             return
         yield from self._in_pool(fn, jobs)
+
+    def _inline(self, fn: JobFunction, jobs: Iterator[Job]) -> Iterator[tuple[Job, Any | JobError]]:
+        """Jobs in this process under :func:`limited_threads`, applied again only when a job
+        imported modules (which may have loaded a BLAS): threadpoolctl reads the process's
+        memory map each time, 7 ms per job on a trivial study when applied around every job."""
+        with contextlib.ExitStack() as stack:
+            n_modules = -1
+            for job in jobs:
+                if len(sys.modules) != n_modules:
+                    stack.close()
+                    stack.enter_context(limited_threads(self.threads_per_worker))
+                    n_modules = len(sys.modules)
+                yield job, call_job(fn, job.params)
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
@@ -302,3 +312,39 @@ class LocalExecutor(Executor):
                 portable_traceback("".join(traceback.format_exception(error))),
             )
         yield job, outcome
+
+
+def make_executor(
+    executor: Executor | str | None,
+    workers: int = 1,
+    *,
+    address: str | None = None,
+    retries: int | None = None,
+    spec: Any = None,
+) -> Executor:
+    """The executor ``run_study`` was asked for: ``"local"`` (or None) with ``workers``
+    processes, ``"ray"`` (a local Ray instance of ``workers`` CPUs, or the cluster at
+    ``address``; one GPU per job when ``spec.device`` is a CUDA device), or an instance."""
+    if isinstance(executor, Executor):
+        if workers != 1 or address is not None or retries is not None:
+            raise InputError("workers: pass workers (address, retries) or an executor, not both.")
+        return executor
+    if executor is None or executor == "local":
+        for name, value in (("address", address), ("retries", retries)):
+            if value is not None:
+                raise InputError(f"{name}: only the ray executor takes it (executor='ray').")
+        return LocalExecutor(workers)
+    if executor == "ray":
+        from symlab.engine.ray_executor import RayExecutor, import_ray
+
+        import_ray()  # InputError now, before anything is written, if ray is missing
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers: expected an integer >= 1, got {workers!r}.")
+        cuda = str(getattr(spec, "device", "cpu")).startswith("cuda")
+        return RayExecutor(
+            address,
+            workers=None if address is not None else workers,
+            gpus_per_job=1.0 if cuda else 0.0,
+            retries=3 if retries is None else retries,
+        )
+    raise InputError(f"executor: expected local or ray, got {executor!r}.")

@@ -8,7 +8,12 @@ these functions:
     a pydantic model (``extra="forbid"``) whose fields are the TOML keys of a config.
 ``expand(spec) -> list[dict]``
     one dict of JSON-serialisable scalars per job (include the seed). The job key is a hash of
-    (experiment name, ``version``, params), so re-running a spec runs only missing jobs.
+    (experiment name, ``version``, params), so re-running a spec runs only missing jobs. The
+    engine reads it lazily: a generator (``yield`` inside ``itertools.product``) keeps a grid
+    of any size out of memory.
+``n_jobs(spec) -> int`` (optional)
+    how many dicts ``expand`` yields, from the grid's sizes (the progress total without a
+    pass over the expansion; without it the engine counts the expansion, keeping nothing).
 ``run_job(params) -> dict``
     a pure function of its params: returns a flat row of scalars (and small JSON-serialisable
     lists/dicts). Must be a module-level function (it is sent to worker processes). Never prints.
@@ -33,7 +38,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +67,13 @@ class Experiment:
     name: str
     description: str
     spec_model: type[BaseModel]
-    expand: Callable[[BaseModel], list[dict[str, Any]]]
+    expand: Callable[[BaseModel], Iterable[dict[str, Any]]]
     run_job: Callable[[dict[str, Any]], dict[str, Any]]
     summarize: Callable[[pd.DataFrame, BaseModel], Summary]
     plot: Callable[[pd.DataFrame, BaseModel, Path], list[Path]]
     version: str = "1"
     config_dir: Path | None = None  # folder of <preset>.toml files; None: symlab/configs/<name>
+    n_jobs: Callable[[BaseModel], int] | None = None  # len(expand(spec)) from the grid's sizes
 
 
 _REGISTRY: dict[str, Experiment] = {}

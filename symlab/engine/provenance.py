@@ -208,7 +208,12 @@ def _joined(column: pd.Series) -> str:
 
 def provenance(store: Store, keys: Iterable[str] | None = None) -> Provenance:
     """The sessions that computed the stored rows of ``keys`` (all rows when None)."""
-    counts = store.session_counts(keys)
+    return provenance_of_counts(store, store.session_counts(keys))
+
+
+def provenance_of_counts(store: Store, counts: dict[str | None, int]) -> Provenance:
+    """The sessions of ``store`` that computed ``counts[session]`` rows each (None: unknown)."""
+    counts = dict(counts)
     n_unknown = counts.pop(None, 0)
     sessions = store.sessions(counts)
     sessions = sessions[sessions["session"].isin(list(counts))]

@@ -19,7 +19,6 @@ sweep resumed elsewhere shows which rows came from which environment.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -33,9 +32,18 @@ from pydantic import BaseModel
 from symlab.engine.cells import to_json
 from symlab.engine.code_fingerprint import CodeFingerprint, changed_modules, code_fingerprint
 from symlab.engine.errors import InputError
-from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
+from symlab.engine.executors import Executor, Job, JobError, make_executor
 from symlab.engine.experiment import Experiment, Summary, get_experiment
-from symlab.engine.provenance import environment, provenance
+from symlab.engine.job_stream import (
+    PendingJobs,
+    SpecResults,
+    count_jobs,
+    count_stored,
+    iter_jobs,
+    spec_results,
+)
+from symlab.engine.job_stream import job_key as job_key  # re-exported (its old home)
+from symlab.engine.provenance import environment, provenance_of_counts
 from symlab.engine.report import write_report
 from symlab.engine.run_lock import RunLock
 from symlab.engine.spec import spec_from_mapping, spec_from_toml, spec_to_toml
@@ -45,38 +53,13 @@ Progress = Callable[[int, int], None]
 FailureHook = Callable[[Job, JobError], None]
 
 
-def job_key(
-    experiment: str, version: str, params: Mapping[str, Any], code: str | None = None
-) -> str:
-    """16 hex digits of sha256(canonical JSON of [experiment, version, params] (+ [code])).
-
-    Canonical JSON: keys sorted, no spaces; so the key does not depend on dict order. ``code`` is
-    the study's code fingerprint (:mod:`symlab.engine.code_fingerprint`); None gives the keys of
-    stores written before fingerprints were recorded.
-    """
-    fields = [experiment, str(version), dict(params)] + ([code] if code is not None else [])
-    text = to_json(fields)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def expand_jobs(experiment: Experiment, spec: BaseModel, code: str | None = None) -> list[Job]:
-    """The jobs of ``spec`` in the study's order (duplicate params are run once), keyed under the
-    code fingerprint ``code`` (see :func:`job_key`)."""
+    """The jobs of ``spec`` in the study's order as a list (duplicate params are run once), keyed
+    under the code fingerprint ``code`` (see :func:`job_key`). For small grids and inspection:
+    :func:`run_study` reads the jobs lazily (:mod:`symlab.engine.job_stream`)."""
     jobs: dict[str, Job] = {}
-    for i, params in enumerate(experiment.expand(spec)):
-        if not isinstance(params, Mapping):
-            raise TypeError(
-                f"{experiment.name}.expand: job {i} must be a dict of params, "
-                f"got {type(params).__name__}."
-            )
-        params = dict(params)
-        try:
-            key = job_key(experiment.name, experiment.version, params, code)
-        except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"{experiment.name}.expand: job {i} params must be JSON-serialisable ({error})."
-            ) from error
-        jobs.setdefault(key, Job(key, params))
+    for job in iter_jobs(experiment, spec, code):
+        jobs.setdefault(job.key, job)
     return list(jobs.values())
 
 
@@ -184,7 +167,9 @@ def run_study(
     out_dir: str | Path,
     *,
     workers: int = 1,
-    executor: Executor | None = None,
+    executor: Executor | str | None = None,
+    address: str | None = None,
+    retries: int | None = None,
     on_progress: Progress | None = None,
     on_start: Progress | None = None,
     on_failure: FailureHook | None = None,
@@ -192,15 +177,23 @@ def run_study(
 ) -> StudyRun:
     """Run the jobs of ``spec`` not yet stored in ``out_dir``, then summarize, plot and report.
 
+    ``executor``: ``"local"`` (default; ``workers`` processes), ``"ray"`` (Ray tasks on the
+    cluster at ``address``, or on a local Ray instance of ``workers`` CPUs when None; ``retries``
+    re-runs of a job whose worker died, see :class:`symlab.engine.ray_executor.RayExecutor`), or
+    an :class:`Executor` instance.
+
     Code-aware: job keys include the study's code fingerprint, recorded in the store. Resuming
     into a directory whose rows were computed by other code (or by a symlab that did not record
     code) raises :class:`InputError` naming the changed modules, unless ``new_code=True``: then
     this code's jobs are computed beside the old rows, and the summary, ``show``, ``report`` and
     ``export`` use the new ones (the old rows stay in the store; every row has a ``code``).
 
-    Everything is validated (study, spec, workers, run directory, job params) before ``out_dir``
-    is created. The run holds ``out_dir``'s lock (:mod:`symlab.engine.run_lock`) throughout: a
-    second run on the same directory stops at once with an :class:`InputError` naming the holder. Results are inserted one transaction each as they arrive; a job that raises is
+    Everything is validated (study, spec, workers, run directory, the first jobs' params) before
+    ``out_dir`` is created. The run holds ``out_dir``'s lock (:mod:`symlab.engine.run_lock`)
+    throughout: a second run on the same directory stops at once with an :class:`InputError`
+    naming the holder. Jobs are expanded lazily and checked against the store in batches
+    (:mod:`symlab.engine.job_stream`), so memory does not grow with the grid. Results are
+    inserted one transaction each as they arrive, by this process only; a job that raises is
     recorded in the store's ``failures`` table and the sweep goes on. ``on_start(n_stored,
     n_total)`` is called once before the first job, ``on_progress(n_done, n_total)`` after each
     job (n_done counts stored and failed jobs), and ``on_failure(job, error)`` after each job
@@ -213,15 +206,12 @@ def run_study(
     start = time.perf_counter()
     experiment = _resolve(study)
     spec = _validated(experiment, spec)
-    if executor is None:
-        executor = LocalExecutor(workers)
-    elif workers != 1:
-        raise InputError("workers: pass workers or executor, not both.")
+    executor = make_executor(executor, workers, address=address, retries=retries, spec=spec)
     out_dir = Path(out_dir)
     _check_run_dir(out_dir, experiment)
     fingerprint = code_fingerprint(experiment.run_job.__module__)
     _check_code(out_dir, fingerprint, new_code)
-    jobs = expand_jobs(experiment, spec, fingerprint.digest)
+    n_total = count_jobs(experiment, spec)  # also validates the first jobs' params
 
     spec_text = spec_to_toml(spec, study=experiment.name)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -237,16 +227,17 @@ def run_study(
             code_modules=to_json(fingerprint.modules),
         )
         (out_dir / "spec.toml").write_text(spec_text, encoding="utf-8")
-        stored = store.keys()
-        pending = [job for job in jobs if job.key not in stored]
-        n_total, n_done_before = len(jobs), len(jobs) - len(pending)
+        n_done_before = count_stored(store, iter_jobs(experiment, spec, fingerprint.digest))
         if on_start is not None:
             on_start(n_done_before, n_total)
+        pending = PendingJobs(iter_jobs(experiment, spec, fingerprint.digest), store)
         n_new = n_failed = 0
         fn = functools.partial(timed_job, experiment.run_job)
-        session = store.begin_session(environment(executor, spec)) if pending else None
+        session = None
         try:
             for job, outcome in executor.submit_all(fn, pending):
+                if session is None:  # a session only when jobs ran
+                    session = store.begin_session(environment(executor, spec))
                 if isinstance(outcome, JobError):
                     store.add_failure(job.key, job.params, str(outcome), outcome.traceback)
                     n_failed += 1
@@ -263,23 +254,25 @@ def run_study(
                     code=fingerprint.digest,
                 ):
                     n_new += 1  # counts the rows this run inserted
+                pending.finished(job.key)
                 if on_progress is not None:
-                    on_progress(n_done_before + n_new + n_failed, n_total)
+                    n_done = n_done_before + pending.n_duplicates + n_new + n_failed
+                    on_progress(min(n_done, n_total), n_total)
         finally:
             if session is not None:  # also when interrupted: the session ends where it stopped
                 store.end_session(session)
-        rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, start)
+        finished = _finish(experiment, spec, store, fingerprint.digest, out_dir, start)
     return StudyRun(
         out_dir=out_dir,
-        rows=rows,
-        summary=summary,
-        figures=figures,
-        n_total=n_total,
+        rows=finished[0].rows,
+        summary=finished[1],
+        figures=finished[2],
+        n_total=finished[0].n_total,
         n_done_before=n_done_before,
         n_new=n_new,
         n_failed=n_failed,
         seconds=time.perf_counter() - start,
-        paths=paths,
+        paths=finished[3],
     )
 
 
@@ -287,16 +280,15 @@ def _finish(
     experiment: Experiment,
     spec: BaseModel,
     store: Store,
-    jobs: list[Job],
+    code: str | None,
     out_dir: Path,
     start: float | None,
-) -> tuple[pd.DataFrame, Summary | None, list[Path], dict[str, Path]]:
+) -> tuple[SpecResults, Summary | None, list[Path], dict[str, Path]]:
     """Summarize and plot this spec's stored rows, and write the report files."""
-    keys = [job.key for job in jobs]
-    rows = store.rows(keys)
+    results = spec_results(store, (job.key for job in iter_jobs(experiment, spec, code)))
+    rows = results.rows
     summary: Summary | None = None
     figures: list[Path] = []
-    n_failed = store.n_failed(keys)
 
     def report() -> dict[str, Path]:
         return write_report(
@@ -305,12 +297,12 @@ def _finish(
             spec=spec,
             summary=summary,
             figures=figures,
-            n_total=len(jobs),
+            n_total=results.n_total,
             n_stored=len(rows),
-            n_failed=n_failed,
-            job_seconds=store.job_seconds(keys),
+            n_failed=results.n_failed,
+            job_seconds=results.job_seconds,
             wall_seconds=None if start is None else time.perf_counter() - start,
-            provenance=provenance(store, keys),
+            provenance=provenance_of_counts(store, results.session_counts),
         )
 
     if len(rows):
@@ -322,7 +314,7 @@ def _finish(
         except Exception:
             report()  # the table and verdict are written even when plotting fails
             raise
-    return rows, summary, figures, report()
+    return results, summary, figures, report()
 
 
 def open_run(out_dir: str | Path) -> tuple[Experiment, BaseModel, Store]:
@@ -351,18 +343,16 @@ def report_study(out_dir: str | Path) -> StudyRun:
     out_dir = Path(out_dir)
     experiment, spec, store = open_run(out_dir)
     with store:
-        jobs = expand_jobs(experiment, spec, store.meta().get("code"))
-        rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, None)
-        n_failed = store.n_failed(job.key for job in jobs)
+        finished = _finish(experiment, spec, store, store.meta().get("code"), out_dir, None)
     return StudyRun(
         out_dir=out_dir,
-        rows=rows,
-        summary=summary,
-        figures=figures,
-        n_total=len(jobs),
-        n_done_before=len(rows),
+        rows=finished[0].rows,
+        summary=finished[1],
+        figures=finished[2],
+        n_total=finished[0].n_total,
+        n_done_before=len(finished[0].rows),
         n_new=0,
-        n_failed=n_failed,
+        n_failed=finished[0].n_failed,
         seconds=time.perf_counter() - start,
-        paths=paths,
+        paths=finished[3],
     )

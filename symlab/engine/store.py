@@ -25,10 +25,11 @@ the same key twice is harmless (resume is idempotent).
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,45 @@ _SESSIONS_SCHEMA = (
 def now() -> str:
     """The current UTC time as ISO 8601 text (seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+KEY_BATCH = 900  # keys per ``WHERE key IN (...)`` query (SQLite allows 999 variables at least)
+FRAME_CHUNK = 50_000  # rows per partial DataFrame when a table is built from many rows
+
+
+def key_batches(keys: Iterable[str], size: int = KEY_BATCH) -> Iterator[list[str]]:
+    """``keys`` as lists of at most ``size`` keys, read lazily."""
+    keys = iter(keys)
+    while batch := list(itertools.islice(keys, size)):
+        yield batch
+
+
+def _record(stored: tuple[Any, ...], timing: bool) -> dict[str, Any]:
+    key, params, result, *rest = stored
+    record: dict[str, Any] = {"key": key}
+    record.update(json.loads(params))
+    for name, value in json.loads(result).items():
+        record[f"result_{name}" if name in record else name] = value
+    if timing:
+        for name, value in zip(TIMING_COLUMNS, rest, strict=True):
+            record[f"store_{name}" if name in record else name] = value
+    return record
+
+
+def rows_frame(stored: Iterable[tuple[Any, ...]], *, timing: bool = False) -> pd.DataFrame:
+    """The tidy table of stored results ``(key, params, result, seconds, finished_at, session,
+    code)``: ``key``, the params' columns, then the result's (see :meth:`Store.rows`).
+
+    Built ``FRAME_CHUNK`` rows at a time, so a million rows need the table's memory, not a
+    million dicts'.
+    """
+    frames = []
+    stored = iter(stored)
+    while chunk := [_record(row, timing) for row in itertools.islice(stored, FRAME_CHUNK)]:
+        frames.append(pd.DataFrame.from_records(chunk))
+    if not frames:
+        return pd.DataFrame({"key": pd.Series([], dtype=object)})
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 class Store:
@@ -257,20 +297,56 @@ class Store:
     def session_counts(self, keys: Iterable[str] | None = None) -> dict[str | None, int]:
         """How many stored results of ``keys`` (all when None) each session computed; None
         counts the rows without a recorded session."""
-        if not self._has_session_column():
-            pairs = [(key, None) for key in self.keys()]
-        else:
-            pairs = list(self._db.execute("SELECT key, session FROM results"))
-        wanted = None if keys is None else set(keys)
         counts: dict[str | None, int] = {}
-        for key, session in pairs:
-            if wanted is None or key in wanted:
-                counts[session] = counts.get(session, 0) + 1
-        return counts
+        if keys is not None:
+            for row in self.results_of(dict.fromkeys(keys)):
+                counts[row[5]] = counts.get(row[5], 0) + 1
+            return counts
+        session = "session" if self._has_session_column() else "NULL"
+        query = f"SELECT {session}, COUNT(*) FROM results GROUP BY {session}"
+        return {session: int(n) for session, n in self._db.execute(query)}
 
     def keys(self) -> set[str]:
-        """The keys of all stored results."""
+        """The keys of all stored results (all in memory: for a large store use
+        :meth:`stored_among`)."""
         return {row[0] for row in self._db.execute("SELECT key FROM results")}
+
+    def stored_among(self, keys: Iterable[str]) -> set[str]:
+        """The keys among ``keys`` that have a stored result, queried ``KEY_BATCH`` at a time
+        (``WHERE key IN (...)``), so memory grows with the answer, not with the store."""
+        found: set[str] = set()
+        for batch in key_batches(keys):
+            marks = ", ".join("?" * len(batch))
+            query = f"SELECT key FROM results WHERE key IN ({marks})"
+            found.update(row[0] for row in self._db.execute(query, batch))
+        return found
+
+    def results_of(self, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        """``(key, params, result, seconds, finished_at, session, code)`` (params and result as
+        JSON text) of the stored results among ``keys``, queried ``KEY_BATCH`` at a time, in the
+        order of ``keys`` (a key given twice is given twice)."""
+        session = "session" if self._has_session_column() else "NULL"
+        code = "code" if self._has_column("code") else "NULL"
+        for batch in key_batches(keys):
+            marks = ", ".join("?" * len(batch))
+            query = (
+                f"SELECT key, params, result, seconds, finished_at, {session}, {code} "
+                f"FROM results WHERE key IN ({marks})"
+            )
+            found = {row[0]: row for row in self._db.execute(query, batch)}
+            yield from (found[key] for key in batch if key in found)
+
+    def failed_among(self, keys: Iterable[str]) -> set[str]:
+        """The keys among ``keys`` that have a recorded failure and no stored result."""
+        failed: set[str] = set()
+        for batch in key_batches(keys):
+            marks = ", ".join("?" * len(batch))
+            query = (
+                f"SELECT DISTINCT key FROM failures WHERE key IN ({marks}) "
+                "AND key NOT IN (SELECT key FROM results)"
+            )
+            failed.update(row[0] for row in self._db.execute(query, batch))
+        return failed
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
@@ -291,14 +367,11 @@ class Store:
 
     def job_seconds(self, keys: Iterable[str]) -> float:
         """Sum of the stored run times (seconds) of ``keys``; keys without a result count 0."""
-        wanted = set(keys)
-        cursor = self._db.execute("SELECT key, seconds FROM results")
-        return float(sum(seconds or 0.0 for key, seconds in cursor if key in wanted))
+        return float(sum(row[3] or 0.0 for row in self.results_of(dict.fromkeys(keys))))
 
     def n_failed(self, keys: Iterable[str]) -> int:
         """How many of ``keys`` have an outstanding failure (failed, no result since)."""
-        failures = self.failures()
-        return int(failures["key"].isin(set(keys)).sum()) if len(failures) else 0
+        return len(self.failed_among(keys))
 
     def rows(self, keys: Iterable[str] | None = None, *, timing: bool = False) -> pd.DataFrame:
         """The results as a tidy table: ``key``, the params' columns, then the result's columns.
@@ -309,27 +382,16 @@ class Store:
         (prefixed with ``store_`` where a param or result field already has that name, e.g. a
         study that returns its own ``seconds``); session is None where unknown.
         """
-        session = "session" if self._has_session_column() else "NULL"
-        code = "code" if self._has_column("code") else "NULL"
-        cursor = self._db.execute(
-            f"SELECT key, params, result, seconds, finished_at, {session}, {code} FROM results"
-        )
-        found = {r[0]: r for r in cursor}
-        order = sorted(found) if keys is None else [k for k in dict.fromkeys(keys) if k in found]
-        records = []
-        for key in order:
-            _, params, result, *stored = found[key]
-            record: dict[str, Any] = {"key": key}
-            record.update(json.loads(params))
-            for name, value in json.loads(result).items():
-                record[f"result_{name}" if name in record else name] = value
-            if timing:
-                for name, value in zip(TIMING_COLUMNS, stored, strict=True):
-                    record[f"store_{name}" if name in record else name] = value
-            records.append(record)
-        if not records:
-            return pd.DataFrame({"key": pd.Series([], dtype=object)})
-        return pd.DataFrame.from_records(records)
+        if keys is None:
+            session = "session" if self._has_session_column() else "NULL"
+            code = "code" if self._has_column("code") else "NULL"
+            found: Iterable[tuple[Any, ...]] = self._db.execute(
+                f"SELECT key, params, result, seconds, finished_at, {session}, {code} "
+                "FROM results ORDER BY key"
+            )
+        else:
+            found = self.results_of(dict.fromkeys(keys))
+        return rows_frame(found, timing=timing)
 
     def export(
         self, path: str | Path, format: str | None = None, keys: Iterable[str] | None = None
