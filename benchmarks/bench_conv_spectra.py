@@ -50,7 +50,9 @@ def main() -> None:
         f"Conv2d {c}->{c}, 3x3, circular, float64, 1 thread; torch {torch.__version__}, "
         f"{platform.machine()}, best of {args.repeats} (interleaved)"
     )
-    print(f"{'n':>4}{'dense rows':>12}{'dense s':>10}{'dft s':>10}{'speedup':>9}{'max |Δs|/s_max':>16}")
+    print(
+        f"{'n':>4}{'dense rows':>12}{'dense s':>10}{'dft s':>10}{'speedup':>9}{'max |Δs|/s_max':>16}"
+    )
     last = None
     for n in args.sizes:
         matrix = dense_conv_matrix(conv, n)
