@@ -13,6 +13,7 @@ STUDIES = (
     "saddle_to_saddle",
     "bottleneck",
     "leaky_resnet",
+    "spectral_bias",
 )
 
 
