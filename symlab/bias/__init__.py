@@ -14,6 +14,8 @@
   representation (by a solve with K + γI) and its nuclear-ratio lower bound;
 - :mod:`symlab.bias.conv_spectra`: per-frequency singular values of circular convolutions (the
   2-D DFT block-diagonalization) and of convolutional activations, the CBN rank (Wen & Jacot 2024);
+- :mod:`symlab.bias.conv_tasks`: bias-free circular ReLU CNNs and a task whose output depends on a
+  known set of spatial frequencies (y = P_S x);
 - :mod:`symlab.bias.representation_hamiltonian`: the Hamiltonian of the representations and backward variables,
   its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024).
 """

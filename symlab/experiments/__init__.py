@@ -14,6 +14,7 @@ STUDIES = (
     "bottleneck",
     "leaky_resnet",
     "spectral_bias",
+    "cnn_bottleneck",
 )
 
 
