@@ -12,10 +12,22 @@
   between the lazy and active regimes (Tu, Aranguri & Jacot 2024).
 - :mod:`symlab.bias.identity_cost`: the cost of identity ‖A σ(A)⁺‖_F² of a Leaky ResNet's
   representation (by a solve with K + γI) and its nuclear-ratio lower bound;
+- :mod:`symlab.bias.conv_spectra`: per-frequency singular values of circular convolutions (the
+  2-D DFT block-diagonalization) and of convolutional activations, the CBN rank (Wen & Jacot 2024);
+- :mod:`symlab.bias.conv_tasks`: bias-free circular ReLU CNNs and a task whose output depends on a
+  known set of spatial frequencies (y = P_S x);
 - :mod:`symlab.bias.representation_hamiltonian`: the Hamiltonian of the representations and backward variables,
   its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024).
 """
 
+from symlab.bias.conv_spectra import (
+    CBN_RTOL,
+    FrequencySpectrum,
+    activation_frequency_spectra,
+    conv_frequency_spectra,
+    dense_conv_matrix,
+    frequency_matrices,
+)
 from symlab.bias.deep_linear import (
     CostExpansion,
     balanced_factorization,
@@ -59,6 +71,12 @@ from symlab.bias.spectra import (
 from symlab.linalg.spectra import effective_rank, stable_rank
 
 __all__ = [
+    "CBN_RTOL",
+    "FrequencySpectrum",
+    "activation_frequency_spectra",
+    "conv_frequency_spectra",
+    "dense_conv_matrix",
+    "frequency_matrices",
     "CostExpansion",
     "DeepLinearNetwork",
     "LayerSpectrum",

@@ -14,6 +14,8 @@ STUDIES = (
     "bottleneck",
     "leaky_resnet",
     "beyond_ntk",
+    "spectral_bias",
+    "cnn_bottleneck",
 )
 
 

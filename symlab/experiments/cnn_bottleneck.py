@@ -1,0 +1,293 @@
+"""Study ``cnn-bottleneck``: the convolution bottleneck (CBN) of deep circular CNNs trained with L2.
+
+Wen & Jacot, "Which frequencies do CNNs need? Emergent bottleneck structure in feature learning"
+(ICML 2024, arXiv 2402.08010): a deep CNN with near-optimal parameter norm maps its input to a
+representation that lives on a few frequencies and channels in the middle layers (the CBN), and
+the parameter norm grows like depth × CBN rank (R(f; L) ≈ L R⁽⁰⁾(f) + R⁽¹⁾(f)).
+
+Tasks: ``frequencies`` (:func:`symlab.bias.conv_tasks.frequency_task`: y = P_S x on Gaussian
+n × n images, S ∪ (−S) the kept frequencies, known) and ``digits`` (sklearn's 8 × 8 digits,
+pixels scaled to unit variance, one-hot targets, a global mean over space after the last conv:
+a shift-invariant classifier, frequencies unknown). Networks (:func:`circular_cnn`): ``depth``
+bias-free 3 × 3 circular convolutions with ReLU between them, He init. Training
+(``symlab.train.train``, full-batch gradient descent: Adam's normalization weakens the L2 pull
+on unused directions) on (1/N) Σ ‖f(x_i) − y_i‖² + λ ‖θ‖²; the objective's relative drop over
+the last fifth of the steps is reported (convergence is not assumed).
+
+Measured per network (:func:`symlab.bias.conv_frequency_spectra`): each layer's per-frequency
+singular values, the CBN rank (#{s > ``CBN_RTOL`` · s_max} summed over frequencies) and the
+surviving frequencies, at 0.1 and with the rule at 10x / 0.1x beside it; each conv output's
+per-frequency channel spectrum on the training inputs
+(:func:`symlab.bias.activation_frequency_spectra`); the weights' spectral energy on S; ‖θ‖².
+By Parseval, a layer's ‖K_ℓ‖² = (1/n²) Σ_m ‖Ŵ_ℓ(m)‖_F², so a middle layer whose kept singular
+values are ≈ 1 costs (CBN rank)/n² and the norm's slope in depth is R⁽⁰⁾ ≈ (CBN rank)/n².
+
+Claims (:func:`summarize`), on the networks of depth ≥ ``fit_min_depth``, middle layers = the
+middle half (L/4 ≤ ℓ ≤ 3L/4):
+
+1. ``kept_frequencies`` (frequencies task): "the middle layers keep only the task's frequencies":
+   reproduced when every middle layer of every such network keeps a subset of S ∪ (−S), partly
+   when some do, not reproduced when none do; the median energy fraction on S is reported;
+2. ``norm_slope`` (frequencies task): "‖θ‖² ≈ L × CBN rank": n² × the slope of ‖θ‖² = a L + b_seed
+   (95% t interval) against the median middle CBN rank R; reproduced when the interval meets
+   [R − 0.5, R + 0.5] and excludes R ± 1, not reproduced when it misses [R − 0.5, R + 0.5],
+   inconclusive otherwise;
+3. ``digits_bottleneck`` (digits task): "the middle layers keep fewer frequencies than the
+   first": reproduced when the median middle count of surviving frequencies is below the first
+   layer's in every deep network, partly in some, not reproduced in none.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_validator
+
+from symlab.bias import CBN_RTOL, activation_frequency_spectra, conv_frequency_spectra
+from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
+from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.verdict import Claim, render
+from symlab.experiments.cnn_bottleneck_plots import plot
+from symlab.stats import fit_slope
+from symlab.train import sample_mse_loss, train
+
+
+class CnnBottleneckSpec(BaseModel):
+    """Depth sweep of L2-regularized circular CNNs on a task with known frequencies (and digits)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[Literal["frequencies", "digits"]] = Field(
+        ["frequencies", "digits"], min_length=1, description="tasks to run"
+    )
+    depths: list[conint(ge=2, le=64)] = Field([4, 6, 8], min_length=1, description="conv layers L")
+    channels: conint(ge=1) = Field(4, description="hidden channels c")
+    image_size: conint(ge=3, le=32) = Field(8, description="n of the frequencies task (n × n)")
+    frequencies: list[list[conint(ge=0)]] = Field(
+        [[1, 0], [0, 2]], min_length=1, description="the task's frequencies S (conjugates added)"
+    )
+    n_train: conint(ge=2) = Field(32, description="training images")
+    n_test: conint(ge=1) = Field(64, description="test images")
+    lam: confloat(gt=0) = Field(2e-2, description="L2 regularization λ on all parameters")
+    lr: confloat(gt=0) = Field(5e-2, description="gradient-descent learning rate")
+    steps: conint(ge=1) = Field(1500, description="gradient-descent steps (full batch)")
+    seeds: conint(ge=1) = Field(1, description="seeds 0..seeds-1")
+    fit_min_depth: conint(ge=2) = Field(4, description="the claims use depths >= this")
+    dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
+
+    @field_validator("depths")
+    @classmethod
+    def _distinct(cls, depths: list[int]) -> list[int]:
+        if len(set(depths)) != len(depths):
+            raise ValueError("expected distinct depths")
+        return sorted(depths)
+
+    @field_validator("frequencies")
+    @classmethod
+    def _pairs(cls, frequencies: list[list[int]], info) -> list[list[int]]:
+        n = info.data.get("image_size", 8)
+        frequency_set(frequencies, n)  # ValueError naming "frequencies" when out of range
+        return frequencies
+
+
+def expand(spec: CnnBottleneckSpec) -> list[dict[str, Any]]:
+    """One job per (task, depth, seed)."""
+    shared = spec.model_dump(exclude={"tasks", "depths", "seeds", "fit_min_depth"})
+    return [
+        {"task": task, "depth": depth, "seed": seed, **shared}
+        for task in spec.tasks
+        for depth in spec.depths
+        for seed in range(spec.seeds)
+    ]
+
+
+def middle_layers(depth: int) -> list[int]:
+    """0-based positions of the middle half of ``depth`` layers ℓ = 1..L: L/4 ≤ ℓ ≤ 3L/4."""
+    chosen = [i for i in range(depth) if depth / 4 <= i + 1 <= 3 * depth / 4]
+    return chosen or [depth // 2]
+
+
+def _data(params: dict[str, Any], dtype: torch.dtype):
+    if params["task"] == "frequencies":
+        task = frequency_task(params["n_train"], params["n_test"], params["image_size"],
+                              params["frequencies"], params["seed"])  # fmt: skip
+        return task.x_train, task.y_train, task.x_test, task.y_test, task.frequencies, False
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.random.default_rng(params["seed"]).permutation(len(digits.target))
+    pick = order[: params["n_train"] + params["n_test"]]
+    images = torch.as_tensor(digits.images[pick], dtype=torch.float64)[:, None]
+    images = (images - images.mean()) / images.std()  # one scale for every pixel: shifts commute
+    labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target[pick]), 10).double()
+    n = params["n_train"]
+    return images[:n], labels[:n], images[n:], labels[n:], None, True
+
+
+def run_job(params: dict[str, Any]) -> dict[str, Any]:
+    """Train one depth-L circular CNN with L2 and measure its per-frequency spectra and norm."""
+    start = time.perf_counter()
+    dtype = getattr(torch, params["dtype"])
+    x, y, x_test, y_test, kept, pool = _data(params, dtype)
+    x, y, x_test, y_test = (t.to(dtype) for t in (x, y, x_test, y_test))
+    out_channels = y.shape[1]
+    net = circular_cnn(params["depth"], params["channels"], 1, out_channels, pool=pool,
+                       seed=1000 + params["seed"], dtype=dtype)  # fmt: skip
+    traj = train(net, (x, y), method="sgd", lr=params["lr"], steps=params["steps"],
+                 weight_decay=params["lam"], loss=sample_mse_loss,
+                 record_every=max(params["steps"] // 100, 1))  # fmt: skip
+    tail = [v for s, v in zip(traj.steps, traj.losses) if s <= 0.8 * traj.steps[-1]]
+    last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail else float("nan")
+    n = x.shape[-1]
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    outputs: list[torch.Tensor] = []
+    handles = [c.register_forward_hook(lambda _m, _i, o: outputs.append(o.detach())) for c in convs]
+    with torch.no_grad():
+        train_error = float(sample_mse_loss(net(x), y))
+        for h in handles:
+            h.remove()
+        test_error = float(sample_mse_loss(net(x_test), y_test))
+    weights = [conv_frequency_spectra(c, n) for c in convs]
+    acts = [activation_frequency_spectra(o.double()) for o in outputs]
+    kept_set = set(kept or [])
+    energy_on_s = []
+    for s in weights:
+        energy = s.singular.double().square().sum(dim=1)
+        on = sum(float(energy[a * n + b]) for a, b in kept_set)
+        energy_on_s.append(on / float(energy.sum()) if kept else float("nan"))
+    surviving = [s.surviving_frequencies() for s in weights]
+    middle = middle_layers(params["depth"])
+    return {
+        "cbn_rank": [s.cbn_rank() for s in weights],
+        "cbn_rank_low": [s.cbn_rank(CBN_RTOL / 10) for s in weights],
+        "cbn_rank_high": [min(s.cbn_rank(min(CBN_RTOL * 10, 0.99)), 10**9) for s in weights],
+        "activation_cbn_rank": [s.cbn_rank() for s in acts],
+        "surviving": [[list(m) for m in f] for f in surviving],
+        "n_surviving": [len(f) for f in surviving],
+        "middle_subset_of_task": bool(kept) and all(set(surviving[i]) <= kept_set for i in middle),
+        "middle_cbn_rank": float(np.median([weights[i].cbn_rank() for i in middle])),
+        "middle_n_surviving": float(np.median([len(surviving[i]) for i in middle])),
+        "energy_on_task": energy_on_s,
+        "middle_energy_on_task": float(np.median([energy_on_s[i] for i in middle])),
+        "top_singular_map": [s.singular[:, 0].reshape(n, n).tolist() for s in weights],
+        "activation_top_map": [s.singular[:, 0].reshape(n, n).tolist() for s in acts],
+        "task_frequencies": [list(m) for m in kept] if kept else [],
+        "param_norm_sq": sum(float(p.detach().double().square().sum()) for p in net.parameters()),
+        "layer_norms_sq": [float(c.weight.detach().double().square().sum()) for c in convs],
+        "train_error": train_error,
+        "test_error": test_error,
+        "objective": float(traj.losses[-1]),
+        "last_fifth_drop": float(last_drop),
+        "diverged": bool(traj.diverged),
+        "loss_curve": [[int(s), float(v)] for s, v in zip(traj.steps, traj.losses)],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _share_outcome(hits: int, total: int) -> str:
+    if total == 0:
+        return "inconclusive"
+    return "reproduced" if hits == total else "partly reproduced" if hits else "not reproduced"
+
+
+def _frequency_claims(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> list[Claim]:
+    n = spec.image_size
+    kept = frequency_set(spec.frequencies, n)
+    hits = int(deep["middle_subset_of_task"].astype(bool).sum())
+    surviving = ", ".join(
+        f"L = {int(r.depth)}: {r.middle_n_surviving:g}" for r in deep.itertuples()
+    )
+    kept_claim = Claim(
+        "kept_frequencies",
+        f"the middle layers keep only the task's {len(kept)} frequencies {kept}",
+        f"{hits} of {len(deep)} networks keep a subset of them in every middle layer; median "
+        f"surviving frequencies per middle layer {surviving}; median weight energy on the task's "
+        f"frequencies {deep['middle_energy_on_task'].median():.2f}",
+        f"CBN rule s > {CBN_RTOL:g} s_max per layer, middle half of the layers, depths >= {spec.fit_min_depth}",
+        _share_outcome(hits, len(deep)),
+    )
+    statistic = ("least squares ‖θ‖² = a L + b_seed, n² a with its Student-t 95% interval against "
+                 "the median middle CBN rank R; reproduced when it meets R ± 0.5 and excludes R ± 1")  # fmt: skip
+    claim = "the parameter norm grows like depth × CBN rank (n² d‖θ‖²/dL = R)"
+    try:
+        fit = fit_slope(deep["depth"], deep["param_norm_sq"], deep["seed"])
+    except ValueError:
+        return [kept_claim, Claim("norm_slope", claim, "fewer than two depths to fit", statistic,
+                                  "inconclusive")]  # fmt: skip
+    rank = float(deep["middle_cbn_rank"].median())
+    low, high, slope = fit.low * n**2, fit.high * n**2, fit.slope * n**2
+    apart = high < rank - 0.5 or low > rank + 0.5
+    singles_out = rank - 1 < low and high < rank + 1
+    outcome = "not reproduced" if apart else "reproduced" if singles_out else "inconclusive"
+    measured = (f"n² × slope = {slope:.2f}, 95% [{low:.2f}, {high:.2f}]; median middle CBN rank "
+                f"R = {rank:g}")  # fmt: skip
+    return [kept_claim, Claim("norm_slope", claim, measured, statistic, outcome)]
+
+
+def _digits_claim(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> Claim:
+    first = [r[0] for r in deep["n_surviving"]]
+    hits = int(sum(m < f for m, f in zip(deep["middle_n_surviving"], first)))
+    measured = ", ".join(
+        f"L = {int(r.depth)}: first {f}, middle {r.middle_n_surviving:g}"
+        for r, f in zip(deep.itertuples(), first)
+    )
+    return Claim(
+        "digits_bottleneck",
+        "on digits the middle layers keep fewer frequencies than the first layer",
+        f"surviving frequencies (of 64) {measured}; {hits} of {len(deep)} networks",
+        f"CBN rule s > {CBN_RTOL:g} s_max, depths >= {spec.fit_min_depth}",
+        _share_outcome(hits, len(deep)),
+    )
+
+
+def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
+    """Per (task, depth) table and the claims (module docstring)."""
+    finite = rows[~rows["diverged"].astype(bool)]
+    cols = ["param_norm_sq", "middle_cbn_rank", "middle_n_surviving", "middle_energy_on_task",
+            "train_error", "test_error", "seconds"]  # fmt: skip
+    table = finite.groupby(["task", "depth"])[cols].median().reset_index()
+    deep = finite[finite["depth"] >= spec.fit_min_depth]
+    claims: list[Claim] = []
+    if "frequencies" in spec.tasks:
+        part = deep[deep["task"] == "frequencies"]
+        if part.empty:
+            claims.append(Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
+                                "no finite deep run", "none", "inconclusive"))  # fmt: skip
+        else:
+            claims += _frequency_claims(part, spec)
+    if "digits" in spec.tasks:
+        part = deep[deep["task"] == "digits"]
+        claims.append(_digits_claim(part, spec) if not part.empty else Claim(
+            "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
+            "no finite deep run", "none", "inconclusive"))  # fmt: skip
+    preamble = (
+        f"Circular bias-free ReLU CNNs ({spec.channels} channels, 3 × 3, depths {spec.depths}), "
+        f"L2 λ = {spec.lam:g}, {spec.steps} gradient-descent steps, N = {spec.n_train}, "
+        f"{spec.seeds} seed(s); {len(rows) - len(finite)} diverged run(s) left out; objective drop "
+        f"over the last fifth of the steps up to {finite['last_fifth_drop'].max():.1e} (relative; "
+        f"far from 0 means the L2 optimum is not reached); train error median "
+        f"{finite['train_error'].median():.3g}, test error {finite['test_error'].median():.3g}."
+    )
+    extras = {"claims": [c.as_dict() for c in claims]}
+    return Summary(table=table, verdict=render(claims, preamble), extras=extras)
+
+
+EXPERIMENT = register(
+    Experiment(
+        name="cnn-bottleneck",
+        description=(
+            "Deep circular CNNs trained with L2 on a task with known frequencies and on digits: "
+            "per-layer frequency × singular-value maps, CBN-rank profile, ‖θ‖² against depth."
+        ),
+        spec_model=CnnBottleneckSpec,
+        version="1",
+        expand=expand,
+        run_job=run_job,
+        summarize=summarize,
+        plot=plot,
+    )
+)

@@ -1,0 +1,117 @@
+"""Figures of the ``cnn-bottleneck`` study (:mod:`symlab.experiments.cnn_bottleneck`).
+
+``cnn_bottleneck_maps_<task>``: for the deepest first-seed network of each task, one panel per
+conv layer: the largest singular value of Ŵ_ℓ(m) at every frequency m (n × n map, frequency 0 at
+the centre), relative to the layer's largest, with the task's frequencies circled.
+``cnn_bottleneck_profile``: (a) the CBN rank of each layer against its relative depth for every
+network (weights, solid; conv outputs, dashed), (b) ‖θ‖² against depth with the fitted line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from symlab.engine.figures import save_figure
+from symlab.stats import fit_slope
+
+
+def _maps(rows: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    group = rows[rows["task"] == task]
+    rec = group.sort_values(["depth", "seed"], ascending=[False, True]).iloc[0]
+    maps = [np.array(m, dtype=float) for m in rec["top_singular_map"]]
+    depth = len(maps)
+    cols = min(depth, 6)
+    lines = -(-depth // cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(2.3 * cols + 1.2, 2.3 * lines + 0.8),
+                             squeeze=False, constrained_layout=True)  # fmt: skip
+    n = maps[0].shape[0]
+    shift = n // 2
+    image = None
+    for i, ax in enumerate(axes.flat):
+        if i >= depth:
+            ax.axis("off")
+            continue
+        values = np.fft.fftshift(maps[i] / maps[i].max())
+        image = ax.imshow(values, cmap="magma", vmin=0, vmax=1, origin="lower",
+                          extent=(-shift - 0.5, n - shift - 0.5, -shift - 0.5, n - shift - 0.5))  # fmt: skip
+        for m1, m2 in rec["task_frequencies"]:
+            c1 = (m1 + shift) % n - shift
+            c2 = (m2 + shift) % n - shift
+            ax.plot(c2, c1, "o", mfc="none", mec="cyan", ms=9, mew=1.3)
+        ax.set_title(f"layer {i + 1}", fontsize=9)
+        ax.set_xticks([-shift, 0, n - shift - 1])
+        ax.set_yticks([-shift, 0, n - shift - 1])
+        ax.tick_params(labelsize=7)
+        if i % cols == 0:
+            ax.set_ylabel("$m_1$", fontsize=8)
+        ax.set_xlabel("$m_2$", fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.8, label=r"$s_1(\hat W_\ell(m)) / \max_m s_1$")
+    circled = " (task frequencies circled)" if len(rec["task_frequencies"]) else ""
+    fig.suptitle(f"{task}: top singular value per frequency, depth {depth}, seed {int(rec['seed'])}"
+                 f"{circled}")  # fmt: skip
+    return save_figure(fig, out_dir, f"cnn_bottleneck_maps_{task}")
+
+
+def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(rows["task"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), constrained_layout=True)
+    colors = {"frequencies": "tab:blue", "digits": "tab:red"}
+    ax = axes[0]
+    for task in tasks:
+        for _, rec in rows[rows["task"] == task].iterrows():
+            depth = int(rec["depth"])
+            position = np.arange(1, depth + 1) / depth
+            alpha = 0.35 + 0.65 * depth / max(spec.depths)
+            ax.plot(position, rec["cbn_rank"], "o-", ms=3, color=colors[task], alpha=alpha)
+            ax.plot(
+                position, rec["activation_cbn_rank"], "--", color=colors[task], alpha=alpha * 0.6
+            )
+    for task in tasks:
+        ax.plot([], [], "o-", color=colors[task], label=f"{task}: weights")
+        ax.plot([], [], "--", color=colors[task], label=f"{task}: conv outputs")
+    ax.axvspan(0.25, 0.75, color="gray", alpha=0.08, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel(r"relative depth $\ell / L$")
+    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies")
+    ax.set_title("(a) CBN-rank profile (darker = deeper)", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    ax = axes[1]
+    for task in tasks:
+        group = rows[rows["task"] == task]
+        ax.plot(group["depth"], group["param_norm_sq"], "o", color=colors[task], label=task)
+        if group["depth"].nunique() >= 2 and len(group) >= group["seed"].nunique() + 2:
+            fit = fit_slope(group["depth"], group["param_norm_sq"], group["seed"])
+            grid = np.array(sorted(group["depth"].unique()), dtype=float)
+            intercept = float(np.mean(list(fit.intercepts.values())))
+            ax.plot(grid, fit.slope * grid + intercept, "-", color=colors[task], alpha=0.7,
+                    label=f"{task}: slope {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]")  # fmt: skip
+    ax.set_xticks(sorted(rows["depth"].unique()))
+    ax.set_xlabel("depth $L$ (conv layers)")
+    ax.set_ylabel(r"$\|\theta\|^2$ after training")
+    ax.set_title(r"(b) parameter norm against depth", fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    for a in axes:
+        a.grid(True, which="both", alpha=0.25)
+    return save_figure(fig, out_dir, "cnn_bottleneck_profile")
+
+
+def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
+    """All figures (module docstring); diverged runs are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = rows[~rows["diverged"].astype(bool)]
+    if rows.empty:
+        return []
+    out_dir = Path(out_dir)
+    paths = _profile(rows, spec, out_dir)
+    for task in dict.fromkeys(rows["task"]):
+        paths += _maps(rows, task, out_dir)
+    return paths

@@ -1,0 +1,117 @@
+"""The cnn-bottleneck study: its verdicts decide (and can fail) on synthetic rows, the task and
+network against hand computations, and the pipeline at tiny size."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import symlab
+from symlab.bias import conv_frequency_spectra
+from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
+from symlab.engine.experiment import get_experiment
+from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
+
+TINY = dict(depths=[3, 4], channels=2, image_size=6, n_train=8, n_test=8, steps=30, seeds=1,
+            fit_min_depth=3, lr=1e-3)  # fmt: skip
+
+
+def _synthetic(slope_times_n2: float, rank: float, subset: bool, n: int = 8, seeds: int = 3):
+    rng = np.random.default_rng(0)
+    rows = []
+    for task in ("frequencies", "digits"):
+        for depth in (6, 8, 10, 12):
+            for seed in range(seeds):
+                first = 64 if task == "digits" else 4
+                middle = 10.0 if subset else 64.0
+                rows.append({
+                    "task": task, "depth": depth, "seed": seed, "diverged": False,
+                    "param_norm_sq": slope_times_n2 / n**2 * depth + 1 + 0.1 * seed + rng.normal(0, 1e-4),
+                    "middle_cbn_rank": rank, "middle_n_surviving": middle if task == "digits" else 4.0,
+                    "n_surviving": [first] + [int(middle)] * (depth - 1),
+                    "middle_subset_of_task": subset, "middle_energy_on_task": 0.9 if subset else 0.1,
+                    "train_error": 0.01, "test_error": 0.02, "seconds": 1.0, "last_fifth_drop": 1e-4,
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _outcomes(summary):
+    return {c["name"]: c["outcome"] for c in summary.extras["claims"]}
+
+
+def test_verdicts_reproduce_and_fail_on_synthetic_rows():
+    study = get_experiment("cnn-bottleneck")
+    spec = CnnBottleneckSpec(depths=[6, 8, 10, 12], fit_min_depth=6, seeds=3)
+    good = study.summarize(_synthetic(4.0, 4.0, True), spec)
+    assert _outcomes(good) == {"kept_frequencies": "reproduced", "norm_slope": "reproduced",
+                               "digits_bottleneck": "reproduced"}  # fmt: skip
+    bad = study.summarize(_synthetic(12.0, 4.0, False), spec)
+    assert _outcomes(bad) == {"kept_frequencies": "not reproduced", "norm_slope": "not reproduced",
+                              "digits_bottleneck": "not reproduced"}  # fmt: skip
+    shallow = study.summarize(
+        _synthetic(4.0, 4.0, True), spec.model_copy(update={"fit_min_depth": 20})
+    )
+    assert set(_outcomes(shallow).values()) == {"inconclusive"}
+
+
+def test_task_depends_only_on_its_frequencies():
+    task = frequency_task(5, 3, 6, [[1, 0], [0, 2]], seed=0)
+    assert task.frequencies == [(0, 2), (0, 4), (1, 0), (5, 0)]
+    spectrum = torch.fft.fft2(task.y_train)[:, 0].abs().sum(0)
+    kept = torch.zeros(6, 6, dtype=torch.bool)
+    for m in task.frequencies:
+        kept[m] = True
+    assert float(spectrum[~kept].max()) < 1e-10 and float(spectrum[kept].min()) > 1e-3
+    assert float(task.y_train.square().sum(dim=(1, 2, 3)).mean()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="^frequencies"):
+        frequency_set([[6, 0]], 6)
+
+
+def test_circular_cnn_layers_are_circulant():
+    net = circular_cnn(3, 2, seed=0, dtype=torch.float64)
+    x = torch.randn(2, 1, 5, 5, dtype=torch.float64)
+    shifted = torch.roll(x, shifts=(1, 2), dims=(2, 3))
+    assert torch.allclose(net(shifted), torch.roll(net(x), shifts=(1, 2), dims=(2, 3)))
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    assert all(conv_frequency_spectra(c, 5).route == "dft" for c in convs)
+    assert middle_layers(8) == [1, 2, 3, 4, 5] and middle_layers(2) == [0]
+    with pytest.raises(ValueError, match="^depth"):
+        circular_cnn(1, 2)
+
+
+def test_pipeline_tiny(tmp_path):
+    study = get_experiment("cnn-bottleneck")
+    spec = CnnBottleneckSpec(**TINY)
+    rows = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
+    assert len(rows) == 4 and not rows["diverged"].any()
+    row = rows[(rows["task"] == "frequencies") & (rows["depth"] == 4)].iloc[0]
+    assert len(row["cbn_rank"]) == 4 and np.array(row["top_singular_map"]).shape == (4, 6, 6)
+    assert sum(row["layer_norms_sq"]) == pytest.approx(row["param_norm_sq"], rel=1e-9)
+    summary = study.summarize(rows, spec)
+    assert set(_outcomes(summary)) == {"kept_frequencies", "norm_slope", "digits_bottleneck"}
+    paths = study.plot(rows, spec, tmp_path)
+    assert {p.name for p in paths} >= {"cnn_bottleneck_profile.png", "cnn_bottleneck_maps_frequencies.png",
+                                       "cnn_bottleneck_maps_digits.png"}  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_presets_validate(preset):
+    root = Path(symlab.__file__).parent / "configs" / "cnn-bottleneck"
+    values = tomllib.loads((root / f"{preset}.toml").read_text())
+    assert set(values) == set(CnnBottleneckSpec.model_fields)
+    CnnBottleneckSpec(**values)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("depths", [4, 4]), ("frequencies", [[9, 0]]), ("lam", 0.0)]
+)
+def test_bad_spec_fields_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        CnnBottleneckSpec(**{**TINY, field: value})
