@@ -7,12 +7,14 @@ r = f(X) − y and g = (2/B) r,
 
     ∂L/∂a = c · σ(z) g,        ∂L/∂W = U X,   U = c · a ⊙ σ'(z) ⊙ gᵀ   (N × B, a as a column),
 
-and one SGD step is W ← W − η_W U X, a ← a − η_a ∂L/∂a. :func:`two_layer_pass` and :meth:`TwoLayerPass.apply_` apply it to S
-models stacked along a leading axis (W (S, N, d), a (S, N), X (S, B, d) or one X (B, d) shared by
-all) in place, with no autograd graph: one batched product reads W (z = W Xᵀ), and the update is one
-``baddbmm_`` that reads and writes W once (W ← W − η_W U X). That is 3 passes over the first-layer
-weights where autograd + ``torch.optim.SGD`` makes 5 (read W forward, write ∂W backward, read W and
-∂W and write W in the update) — the cost that dominates when S·N·d no longer fits in cache.
+and one SGD step is W ← W − η_W U X, a ← a − η_a ∂L/∂a. :func:`two_layer_pass` and
+:meth:`TwoLayerPass.apply_` take it on S models stacked along a leading axis (W (S, N, d),
+a (S, N), X (S, B, d) or one X (B, d) shared by all), in place, with no autograd graph: one batched
+product reads W (zᵀ = X Wᵀ, the faster layout), and the update is one ``baddbmm_`` that reads and
+writes W once (W ← W − η_W (c a ⊙ σ'(z)) (g ⊙ X), the factor g put on the smaller (B, d) side).
+That is 3 passes over the first-layer weights where autograd + ``torch.optim.SGD`` makes 5 (read W
+forward, write ∂W backward, read W and ∂W and write W in the update) — the cost that dominates
+when S·N·d no longer fits in cache (at large batches the two GEMMs dominate instead).
 
 :func:`symlab.train.train_ensemble` takes this route (``closed_form=True``, the default) for
 ``method="sgd"`` with no momentum, no weight decay and the MSE loss, when the model declares its

@@ -121,3 +121,20 @@ def test_presets_validate(preset):
     StaircaseSpec(**values)
     with pytest.raises(ValueError, match="dims"):
         StaircaseSpec(**{**values, "dims": [4, 8]})
+
+
+def test_the_step_scales_as_lr_over_d_to_the_power_p():
+    """lr = 0.1·d0^{p−1} with exponent p gives the step 0.1/d0 at d = d0 (the same run) and a
+    smaller step, so less progress on the same samples, at d > d0."""
+    study = get_experiment("staircase")
+    base = dict(dims=[6, 9], targets=["parity2"], seeds=2, width=16, batch=16, n_records=20,
+                test_size=512, budget=40.0)  # fmt: skip
+    runs = {}
+    for p in (1.0, 1.5):
+        spec = StaircaseSpec(**base, lr=0.1 * 6 ** (p - 1), lr_dim_exponent=p)
+        runs[p] = {job["d"]: study.run_job(job) for job in study.expand(spec)}
+    assert runs[1.0][6]["samples"] == runs[1.5][6]["samples"]
+    assert runs[1.0][6]["coefficients"] == runs[1.5][6]["coefficients"]
+    slow, fast = runs[1.5][9], runs[1.0][9]  # same budget and records, smaller step: less progress
+    assert slow["samples"] == fast["samples"]
+    assert np.mean(slow["coefficients"][-1], 0)[0] < np.mean(fast["coefficients"][-1], 0)[0]
