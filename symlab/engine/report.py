@@ -39,7 +39,7 @@ th { background: #f3f3f3; }
 pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; }
 figure { margin: 1.5rem 0; } img { max-width: 100%; }
 .meta { color: #555; }
-#claims td { text-align: left; vertical-align: top; }
+#claims td, #claims th { text-align: left; vertical-align: top; }
 tr.outcome-reproduced td:nth-child(2) { background: #e3f4e3; }
 tr.outcome-not-reproduced td:nth-child(2), tr.outcome-opposite td:nth-child(2) { background: #f8e0e0; }
 tr.outcome-partly-reproduced td:nth-child(2), tr.outcome-inconclusive td:nth-child(2) { background: #fbf3d9; }
