@@ -129,7 +129,15 @@ def write_report(
 
     paths["report"].write_text(
         _html(
-            experiment, spec_text, table, verdict, figures, out_dir, jobs, timing, provenance,
+            experiment,
+            spec_text,
+            table,
+            verdict,
+            figures,
+            out_dir,
+            jobs,
+            timing,
+            provenance,
             checks,
         ),
         encoding="utf-8",
