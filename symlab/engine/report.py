@@ -3,7 +3,7 @@
 ``summary.csv``  the study's Summary table;
 ``verdict.md``   a short header (study, spec, jobs, time, provenance), the claims table (one row
                  per claim of the paper: outcome, measurement, statistic; from
-                 ``Summary.extras["checks"]``) and the verdict paragraph;
+                 ``Summary.extras["checks"]`` or ``["claims"]``) and the verdict paragraph;
 ``claims.json``  the same claims as records (name, claim, measured, statistic, outcome), written
                  when the study states any, so scripts read outcomes, not prose;
 ``figures/``     the study's figures (its ``plot`` writes them there);
@@ -39,7 +39,7 @@ th { background: #f3f3f3; }
 pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; }
 figure { margin: 1.5rem 0; } img { max-width: 100%; }
 .meta { color: #555; }
-#claims td { text-align: left; vertical-align: top; }
+#claims td, #claims th { text-align: left; vertical-align: top; }
 tr.outcome-reproduced td:nth-child(2) { background: #e3f4e3; }
 tr.outcome-not-reproduced td:nth-child(2), tr.outcome-opposite td:nth-child(2) { background: #f8e0e0; }
 tr.outcome-partly-reproduced td:nth-child(2), tr.outcome-inconclusive td:nth-child(2) { background: #fbf3d9; }
@@ -115,7 +115,9 @@ def write_report(
         warning = provenance.warning()
         if warning:
             header.append(f"- warning: {warning}")
-    checks = list(summary.extras.get("checks", [])) if summary is not None else []
+    extras = summary.extras if summary is not None else {}
+    # "checks" per engine.verdict; some studies store the same records as "claims"
+    checks = list(extras.get("checks") or extras.get("claims") or [])
     if checks:
         paths["claims"] = out_dir / "claims.json"
         paths["claims"].write_text(json.dumps(checks, indent=1, ensure_ascii=False), "utf-8")
@@ -129,7 +131,15 @@ def write_report(
 
     paths["report"].write_text(
         _html(
-            experiment, spec_text, table, verdict, figures, out_dir, jobs, timing, provenance,
+            experiment,
+            spec_text,
+            table,
+            verdict,
+            figures,
+            out_dir,
+            jobs,
+            timing,
+            provenance,
             checks,
         ),
         encoding="utf-8",

@@ -106,4 +106,6 @@ def claims_html(records: list[dict[str, str]]) -> str:
         css = "outcome-" + str(r.get("outcome", "")).replace(" ", "-")
         cells = "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in CLAIM_COLUMNS)
         rows.append(f'<tr class="{css}">{cells}</tr>')
-    return f'<table id="claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return (
+        f'<table id="claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from symlab.engine.figures import save_figure
+from symlab.engine.figures import plain_log_axis, save_figure
 from symlab.experiments.ntk_dynamics_stability import run_kinds
 
 YLABELS = {
@@ -195,6 +195,7 @@ def plot_error_ratio(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.axvline(GAIN_EPOCHS, color="gray", ls="-.", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis, [0.5, 0.7, 1, 1.5, 2, 3, 5, 10])
         init = cell["kernel_acc_init"].to_numpy(float)
         err0 = rf"err($\Theta_0$) median {1 - np.nanmedian(init):.2f}" if len(init) else "no run"
         ax.set_title(f"{model.upper()} on {task}: {err0}", fontsize=9)
@@ -214,8 +215,8 @@ def plot_error_ratio(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     ]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
     fig.suptitle(
-        r"Test error of the kernel machine with $\Theta_0$ over that with $\Theta_t$ "
-        "(stable runs; an error of 0 counts as half a test point)",
+        r"Test error of the kernel machine with $\Theta_0$ over that with $\Theta_t$"
+        "\n(stable runs; an error of 0 counts as half a test point)",
         fontsize=11,
     )
     return save_figure(fig, out_dir, "ntk_dynamics_error_ratio")

@@ -63,10 +63,16 @@ def _chromium(browser: str, *args: str) -> subprocess.CompletedProcess:
 def test_report_loads_every_figure_and_shows_the_claims_table(tmp_path):
     from symlab.engine import run_study
 
-    browser = _browser()
     spec = {"width": 1024, "dim": 4, "n_train": 8, "iterations": 60, "seeds": 2}
     run = run_study("ntk-optimizers", spec, tmp_path / "run")
     outcomes = [c["outcome"] for c in run.summary.extras["checks"]]
+    # verdict.md (what `symlab show` prints) and claims.json carry the same claims
+    assert (
+        json.loads((tmp_path / "run" / "claims.json").read_text()) == run.summary.extras["checks"]
+    )
+    verdict = (tmp_path / "run" / "verdict.md").read_text()
+    assert "## Claims" in verdict and all(f"| {o} |" in verdict for o in outcomes)
+    browser = _browser()
     report = tmp_path / "run" / "report.html"
     probe_page = report.with_name("report_probe.html")
     probe_page.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))

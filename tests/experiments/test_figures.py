@@ -86,8 +86,13 @@ def test_ntk_dynamics_figures_use_math_text_a_band_and_one_legend(captured, tmp_
     figures = captured(ntk_dynamics_plots)
     ntk_dynamics_plots.plot(_dynamics_rows(), None, tmp_path)
     assert [stem for stem, _ in figures] == [
-        f"ntk_dynamics_{k}" for k in ntk_dynamics_plots.YLABELS
+        *(f"ntk_dynamics_{k}" for k in ntk_dynamics_plots.YLABELS),
+        "ntk_dynamics_error_ratio",
     ]
+    ratio = figures.pop()[1]  # every stable run faint under the medians, one legend, math text
+    _assert_math_text(ratio)
+    assert len(ratio.legends) == 1 and all(ax.get_legend() is None for ax in ratio.axes)
+    assert len(ratio.axes[0].lines) == 4 + 2 + 3  # 4 stable runs, 2 medians, 3x, 1x, epoch
     for stem, fig in figures:
         _assert_math_text(fig)
         assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)

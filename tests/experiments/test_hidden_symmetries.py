@@ -58,6 +58,8 @@ def test_summary_verdict_and_figures(tiny_rows, tmp_path):
     assert summary.table["frac_full"].between(0, 1).all()
     assert "decreases with depth" in summary.verdict or "trend with depth" in summary.verdict
     assert "multi-scale sampler" in summary.verdict
+    names = [c["name"] for c in summary.extras["checks"]]
+    assert names == ["depth", "diagonal", "width_fixed_n0", "n0_fixed_width"]
     assert "parameters unused on the sample (never-co-active edges) explain" in summary.verdict
     paths = experiment.plot(tiny_rows, spec, tmp_path)
     names = {p.name for p in paths}

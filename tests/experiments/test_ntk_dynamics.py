@@ -70,6 +70,8 @@ def test_pipeline_tiny(tmp_path):
     summary = study.summarize(rows, spec)
     assert len(summary.table) == 4 and "velocity_ratio" in summary.table
     assert "sign test" in summary.verdict and "Wilcoxon" in summary.verdict
+    names = [c["name"] for c in summary.extras["checks"]]
+    assert names == ["kernel_gain", "velocity_decays", "constant_late_velocity"]
     paths = study.plot(rows, spec, tmp_path)
     names = {p.name for p in paths}
     for key in ("velocity", "kernel_acc", "distance"):
@@ -337,7 +339,7 @@ def test_unstable_runs_are_flagged_counted_and_excluded(tmp_path):
         p = stats.binomtest(int((ratio > 1).sum()), len(ratio), 0.5, "greater").pvalue
         assert summary.extras[key] == pytest.approx(p)
     paths = study.plot(rows, spec, tmp_path)
-    assert len(paths) == 6 and all(p.stat().st_size > 1000 for p in paths)
+    assert len(paths) == 8 and all(p.stat().st_size > 1000 for p in paths)
 
 
 def test_kernel_gain_claim_against_the_papers_threefold_ratio():
