@@ -99,7 +99,15 @@ def measure(kind: str, n: int, executor: str, workers: int) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="symlab-scale-"))
     try:
         start = time.perf_counter()
-        run = run_study(study, spec, out, workers=workers, executor=executor)
+        base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        def log(n_done: int, n_total: int) -> None:  # progress and RSS, every 10% (stderr)
+            if n_done % max(1, n_total // 10) == 0:
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                elapsed = time.perf_counter() - start
+                print(f"{n_done}/{n_total} {elapsed:.0f} s peak {peak:.0f} MB", file=sys.stderr)
+
+        run = run_study(study, spec, out, workers=workers, executor=executor, on_progress=log)
         seconds = time.perf_counter() - start
         rows = run.rows.sort_values("key").reset_index(drop=True)
         assert run.n_new == run.n_total == len(rows) == n and run.n_failed == 0
@@ -113,7 +121,7 @@ def measure(kind: str, n: int, executor: str, workers: int) -> dict[str, Any]:
     finally:
         shutil.rmtree(out)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"seconds": seconds, "peak_mb": peak_mb, "digest": digest}
+    return {"seconds": seconds, "peak_mb": peak_mb, "base_mb": base_mb, "digest": digest}
 
 
 def child(kind: str, n: int, executor: str, workers: int) -> dict[str, Any]:
@@ -156,7 +164,8 @@ def main() -> None:
             r = child("trivial", n, executor, workers)
             print(
                 f"trivial jobs, {label}: {n} jobs in {r['seconds']:.1f} s -> "
-                f"{r['seconds'] / n * 1e3:.3f} ms per job; peak RSS {r['peak_mb']:.0f} MB",
+                f"{r['seconds'] / n * 1e3:.3f} ms per job; peak RSS {r['peak_mb']:.0f} MB "
+                f"({r['base_mb']:.0f} MB before the run, torch imported)",
                 flush=True,
             )
     if args.only in (None, "networks"):
