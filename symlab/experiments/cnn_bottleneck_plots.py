@@ -79,7 +79,7 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     ax.axvspan(0.25, 0.75, color="gray", alpha=0.08, lw=0)
     ax.set_yscale("log")
     ax.set_xlabel(r"relative depth $\ell / L$")
-    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies")
+    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies (0 not shown)")
     ax.set_title("(a) CBN-rank profile (darker = deeper)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     ax = axes[1]

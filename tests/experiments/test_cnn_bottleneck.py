@@ -55,6 +55,10 @@ def test_verdicts_reproduce_and_fail_on_synthetic_rows():
     bad = study.summarize(_synthetic(12.0, 4.0, False), spec)
     assert _outcomes(bad) == {"kept_frequencies": "not reproduced", "norm_slope": "not reproduced",
                               "digits_bottleneck": "not reproduced"}  # fmt: skip
+    unfinished = _synthetic(4.0, 4.0, True)
+    unfinished["last_fifth_drop"] = 0.3  # still falling: nothing is claimed from it
+    gated = study.summarize(unfinished, spec)
+    assert set(_outcomes(gated).values()) == {"inconclusive"} and "did not reach" in gated.verdict
     shallow = study.summarize(
         _synthetic(4.0, 4.0, True), spec.model_copy(update={"fit_min_depth": 20})
     )
