@@ -274,8 +274,12 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
     if "frequencies" in spec.tasks:
         part = deep[deep["task"] == "frequencies"]
         if part.empty:
-            claims.append(Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
-                                f"no converged deep run: {gate}", "none", "inconclusive"))  # fmt: skip
+            claims += [
+                Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
+                      f"no converged deep run: {gate}", "none", "inconclusive"),
+                Claim("norm_slope", "the parameter norm grows like depth × CBN rank",
+                      f"no converged deep run: {gate}", "none", "inconclusive"),
+            ]  # fmt: skip
         else:
             claims += _frequency_claims(part, spec)
     if "digits" in spec.tasks:
