@@ -155,6 +155,11 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail else float("nan")
     n = x.shape[-1]
     convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
+    if traj.diverged or not finite:  # no spectra of non-finite weights: a flagged row
+        return {"diverged": True, "objective": float("nan"), "last_fifth_drop": float("nan"),
+                "train_error": float("nan"), "test_error": float("nan"),
+                "param_norm_sq": float("nan"), "seconds": time.perf_counter() - start}  # fmt: skip
     outputs: list[torch.Tensor] = []
     handles = [c.register_forward_hook(lambda _m, _i, o: outputs.append(o.detach())) for c in convs]
     with torch.no_grad():

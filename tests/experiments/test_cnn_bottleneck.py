@@ -105,6 +105,15 @@ def test_pipeline_tiny(tmp_path):
                                        "cnn_bottleneck_maps_digits.png"}  # fmt: skip
 
 
+def test_a_diverged_run_is_flagged_not_measured():
+    study = get_experiment("cnn-bottleneck")
+    spec = CnnBottleneckSpec(
+        **{**TINY, "lr": 1e4, "steps": 5, "tasks": ["frequencies"], "depths": [3]}
+    )
+    row = study.run_job(study.expand(spec)[0])
+    assert row["diverged"] is True and np.isnan(row["train_error"])
+
+
 @pytest.mark.parametrize("preset", ["quick", "paper"])
 def test_presets_validate(preset):
     root = Path(symlab.__file__).parent / "configs" / "cnn-bottleneck"
