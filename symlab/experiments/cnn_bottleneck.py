@@ -22,8 +22,10 @@ per-frequency channel spectrum on the training inputs
 By Parseval, a layer's ‖K_ℓ‖² = (1/n²) Σ_m ‖Ŵ_ℓ(m)‖_F², so a middle layer whose kept singular
 values are ≈ 1 costs (CBN rank)/n² and the norm's slope in depth is R⁽⁰⁾ ≈ (CBN rank)/n².
 
-Claims (:func:`summarize`), on the networks of depth ≥ ``fit_min_depth``, middle layers = the
-middle half (L/4 ≤ ℓ ≤ 3L/4):
+Claims (:func:`summarize`), on the networks of depth ≥ ``fit_min_depth`` that fit and converged
+(train error ≤ ``max_train_error`` and objective drop over the last fifth ≤ ``max_last_drop``;
+the others are counted and left out: a bottleneck is a property of near-optimal parameters, so an
+unfinished run tests nothing), middle layers = the middle half (L/4 ≤ ℓ ≤ 3L/4):
 
 1. ``kept_frequencies`` (frequencies task): "the middle layers keep only the task's frequencies":
    reproduced when every middle layer of every such network keeps a subset of S ∪ (−S), partly
@@ -77,6 +79,12 @@ class CnnBottleneckSpec(BaseModel):
     steps: conint(ge=1) = Field(1500, description="gradient-descent steps (full batch)")
     seeds: conint(ge=1) = Field(1, description="seeds 0..seeds-1")
     fit_min_depth: conint(ge=2) = Field(4, description="the claims use depths >= this")
+    max_train_error: confloat(gt=0) = Field(
+        0.2, description="claims need a fit: train error (of unit-norm targets) at most this"
+    )
+    max_last_drop: confloat(gt=0) = Field(
+        0.02, description="claims need convergence: objective drop over the last fifth at most this"
+    )
     dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
 
     @field_validator("depths")
@@ -90,13 +98,16 @@ class CnnBottleneckSpec(BaseModel):
     @classmethod
     def _pairs(cls, frequencies: list[list[int]], info) -> list[list[int]]:
         n = info.data.get("image_size", 8)
-        frequency_set(frequencies, n)  # ValueError naming "frequencies" when out of range
+        if not all(len(m) == 2 and all(0 <= v < n for v in m) for m in frequencies):
+            raise ValueError(f"expected pairs [m_1, m_2] with 0 <= m_i < image_size = {n}")
         return frequencies
 
 
 def expand(spec: CnnBottleneckSpec) -> list[dict[str, Any]]:
     """One job per (task, depth, seed)."""
-    shared = spec.model_dump(exclude={"tasks", "depths", "seeds", "fit_min_depth"})
+    shared = spec.model_dump(
+        exclude={"tasks", "depths", "seeds", "fit_min_depth", "max_train_error", "max_last_drop"}
+    )
     return [
         {"task": task, "depth": depth, "seed": seed, **shared}
         for task in spec.tasks
@@ -144,6 +155,11 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail else float("nan")
     n = x.shape[-1]
     convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    finite = all(bool(torch.isfinite(p).all()) for p in net.parameters())
+    if traj.diverged or not finite:  # no spectra of non-finite weights: a flagged row
+        return {"diverged": True, "objective": float("nan"), "last_fifth_drop": float("nan"),
+                "train_error": float("nan"), "test_error": float("nan"),
+                "param_norm_sq": float("nan"), "seconds": time.perf_counter() - start}  # fmt: skip
     outputs: list[torch.Tensor] = []
     handles = [c.register_forward_hook(lambda _m, _i, o: outputs.append(o.detach())) for c in convs]
     with torch.no_grad():
@@ -251,26 +267,39 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
             "train_error", "test_error", "seconds"]  # fmt: skip
     table = finite.groupby(["task", "depth"])[cols].median().reset_index()
     deep = finite[finite["depth"] >= spec.fit_min_depth]
+    converged = (deep["train_error"] <= spec.max_train_error) & (
+        deep["last_fifth_drop"] <= spec.max_last_drop
+    )
+    unconverged = deep[~converged]
+    deep = deep[converged]
     claims: list[Claim] = []
+    gate = (f"{len(unconverged)} deep network(s) did not reach a converged fit (train error > "
+            f"{spec.max_train_error:g} or objective drop over the last fifth > {spec.max_last_drop:g}) "
+            f"and are left out of the claims")  # fmt: skip
     if "frequencies" in spec.tasks:
         part = deep[deep["task"] == "frequencies"]
         if part.empty:
-            claims.append(Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
-                                "no finite deep run", "none", "inconclusive"))  # fmt: skip
+            claims += [
+                Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
+                      f"no converged deep run: {gate}", "none", "inconclusive"),
+                Claim("norm_slope", "the parameter norm grows like depth × CBN rank",
+                      f"no converged deep run: {gate}", "none", "inconclusive"),
+            ]  # fmt: skip
         else:
             claims += _frequency_claims(part, spec)
     if "digits" in spec.tasks:
         part = deep[deep["task"] == "digits"]
         claims.append(_digits_claim(part, spec) if not part.empty else Claim(
             "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
-            "no finite deep run", "none", "inconclusive"))  # fmt: skip
+            f"no converged deep run: {gate}", "none", "inconclusive"))  # fmt: skip
     preamble = (
         f"Circular bias-free ReLU CNNs ({spec.channels} channels, 3 × 3, depths {spec.depths}), "
         f"L2 λ = {spec.lam:g}, {spec.steps} gradient-descent steps, N = {spec.n_train}, "
         f"{spec.seeds} seed(s); {len(rows) - len(finite)} diverged run(s) left out; objective drop "
         f"over the last fifth of the steps up to {finite['last_fifth_drop'].max():.1e} (relative; "
         f"far from 0 means the L2 optimum is not reached); train error median "
-        f"{finite['train_error'].median():.3g}, test error {finite['test_error'].median():.3g}."
+        f"{finite['train_error'].median():.3g}, test error {finite['test_error'].median():.3g}; "
+        f"{gate}."
     )
     extras = {"claims": [c.as_dict() for c in claims]}
     return Summary(table=table, verdict=render(claims, preamble), extras=extras)

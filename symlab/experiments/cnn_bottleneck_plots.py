@@ -1,6 +1,7 @@
 """Figures of the ``cnn-bottleneck`` study (:mod:`symlab.experiments.cnn_bottleneck`).
 
-``cnn_bottleneck_maps_<task>``: for the deepest first-seed network of each task, one panel per
+``cnn_bottleneck_maps_<task>``: for the deepest first-seed network of each task that fits (train
+error ≤ ``max_train_error``; the deepest one when none does), one panel per
 conv layer: the largest singular value of Ŵ_ℓ(m) at every frequency m (n × n map, frequency 0 at
 the centre), relative to the layer's largest, with the task's frequencies circled.
 ``cnn_bottleneck_profile``: (a) the CBN rank of each layer against its relative depth for every
@@ -18,10 +19,12 @@ from symlab.engine.figures import save_figure
 from symlab.stats import fit_slope
 
 
-def _maps(rows: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
+def _maps(rows: pd.DataFrame, spec, task: str, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     group = rows[rows["task"] == task]
+    fitted = group[group["train_error"] <= spec.max_train_error]
+    group = fitted if len(fitted) else group  # the deepest network that fits, if any does
     rec = group.sort_values(["depth", "seed"], ascending=[False, True]).iloc[0]
     maps = [np.array(m, dtype=float) for m in rec["top_singular_map"]]
     depth = len(maps)
@@ -52,8 +55,8 @@ def _maps(rows: pd.DataFrame, task: str, out_dir: Path) -> list[Path]:
         ax.set_xlabel("$m_2$", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8, label=r"$s_1(\hat W_\ell(m)) / \max_m s_1$")
     circled = " (task frequencies circled)" if len(rec["task_frequencies"]) else ""
-    fig.suptitle(f"{task}: top singular value per frequency, depth {depth}, seed {int(rec['seed'])}"
-                 f"{circled}")  # fmt: skip
+    fig.suptitle(f"{task}: top singular value per frequency, depth {depth}, seed {int(rec['seed'])}, "
+                 f"train error {rec['train_error']:.2g}{circled}")  # fmt: skip
     return save_figure(fig, out_dir, f"cnn_bottleneck_maps_{task}")
 
 
@@ -79,7 +82,7 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     ax.axvspan(0.25, 0.75, color="gray", alpha=0.08, lw=0)
     ax.set_yscale("log")
     ax.set_xlabel(r"relative depth $\ell / L$")
-    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies")
+    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies (0 not shown)")
     ax.set_title("(a) CBN-rank profile (darker = deeper)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     ax = axes[1]
@@ -113,5 +116,5 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     paths = _profile(rows, spec, out_dir)
     for task in dict.fromkeys(rows["task"]):
-        paths += _maps(rows, task, out_dir)
+        paths += _maps(rows, spec, task, out_dir)
     return paths

@@ -132,6 +132,9 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     y = zonal_harmonic(x, k)[:, None]
     traj = adam(net, (x, y), lr=params["lr"], steps=params["steps"], loss=sample_mse_loss,
                 record_every=max(params["steps"] // 50, 1))  # fmt: skip
+    if traj.diverged or not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+        return {"layers": names, "lam_init": lam_init, "share_init": share_init, "diverged": True,
+                "seconds": time.perf_counter() - start}  # fmt: skip
     lam_final, share_final, _ = measure(net, x_eval, w, degrees, target_eval)
     with torch.no_grad():
         residual = net(x_eval)[:, 0] - target_eval

@@ -20,6 +20,7 @@ CASES = [  # (kernel, padding, dilation, groups, image size)
     (3, 2, 2, 1, (6, 5)),
     (3, 1, 1, 2, (5, 5)),
     (1, 0, 1, 1, (3, 4)),
+    (4, "same", 1, 1, (5, 5)),  # even kernel, padding="same" (asymmetric)
 ]
 
 

@@ -55,6 +55,10 @@ def test_verdicts_reproduce_and_fail_on_synthetic_rows():
     bad = study.summarize(_synthetic(12.0, 4.0, False), spec)
     assert _outcomes(bad) == {"kept_frequencies": "not reproduced", "norm_slope": "not reproduced",
                               "digits_bottleneck": "not reproduced"}  # fmt: skip
+    unfinished = _synthetic(4.0, 4.0, True)
+    unfinished["last_fifth_drop"] = 0.3  # still falling: nothing is claimed from it
+    gated = study.summarize(unfinished, spec)
+    assert set(_outcomes(gated).values()) == {"inconclusive"} and "did not reach" in gated.verdict
     shallow = study.summarize(
         _synthetic(4.0, 4.0, True), spec.model_copy(update={"fit_min_depth": 20})
     )
@@ -99,6 +103,15 @@ def test_pipeline_tiny(tmp_path):
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} >= {"cnn_bottleneck_profile.png", "cnn_bottleneck_maps_frequencies.png",
                                        "cnn_bottleneck_maps_digits.png"}  # fmt: skip
+
+
+def test_a_diverged_run_is_flagged_not_measured():
+    study = get_experiment("cnn-bottleneck")
+    spec = CnnBottleneckSpec(
+        **{**TINY, "lr": 1e4, "steps": 5, "tasks": ["frequencies"], "depths": [3]}
+    )
+    row = study.run_job(study.expand(spec)[0])
+    assert row["diverged"] is True and np.isnan(row["train_error"])
 
 
 @pytest.mark.parametrize("preset", ["quick", "paper"])

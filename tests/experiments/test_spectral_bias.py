@@ -73,6 +73,13 @@ def test_pipeline_tiny(tmp_path):
     assert {p.name for p in paths} >= {"spectral_bias_shares.png", "spectral_bias_eigenvalues.png"}
 
 
+def test_a_diverged_run_is_flagged():
+    study = get_experiment("spectral-bias")
+    spec = SpectralBiasSpec(**{**TINY, "lr": 1e150, "steps": 5})
+    row = study.run_job(study.expand(spec)[0])
+    assert row["diverged"] is True
+
+
 @pytest.mark.parametrize("preset", ["quick", "paper"])
 def test_presets_validate(preset):
     root = Path(symlab.__file__).parent / "configs" / "spectral-bias"
