@@ -13,9 +13,21 @@
 - :mod:`symlab.bias.identity_cost`: the cost of identity ‖A σ(A)⁺‖_F² of a Leaky ResNet's
   representation (by a solve with K + γI) and its nuclear-ratio lower bound;
 - :mod:`symlab.bias.representation_hamiltonian`: the Hamiltonian of the representations and backward variables,
-  its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024).
+  its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024);
+- :mod:`symlab.bias.activation_form`: the L2-regularized loss in the layers' activations and
+  covariances, and the optimal weights Z_ℓ (Z_{ℓ−1}^σ)⁺ (Jacot, Golikov, Hongler & Gabriel 2022);
+- :mod:`symlab.bias.width_reduction`: Carathéodory pruning of a homogeneous net to ≤ N(N+1)
+  neurons per layer with its training outputs and L2 term kept (our construction).
 """
 
+from symlab.bias.activation_form import (
+    Activations,
+    activation_loss,
+    layer_activations,
+    optimal_weights,
+    parameter_loss,
+    set_weights,
+)
 from symlab.bias.deep_linear import (
     CostExpansion,
     balanced_factorization,
@@ -56,9 +68,18 @@ from symlab.bias.spectra import (
     nuclear_ratio,
     numerical_rank,
 )
+from symlab.bias.width_reduction import WidthReduction, reduce_width
 from symlab.linalg.spectra import effective_rank, stable_rank
 
 __all__ = [
+    "set_weights",
+    "reduce_width",
+    "parameter_loss",
+    "optimal_weights",
+    "layer_activations",
+    "activation_loss",
+    "WidthReduction",
+    "Activations",
     "CostExpansion",
     "DeepLinearNetwork",
     "LayerSpectrum",
