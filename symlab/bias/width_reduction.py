@@ -51,6 +51,7 @@ from symlab.bias.activation_form import (
 )
 
 GRAM_RTOL = 1e-13  # eigenvalues of G = VᵀV below this · λ_max(G) span the null space of V
+REORTHONORMALIZE_EVERY = 16  # elimination steps between QR re-orthonormalizations of the basis
 PROPORTIONAL_RTOL = 1e-10  # neurons whose directions z/‖z‖ differ by less than this are merged
 
 
@@ -104,6 +105,7 @@ def caratheodory_weights(gram: Tensor, rtol: float = GRAM_RTOL) -> Tensor:
     null = vectors[:, values <= rtol * float(values[-1].clamp_min(1e-300))].clone()
     alpha = torch.ones(n, dtype=torch.float64)
     alive = torch.ones(n, dtype=torch.bool)
+    steps = 0
     while null.shape[1] > 0:
         column = int(null.abs().max(dim=0).values.argmax())
         c = null[:, column].clone()
@@ -118,8 +120,11 @@ def caratheodory_weights(gram: Tensor, rtol: float = GRAM_RTOL) -> Tensor:
         null = rest - torch.outer(c, rest[j] / c[j])
         null[j] = 0.0
         alive &= alpha > 0
+        steps += 1
+        if null.shape[1] and steps % REORTHONORMALIZE_EVERY == 0:
+            null = torch.linalg.qr(null)[0]  # the elimination keeps a basis; QR keeps it tame
         if null.shape[1]:
-            null = torch.linalg.qr(null[:, null.norm(dim=0) > 1e-12])[0]
+            null = null / null.norm(dim=0).clamp_min(1e-300)
     support = torch.nonzero(alive).flatten()
     refined = torch.linalg.lstsq(gram[support][:, support], gram[support].sum(1)).solution
     out = torch.zeros(n, dtype=torch.float64)

@@ -13,6 +13,8 @@ STUDIES = (
     "saddle_to_saddle",
     "bottleneck",
     "leaky_resnet",
+    "rank_jumps",
+    "sparsity",
 )
 
 
