@@ -1,7 +1,8 @@
 """Figures of the ``rank-jumps`` study (:mod:`symlab.experiments.rank_jumps`).
 
 ``rank_jumps``: (a) the numerical rank of A against the step for the first task's runs, GD
-(dashed) and SGD (solid) from the same starts, the target rank dotted; (b) the leading singular
+(dashed) and SGD (solid) from the same starts under the same (λ, η) schedule, the target rank
+dotted; (b) the leading singular
 values of A along the first SGD run that jumps (or the first run), with the rank threshold
 of its largest; (c) the matrix of SGD rank transitions T[i, j] (from rank i to rank j) over
 every run, with the counts written in the cells.
@@ -52,16 +53,17 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:  # noqa: ANN001
     ax = axes[1]
     ranks = row["sgd_ranks"]
     pick = next((s for s in range(len(ranks)) if ranks[s][-1] < ranks[s][0]), 0)
-    values = np.array(row["sgd_sv"][pick])
+    top = min(max(row["start_ranks"]) + 1, len(row["sgd_sv"][pick][0]))
+    values = np.array(row["sgd_sv"][pick])[:, :top]
     for i in range(values.shape[1]):
         ax.plot(row["sgd_steps"], values[:, i], lw=1.5, label=f"$s_{i + 1}$")
-    gd_values = np.array(row["gd_sv"][pick])
+    gd_values = np.array(row["gd_sv"][pick])[:, :top]
     for i in range(gd_values.shape[1]):
         ax.plot(row["gd_steps"], gd_values[:, i], lw=1, ls="--", color="gray")
     ax.plot(row["sgd_steps"], spec.rank_rtol * values[:, 0], ":", color="k", lw=1,
             label="threshold")  # fmt: skip
     ax.set_yscale("log")
-    ax.set_ylim(max(values.min(), 1e-6) / 2, values.max() * 2)
+    ax.set_ylim(max(values.min(), 1e-8) / 2, values.max() * 2)
     ax.set_xlabel("step (from the GD minimum)")
     ax.set_ylabel("singular values of $A$")
     ax.set_title(f"(b) SGD run {pick} (GD from the same start: gray dashed)", fontsize=10)

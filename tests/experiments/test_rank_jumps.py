@@ -35,7 +35,7 @@ def test_entry_data_full_batch_is_the_masked_half_squared_error():
     # a minibatch is an unbiased estimate: the mean over a partition into batches is the loss
     halves = [loss(net(x[i::2]), y[i::2]) for i in range(2)] if len(x) % 2 == 0 else None
     if halves is not None:
-        assert float(sum(halves) / 2) == pytest.approx(float(expected), rel=1e-12)
+        assert float(sum(halves).detach() / 2) == pytest.approx(float(expected), rel=1e-12)
     with pytest.raises(ValueError, match="^n_entries: expected a positive integer"):
         entry_loss(0)
 
