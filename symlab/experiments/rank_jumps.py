@@ -18,7 +18,8 @@ which a fraction ``observed`` of the entries is seen; the data are the observed 
 2. from the same starts: GD (full batch, at ``lr``) and SGD (minibatches of ``batch_size``
    entries, seeds 0..starts−1, at ``sgd_lr``) for ``steps`` steps at λ, both optionally after the
    same annealing phase of ``anneal_steps`` at (``anneal_lam``, ``anneal_lr``) (the paper's
-   experiments anneal; GD follows the same schedule so that only the batch differs).
+   experiments anneal; GD follows the same schedule so that only the batch differs, and with
+   annealing a third run, GD at the fixed λ throughout, tests "GD stays" as the paper states it).
 
 Recorded every ``steps / records`` steps: the numerical rank of A = W_L ⋯ W_1, #{s_i > rtol ·
 s_max} (float64 SVD), with the gap s_r / s_{r+1} beside it, and the completion test error
@@ -29,7 +30,7 @@ Claims (:func:`summarize`): (1) "SGD jumps down with positive probability and ne
 upward transition of an SGD run makes it not reproduced; no transition at all, inconclusive;
 downward jumps from starts where the GD twin kept its rank, reproduced (with the fraction and its
 Wilson interval); downward jumps only where GD moved too, partly reproduced. (2) "GD stays at the over-estimating minimum": among starts
-with r_0 > r*, the fraction of GD runs whose final rank is r_0 (Wilson 95% interval): reproduced
+with r_0 > r*, the fraction of GD runs at the fixed λ that keep rank r_0 throughout (Wilson 95% interval): reproduced
 when every one stays, partly when most (> 1/2) do, not reproduced otherwise; not measured when
 no start over-estimates the rank.
 """
@@ -157,21 +158,25 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     every = max(p["steps"] // p["records"], 1)
     offset = p["anneal_steps"]
     logs, trained, finals = {}, {}, {}
-    for name, batch in (("gd", None), ("sgd", p["batch_size"])):
+    runs = [("gd", None, True), ("sgd", p["batch_size"], True)]
+    if offset > 0:  # GD at the fixed λ as well: the paper's "GD stays" is at fixed λ
+        runs.append(("gd_fixed", None, False))
+    for name, batch, anneal in runs:
         models, log = copy.deepcopy(nets), []
-        if offset > 0:  # the same (λ, η) schedule for both: only the batch differs
+        if offset > 0 and anneal:  # the same (λ, η) schedule for GD and SGD: only the batch differs
             _phase(models, data, loss, lr=p["anneal_lr"], steps=offset, lam=p["anneal_lam"],
                    batch=batch, every=max(offset // p["records"], 1), log=log, **common)  # fmt: skip
         tail: list = []
         rate = p["lr"] if batch is None else p["sgd_lr"]
         finals[name] = _phase(models, data, loss, lr=rate, steps=p["steps"], lam=p["lam"],
                               batch=batch, every=every, log=tail, **common)  # fmt: skip
-        log += [(offset + s, r, g, v) for s, r, g, v in tail]
+        shift = offset if anneal else 0
+        log += [(shift + s, r, g, v) for s, r, g, v in tail]
         stacked = {f"layers.{i}.weight": torch.stack([m.layers[i].weight for m in models])
                    for i in range(depth)}  # fmt: skip
         pairs = [rank_and_gap(s, rtol) for s in spectra(stacked, depth)]
         values = spectra(stacked, depth)
-        log.append((offset + p["steps"], [q[0] for q in pairs], [q[1] for q in pairs],
+        log.append((shift + p["steps"], [q[0] for q in pairs], [q[1] for q in pairs],
                     values[:, :6].tolist()))  # fmt: skip
         logs[name], trained[name] = log, models
     gd_log, sgd_log, gd, sgd = logs["gd"], logs["sgd"], finals["gd"], finals["sgd"]
@@ -191,6 +196,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "gd_ranks": series(gd_log, 1),
         "gd_gaps": series(gd_log, 2),
         "gd_sv": series(gd_log, 3),
+        "gd_fixed_ranks": series(logs["gd_fixed"], 1) if "gd_fixed" in logs else None,
         "sgd_steps": [int(e[0]) for e in sgd_log],
         "sgd_ranks": series(sgd_log, 1),
         "sgd_gaps": series(sgd_log, 2),
@@ -266,16 +272,21 @@ def _gd_claim(starts: list[int], gd: list[list[int]], target: int) -> Claim:
 
 def summarize(rows: pd.DataFrame, spec: RankJumpsSpec) -> Summary:
     """Per-task table of ranks; the transition matrix and the two claims (module docstring)."""
-    starts, gd, sgd = [], [], []
+    starts, gd, sgd, fixed = [], [], [], []
     diverged = 0
     for _, row in rows.iterrows():
-        for start, g, s in zip(row["start_ranks"], row["gd_ranks"], row["sgd_ranks"]):
-            if min(g) < 0 or min(s) < 0 or start < 0:
+        at_fixed = row.get("gd_fixed_ranks")
+        at_fixed = (
+            row["gd_ranks"] if at_fixed is None or not isinstance(at_fixed, list) else at_fixed
+        )
+        for start, g, s, f in zip(row["start_ranks"], row["gd_ranks"], row["sgd_ranks"], at_fixed):
+            if min(g) < 0 or min(s) < 0 or min(f) < 0 or start < 0:
                 diverged += 1
                 continue
             starts.append(int(start))
             gd.append(list(g))
             sgd.append(list(s))
+            fixed.append(list(f))
     size = spec.dim + 1
     counts = transition_counts(sgd, size)
     gd_counts = transition_counts(gd, size)
@@ -294,7 +305,7 @@ def summarize(rows: pd.DataFrame, spec: RankJumpsSpec) -> Summary:
             "seconds": rows["seconds"],
         }
     )
-    claims = [_jump_claim(sgd, gd, counts), _gd_claim(starts, gd, spec.rank)]
+    claims = [_jump_claim(sgd, gd, counts), _gd_claim(starts, fixed, spec.rank)]
     preamble = (
         f"Depth-{spec.depth} width-{spec.width} linear nets on {spec.dim}×{spec.dim} completion "
         f"(rank r* = {spec.rank}, {spec.observed:.0%} observed), λ = {spec.lam:g}, {len(sgd)} "

@@ -67,6 +67,9 @@ def test_verdicts_reproduce_fail_and_abstain_on_synthetic_rows():
     summary = study.summarize(bad, spec)
     assert _outcomes(summary) == {"sgd_one_way": "not reproduced", "gd_stays": "not reproduced"}
     assert summary.extras["sgd_transitions"][3][4] == 1
+    # SGD jumps only where GD moves too: the positive-probability part is not shown
+    moving = pd.DataFrame([_row([4, 4], [[4, 3, 3], [4, 4, 4]], [[4, 3, 3], [4, 4, 4]])])
+    assert _outcomes(study.summarize(moving, spec))["sgd_one_way"] == "partly reproduced"
     idle = pd.DataFrame([_row([2, 2], [[2, 2], [2, 2]], [[2, 2], [2, 2]])])
     assert _outcomes(study.summarize(idle, spec)) == {"sgd_one_way": "inconclusive",
                                                       "gd_stays": "not measured"}  # fmt: skip

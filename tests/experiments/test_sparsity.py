@@ -42,7 +42,7 @@ def _tight_rows(reduced):
     return pd.DataFrame([
         {"part": "tight", "task": None, "n": n, "width": None, "seed": 0, "objective": 0.1,
          "reduced_width": r, "alive": [r], "trained_width": 2 * n * n, "tight_bound": n * n // 4,
-         "output_change": 0.0}
+         "bound": n * (n + 1), "output_change": 0.0}
         for n, r in reduced.items()
     ])  # fmt: skip
 
@@ -52,7 +52,8 @@ def _outcomes(summary):
 
 
 def test_plateau_onset_by_hand():
-    onsets = plateau_onsets(_width_rows({1: 1.0, 2: 0.5, 4: 0.105, 8: 0.1, 16: 0.1}), 0.1)
+    # fall 1.0 -> 0.1: the onset is the first width at or below 0.1 + 0.1 · 0.9 = 0.19
+    onsets = plateau_onsets(_width_rows({1: 1.0, 2: 0.5, 4: 0.185, 8: 0.1, 16: 0.12}), 0.1)
     assert onsets.iloc[0]["onset"] == 4 and not onsets.iloc[0]["lower_bound"]
     onsets = plateau_onsets(_width_rows({1: 1.0, 2: 0.5, 4: 0.3}), 0.1)
     assert onsets.iloc[0]["onset"] == 4 and onsets.iloc[0]["lower_bound"]
