@@ -67,6 +67,7 @@ class WidthReduction:
     ranks: list[int]
     penalty_before: float
     penalty_after: float
+    rtol: float = GRAM_RTOL
 
     @property
     def caratheodory_bound(self) -> int:
@@ -142,10 +143,39 @@ def reduce_width(
     """Prune every hidden layer of the positively homogeneous MLP ``model`` to at most rank V ≤
     N(N+1) neurons with its outputs on the training inputs ``x`` (N, d) unchanged and the L2 term
     λ‖θ‖² not increased (our Carathéodory construction, module docstring). Returns a new float64
-    ``nn.Sequential``; ``model`` is left as it is."""
+    ``nn.Sequential``; ``model`` is left as it is.
+
+    The L2 term is kept in exact arithmetic; in floating point, dropping the null-space
+    directions of V below ``rtol`` perturbs Tr[K_ℓ (K_{ℓ−1}^σ)⁺] where K^σ is ill-conditioned.
+    So the result is checked: when λ‖θ‖² rose, the reduction is redone with ``rtol`` / 100 (down
+    to 1e-17), and if it still rose, the result is ``model`` itself with its optimal weights
+    Z_ℓ (Z_{ℓ−1}^σ)⁺ (no neuron removed; the L2 term can only fall). ``WidthReduction.rtol`` is
+    the threshold used (0 for that last case)."""
     lam = check_lam(lam)
+    check_homogeneous(mlp_layers(model)[1], "reduce_width")
+    while True:
+        result = _reduce_once(model, x, lam, rtol=rtol)
+        if result.penalty_after <= result.penalty_before or rtol < 1e-17:
+            break
+        rtol = rtol / 100
+    if result.penalty_after > result.penalty_before:
+        linears, sigmas = mlp_layers(model)
+        acts = layer_activations(model, x)
+        same = _build(optimal_weights(acts), sigmas, acts.bias)
+        widths = [m.out_features for m in linears[:-1]]
+        result = WidthReduction(
+            model=same, n_samples=int(x.shape[0]), widths_before=widths, widths_after=widths,
+            ranks=result.ranks, penalty_before=result.penalty_before,
+            penalty_after=lam * _l2(same), rtol=0.0,
+        )  # fmt: skip
+    return result
+
+
+def _reduce_once(
+    model: nn.Module, x: Tensor, lam: float, *, rtol: float = GRAM_RTOL
+) -> WidthReduction:
+    """One reduction at the Gram threshold ``rtol`` (:func:`reduce_width` checks its L2 term)."""
     linears, sigmas = mlp_layers(model)
-    check_homogeneous(sigmas, "reduce_width")
     acts = layer_activations(model, x)
     post = [acts.post[0]]  # the reduced net's Z_ℓ^σ
     pre = []  # the reduced net's Z_ℓ: kept rows of the original Z_ℓ, scaled
@@ -170,7 +200,7 @@ def reduce_width(
     return WidthReduction(
         model=reduced, n_samples=int(x.shape[0]),
         widths_before=[m.out_features for m in linears[:-1]], widths_after=after, ranks=ranks,
-        penalty_before=lam * _l2(model), penalty_after=lam * _l2(reduced),
+        penalty_before=lam * _l2(model), penalty_after=lam * _l2(reduced), rtol=rtol,
     )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 ``sparsity_width``: (a) the final objective against the width per (task, N) (minimum over seeds,
 every seed faint), the plateau onset marked; (b) the width after :func:`symlab.bias.reduce_width`
-of the widest nets against N, with N(N+1) and the trained width; (c) the tight example: the width
+of the widest sweep nets and of the tight example's nets (trained above N(N+1)) against N, with
+N(N+1) and the trained widths; (c) the tight example: the width
 after reduction and the trained net's alive neurons against N, with N²/4 and N(N+1).
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from symlab.engine.figures import save_figure
+from symlab.engine.figures import plain_log_axis, save_figure
 
 
 def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:  # noqa: ANN001
@@ -42,7 +43,8 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:  # noqa: ANN001
                     mec=colors(index), mew=2)  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize=8, loc="upper right")
+        plain_log_axis(ax.xaxis, sorted(width_rows["width"].unique()))
+        ax.legend(fontsize=8, loc="lower left")
     ax.set_xlabel("hidden width (depth 3)")
     ax.set_ylabel(r"final objective $C + \lambda\|\theta\|^2$")
     ax.set_title(f"(a) loss vs width (min over seeds; ▽ plateau onset, λ = {spec.lam:g})",
@@ -54,15 +56,25 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:  # noqa: ANN001
         for index, (task, group) in enumerate(onsets.groupby("task")):
             ax.plot(group["n"], group["reduced_width_widest"], "o-", color=colors(index),
                     label=f"{task}: width after reduce_width")  # fmt: skip
-        ns = np.array(sorted(onsets["n"].unique()))
+        ax.axhline(
+            int(onsets["widest"].max()), color="gray", ls=":", label="trained width (sweeps)"
+        )
+    if not tight.empty:
+        best = tight.loc[tight.groupby("n")["objective"].idxmin()].sort_values("n")
+        ax.plot(best["n"], best["reduced_width"], "s-", color="C3",
+                label="tight example: after reduce_width")  # fmt: skip
+        ax.plot(best["n"], best["trained_width"], "s:", color="C3", mfc="none",
+                label="tight example: trained width")  # fmt: skip
+    ns = np.array(sorted(rows["n"].unique()))
+    if len(ns):
         ax.plot(ns, ns * (ns + 1), "k--", label="N(N+1)")
-        ax.axhline(int(onsets["widest"].max()), color="gray", ls=":", label="trained width")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        plain_log_axis(ax.xaxis, list(ns))
         ax.legend(fontsize=8, loc="upper left")
     ax.set_xlabel("training points N")
     ax.set_ylabel("neurons per layer (max over layers)")
-    ax.set_title("(b) reduced width of the widest nets vs N", fontsize=10)
+    ax.set_title("(b) width after reduction vs N (widest sweep nets, tight example)", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
 
     ax = axes[2]

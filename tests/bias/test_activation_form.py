@@ -191,3 +191,16 @@ def test_bad_inputs_name_the_argument():
         activation_loss(relu, x[:, :2], y, LAM)
     with pytest.raises(ValueError, match="^form: expected"):
         activation_loss(relu, x, y, LAM, form="kernel")
+
+
+def test_reduce_width_never_returns_a_larger_penalty_even_at_a_coarse_threshold():
+    """A coarse Gram threshold drops directions that matter: the check retries finer (or keeps
+    every neuron), so the L2 term never rises and the outputs stay."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    net = mlp([3, 40, 40, 2], seed=3, dtype=torch.float64, bias_std=0.1)
+    coarse = reduce_width(net, x, 1e-3, rtol=1e-4)
+    assert coarse.penalty_after <= coarse.penalty_before
+    assert coarse.rtol < 1e-4 or coarse.rtol == 1e-4
+    with torch.no_grad():
+        torch.testing.assert_close(coarse.model(x), net(x), atol=1e-6, rtol=0)
