@@ -29,10 +29,10 @@ in a matrix T[i, j] (from rank i to rank j).
 Claims (:func:`summarize`): (1) "SGD jumps down with positive probability and never back": any
 upward transition of an SGD run makes it not reproduced; no transition at all, inconclusive;
 downward jumps from starts where the GD twin kept its rank, reproduced (with the fraction and its
-Wilson interval); downward jumps only where GD moved too, partly reproduced. (2) "GD stays at the over-estimating minimum": among starts
-with r_0 > r*, the fraction of GD runs at the fixed λ that keep rank r_0 throughout (Wilson 95% interval): reproduced
-when every one stays, partly when most (> 1/2) do, not reproduced otherwise; not measured when
-no start over-estimates the rank.
+Wilson interval); downward jumps only where GD moved too, partly reproduced. (2) "GD stays at the
+over-estimating minimum": among starts with r_0 > r*, the fraction of GD runs at the fixed λ that
+keep rank r_0 throughout (Wilson 95% interval): reproduced when every one stays, partly when most
+(> 1/2) do, not reproduced otherwise; not measured when no start over-estimates the rank.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ Parts (one job each, ``symlab.train.adam`` full batch with ``weight_decay`` λ o
 loss (1/N) Σ_n ‖f(x_n) − y_n‖² = :func:`symlab.train.sample_mse_loss`):
 
 - ``tight``: for even N, X = I_N, Y_N = [[(N/2) I, 1], [1, (N/2) I]], a bias-free ReLU net of
-  width ``tight_width_factor`` · N(N+1) (above the bound) at λ = ``tight_lam``; then :func:`symlab.bias.reduce_width`.
-  Its width is an upper bound of Rank_σ of the trained net's (K, K^σ), and the count of neurons
+  width ``tight_width_factor`` · N(N+1) (above the bound) at λ = ``tight_lam``; then
+  :func:`symlab.bias.reduce_width`. Its width is an upper bound of Rank_σ of the trained net's (K, K^σ), and the count of neurons
   with incoming norm above 10⁻³ of the largest is the trained net's own width: the claim is read
   on the net of least objective per N (the best reached minimum).
 - ``width``: depth-3 ReLU MLPs (biases) of each width on a teacher–student task (x ~ N(0, I_d),
@@ -24,8 +24,8 @@ loss (1/N) Σ_n ‖f(x_n) − y_n‖² = :func:`symlab.train.sample_mse_loss`):
   :func:`symlab.bias.reduce_width` of every net.
 
 Plateau onset: the least width whose minimum objective has made all but ``plateau_rtol`` of the
-fall from the narrowest width's objective to the least one; when that is the widest width trained, the onset is only a
-lower bound (the loss may still fall). Claims (:func:`summarize`): (1) "the loss plateaus far
+fall from the narrowest width's objective to the least one; when that is the widest width
+trained, the onset is only a lower bound (the loss may still fall). Claims (:func:`summarize`): (1) "the loss plateaus far
 below N(N+1)": for every (task, N) the onset is ≤ ``far_fraction`` · N(N+1) and is not the widest
 width (reproduced), an onset above that (not reproduced), or only a lower bound below it
 (inconclusive); (2) "the tight example needs N²/4 neurons": a best net reduced below N²/4 refutes
