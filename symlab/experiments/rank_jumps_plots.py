@@ -45,8 +45,10 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:  # noqa: ANN001
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step (from the GD minimum)")
     ax.set_ylabel(rf"rank of $A$: $\#\{{s_i > {spec.rank_rtol:g}\, s_{{\max}}\}}$")
+    end = "; gray line: end of annealing" if spec.anneal_steps else ""
     ax.set_title(
-        f"(a) GD dashed, SGD solid ({shown} starts; dotted: r* = {spec.rank})", fontsize=10
+        f"(a) GD dashed, SGD solid, same schedule ({shown} starts; dotted: r* = {spec.rank}{end})",
+        fontsize=9,
     )
     ax.grid(True, alpha=0.25)
 
