@@ -272,7 +272,8 @@ def _gd_claim(starts: list[int], gd: list[list[int]], target: int) -> Claim:
 
 def summarize(rows: pd.DataFrame, spec: RankJumpsSpec) -> Summary:
     """Per-task table of ranks; the transition matrix and the two claims (module docstring)."""
-    starts, gd, sgd, fixed = [], [], [], []
+    starts, gd, sgd = [], [], []
+    fixed_starts, fixed = [], []  # GD at the fixed λ does not need its SGD twin to converge
     diverged = 0
     for _, row in rows.iterrows():
         at_fixed = row.get("gd_fixed_ranks")
@@ -280,13 +281,15 @@ def summarize(rows: pd.DataFrame, spec: RankJumpsSpec) -> Summary:
             row["gd_ranks"] if at_fixed is None or not isinstance(at_fixed, list) else at_fixed
         )
         for start, g, s, f in zip(row["start_ranks"], row["gd_ranks"], row["sgd_ranks"], at_fixed):
-            if min(g) < 0 or min(s) < 0 or min(f) < 0 or start < 0:
+            if start >= 0 and min(f) >= 0:
+                fixed_starts.append(int(start))
+                fixed.append(list(f))
+            if min(g) < 0 or min(s) < 0 or start < 0:
                 diverged += 1
                 continue
             starts.append(int(start))
             gd.append(list(g))
             sgd.append(list(s))
-            fixed.append(list(f))
     size = spec.dim + 1
     counts = transition_counts(sgd, size)
     gd_counts = transition_counts(gd, size)
@@ -305,11 +308,11 @@ def summarize(rows: pd.DataFrame, spec: RankJumpsSpec) -> Summary:
             "seconds": rows["seconds"],
         }
     )
-    claims = [_jump_claim(sgd, gd, counts), _gd_claim(starts, fixed, spec.rank)]
+    claims = [_jump_claim(sgd, gd, counts), _gd_claim(fixed_starts, fixed, spec.rank)]
     preamble = (
         f"Depth-{spec.depth} width-{spec.width} linear nets on {spec.dim}×{spec.dim} completion "
         f"(rank r* = {spec.rank}, {spec.observed:.0%} observed), λ = {spec.lam:g}, {len(sgd)} "
-        f"starts; start ranks {dict(sorted(pd.Series(starts).value_counts().items()))}; GD made "
+        f"starts; start ranks {dict(sorted(pd.Series(fixed_starts).value_counts().items()))}; GD made "
         f"{int(gd_counts.sum())} rank change(s); {diverged} diverged run pair(s) left out."
     )
     extras = {

@@ -74,7 +74,9 @@ def test_verdicts_reproduce_fail_and_abstain_on_synthetic_rows():
     assert _outcomes(study.summarize(idle, spec)) == {"sgd_one_way": "inconclusive",
                                                       "gd_stays": "not measured"}  # fmt: skip
     diverged = pd.DataFrame([_row([4, 4], [[4, 4], [4, 4]], [[4, 3], [4, -1]])])
-    assert "1 diverged" in study.summarize(diverged, spec).verdict
+    summary = study.summarize(diverged, spec)
+    assert "1 diverged" in summary.verdict
+    assert "2/2 GD runs" in summary.verdict  # GD's claim keeps the start whose SGD twin diverged
 
 
 def test_pipeline_tiny(tmp_path):
