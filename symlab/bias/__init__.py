@@ -17,9 +17,21 @@
 - :mod:`symlab.bias.conv_tasks`: bias-free circular ReLU CNNs and a task whose output depends on a
   known set of spatial frequencies (y = P_S x);
 - :mod:`symlab.bias.representation_hamiltonian`: the Hamiltonian of the representations and backward variables,
-  its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024).
+  its flow, and the rank estimate −(2/L̃) H (Jacot & Kaiser 2024);
+- :mod:`symlab.bias.activation_form`: the L2-regularized loss in the layers' activations and
+  covariances, and the optimal weights Z_ℓ (Z_{ℓ−1}^σ)⁺ (Jacot, Golikov, Hongler & Gabriel 2022);
+- :mod:`symlab.bias.width_reduction`: Carathéodory pruning of a homogeneous net to ≤ N(N+1)
+  neurons per layer with its training outputs and L2 term kept (our construction).
 """
 
+from symlab.bias.activation_form import (
+    Activations,
+    activation_loss,
+    layer_activations,
+    optimal_weights,
+    parameter_loss,
+    set_weights,
+)
 from symlab.bias.conv_spectra import (
     CBN_RTOL,
     FrequencySpectrum,
@@ -68,6 +80,7 @@ from symlab.bias.spectra import (
     nuclear_ratio,
     numerical_rank,
 )
+from symlab.bias.width_reduction import WidthReduction, reduce_width
 from symlab.linalg.spectra import effective_rank, stable_rank
 
 __all__ = [
@@ -77,6 +90,14 @@ __all__ = [
     "conv_frequency_spectra",
     "dense_conv_matrix",
     "frequency_matrices",
+    "set_weights",
+    "reduce_width",
+    "parameter_loss",
+    "optimal_weights",
+    "layer_activations",
+    "activation_loss",
+    "WidthReduction",
+    "Activations",
     "CostExpansion",
     "DeepLinearNetwork",
     "LayerSpectrum",

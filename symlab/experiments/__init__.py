@@ -16,6 +16,8 @@ STUDIES = (
     "beyond_ntk",
     "spectral_bias",
     "cnn_bottleneck",
+    "rank_jumps",
+    "sparsity",
 )
 
 
