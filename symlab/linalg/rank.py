@@ -77,10 +77,12 @@ from scipy.linalg import eigvalsh_tridiagonal
 from scipy.linalg.blas import dsyrk
 
 from symlab.linalg.null_certificate import null_space_certificate, tridiagonal_gram
+from symlab.linalg.schur_rank import gram_lower, schur_certified_rank
 
 RANK_METHODS = ("auto", "svd", "gram")
 GAP_THRESHOLD = 1e3
 GRAM_TRUST_GAP = 1e4
+SCHUR_ROUTE = True  # "auto" tries symlab.linalg.schur_rank first (False: tridiagonal route only)
 _EPS = float(torch.finfo(torch.float64).eps)
 
 
@@ -116,10 +118,55 @@ def _as_matrix(matrix: object) -> torch.Tensor:
         )
     if matrix.is_complex():
         raise ValueError("matrix: expected a real tensor, got a complex one")
-    matrix = matrix.detach().to(device="cpu", dtype=torch.float64)
+    return matrix.detach().to(dtype=torch.float64)
+
+
+def _check_finite(matrix: torch.Tensor) -> None:
     if not bool(torch.isfinite(matrix).all()):
         raise ValueError("matrix: expected finite entries, got NaN or inf")
-    return matrix
+
+
+def _schur_route(a: torch.Tensor, tol: float | None, gap_threshold: float) -> RankResult | None:
+    """The certified Schur route (:mod:`symlab.linalg.schur_rank`) on A, or None when it does
+    not certify (then the caller takes the tridiagonal route). Column norms come from the Gram's
+    diagonal and finiteness from the norms (one pass over A: the Gram itself)."""
+    m, n = a.shape
+    if m < n:
+        norms = torch.linalg.vector_norm(a, dim=0)
+        if not bool(torch.isfinite(norms).all()):
+            return None
+        keep = significant(norms, max(m, n))
+        tall = (a[:, keep] / norms[keep]).T.contiguous()
+        if tall.shape[1] == 0:
+            return None
+        gram = gram_lower(tall)
+        result = schur_certified_rank(
+            tall, gram, torch.ones(tall.shape[1], dtype=torch.float64, device=a.device), None, tol
+        )
+    else:
+        a = a.contiguous()
+        gram = gram_lower(a)
+        norms = gram.diagonal().sqrt()
+        if not bool(torch.isfinite(norms).all()):
+            return None  # NaN / inf, or an overflowing norm: decided by the caller's checks
+        keep = significant(norms, max(m, n))
+        inverse = 1.0 / norms[keep]
+        if bool(keep.all()):
+            live = None
+            gram = gram * inverse[:, None] * inverse[None, :]
+        else:
+            live = torch.nonzero(keep)[:, 0]
+            if live.numel() == 0:
+                return None
+            gram = gram[live][:, live] * inverse[:, None] * inverse[None, :]
+        result = schur_certified_rank(a, gram, inverse, live, tol)
+    if result is None:
+        return None
+    rank, tol_used, gap, sigma_max, certificate = result
+    if gap < gap_threshold:
+        return None  # an ambiguous verdict comes from the SVD
+    values = torch.tensor([sigma_max], dtype=torch.float64)
+    return RankResult(rank, tol_used, gap, values, False, "gram", certificate)
 
 
 def _check_tol(tol: float | None) -> float | None:
@@ -287,6 +334,12 @@ def numerical_rank(
         raise ValueError(f"method: expected one of {', '.join(RANK_METHODS)}, got {method!r}")
     if not (gap_threshold > 0):
         raise ValueError(f"gap_threshold: expected a positive number, got {gap_threshold!r}")
+    if method == "auto" and SCHUR_ROUTE:
+        fast = _schur_route(a, tol, gap_threshold)
+        if fast is not None:
+            return fast
+    a = a.cpu()
+    _check_finite(a)
     if method == "svd":
         return rank_from_singular_values(
             torch.linalg.svdvals(a), tuple(a.shape), tol=tol, gap_threshold=gap_threshold

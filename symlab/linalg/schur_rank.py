@@ -1,0 +1,265 @@
+"""Certified numerical rank from the Gram by one Cholesky with dropped columns (Schur route).
+
+The fast path of :func:`symlab.linalg.numerical_rank` ("auto"). For an m x n matrix A (m >= n;
+the rows of a wide matrix are used instead), T = A S^-1 with S = diag(column norms) (zero columns
+dropped, :func:`symlab.linalg.rank.significant`), and G = T^T T formed by one symmetric rank-k
+product (the only O(m n^2) step). The SVD rule's rank of T, #{sigma_i(T) > tol} with
+tol = sigma_max(T) max(m, n) eps, is then certified from two one-sided arguments:
+
+1. **At least r** (Cauchy interlacing). A left-looking blocked Cholesky of G - mu I keeps a
+   column when its pivot is positive and drops it otherwise (a dropped column's pivot only
+   decreases later, so it never becomes admissible again). The r kept columns K have
+   G_KK - mu I = L L^T positive definite, so lambda_r(G) >= lambda_min(G_KK) > mu (interlacing),
+   and sigma_r(T)^2 >= lambda_r(G) - ||G - T^T T|| > mu - e with e = n m u + r^2 u (u = eps / 2:
+   a bound on the Gram's rounding, |E_ij| <= m u ||t_i|| ||t_j|| = m u, plus the Cholesky's
+   backward error). The shift is mu = SHIFT_MARGIN (tol^2 + e), so sigma_r(T) > tol.
+2. **At most r** (Courant-Fischer). The k = n - r dropped columns D give the n x k matrix
+   X = P [-Y; I], Y = G_KK^-1 G_KD (the least-squares coefficients of T_D on T_K), for which
+   sigma_{r+1}(T) <= ||T X|| / sigma_min(X) <= ||T X|| since X^T X = I + Y^T Y >= I. Y starts
+   from the shifted factor, Y0 = L^-T (L^-1 G_KD), and takes ``REFINE_STEPS`` steps of
+   iterative refinement with the exact operator (corrected semi-normal equations, Bjorck):
+   Y <- Y + (L L^T)^-1 T_K^T (T_D - T_K Y), each step shrinking the error by about
+   (mu + e) / lambda_min(G_KK). certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol.
+   When k > ``CERTIFICATE_SKETCH`` (p = 12) the norm is bounded on a Gaussian sketch X Omega
+   (k x p, fixed seed): ||M|| <= alpha sqrt(2/pi) max_i ||M omega_i|| except with probability
+   alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1; alpha = 10). The refinement is linear,
+   so refining the sketched columns equals sketching the refined X.
+
+Both together give rank_tol(T) = r exactly, and gap >= sqrt(mu - e) / (certificate tol), a
+certified lower bound on sigma_r / sigma_{r+1} (far sharper than the Gram eigenvalues' estimate,
+which rounding limits to about sqrt(lambda_r / (eps lambda_max))). The route returns None
+(the caller falls back to the tridiagonal route and then the SVD) when the certificate exceeds 1
+or the factorization keeps no column. sigma_max(T) comes from a few block power iterations on G
+(its Rayleigh quotient, a lower estimate accurate to a few digits); ``singular_values`` then
+holds that one value. Cost: m n^2 (Gram) + n^3 / 3 (Cholesky in blocks, BLAS-3) +
+2 r^2 q + 4 m n q per refinement step with q = min(k, p) columns.
+
+All steps are torch operations on the input's device (CPU: the Gram by BLAS dsyrk of the
+installed SciPy, half the flops of a matmul; CUDA: a matmul), with no host round trip on CUDA
+other than reading the factorization's status.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.linalg.blas import dsyrk
+from scipy.linalg.lapack import dpstrf
+
+CHOLESKY_BLOCK = 128  # columns per block of the dropping Cholesky
+PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
+INERTIA_MARGIN = 1e3  # Schur eigenvalues within this x n eps x ||S|| of 0: not counted (None)
+MAX_DEFERRED = 512  # more deferred columns than max(this, n / 4): give up (fallback route)
+REFINE_STEPS = 6  # iterative-refinement steps of the null-space coefficients Y
+REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
+CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
+SKETCH_ALPHA = 10.0
+SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
+POWER_STEPS = 12  # block power iterations for lambda_max
+_SKETCH_SEED = 20261206
+_EPS = float(torch.finfo(torch.float64).eps)
+
+
+def gram_lower(tall: torch.Tensor) -> torch.Tensor:
+    """G = T^T T (n x n, float64) with at least its lower triangle filled (C order).
+
+    CPU: BLAS dsyrk (m n^2 flops, upper triangle in Fortran order = lower in C order, no copy
+    of T: T^T of a C-ordered T is Fortran-ordered). Other devices: a full matmul.
+    """
+    if tall.device.type != "cpu":
+        return tall.T @ tall
+    a = tall.detach().contiguous().numpy()
+    upper = dsyrk(1.0, a.T, trans=0, lower=0)  # (n, n) Fortran: upper of T^T T
+    return torch.from_numpy(upper).T  # C-contiguous, lower triangle valid
+
+
+def _symmetric(block: torch.Tensor) -> torch.Tensor:
+    """A square block with only its lower triangle valid, made symmetric."""
+    lower = torch.tril(block)
+    return lower + torch.tril(block, -1).T
+
+
+def _power_lambda_max(gram: torch.Tensor) -> float:
+    """Largest eigenvalue of the (lower-stored) symmetric G by block power iteration."""
+    n = gram.shape[0]
+    full = gram if gram.device.type != "cpu" else None
+    upper_f = None if full is not None else gram.T.numpy()  # Fortran view: upper valid
+    gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
+    q = min(n, 4)
+    v = torch.randn(n, q, generator=gen, dtype=torch.float64)
+    v[:, 0] = 1.0
+    v = v.to(gram.device)
+    estimate = 0.0
+    from scipy.linalg.blas import dsymm
+
+    for _ in range(POWER_STEPS):
+        v, _ = torch.linalg.qr(v)
+        if full is not None:
+            w = full @ v
+        else:
+            w = torch.from_numpy(dsymm(1.0, upper_f, np.asfortranarray(v.numpy()), lower=0))
+        ritz = torch.linalg.eigvalsh(v.T @ w)
+        new = float(ritz[-1])
+        if estimate > 0 and abs(new - estimate) <= 1e-6 * new:
+            return new
+        estimate, v = new, w
+    return estimate
+
+
+def _local_pivoted(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cholesky with diagonal pivoting of a small symmetric block, stopped when the largest
+    remaining pivot is <= ``stop``: (selected local indices in pivot order, lower factor)."""
+    if block.device.type == "cpu":
+        c, piv, rank, info = dpstrf(block.numpy(), tol=stop, lower=1)
+        if info < 0:
+            raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
+        chol = torch.from_numpy(np.tril(c[:rank, :rank]).copy())
+        return torch.from_numpy(piv[:rank].astype(np.int64) - 1), chol
+    k = block.shape[0]
+    work = block.clone()
+    order = torch.arange(k, device=block.device)
+    for step in range(k):
+        diag = work.diagonal()[step:]
+        j = step + int(torch.argmax(diag))
+        if not float(work[j, j]) > stop:
+            k = step
+            break
+        perm = torch.arange(work.shape[0], device=block.device)
+        perm[step], perm[j] = j, step
+        work, order = work[perm][:, perm], order[perm]
+        work[step, step] = work[step, step].sqrt()
+        work[step + 1 :, step] /= work[step, step]
+        col = work[step + 1 :, step]
+        work[step + 1 :, step + 1 :] -= torch.outer(col, col)
+    return order[:k], torch.tril(work[:k, :k])
+
+
+def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
+    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks.
+
+    Each block takes the ``CHOLESKY_BLOCK`` columns of largest remaining Schur diagonal,
+    factors them with local diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop,
+    and updates the remaining Schur complement with one GEMM. Stops when no remaining diagonal
+    exceeds ``stop``. Returns (L, kept, rest, schur): L (n, n) with row i = column i of G
+    (kept rows: their factor row; the rest: L^-1 (G - shift I)_{K, i}), column j = j-th kept
+    column; ``schur`` the rest's Schur complement of G - shift I.
+    """
+    n = gram.shape[0]
+    dev = gram.device
+    factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
+    schur = _symmetric(gram)
+    schur.diagonal().sub_(shift)
+    remaining = torch.arange(n, device=dev)
+    kept: list[int] = []
+    r = 0
+    while remaining.numel():
+        diag = schur.diagonal()
+        order = torch.argsort(diag, descending=True)[:CHOLESKY_BLOCK]
+        order = order[diag[order] > stop]
+        if order.numel() == 0:
+            break
+        local, chol = _local_pivoted(schur[order[:, None], order[None, :]].contiguous(), stop)
+        if local.numel() == 0:
+            break
+        chosen = order[local.to(dev)]
+        chol = chol.to(dev)
+        width = chosen.numel()
+        mask = torch.ones(remaining.numel(), dtype=torch.bool, device=dev)
+        mask[chosen] = False
+        rest = torch.nonzero(mask)[:, 0]
+        panel = torch.linalg.solve_triangular(
+            chol.T, schur[rest[:, None], chosen[None, :]], upper=True, left=False
+        )
+        factor[remaining[chosen], r : r + width] = chol
+        factor[remaining[rest], r : r + width] = panel
+        schur = schur[rest[:, None], rest[None, :]]
+        schur.addmm_(panel, panel.T, alpha=-1.0)
+        kept.extend(remaining[chosen].tolist())
+        remaining = remaining[rest]
+        r += width
+    return factor, kept, remaining.tolist(), schur
+
+
+def schur_certified_rank(
+    matrix: torch.Tensor,
+    gram: torch.Tensor,
+    inverse_norms: torch.Tensor,
+    live: torch.Tensor | None,
+    tol: float | None,
+):
+    """(rank, tol, gap, sigma_max, certificate) certified as in the module docstring, or None.
+
+    ``matrix``: the m x n0 float64 matrix A (m >= n0), unscaled; ``live``: indices of its
+    significant columns (None: all); ``inverse_norms``: 1 / their norms, so T = A[:, live]
+    diag(inverse_norms) is never formed (products with T scale the small block instead);
+    ``gram``: T^T T, lower triangle valid (:func:`gram_lower` of A, scaled).
+    """
+    m, n_all = matrix.shape
+    n = gram.shape[0]
+    dev = matrix.device
+    lam_max = _power_lambda_max(gram)
+    if not lam_max > 0:
+        return None
+    sigma_max = math.sqrt(lam_max)
+    tol = sigma_max * max(m, n_all) * _EPS if tol is None else tol
+    u = _EPS / 2
+    rounding = n * m * u + n * n * u
+    shift = SHIFT_MARGIN * (tol * tol + rounding)
+    if shift >= lam_max or tol <= 0:
+        return None
+    factor, kept, pending, schur = _pivoted_cholesky(gram, shift, PIVOT_STOP)
+    r = len(kept)
+    lower_sigma_r = math.sqrt(shift - rounding)
+    if not pending:
+        return r, tol, float("inf"), sigma_max, 0.0
+    keep = torch.tensor(kept, device=dev)
+    rest = torch.tensor(pending, device=dev)
+    # Haynsworth: In(G - mu I) = In(G_KK - mu I) + In(S), S the Schur complement of the rest
+    w = factor[rest, :r]  # (G_KP)^T L^-T
+    values, vectors = torch.linalg.eigh(schur)
+    margin = INERTIA_MARGIN * n * _EPS * max(1.0, float(values.abs().max()))
+    if bool(((values > -margin) & (values <= margin)).any()):
+        return None  # an eigenvalue of G too close to the shift to count
+    positive = values > 0
+    r += int(positive.sum())
+    k = len(pending) - int(positive.sum())
+    if k == 0:
+        return r, tol, float("inf"), sigma_max, 0.0
+    null_rest = vectors[:, ~positive]  # (|P|, k), orthonormal
+    exact = k <= CERTIFICATE_SKETCH
+    if exact:
+        omega = null_rest
+    else:
+        gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
+        sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
+        omega = null_rest @ sketch.to(dev)
+    l11 = factor[keep, : len(kept)]
+    y = torch.linalg.solve_triangular(l11.T, w.T @ omega, upper=True)
+    x = torch.zeros(n, omega.shape[1], dtype=torch.float64, device=dev)
+    x[rest] = omega
+    embedded = torch.zeros(n_all, omega.shape[1], dtype=torch.float64, device=dev)
+    for step in range(REFINE_STEPS + 1):
+        x[keep] = -y
+        if live is None:
+            embedded = x * inverse_norms[:, None]
+        else:
+            embedded[live] = x * inverse_norms[:, None]
+        residual = matrix @ embedded  # T X (Omega)
+        if step == REFINE_STEPS:
+            break
+        if exact and float(torch.linalg.matrix_norm(residual, ord=2)) <= REFINE_TARGET * tol:
+            break  # (only without the sketch: its steps must not depend on omega)
+        normal = matrix.T @ residual
+        normal = (normal if live is None else normal[live]) * inverse_norms[:, None]
+        y = y + torch.cholesky_solve(normal[keep], l11)
+    if exact:
+        bound = float(torch.linalg.matrix_norm(residual, ord=2))
+    else:
+        bound = SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
+    certificate = bound / tol
+    if not certificate <= 1.0:
+        return None
+    gap = float("inf") if bound == 0 else lower_sigma_r / bound
+    return r, tol, gap, sigma_max, certificate
