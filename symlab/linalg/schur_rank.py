@@ -50,7 +50,7 @@ from scipy.linalg.lapack import dpstrf
 
 CHOLESKY_BLOCK = 128  # columns per block of the dropping Cholesky
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
-INERTIA_MARGIN = 1e3  # Schur eigenvalues within this x n eps x ||S|| of 0: not counted (None)
+INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
 MAX_DEFERRED = 512  # more deferred columns than max(this, n / 4): give up (fallback route)
 REFINE_STEPS = 6  # iterative-refinement steps of the null-space coefficients Y
 REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
@@ -219,7 +219,8 @@ def schur_certified_rank(
     # Haynsworth: In(G - mu I) = In(G_KK - mu I) + In(S), S the Schur complement of the rest
     w = factor[rest, :r]  # (G_KP)^T L^-T
     values, vectors = torch.linalg.eigh(schur)
-    margin = INERTIA_MARGIN * n * _EPS * max(1.0, float(values.abs().max()))
+    # rounding of the computed Schur complement: |P| (r + 2) u per entry's inner products
+    margin = INERTIA_MARGIN * len(pending) * (r + 2) * u
     if bool(((values > -margin) & (values <= margin)).any()):
         return None  # an eigenvalue of G too close to the shift to count
     positive = values > 0
