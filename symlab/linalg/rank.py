@@ -153,12 +153,12 @@ def _schur_route(a: torch.Tensor, tol: float | None, gap_threshold: float) -> Ra
         inverse = 1.0 / norms[keep]
         if bool(keep.all()):
             live = None
-            gram = gram * inverse[:, None] * inverse[None, :]
         else:
             live = torch.nonzero(keep)[:, 0]
             if live.numel() == 0:
                 return None
-            gram = gram[live][:, live] * inverse[:, None] * inverse[None, :]
+            gram = gram.index_select(0, live).index_select(1, live)
+        gram.mul_(inverse[:, None]).mul_(inverse[None, :])
         result = schur_certified_rank(a, gram, inverse, live, tol)
     if result is None:
         return None

@@ -48,7 +48,7 @@ import torch
 from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dpstrf
 
-CHOLESKY_BLOCK = 128  # columns per block of the dropping Cholesky
+CHOLESKY_BLOCK = 256  # columns per block of the pivoted Cholesky
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
 MAX_DEFERRED = 512  # more deferred columns than max(this, n / 4): give up (fallback route)
@@ -57,7 +57,7 @@ REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this 
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
-POWER_STEPS = 12  # block power iterations for lambda_max
+POWER_STEPS = 10  # block power iterations for lambda_max (at most)
 _SKETCH_SEED = 20261206
 _EPS = float(torch.finfo(torch.float64).eps)
 
@@ -102,7 +102,7 @@ def _power_lambda_max(gram: torch.Tensor) -> float:
             w = torch.from_numpy(dsymm(1.0, upper_f, np.asfortranarray(v.numpy()), lower=0))
         ritz = torch.linalg.eigvalsh(v.T @ w)
         new = float(ritz[-1])
-        if estimate > 0 and abs(new - estimate) <= 1e-6 * new:
+        if estimate > 0 and abs(new - estimate) <= 1e-5 * new:
             return new
         estimate, v = new, w
     return estimate
@@ -137,19 +137,21 @@ def _local_pivoted(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torc
 
 
 def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
-    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks.
+    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks (in place on G).
 
-    Each block takes the ``CHOLESKY_BLOCK`` columns of largest remaining Schur diagonal,
-    factors them with local diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop,
-    and updates the remaining Schur complement with one GEMM. Stops when no remaining diagonal
+    ``gram``: only its lower triangle is read (C order). Each block takes the
+    ``CHOLESKY_BLOCK`` columns of largest remaining Schur diagonal, factors them with local
+    diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop, and updates the
+    remaining Schur complement with one GEMM; the remaining indices stay in ascending order, so
+    the compacted complement keeps a valid lower triangle. Stops when no remaining diagonal
     exceeds ``stop``. Returns (L, kept, rest, schur): L (n, n) with row i = column i of G
     (kept rows: their factor row; the rest: L^-1 (G - shift I)_{K, i}), column j = j-th kept
-    column; ``schur`` the rest's Schur complement of G - shift I.
+    column; ``schur`` the rest's Schur complement of G - shift I (symmetric).
     """
     n = gram.shape[0]
     dev = gram.device
     factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
-    schur = _symmetric(gram)
+    schur = gram
     schur.diagonal().sub_(shift)
     remaining = torch.arange(n, device=dev)
     kept: list[int] = []
@@ -160,7 +162,8 @@ def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
         order = order[diag[order] > stop]
         if order.numel() == 0:
             break
-        local, chol = _local_pivoted(schur[order[:, None], order[None, :]].contiguous(), stop)
+        block = _symmetric_at(schur, order, order)
+        local, chol = _local_pivoted(block.contiguous(), stop)
         if local.numel() == 0:
             break
         chosen = order[local.to(dev)]
@@ -170,16 +173,23 @@ def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
         mask[chosen] = False
         rest = torch.nonzero(mask)[:, 0]
         panel = torch.linalg.solve_triangular(
-            chol.T, schur[rest[:, None], chosen[None, :]], upper=True, left=False
+            chol.T, _symmetric_at(schur, rest, chosen), upper=True, left=False
         )
         factor[remaining[chosen], r : r + width] = chol
         factor[remaining[rest], r : r + width] = panel
-        schur = schur[rest[:, None], rest[None, :]]
+        schur = schur.index_select(0, rest).index_select(1, rest)
         schur.addmm_(panel, panel.T, alpha=-1.0)
         kept.extend(remaining[chosen].tolist())
         remaining = remaining[rest]
         r += width
-    return factor, kept, remaining.tolist(), schur
+    return factor, kept, remaining.tolist(), _symmetric(schur)
+
+
+def _symmetric_at(lower: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """M[rows][:, cols] of the symmetric M whose lower triangle ``lower`` holds."""
+    below = lower.index_select(0, rows).index_select(1, cols)
+    above = lower.index_select(0, cols).index_select(1, rows).T
+    return torch.where(rows[:, None] >= cols[None, :], below, above)
 
 
 class _Refinement:
@@ -219,7 +229,10 @@ class _Refinement:
                 REFINE_TARGET * self.tol
             ):
                 break
-            y = y + torch.cholesky_solve(self._adjoint(residual)[self.keep], self.l11)
+            half = torch.linalg.solve_triangular(
+                self.l11, self._adjoint(residual)[self.keep], upper=False
+            )
+            y = y + torch.linalg.solve_triangular(self.l11.T, half, upper=True)
         if exact:
             return float(torch.linalg.matrix_norm(residual, ord=2))
         return SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
@@ -248,7 +261,8 @@ def schur_certified_rank(
     sigma_max = math.sqrt(lam_max)
     tol = sigma_max * max(m, n_all) * _EPS if tol is None else tol
     u = _EPS / 2
-    rounding = n * m * u + n * n * u
+    # ||G - T^T T|| <= m u sum_i ||t_i||^2 and the Cholesky's backward error <= n u trace(G)
+    rounding = (m + n) * u * float(gram.diagonal().sum())
     shift = SHIFT_MARGIN * (tol * tol + rounding)
     if shift >= lam_max or tol <= 0:
         return None
@@ -286,5 +300,7 @@ def schur_certified_rank(
     certificate = bound / tol
     if not certificate <= 1.0:
         return None
-    gap = float("inf") if bound == 0 else lower_sigma_r / bound
+    # a computed ||T X|| below its own rounding (sqrt(n) eps sigma_max ||X||) says no more
+    floor = math.sqrt(n) * _EPS * sigma_max
+    gap = lower_sigma_r / max(bound, floor)
     return r, tol, gap, sigma_max, certificate

@@ -42,7 +42,8 @@ def check_against_svd(matrix: torch.Tensor) -> rank_module.RankResult | None:
     expected, gap = svd_reference(matrix)
     if fast is not None:
         assert fast.rank == expected
-        assert fast.gap <= gap * (1 + 1e-6)  # a lower bound on the true gap
+        if gap < 1e12:  # beyond, both are rounding-limited
+            assert fast.gap <= gap * (1 + 1e-6)  # a lower bound on the true gap
         assert fast.certificate <= 1 and fast.method == "gram"
     assert numerical_rank(matrix).rank == expected
     return fast
