@@ -137,59 +137,70 @@ def _local_pivoted(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torc
 
 
 def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
-    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks (in place on G).
+    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks.
 
-    ``gram``: only its lower triangle is read (C order). Each block takes the
+    ``gram``: G with its lower triangle filled and zeros above (CPU, from :func:`gram_lower`),
+    or full (other devices); it is overwritten on other devices. Each block takes the
     ``CHOLESKY_BLOCK`` columns of largest remaining Schur diagonal, factors them with local
-    diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop, and updates the
-    remaining Schur complement with one GEMM; the remaining indices stay in ascending order, so
-    the compacted complement keeps a valid lower triangle. Stops when no remaining diagonal
-    exceeds ``stop``. Returns (L, kept, rest, schur): L (n, n) with row i = column i of G
-    (kept rows: their factor row; the rest: L^-1 (G - shift I)_{K, i}), column j = j-th kept
-    column; ``schur`` the rest's Schur complement of G - shift I (symmetric).
+    diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop, swaps them behind the
+    active part (O(n b) moves) and updates the active Schur complement with one GEMM on a view.
+    Stops when no remaining diagonal exceeds ``stop``. Returns (L, kept, rest, schur): L (n, n)
+    with row i = column i of G (kept rows: their factor row; the rest: L^-1 (G - shift I)_{K, i}),
+    column j = j-th kept column; ``schur`` the rest's Schur complement of G - shift I (in
+    ``rest`` order).
     """
     n = gram.shape[0]
     dev = gram.device
+    if dev.type == "cpu":
+        work = gram + gram.T  # lower + its transpose (zeros above): the full matrix, diagonal x2
+        work.diagonal().mul_(0.5)
+    else:
+        work = gram
+    work.diagonal().sub_(shift)
     factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
-    schur = gram
-    schur.diagonal().sub_(shift)
-    remaining = torch.arange(n, device=dev)
+    perm = torch.arange(n, device=dev)  # perm[i] = the column of G at active position i
     kept: list[int] = []
-    r = 0
-    while remaining.numel():
-        diag = schur.diagonal()
+    r, size = 0, n
+    while size:
+        diag = work.diagonal()[:size]
         order = torch.argsort(diag, descending=True)[:CHOLESKY_BLOCK]
         order = order[diag[order] > stop]
         if order.numel() == 0:
             break
-        block = _symmetric_at(schur, order, order)
+        block = work[order[:, None], order[None, :]]
         local, chol = _local_pivoted(block.contiguous(), stop)
         if local.numel() == 0:
             break
         chosen = order[local.to(dev)]
         chol = chol.to(dev)
         width = chosen.numel()
-        mask = torch.ones(remaining.numel(), dtype=torch.bool, device=dev)
-        mask[chosen] = False
-        rest = torch.nonzero(mask)[:, 0]
-        panel = torch.linalg.solve_triangular(
-            chol.T, _symmetric_at(schur, rest, chosen), upper=True, left=False
-        )
-        factor[remaining[chosen], r : r + width] = chol
-        factor[remaining[rest], r : r + width] = panel
-        schur = schur.index_select(0, rest).index_select(1, rest)
-        schur.addmm_(panel, panel.T, alpha=-1.0)
-        kept.extend(remaining[chosen].tolist())
-        remaining = remaining[rest]
+        tail = size - width
+        # swap the chosen positions outside the tail with the tail's unchosen positions
+        is_chosen = torch.zeros(size, dtype=torch.bool, device=dev)
+        is_chosen[chosen] = True
+        moving = torch.sort(chosen[chosen < tail]).values
+        free = tail + torch.nonzero(~is_chosen[tail:])[:, 0]
+        if moving.numel():
+            rows = work[moving, :size].clone()
+            work[moving, :size] = work[free, :size]
+            work[free, :size] = rows
+            cols = work[:size, moving].clone()
+            work[:size, moving] = work[:size, free]
+            work[:size, free] = cols
+            held = perm[moving].clone()
+            perm[moving] = perm[free]
+            perm[free] = held
+            where = torch.arange(size, device=dev)
+            where[moving] = free
+            chosen = where[chosen]
+        panel = torch.linalg.solve_triangular(chol.T, work[:tail, chosen], upper=True, left=False)
+        factor[perm[chosen], r : r + width] = chol
+        factor[perm[:tail], r : r + width] = panel
+        work[:tail, :tail].addmm_(panel, panel.T, alpha=-1.0)
+        kept.extend(perm[chosen].tolist())
         r += width
-    return factor, kept, remaining.tolist(), _symmetric(schur)
-
-
-def _symmetric_at(lower: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """M[rows][:, cols] of the symmetric M whose lower triangle ``lower`` holds."""
-    below = lower.index_select(0, rows).index_select(1, cols)
-    above = lower.index_select(0, cols).index_select(1, rows).T
-    return torch.where(rows[:, None] >= cols[None, :], below, above)
+        size = tail
+    return factor, kept, perm[:size].tolist(), work[:size, :size].clone()
 
 
 class _Refinement:
