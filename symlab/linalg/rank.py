@@ -150,16 +150,13 @@ def _schur_route(a: torch.Tensor, tol: float | None, gap_threshold: float) -> Ra
         if not bool(torch.isfinite(norms).all()):
             return None  # NaN / inf, or an overflowing norm: decided by the caller's checks
         keep = significant(norms, max(m, n))
-        inverse = 1.0 / norms[keep]
-        if bool(keep.all()):
-            live = None
-        else:
-            live = torch.nonzero(keep)[:, 0]
-            if live.numel() == 0:
-                return None
-            gram = gram.index_select(0, live).index_select(1, live)
+        if not bool(keep.any()):
+            return None
+        # columns that are zero to working precision: inverse norm 0, so that they are zero
+        # columns of T (no n^2 copy of the Gram to remove them); the rank is unchanged
+        inverse = torch.where(keep, 1.0 / norms, torch.zeros_like(norms))
         gram.mul_(inverse[:, None]).mul_(inverse[None, :])
-        result = schur_certified_rank(a, gram, inverse, live, tol)
+        result = schur_certified_rank(a, gram, inverse, None, tol)
     if result is None:
         return None
     rank, tol_used, gap, sigma_max, certificate = result

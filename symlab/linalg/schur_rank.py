@@ -81,6 +81,18 @@ def _symmetric(block: torch.Tensor) -> torch.Tensor:
     return lower + torch.tril(block, -1).T
 
 
+def _fill_upper(lower: torch.Tensor, tile: int = 256) -> torch.Tensor:
+    """The symmetric matrix whose lower triangle ``lower`` holds, filled by tiles (a transposed
+    copy tile by tile stays in cache; ``lower + lower.T`` reads a whole column per row)."""
+    n = lower.shape[0]
+    full = lower.clone()
+    for i in range(0, n, tile):
+        j = min(n, i + tile)
+        full[:i, i:j].copy_(lower[i:j, :i].T)
+        full[i:j, i:j] = _symmetric(lower[i:j, i:j])
+    return full
+
+
 def _power_lambda_max(gram: torch.Tensor) -> float:
     """Largest eigenvalue of the (lower-stored) symmetric G by block power iteration."""
     n = gram.shape[0]
@@ -151,11 +163,7 @@ def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
     """
     n = gram.shape[0]
     dev = gram.device
-    if dev.type == "cpu":
-        work = gram + gram.T  # lower + its transpose (zeros above): the full matrix, diagonal x2
-        work.diagonal().mul_(0.5)
-    else:
-        work = gram
+    work = _fill_upper(gram) if dev.type == "cpu" else gram
     work.diagonal().sub_(shift)
     factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
     perm = torch.arange(n, device=dev)  # perm[i] = the column of G at active position i
