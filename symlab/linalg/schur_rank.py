@@ -1,42 +1,50 @@
-"""Certified numerical rank from the Gram by one Cholesky with dropped columns (Schur route).
+"""Certified numerical rank from the Gram by one pivoted Cholesky and a Schur complement.
 
 The fast path of :func:`symlab.linalg.numerical_rank` ("auto"). For an m x n matrix A (m >= n;
-the rows of a wide matrix are used instead), T = A S^-1 with S = diag(column norms) (zero columns
-dropped, :func:`symlab.linalg.rank.significant`), and G = T^T T formed by one symmetric rank-k
-product (the only O(m n^2) step). The SVD rule's rank of T, #{sigma_i(T) > tol} with
-tol = sigma_max(T) max(m, n) eps, is then certified from two one-sided arguments:
+the rows of a wide matrix are used instead), T = A S^-1 with S = diag(column norms) (columns
+that are zero to working precision, :func:`symlab.linalg.rank.significant`, get inverse norm 0,
+i.e. become zero columns of T), and G = T^T T formed by one symmetric rank-k product (BLAS dsyrk:
+the only O(m n^2) step). The SVD rule's rank of T, #{sigma_i(T) > tol} with
+tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
 
-1. **At least r** (Cauchy interlacing). A left-looking blocked Cholesky of G - mu I keeps a
-   column when its pivot is positive and drops it otherwise (a dropped column's pivot only
-   decreases later, so it never becomes admissible again). The r kept columns K have
-   G_KK - mu I = L L^T positive definite, so lambda_r(G) >= lambda_min(G_KK) > mu (interlacing),
-   and sigma_r(T)^2 >= lambda_r(G) - ||G - T^T T|| > mu - e with e = n m u + r^2 u (u = eps / 2:
-   a bound on the Gram's rounding, |E_ij| <= m u ||t_i|| ||t_j|| = m u, plus the Cholesky's
-   backward error). The shift is mu = SHIFT_MARGIN (tol^2 + e), so sigma_r(T) > tol.
-2. **At most r** (Courant-Fischer). The k = n - r dropped columns D give the n x k matrix
-   X = P [-Y; I], Y = G_KK^-1 G_KD (the least-squares coefficients of T_D on T_K), for which
-   sigma_{r+1}(T) <= ||T X|| / sigma_min(X) <= ||T X|| since X^T X = I + Y^T Y >= I. Y starts
-   from the shifted factor, Y0 = L^-T (L^-1 G_KD), and takes ``REFINE_STEPS`` steps of
-   iterative refinement with the exact operator (corrected semi-normal equations, Bjorck):
-   Y <- Y + (L L^T)^-1 T_K^T (T_D - T_K Y), each step shrinking the error by about
-   (mu + e) / lambda_min(G_KK). certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol.
-   When k > ``CERTIFICATE_SKETCH`` (p = 12) the norm is bounded on a Gaussian sketch X Omega
-   (k x p, fixed seed): ||M|| <= alpha sqrt(2/pi) max_i ||M omega_i|| except with probability
-   alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1; alpha = 10). The refinement is linear,
-   so refining the sketched columns equals sketching the refined X.
+1. **At least r** (Sylvester's law of inertia, Haynsworth's additivity). A right-looking
+   Cholesky of G - mu I with diagonal pivoting by blocks (the ``CHOLESKY_BLOCK`` columns of
+   largest remaining Schur diagonal per block, LAPACK dpstrf inside the block, one GEMM update)
+   factors the kept columns K, G_KK - mu I = L L^T, and stops when no remaining diagonal exceeds
+   ``PIVOT_STOP``. For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
+   Schur complement; its symmetric eigenvalues give the count exactly: r = |K| + #{eig(S) > 0}
+   eigenvalues of G exceed mu (a count is refused, None, when an eigenvalue of S is within its
+   rounding, ``INERTIA_MARGIN`` |P| (|K| + 2) u, of 0). Then sigma_r(T)^2 >= lambda_r(G) - e > mu - e
+   with e = (m + n) u trace(G) (u = eps / 2; |G_ij - t_i^T t_j| <= m u ||t_i|| ||t_j||, plus the
+   Cholesky's backward error). The shift is mu = SHIFT_MARGIN (tol^2 + e), so sigma_r(T) > tol.
+   No tridiagonalization: n^3 / 3 flops, mostly in GEMM, instead of 4/3 n^3 in BLAS-2 (dsytrd).
+2. **At most r** (Courant-Fischer). With V the k eigenvectors of S for its non-positive
+   eigenvalues, X = [-Y; V] (rows K; P) with Y = G_KK^-1 G_KP V has X^T X = I + Y^T Y >= I, so
+   sigma_{r+1}(T) <= ||T X||. Y starts from the shifted factor, L^-T L^-1 G_KP V, and takes up to
+   ``REFINE_STEPS`` steps of iterative refinement with the exact operator (corrected semi-normal
+   equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks the error by
+   about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well conditioned.
+   certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol. When k > ``CERTIFICATE_SKETCH``
+   (p = 12) the norm is first bounded on a Gaussian sketch X omega (k x p, fixed seed, a fixed
+   number of steps so that Y does not depend on omega): ||M|| <= alpha sqrt(2/pi) max_i
+   ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1;
+   alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide.
 
-Both together give rank_tol(T) = r exactly, and gap >= sqrt(mu - e) / (certificate tol), a
-certified lower bound on sigma_r / sigma_{r+1} (far sharper than the Gram eigenvalues' estimate,
-which rounding limits to about sqrt(lambda_r / (eps lambda_max))). The route returns None
-(the caller falls back to the tridiagonal route and then the SVD) when the certificate exceeds 1
-or the factorization keeps no column. sigma_max(T) comes from a few block power iterations on G
-(its Rayleigh quotient, a lower estimate accurate to a few digits); ``singular_values`` then
-holds that one value. Cost: m n^2 (Gram) + n^3 / 3 (Cholesky in blocks, BLAS-3) +
-2 r^2 q + 4 m n q per refinement step with q = min(k, p) columns.
+Both together give rank_tol(T) = r exactly, and gap = sqrt(mu - e) / max(||T X||,
+sqrt(n) eps sigma_max), a certified lower bound on sigma_r / sigma_{r+1} (the Gram eigenvalues'
+own estimate is limited by rounding to about sqrt(lambda_r / (eps lambda_max))). The route
+returns None (the caller falls back to the tridiagonal route and then the SVD) when the count is
+refused, the certificate exceeds 1, or the gap bound is below the caller's gap threshold: a
+singular value in the Gram's blind spot (between tol and ~1e-8 sigma_max) can never pass.
+sigma_max(T) comes from block power iterations on G (its Rayleigh-Ritz value, accurate to about
+1e-5; ``singular_values`` then holds that one value): an under-estimate of tol by a factor below
+sqrt(2) cannot change the certified rank, since sigma_r(T)^2 > mu - e >= 2 tol^2. Cost: m n^2
+(Gram) + about 2 n^3 / 3 (Cholesky with full-square GEMM updates) + 4 m n q per refinement step
+with q = min(k, p) columns.
 
 All steps are torch operations on the input's device (CPU: the Gram by BLAS dsyrk of the
-installed SciPy, half the flops of a matmul; CUDA: a matmul), with no host round trip on CUDA
-other than reading the factorization's status.
+installed SciPy, half the flops of a matmul, and dpstrf for the pivot blocks; CUDA: a matmul and
+a torch loop for the pivot blocks), with no host round trip on CUDA other than reading pivots.
 """
 
 from __future__ import annotations
