@@ -26,6 +26,8 @@ def tridiagonal_route_only(monkeypatch):
     """These tests pin the tridiagonal route's certificate (auto's fallback since the Schur
     route, tested in test_schur_rank.py, is tried first)."""
     monkeypatch.setattr(rank_module, "SCHUR_ROUTE", False)
+
+
 BLIND_SPOTS = [[1e-9], [1e-10, 1e-11], [1e-9, 1e-10, 1e-11]]
 
 
