@@ -128,10 +128,13 @@ def _power_lambda_max(gram: torch.Tensor) -> float:
     return estimate
 
 
-def _local_pivoted(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _local_pivoted(
+    block: torch.Tensor, stop: float, lapack: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cholesky with diagonal pivoting of a small symmetric block, stopped when the largest
-    remaining pivot is <= ``stop``: (selected local indices in pivot order, lower factor)."""
-    if block.device.type == "cpu":
+    remaining pivot is <= ``stop``: (selected local indices in pivot order, lower factor).
+    LAPACK dpstrf on the CPU (``lapack`` None: by device), else a loop of torch operations."""
+    if lapack if lapack is not None else block.device.type == "cpu":
         c, piv, rank, info = dpstrf(block.numpy(), tol=stop, lower=1)
         if info < 0:
             raise RuntimeError(f"LAPACK dpstrf failed with info={info}")

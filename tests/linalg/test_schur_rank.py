@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import symlab.linalg.rank as rank_module
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.linalg.rank import equilibrate_columns
-from symlab.linalg.schur_rank import _pivoted_cholesky, _symmetric, gram_lower
+from symlab.linalg.schur_rank import _local_pivoted, _pivoted_cholesky, _symmetric, gram_lower
 from symlab.nets import mlp
 
 EPS = float(torch.finfo(torch.float64).eps)
@@ -146,3 +146,15 @@ def test_non_finite_input_is_refused_in_one_sentence():
     a[3, 4] = float("nan")
     with pytest.raises(ValueError, match="finite"):
         numerical_rank(a)
+
+
+def test_device_loop_of_the_pivoted_block_equals_lapack_dpstrf():
+    # the loop that runs on CUDA, checked on the CPU against LAPACK and dense algebra
+    t = with_spectrum(60, 40, list(np.logspace(0, -3, 30)) + [0.0] * 10, seed=7)
+    block = t.T @ t
+    order_l, chol_l = _local_pivoted(block, 1e-9, lapack=True)
+    order_t, chol_t = _local_pivoted(block, 1e-9, lapack=False)
+    assert order_l.tolist() == order_t.tolist() and len(order_t) == 30
+    torch.testing.assert_close(chol_t, chol_l, atol=1e-12, rtol=0)
+    sub = block[order_t][:, order_t]
+    torch.testing.assert_close(chol_t @ chol_t.T, sub, atol=1e-12, rtol=0)
