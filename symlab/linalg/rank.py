@@ -98,6 +98,9 @@ class RankResult:
     ``certificate`` (``"auto"`` only): an upper bound on sigma_{r+1} / tol_svd of the
     column-scaled matrix, tol_svd the SVD rule's tolerance; <= 1 proves the Gram rank equals
     the SVD rule's rank (see the module docstring). None when not computed.
+    From the Schur route (:mod:`symlab.linalg.schur_rank`), ``tol`` is the SVD rule's tol,
+    ``gap`` a certified lower bound on sigma_r / sigma_{r+1} and ``singular_values`` holds
+    sigma_max only (no spectrum is computed).
     """
 
     rank: int
