@@ -1,16 +1,28 @@
-"""Batch functional dimension: symlab's route vs the generic route, same process, same points.
+"""Batch functional dimension: symlab's route vs the Gram GEMM alone and the generic route.
 
-symlab route: ``symlab.symmetry.functional_dimension(model, x)`` =
-closed-form MLP Jacobian (float64) + row/column scaling + one dropped scaling column per hidden
-neuron + Gram (dsyrk) and eigvalsh with SVD fallback (``rank_method="auto"``).
+symlab route: ``batch_functional_dimension(model, x, compress_regions=False)`` = closed-form
+MLP Jacobian (float64) + row scaling + one dropped scaling column per hidden neuron +
+``numerical_rank(method="auto")``: Gram by BLAS dsyrk, then the certified Schur route of
+:mod:`symlab.linalg.schur_rank` (pivoted Cholesky of G - mu I, Haynsworth inertia of the small
+Schur complement, refined null basis, certificate) and, only when that does not certify, the
+tridiagonal route (SciPy dsytrd) and the SVD.
+
+Gram GEMM alone: ``gram_lower(J)`` (dsyrk, m n^2 flops) on the same closed-form Jacobian J, in
+the same process, interleaved with the other timings; "rank/Gram" = ``numerical_rank(J)`` /
+Gram on that same J (the FD's own matrix has the D - #hidden columns left after the scaling
+drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one).
 
 generic route (an autodiff Jacobian and an SVD rank, as ``torch.linalg.matrix_rank``):
 ``torch.func`` ``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol =
 sigma_max max(m, n) eps.
 
-Run: ``python benchmarks/bench_fdim.py`` (add ``--large`` for (20,64,64,64,64,64,1) on 20000
-points: about 3 GB per Jacobian copy and a 20000 x 18049 SVD, far beyond a few minutes on 2 cores).
-Prints per case the times, the ratio generic / symlab, and checks the ranks are identical.
+Peak: the GFLOP/s of one n = 3000 float64 matmul (torch, MKL) in the same process, 1 thread;
+"% peak" = (m n^2 Gram flops) / (FD time) / peak: the share of the machine's float64 limit the
+route reaches against the one unavoidable GEMM.
+
+Run: ``python benchmarks/bench_fdim.py`` (``--large`` adds (20,64,64,64,64,64,1) on 20000
+points; ``--device cuda`` runs the symlab route and the Gram on the GPU when there is one).
+Prints per case the times, the ratios, the route taken, and checks the ranks are identical.
 
 ``--regions``: adaptive mode (no inputs, ``--sampler``, default multiscale) on the hidden-symmetries study's
 deep cells (n0 = width in {5, 10}, depth 4-6, seeds 0-2), region compression against the
@@ -29,10 +41,24 @@ import time
 import torch
 from threadpoolctl import threadpool_limits
 
+import symlab.linalg.rank as rank_module
 from symlab.linalg import numerical_rank, parameter_jacobian
+from symlab.linalg.schur_rank import gram_lower, schur_certified_rank
 from symlab.nets import mlp
 from symlab.symmetry.adaptive_dimension import functional_dimension
-from symlab.symmetry.batch_dimension import fd_bound
+from symlab.symmetry.batch_dimension import batch_functional_dimension, fd_bound
+
+SCHUR_OUTCOMES: list[bool] = []  # per call of the Schur route: did it certify?
+
+
+def _recording_schur(*args, **kwargs):
+    result = schur_certified_rank(*args, **kwargs)
+    SCHUR_OUTCOMES.append(result is not None)
+    return result
+
+
+rank_module.schur_certified_rank = _recording_schur  # the route's own function, recorded
+
 
 CASES = [
     ((10, 30, 30, 30, 30, 1), 4000),
@@ -51,40 +77,64 @@ def timed(fn, repeats: int = 1):
     return best, out
 
 
-def run_case(widths, n_points, repeats):
-    model = mlp(widths, "relu", init="he", bias_std=0.1, seed=0)
+def gemm_peak(device: str, size: int = 3000, repeats: int = 3) -> float:
+    """GFLOP/s of one size^3 float64 matmul (best of ``repeats``)."""
+    a = torch.randn(size, size, dtype=torch.float64, device=device)
+    a @ a  # warm-up
+    t, _ = timed(lambda: (a @ a).sum().item(), repeats)
+    return 2 * size**3 / t / 1e9
+
+
+def run_case(widths, n_points, repeats, device, generic=True):
+    model = mlp(widths, "relu", init="he", bias_std=0.1, seed=0).to(device)
     x = torch.randn(
         n_points, widths[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64
-    )
-
-    t_closed, _ = timed(lambda: parameter_jacobian(model, x, method="closed_form"), repeats)
-    t_symlab, fd = timed(lambda: functional_dimension(model, x), repeats)
-    t_noreduce, fd_full = timed(lambda: functional_dimension(model, x, reduce_scaling=False), 1)
-
-    t_generic_jac, jac = timed(lambda: parameter_jacobian(model, x, method="generic"))
-    t_svd, svd = timed(lambda: numerical_rank(jac, method="svd"))
-    t_gram, gram = timed(lambda: numerical_rank(jac, method="auto"))
-    t_generic = t_generic_jac + t_svd
-    return {
+    ).to(device)
+    jac = parameter_jacobian(model, x, method="closed_form", dtype=torch.float64)
+    t_gram = t_rank = t_fd = t_jac = float("inf")
+    fd = rank = None
+    for _ in range(repeats):  # interleaved: the same load for each step
+        t_jac = min(
+            t_jac,
+            timed(lambda: parameter_jacobian(model, x, method="closed_form", dtype=torch.float64))[
+                0
+            ],
+        )
+        t_gram = min(t_gram, timed(lambda: gram_lower(jac).sum().item())[0])
+        t, rank = timed(lambda: numerical_rank(jac))
+        t_rank = min(t_rank, t)
+        SCHUR_OUTCOMES.clear()
+        t, fd = timed(lambda: batch_functional_dimension(model, x, compress_regions=False))
+        t_fd = min(t_fd, t)
+        route = "Schur" if SCHUR_OUTCOMES == [True] else "tridiagonal/SVD fallback"
+    out = {
         "widths": widths,
         "N": n_points,
         "D": sum(p.numel() for p in model.parameters()),
         "bound": fd_bound(widths),
         "rank_symlab": fd.rank,
-        "rank_noreduce": fd_full.rank,
-        "rank_generic": svd.rank,
-        "rank_auto_on_raw_J": gram.rank,
-        "method": fd.method,
+        "rank_auto_on_raw_J": rank.rank,
+        "method": f"{fd.method} ({route})",
+        "certificate": fd.certificate,
         "gap_symlab": fd.gap,
-        "gap_generic": svd.gap,
-        "t_closed_jac": t_closed,
-        "t_generic_jac": t_generic_jac,
-        "t_svd": t_svd,
-        "t_auto_on_raw_J": t_gram,
-        "t_symlab": t_symlab,
-        "t_symlab_noreduce": t_noreduce,
-        "t_generic": t_generic,
+        "t_jac": t_jac,
+        "t_gram": t_gram,
+        "t_rank": t_rank,
+        "t_symlab": t_fd,
+        "gram_flops": jac.shape[0] * jac.shape[1] ** 2,
     }
+    if generic:
+        cpu_model, cpu_x = model.cpu(), x.cpu()
+        t_generic_jac, gjac = timed(lambda: parameter_jacobian(cpu_model, cpu_x, method="generic"))
+        t_svd, svd = timed(lambda: numerical_rank(gjac, method="svd"))
+        out.update(
+            rank_generic=svd.rank,
+            gap_generic=svd.gap,
+            t_generic_jac=t_generic_jac,
+            t_svd=t_svd,
+            t_generic=t_generic_jac + t_svd,
+        )
+    return out
 
 
 REGION_CELLS = [(n0, depth) for n0 in (5, 10) for depth in (4, 5, 6)]
@@ -142,6 +192,8 @@ def main() -> None:
     parser.add_argument("--regions", action="store_true", help="only the region-compression runs")
     parser.add_argument("--seeds", type=int, default=3, help="networks per cell for --regions")
     parser.add_argument("--sampler", default="multiscale", help="input sampler for --regions")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--no-generic", action="store_true", help="skip the generic route")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.regions:
@@ -150,32 +202,67 @@ def main() -> None:
             run_regions(args.seeds, args.sampler)
         return
     cases = CASES + (LARGE if args.large else [])
-    print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS)")
-    header = (
-        f"{'widths':<26}{'N':>6}{'D':>6}{'bound':>6}{'rank':>6}{'same':>5}"
-        f"{'J cf':>7}{'J gen':>7}{'svd':>7}{'auto':>7}{'symlab':>8}{'generic':>8}{'ratio':>7}"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available on this machine")
+    print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS), {args.device}")
+    print(f"torch BLAS/LAPACK: {blas_of_torch()}; SciPy BLAS/LAPACK: {blas_of_scipy()}")
+    print(
+        "LAPACK per step: Gram dsyrk and lambda_max dsymm = SciPy's; pivoted block dpstrf = "
+        "SciPy's; GEMM/trsm updates, Schur eigh, refinement = torch's; fallback dsytrd = SciPy's"
     )
-    print(header)
+    header = (
+        f"{'widths':<26}{'N':>6}{'D':>6}{'bound':>6}{'rank':>6}{'same':>5}{'J':>7}{'Gram':>7}"
+        f"{'rank':>7}{'FD':>7}{'generic':>8}{'FD/Gram':>8}{'rank/Gram':>10}{'gen/FD':>7}"
+        f"{'%peak':>6}"
+    )
     with threadpool_limits(limits=args.threads):
+        peak = gemm_peak(args.device)
+        print(f"float64 GEMM limit (3000^3 matmul, same process): {peak:.1f} GFLOP/s")
+        print(header)
         for widths, n_points in cases:
-            r = run_case(widths, n_points, args.repeats)
-            same = r["rank_symlab"] == r["rank_generic"] == r["rank_noreduce"]
-            same = same and r["rank_auto_on_raw_J"] == r["rank_generic"]
+            r = run_case(widths, n_points, args.repeats, args.device, generic=not args.no_generic)
+            same = (
+                r["rank_symlab"]
+                == r["rank_auto_on_raw_J"]
+                == r.get("rank_generic", r["rank_symlab"])
+            )
+            generic = r.get("t_generic", float("nan"))
             print(
                 f"{str(widths):<26}{r['N']:>6}{r['D']:>6}{r['bound']:>6}{r['rank_symlab']:>6}"
-                f"{'yes' if same else 'NO':>5}{r['t_closed_jac']:>7.2f}{r['t_generic_jac']:>7.2f}"
-                f"{r['t_svd']:>7.2f}{r['t_auto_on_raw_J']:>7.2f}{r['t_symlab']:>8.2f}"
-                f"{r['t_generic']:>8.2f}{r['t_generic'] / r['t_symlab']:>7.1f}"
+                f"{'yes' if same else 'NO':>5}{r['t_jac']:>7.2f}{r['t_gram']:>7.2f}"
+                f"{r['t_rank']:>7.2f}{r['t_symlab']:>7.2f}{generic:>8.2f}"
+                f"{r['t_symlab'] / r['t_gram']:>8.2f}{r['t_rank'] / r['t_gram']:>10.2f}"
+                f"{generic / r['t_symlab']:>7.1f}"
+                f"{100 * r['gram_flops'] / r['t_symlab'] / 1e9 / peak:>6.0f}",
+                flush=True,
             )
             print(
-                f"    rank method {r['method']}, gap symlab {r['gap_symlab']:.3g} / generic "
-                f"{r['gap_generic']:.3g}; symlab without the scaling-column drop "
-                f"{r['t_symlab_noreduce']:.2f} s; ranks symlab/no-drop/generic/auto-raw = "
-                f"{r['rank_symlab']}/{r['rank_noreduce']}/{r['rank_generic']}/"
-                f"{r['rank_auto_on_raw_J']}"
+                f"    rank method {r['method']}, certificate {r['certificate']}, gap symlab "
+                f"{r['gap_symlab']:.3g} (certified lower bound) / generic "
+                f"{r.get('gap_generic', float('nan')):.3g}; Gram at "
+                f"{r['gram_flops'] / r['t_gram'] / 1e9:.1f} GFLOP/s"
             )
             if not same:
                 raise SystemExit("ranks differ between routes")
+
+
+def blas_of_torch() -> str:
+    config = torch.__config__.show()
+    mkl = "MKL" if "Math Kernel Library" in config else "?"
+    lapack = "LAPACK_INFO=mkl" in config
+    return f"{mkl} (LAPACK {'MKL' if lapack else 'other'})"
+
+
+def blas_of_scipy() -> str:
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+    from threadpoolctl import threadpool_info
+
+    found = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+        for i in threadpool_info()
+        if "scipy" in i.get("filepath", "") and i.get("user_api") == "blas"
+    ]
+    return ", ".join(found) or "?"
 
 
 if __name__ == "__main__":

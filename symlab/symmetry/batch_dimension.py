@@ -208,13 +208,19 @@ class _ScaledJacobian:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         jac = parameter_jacobian(self.model, x, dtype=torch.float64)
-        norms = torch.linalg.vector_norm(jac, dim=1, keepdim=True)
+        norms = torch.linalg.vector_norm(jac, dim=1, keepdim=True)  # the contiguous axis
         rows = significant(norms[:, 0], max(jac.shape))
-        jac = jac[rows] / norms[rows]
+        if bool(rows.all()):
+            jac.div_(norms)  # in place: J is this call's own buffer
+        else:
+            jac = jac[rows] / norms[rows]
         if self.keep is None:
             keep = torch.ones(jac.shape[1], dtype=torch.bool)
             if self.reduce:
-                keep[_scaling_columns(self.model, torch.linalg.vector_norm(jac, dim=0))] = False
+                # column norms as a sum of squares over rows (a reduction across the strided
+                # axis by vector_norm is several times slower on a row-major J)
+                column_norms = (jac * jac).sum(dim=0).sqrt()
+                keep[_scaling_columns(self.model, column_norms)] = False
             self.keep = keep
         return jac if bool(self.keep.all()) else jac[:, self.keep]
 

@@ -12,12 +12,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symlab.linalg.null_certificate as certificate_module
+import symlab.linalg.rank as rank_module
 from symlab.linalg import RankResult, numerical_rank, parameter_jacobian
 from symlab.linalg.null_certificate import CERTIFICATE_SKETCH
 from symlab.linalg.rank import equilibrate_columns
 from symlab.nets import mlp
 
 EPS = float(torch.finfo(torch.float64).eps)
+
+
+@pytest.fixture(autouse=True)
+def tridiagonal_route_only(monkeypatch):
+    """These tests pin the tridiagonal route's certificate (auto's fallback since the Schur
+    route, tested in test_schur_rank.py, is tried first)."""
+    monkeypatch.setattr(rank_module, "SCHUR_ROUTE", False)
+
+
 BLIND_SPOTS = [[1e-9], [1e-10, 1e-11], [1e-9, 1e-10, 1e-11]]
 
 

@@ -1,0 +1,160 @@
+"""The certified Schur route of numerical_rank("auto") against the dense SVD rule (float64).
+
+Reference: svdvals of the column-scaled float64 matrix, rank = #{sigma > sigma_max max(m, n) eps}.
+The route must either return that rank with a gap that is a true lower bound on sigma_r /
+sigma_{r+1}, or decline (None: the tridiagonal route and then the SVD decide).
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symlab.linalg.rank as rank_module
+from symlab.linalg import numerical_rank, parameter_jacobian
+from symlab.linalg.rank import equilibrate_columns
+from symlab.linalg.schur_rank import _local_pivoted, _pivoted_cholesky, _symmetric, gram_lower
+from symlab.nets import mlp
+
+EPS = float(torch.finfo(torch.float64).eps)
+
+
+def with_spectrum(m: int, n: int, s: list[float], seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    p = len(s)
+    u, _ = torch.linalg.qr(torch.randn(m, p, generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(n, p, generator=g, dtype=torch.float64))
+    return (u * torch.tensor(s, dtype=torch.float64)) @ v.T
+
+
+def svd_reference(matrix: torch.Tensor) -> tuple[int, float]:
+    """(rank, sigma_r / sigma_{r+1}) of the SVD rule on the column-scaled float64 matrix."""
+    scaled = equilibrate_columns(matrix.to(torch.float64))
+    s = torch.linalg.svdvals(scaled)
+    rank = int((s > float(s[0]) * max(scaled.shape) * EPS).sum())
+    gap = float("inf") if rank == len(s) else float(s[rank - 1] / s[rank])
+    return rank, gap
+
+
+def check_against_svd(matrix: torch.Tensor) -> rank_module.RankResult | None:
+    fast = rank_module._schur_route(matrix.to(torch.float64), None, rank_module.GAP_THRESHOLD)
+    expected, gap = svd_reference(matrix)
+    if fast is not None:
+        assert fast.rank == expected
+        if gap < 1e12:  # beyond, both are rounding-limited
+            assert fast.gap <= gap * (1 + 1e-6)  # a lower bound on the true gap
+        assert fast.certificate <= 1 and fast.method == "gram"
+    assert numerical_rank(matrix).rank == expected
+    return fast
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(2, 60),
+    n=st.integers(2, 60),
+    kinds=st.lists(st.sampled_from(["clear", "zero"]), min_size=1, max_size=60),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_schur_route_equals_the_svd_rule_on_random_spectra(m, n, kinds, seed):
+    rng = np.random.default_rng(seed)
+    p = min(m, n)
+    kinds = (kinds * p)[:p]
+    kinds[0] = "clear"
+    s = sorted((10 ** rng.uniform(-3, 0) if k == "clear" else 0.0 for k in kinds), reverse=True)
+    fast = check_against_svd(with_spectrum(m, n, s, seed))
+    assert fast is not None  # clear spectra (gap >= 1e13) are certified without a fallback
+
+
+@pytest.mark.parametrize("blind", [[1e-9], [1e-10, 1e-11]])
+def test_schur_route_declines_singular_values_in_the_gram_blind_spot(blind):
+    # sigma in (tol, ~1e-8 sigma_max) is rounding noise to the Gram: the certificate must fail
+    s = list(np.logspace(0, -2, 25)) + blind + [0.0] * 3
+    a = with_spectrum(90, len(s), s, seed=len(blind))
+    assert rank_module._schur_route(a, None, rank_module.GAP_THRESHOLD) is None
+    assert numerical_rank(a).rank == svd_reference(a)[0] == 25 + len(blind)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_schur_route_on_duplicated_zero_and_scaled_columns(dtype):
+    g = torch.Generator().manual_seed(3)
+    t = torch.randn(150, 40, generator=g, dtype=dtype)
+    a = torch.cat([t, t[:, :7], torch.zeros(150, 4, dtype=dtype), 2 * t[:, 5:6]], 1)
+    if dtype == torch.float64:  # sums are exact to ~1e-16 only in float64
+        a = torch.cat([a, t[:, :3] @ torch.ones(3, 2, dtype=dtype)], 1)
+    fast = check_against_svd(a)
+    assert fast is not None and fast.rank == 40
+
+
+def test_float32_rounding_of_a_dependency_is_rank_not_noise():
+    # a float32 sum of columns is off by ~1e-8: above the float64 tol, so the SVD rule counts
+    # it; the Gram cannot see it, so the Schur route must decline and the fallback count it
+    g = torch.Generator().manual_seed(3)
+    t = torch.randn(150, 40, generator=g, dtype=torch.float32)
+    a = torch.cat([t, t[:, :3] @ torch.ones(3, 1)], 1)
+    assert check_against_svd(a) is None
+    assert numerical_rank(a).rank == 41
+
+
+def test_schur_route_near_rank_deficient_column_goes_to_the_fallback_or_is_right():
+    g = torch.Generator().manual_seed(4)
+    t = torch.randn(120, 30, generator=g, dtype=torch.float64)
+    for size in (1e-3, 1e-6, 1e-9, 1e-12, 0.0):
+        extra = t[:, :1] + size * torch.randn(120, 1, generator=g, dtype=torch.float64)
+        check_against_svd(torch.cat([t, extra], 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "widths, n", [((3, 6, 6, 1), 200), ((4, 8, 8, 8, 2), 150), ((5, 10, 1), 300)]
+)
+def test_schur_route_on_network_jacobians(widths, n, dtype):
+    model = mlp(widths, "relu", init="he", bias_std=0.1, seed=1).to(dtype)
+    x = torch.randn(n, widths[0], generator=torch.Generator().manual_seed(2), dtype=dtype)
+    fast = check_against_svd(parameter_jacobian(model, x, dtype=torch.float64))
+    assert fast is not None
+
+
+def test_wide_matrices_use_the_rows():
+    a = with_spectrum(20, 70, list(np.logspace(0, -2, 15)) + [0.0] * 5, seed=5)
+    fast = check_against_svd(a)
+    assert fast is not None and fast.rank == 15
+
+
+def test_pivoted_cholesky_and_schur_complement_against_dense_algebra():
+    # L L^T = (G - mu I)_KK, the rest's rows = L^-1 (G - mu I)_{K,P}, schur = the Schur complement
+    t = with_spectrum(80, 50, list(np.logspace(0, -4, 35)) + [0.0] * 15, seed=6)
+    gram = gram_lower(t)
+    full = _symmetric(gram)
+    shift = 1e-12
+    factor, kept, rest, schur = _pivoted_cholesky(gram, shift, 1e-6)
+    a = full - shift * torch.eye(50, dtype=torch.float64)
+    k, p = torch.tensor(kept), torch.tensor(rest)
+    low = factor[k, : len(kept)]
+    assert torch.allclose(low, torch.tril(low))
+    torch.testing.assert_close(low @ low.T, a[k][:, k], atol=1e-12, rtol=0)
+    torch.testing.assert_close(low @ factor[p, : len(kept)].T, a[k][:, p], atol=1e-12, rtol=0)
+    dense = a[p][:, p] - a[p][:, k] @ torch.linalg.solve(a[k][:, k], a[k][:, p])
+    torch.testing.assert_close(schur, dense, atol=1e-10, rtol=0)
+    # Haynsworth: the positive eigenvalues of G - mu I are K's plus the Schur complement's
+    positive = int((torch.linalg.eigvalsh(a) > 0).sum())
+    assert positive == len(kept) + int((torch.linalg.eigvalsh(schur) > 0).sum()) == 35
+
+
+def test_non_finite_input_is_refused_in_one_sentence():
+    a = torch.randn(30, 10, dtype=torch.float64)
+    a[3, 4] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        numerical_rank(a)
+
+
+def test_device_loop_of_the_pivoted_block_equals_lapack_dpstrf():
+    # the loop that runs on CUDA, checked on the CPU against LAPACK and dense algebra
+    t = with_spectrum(60, 40, list(np.logspace(0, -3, 30)) + [0.0] * 10, seed=7)
+    block = t.T @ t
+    order_l, chol_l = _local_pivoted(block, 1e-9, lapack=True)
+    order_t, chol_t = _local_pivoted(block, 1e-9, lapack=False)
+    assert order_l.tolist() == order_t.tolist() and len(order_t) == 30
+    torch.testing.assert_close(chol_t, chol_l, atol=1e-12, rtol=0)
+    sub = block[order_t][:, order_t]
+    torch.testing.assert_close(chol_t @ chol_t.T, sub, atol=1e-12, rtol=0)
