@@ -111,3 +111,27 @@ def test_three_samplers_with_boundary_compare_pairwise(tmp_path):
     assert (pivot["boundary"] >= pivot["multiscale"]).all()
     paths = experiment.plot(rows, spec, tmp_path)
     assert {"full_fd_vs_depth.png", "deficit_attribution.png"} <= {p.name for p in paths}
+
+
+def test_rows_carry_a_proven_interval_and_the_verdict_counts_unproven_networks(tiny_rows):
+    from symlab.experiments.hidden_symmetries import summarize
+
+    assert (tiny_rows["rank"] <= tiny_rows["upper"]).all()
+    assert (tiny_rows["upper"] <= tiny_rows["bound"]).all()
+    assert (tiny_rows["exact"] == (tiny_rows["rank"] == tiny_rows["upper"])).all()
+    assert tiny_rows["exact"].sum() > 0  # small cells: the regions are enumerated, values pinned
+    spec = HiddenSymmetriesSpec(**TINY, samplers=["gaussian", "multiscale"])
+    summary = summarize(tiny_rows, spec)
+    table = summary.table
+    assert (table["frac_full"] <= table["frac_full_upper"]).all()
+    assert table["n_exact"].sum() == tiny_rows["exact"].sum()
+    (claim,) = summary.extras["claims"]
+    n, exact = len(tiny_rows), int(tiny_rows["exact"].sum())
+    assert f"{exact} of {n} networks are exact" in claim["measured"]
+    expected = "reproduced" if exact == n else "partly reproduced"
+    assert claim["outcome"] == expected and claim["measured"] in summary.verdict
+    # a sweep where no value is proven, and one where every value is
+    unproven = tiny_rows.assign(exact=False, full_possible=True)
+    assert summarize(unproven, spec).extras["claims"][0]["outcome"] == "inconclusive"
+    proven = tiny_rows.assign(exact=True)
+    assert summarize(proven, spec).extras["claims"][0]["outcome"] == "reproduced"
