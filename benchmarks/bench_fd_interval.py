@@ -9,7 +9,7 @@ networks, seeds 0..15). Per network:
   ``proof_regions=0, plateau=True``) at the quick preset's max_points;
 - ``adaptive``: the new rule (stop at lower == upper or the budget) with the default proof;
 - ``kernel upper``: the bound minus the kernel directions proven on all of R^3
-  (:func:`symlab.symmetry.proven_kernel.proven_kernel`), and ``exact``: the rank on a decisive
+  (:func:`symlab.symmetry.kernel_proofs.proven_kernel`), and ``exact``: the rank on a decisive
   set from the enumerated regions (:func:`symlab.symmetry.exact_functional_dimension`).
 
 Run: PYTHONPATH=. python benchmarks/bench_fd_interval.py [--networks 16] [--points 1000000]

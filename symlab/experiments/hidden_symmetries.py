@@ -125,7 +125,7 @@ def run_job(params: dict) -> dict:
         "rank": fd.rank,
         "deficit": fd.deficit,
         "full": fd.deficit == 0,  # proven at the bound (the sampled rank reaches it)
-        "upper": fd.upper,  # proven upper bound on dim_fun (symlab.symmetry.proven_kernel)
+        "upper": fd.upper,  # proven upper bound on dim_fun (symlab.symmetry.kernel_proofs)
         "exact": fd.exact,  # lower == upper: the value is proven
         "full_possible": fd.upper == fd.bound,  # not proven below the bound
         "proof_complete": bool(fd.proof is not None and fd.proof.complete),

@@ -6,7 +6,7 @@ arXiv 2209.04036) is a lower bound on dim_fun(theta), its supremum over finite s
 Rolnick 2023, "Hidden Symmetries of ReLU Networks", ICML) bounds it from above; see
 :mod:`symlab.symmetry.batch_dimension` for both and for the numerics. :func:`functional_dimension`
 draws a sample, doubles it until the rank (a lower bound) meets a proven upper bound
-(:mod:`symlab.symmetry.proven_kernel`) or the point budget is spent, and reports the rank of :func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
+(:mod:`symlab.symmetry.kernel_proofs`) or the point budget is spent, and reports the rank of :func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
 differentiated (the incremental Gram below only decides when to stop, and stands for that
 rank when it is trusted at the bound). Explicit inputs go straight to the batch function.
 
@@ -47,7 +47,7 @@ from symlab.symmetry.batch_dimension import (
     fd_bound,
     prove_upper,
 )
-from symlab.symmetry.proven_kernel import PROOF_REGIONS
+from symlab.symmetry.kernel_proofs import PROOF_REGIONS
 from symlab.symmetry.regions import RegionTally, activation_patterns, is_piecewise_linear
 from symlab.symmetry.samplers import Sampler, get_sampler
 
@@ -112,7 +112,7 @@ def functional_dimension(
     reached (``"max_points"``: a lower bound only). ``plateau=True`` also stops when the rank
     stays the same over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``: a guess, not a
     proof; the rule of earlier versions). ``upper`` comes from
-    :func:`symlab.symmetry.proven_kernel.proven_kernel` with ``proof_regions`` regions (ReLU
+    :func:`symlab.symmetry.kernel_proofs.proven_kernel` with ``proof_regions`` regions (ReLU
     MLPs with biases; 0 or other models: upper = bound). Only the new points'
     Jacobian rows are computed at each doubling; their Gram is added to the running Gram (BLAS
     dsyrk), so a doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D')

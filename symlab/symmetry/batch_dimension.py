@@ -85,7 +85,7 @@ class FDResult:
 
     The interval [lower, upper] holds dim_fun(theta): ``lower`` is ``rank`` (the rank on the
     sample); ``upper`` is the bound minus the kernel directions proven on all of R^{n0}
-    (:func:`symlab.symmetry.proven_kernel.proven_kernel`: dead / always-active neurons,
+    (:func:`symlab.symmetry.kernel_proofs.proven_kernel`: dead / always-active neurons,
     never-co-active edges, neurons without a live path, and the decisive-set rank when every
     activation region was enumerated), or ``bound`` when nothing more was proven (no proof
     asked, or not a ReLU MLP with biases); ``exact`` = lower == upper; ``proof``: the
@@ -327,7 +327,7 @@ def batch_functional_dimension(
         compress_regions: piecewise-linear MLPs only: differentiate n0 + 1 points per
             activation pattern (the rank is that of all points; ``regions`` counts patterns).
         proof_regions: ReLU MLPs with biases: region budget of the proven upper bound
-            (:func:`symlab.symmetry.proven_kernel.proven_kernel`); 0 (default): no proof, upper
+            (:func:`symlab.symmetry.kernel_proofs.proven_kernel`); 0 (default): no proof, upper
             = bound. ``saturated`` is then ``"exact"`` when the rank meets a proven upper bound
             below the bound.
 
@@ -346,7 +346,7 @@ def batch_functional_dimension(
 
 
 def prove_upper(model: nn.Module, proof_regions: object) -> object | None:
-    """:func:`symlab.symmetry.proven_kernel.proven_kernel` within ``proof_regions`` regions for
+    """:func:`symlab.symmetry.kernel_proofs.proven_kernel` within ``proof_regions`` regions for
     a ReLU MLP with biases (None for 0 or another model)."""
     if isinstance(proof_regions, bool) or not isinstance(proof_regions, int) or proof_regions < 0:
         raise ValueError(f"proof_regions: expected a non-negative integer, got {proof_regions!r}")
@@ -359,7 +359,7 @@ def prove_upper(model: nn.Module, proof_regions: object) -> object | None:
         or any(layer.bias is None for layer in layers)
     ):
         return None
-    from symlab.symmetry.proven_kernel import proven_kernel  # it imports this module
+    from symlab.symmetry.kernel_proofs import proven_kernel  # it imports this module
 
     return proven_kernel(model, max_regions=proof_regions)
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from symlab.symmetry.kernel_proofs import ProvenKernel, proven_kernel
 from symlab.symmetry.linear_regions import DEFAULT_MAX_REGIONS, enumerate_regions
-from symlab.symmetry.proven_kernel import ProvenKernel, proven_kernel
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ExactFD:
 
     rank: the functional dimension (rank on the decisive set); bound: fd_bound; deficit = bound -
     rank; kernel_upper: the bound minus the kernel directions proven on R^{n0} (dead /
-    always-active neurons, never-co-active edges; :mod:`symlab.symmetry.proven_kernel`):
+    always-active neurons, never-co-active edges; :mod:`symlab.symmetry.kernel_proofs`):
     ``kernel_upper - rank`` is the part of the deficit those mechanisms do not explain (e.g.
     restricted hidden images); regions: activation regions; n_lps: LPs solved; points: the
     decisive set ((n0 + 1) x regions, n0); proof: the :class:`ProvenKernel`.

@@ -13,7 +13,7 @@ layer l + 1 splits it along the hyperplanes z^{l+1}_i(x) = W_{l+1}[i] (M_s x + m
   nothing (its sign is implied on the whole cell);
 - before splitting by layer l, every neuron of layer l is tested on every cell of depth l - 1:
   ``positive[l-1]`` / ``negative[l-1]`` (cells x n_l) say on which cells it can be positive /
-  negative. These tables are what :mod:`symlab.symmetry.proven_kernel` turns into global proofs
+  negative. These tables are what :mod:`symlab.symmetry.kernel_proofs` turns into global proofs
   (a neuron positive on no cell is dead on all of R^{n0}).
 
 Cells of inradius <= ``RADIUS_MIN`` = 1e-9 (radius capped at 1) are treated as empty: the

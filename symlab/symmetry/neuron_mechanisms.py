@@ -71,7 +71,7 @@ from symlab.symmetry.kernel_directions import (
     _restricted_rank,
     _unused_coordinates,
 )
-from symlab.symmetry.proven_kernel import ProvenKernel, proven_kernel
+from symlab.symmetry.kernel_proofs import ProvenKernel, proven_kernel
 
 __all__ = ["MechanismReport", "diagnose", "mechanism_kernel"]
 
@@ -303,7 +303,7 @@ def diagnose(
 
     Sample vs global: ``never_active``, ``always_active``, ``unused_*`` and the predicted deficit
     hold on ``inputs`` only; the ``proven_*`` fields hold on all of R^{n0}
-    (:func:`symlab.symmetry.proven_kernel.proven_kernel`: ``proof``, else ``fd.proof``, else
+    (:func:`symlab.symmetry.kernel_proofs.proven_kernel`: ``proof``, else ``fd.proof``, else
     one computed with ``proof_regions`` regions, default 1: layer 1 exactly, deeper layers by
     sign arguments). A neuron proven dead is never active on any sample.
     Cost: O(N D) forward pass plus SVDs of size (#directions x D) (see the module docstring).

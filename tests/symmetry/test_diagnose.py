@@ -231,7 +231,7 @@ def test_an_fd_result_on_other_points_of_the_same_size_is_rejected():
 
 def test_diagnose_separates_sample_counts_from_global_proofs():
     # a neuron dead on the whole input space, and one that a small sample never sees active
-    from symlab.symmetry.proven_kernel import proven_kernel
+    from symlab.symmetry.kernel_proofs import proven_kernel
     from symlab.symmetry.samplers import multiscale
 
     model = mlp((2, 4, 4, 1), bias_std=0.1, seed=0)

@@ -13,8 +13,8 @@ import torch
 
 from symlab.nets import linear_layers, mlp
 from symlab.symmetry import batch_functional_dimension, fd_bound
+from symlab.symmetry.kernel_proofs import proven_kernel
 from symlab.symmetry.linear_regions import enumerate_regions
-from symlab.symmetry.proven_kernel import proven_kernel
 from symlab.symmetry.regions import activation_patterns
 from symlab.symmetry.samplers import gaussian, multiscale
 
