@@ -15,6 +15,11 @@ preset) the region-seeking ``boundary`` sampler (:mod:`symlab.symmetry.boundary_
 effect of the sampler is visible (every sample gives a lower bound on dim_fun: the highest rank is
 the tightest), and attributes each deficit to mechanisms (dead / always-active neurons and
 parameters unused on the sample, e.g. never-co-active edges) with ``symlab.symmetry.diagnose``.
+Every network gets an interval [lower, upper] for its functional dimension: the sampled rank and
+an upper bound proven on all inputs (``symlab.symmetry.kernel_proofs``; exact when the activation
+regions are all enumerated within ``proof_regions``); the sample grows until the two meet or the
+budget is spent, and P(full FD) is reported as the bracket [proven at the bound, not proven
+below it].
 """
 
 from __future__ import annotations
