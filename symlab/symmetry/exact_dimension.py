@@ -77,6 +77,12 @@ def exact_functional_dimension(
             "functional_dimension's interval [lower, upper]"
         )
     proof = proven_kernel(model, regions=regions)
+    if proof.decisive_rank is None:
+        raise ValueError(
+            "model: a decisive point left its activation region (a region thinner than the "
+            "LP's feasibility tolerance), so no exact value is claimed; use "
+            "functional_dimension's interval [lower, upper]"
+        )
     return ExactFD(
         rank=int(proof.decisive_rank),
         bound=proof.bound,

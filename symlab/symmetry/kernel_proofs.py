@@ -77,7 +77,8 @@ class ProvenKernel:
     complete, ``decisive_rank``); bound: fd_bound; dead / always_active: per hidden layer, the
     neurons proven dead / always active on R^{n0}; unused: flat (D,) mask of parameters whose
     column is proven zero at every smooth point (dead neurons' included); how: per hidden layer
-    ``"regions"`` or ``"signs"``; complete: every activation region enumerated (then
+    ``"regions"`` or ``"signs"``; complete: every activation region enumerated and its decisive
+    points verified to carry its pattern (then
     ``decisive_points`` holds n0 + 1 points per region, ``decisive_rank`` their Jacobian rank =
     dim_fun, and ``regions`` the region count); n_lps: LPs solved.
     """
@@ -143,14 +144,13 @@ def _decisive_points(regions: LinearRegions) -> torch.Tensor:
     return torch.from_numpy(np.vstack(blocks))
 
 
-def _check_patterns(model: nn.Module, regions: LinearRegions, points: torch.Tensor) -> None:
+def _carry_their_patterns(model: nn.Module, regions: LinearRegions, points: torch.Tensor) -> bool:
+    """Whether every decisive point has its region's activation pattern (a cell thinner than
+    the LP's feasibility tolerance, ~1e-7, can fail this; then no exact value is claimed)."""
     n0 = points.shape[1]
     expected = np.array([np.concatenate(cell.pattern) for cell in regions.cells])
     found = activation_patterns(model, points).numpy().reshape(len(regions.cells), n0 + 1, -1)
-    if not (found == expected[:, None, :]).all():
-        raise RuntimeError(
-            "decisive points left their regions: the enumeration or the centres are wrong"
-        )
+    return bool((found == expected[:, None, :]).all())
 
 
 def proven_kernel(
@@ -202,9 +202,10 @@ def proven_kernel(
     dead_t = [torch.from_numpy(d) for d in dead]
     always_t = [torch.from_numpy(a) for a in always]
     decisive_rank = decisive = None
-    if regions.complete:
-        decisive = _decisive_points(regions)
-        _check_patterns(model, regions, decisive)
+    decisive = _decisive_points(regions) if regions.complete else None
+    if decisive is not None and not _carry_their_patterns(model, regions, decisive):
+        decisive = None  # a numerically thin cell: keep the table facts, claim no exact value
+    if decisive is not None:
         centres = decisive[:: widths[0] + 1]
         pre, a = [], centres
         for w, b in zip(w_t[:-1], b_t[:-1], strict=True):
@@ -236,8 +237,8 @@ def proven_kernel(
         always_active=tuple(always_t),
         unused=unused,
         how=tuple(how),
-        complete=regions.complete,
-        regions=len(regions.cells) if regions.complete else None,
+        complete=decisive is not None,
+        regions=len(regions.cells) if decisive is not None else None,
         n_lps=regions.n_lps,
         kernel_gap=gap,
         decisive_rank=decisive_rank,
