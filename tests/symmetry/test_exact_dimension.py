@@ -9,7 +9,6 @@ import torch
 from symlab.nets import mlp
 from symlab.symmetry import batch_functional_dimension, certified_functional_dimension
 from symlab.symmetry.exact_dimension import exact_functional_dimension
-from symlab.symmetry.regions import activation_patterns
 from symlab.symmetry.samplers import multiscale
 
 
@@ -23,8 +22,9 @@ def test_exact_meets_a_million_point_sample_that_reaches_every_region():
         x = multiscale(10**6, 2, torch.Generator().manual_seed(seed), torch.float64)
         dense = batch_functional_dimension(model, x)
         assert dense.rank <= exact.rank <= exact.kernel_upper <= exact.bound
-        sampled = {tuple(row) for row in activation_patterns(model, x).tolist()}
-        if dense.regions == exact.regions and len(sampled) == exact.regions:
+        # the sampled patterns are enumerated ones (test_kernel_proofs), so equal counts mean
+        # the sample met every region
+        if dense.regions == exact.regions:
             assert dense.rank == exact.rank
             reached += 1
     assert reached >= 2
