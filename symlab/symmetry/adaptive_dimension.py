@@ -46,6 +46,7 @@ from symlab.symmetry.batch_dimension import (
     batch_functional_dimension,
     fd_bound,
     prove_upper,
+    proven_upper,
 )
 from symlab.symmetry.kernel_proofs import PROOF_REGIONS
 from symlab.symmetry.regions import RegionTally, activation_patterns, is_piecewise_linear
@@ -231,7 +232,7 @@ def functional_dimension(
                 # never stop at a proven upper bound on an uncertain cut
                 rank, trusted = _svd_fallback(points, scaled, live), True
         _check_bound(rank.rank, bound)
-        _check_bound(rank.rank, upper, "proven upper bound")
+        upper = max(upper, proven_upper(proof, bound, rank.rank))  # a withdrawn claim stays so
         history.append(rank.rank)
         if rank.rank == upper:
             reason = _proven(rank.rank, bound, upper)

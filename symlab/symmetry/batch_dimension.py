@@ -262,8 +262,7 @@ def _result(
     proof: object | None = None,
 ) -> FDResult:
     _check_bound(rank.rank, bound)
-    upper = bound if proof is None else int(proof.upper)
-    _check_bound(rank.rank, upper, "proven upper bound")
+    upper = proven_upper(proof, bound, rank.rank)
     n_points = points.shape[0] if n_points is None else n_points
     return FDResult(
         rank.rank,
@@ -345,6 +344,19 @@ def batch_functional_dimension(
     return _batch_result(model, inputs, scaled, rank_method, bool(compress_regions), proof)
 
 
+def proven_upper(proof: object | None, bound: int, rank: int) -> int:
+    """The proof's upper bound, checked against a sampled ``rank``. A decisive-set rank below a
+    sampled rank fell short numerically (a very thin region's simplex): the exact claim is then
+    withdrawn and the kernel bound stands; a rank above the kernel bound is an error."""
+    if proof is None:
+        return bound
+    upper = int(proof.upper)
+    if rank > upper and proof.decisive_rank is not None:
+        upper = int(proof.kernel_upper)
+    _check_bound(rank, upper, "proven upper bound")
+    return upper
+
+
 def prove_upper(model: nn.Module, proof_regions: object) -> object | None:
     """:func:`symlab.symmetry.kernel_proofs.proven_kernel` within ``proof_regions`` regions for
     a ReLU MLP with biases (None for 0 or another model)."""
@@ -381,6 +393,6 @@ def _batch_result(
         subset = decisive_subset(model, inputs, per_region=per_region)
         regions, decisive = subset.regions, inputs[subset.indices]
     rank = numerical_rank(scaled(decisive), method=rank_method)
-    upper = bound if proof is None else proof.upper
+    upper = proven_upper(proof, bound, rank.rank)
     saturated = "bound" if rank.rank == bound else "exact" if rank.rank == upper else "batch"
     return _result(rank, bound, inputs, saturated, regions=regions, proof=proof)

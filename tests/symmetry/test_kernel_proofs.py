@@ -147,3 +147,18 @@ def test_budget_stops_the_enumeration_at_a_complete_depth_and_bad_arguments_rais
         enumerate_regions(model, max_regions=0)
     with pytest.raises(ValueError, match="model: enumerate_regions expects a ReLU MLP"):
         enumerate_regions(mlp((2, 3, 1), "tanh", seed=0))
+
+
+def test_a_decisive_rank_below_a_sampled_rank_withdraws_the_exact_claim_only():
+    import dataclasses
+
+    from symlab.symmetry.batch_dimension import proven_upper
+
+    model = mlp((2, 3, 1), bias_std=0.5, seed=0)
+    proof = proven_kernel(model)
+    assert proof.complete and proof.upper == proof.decisive_rank == proof.kernel_upper
+    short = dataclasses.replace(proof, upper=proof.upper - 1, decisive_rank=proof.upper - 1)
+    assert proven_upper(short, proof.bound, proof.upper) == proof.kernel_upper
+    assert proven_upper(short, proof.bound, proof.upper - 2) == proof.upper - 1
+    with pytest.raises(RuntimeError, match="exceeds its proven upper bound"):
+        proven_upper(proof, proof.bound + 5, proof.kernel_upper + 1)
