@@ -214,10 +214,14 @@ def _split(
     bias: np.ndarray,
     solver: _Solver,
     pool: np.ndarray,
-) -> list[Cell]:
-    """The depth-(l+1) cells inside ``cell``: split by the crossing neurons one at a time."""
+    limit: int,
+) -> list[Cell] | None:
+    """The depth-(l+1) cells inside ``cell``: split by the crossing neurons one at a time
+    (None once there are more than ``limit`` pieces)."""
     pieces = [(cell.rows, cell.offsets, cell.point, cell.clearance, {}, cell.members)]
     for i, (row, offset) in crossing.items():
+        if len(pieces) > limit:
+            return None
         refined = []
         for rows, offsets, point, clearance, signs, members in pieces:
             piece = Cell(rows, offsets, point, clearance, (), cell.linear, cell.shift, members)
@@ -233,6 +237,8 @@ def _split(
                     (new_rows, new_offsets, found[0], found[1], {**signs, i: side}, found[2])
                 )
         pieces = refined
+    if len(pieces) > limit:
+        return None
     out = []
     for rows, offsets, point, clearance, signs, members in pieces:
         active = positive.copy()  # non-crossing neurons: positive iff positive on the cell
@@ -305,12 +311,15 @@ def enumerate_regions(
         # each crossing hyperplane adds at least one piece: a lower bound on the next count
         if sum(len(found) + 1 for found in crossing) > max_regions:
             break
-        refined: list[Cell] = []
+        refined: list[Cell] | None = []
         for cell, found, pos in zip(cells, crossing, positive, strict=True):
-            refined += _split(cell, found, pos, weights[layer], biases[layer], solver, pool)
-            if len(refined) > max_regions:
+            limit = max_regions - len(refined)
+            pieces = _split(cell, found, pos, weights[layer], biases[layer], solver, pool, limit)
+            if pieces is None:
+                refined = None
                 break
-        if len(refined) > max_regions:
+            refined += pieces
+        if refined is None:
             break
         cells, reached = refined, layer + 1
     min_radius = min((cell.clearance for cell in cells), default=1.0)
