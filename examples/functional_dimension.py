@@ -9,10 +9,11 @@ import symlab
 from symlab.nets import mlp
 
 net = mlp([4, 8, 8, 1], bias_std=0.1, seed=0)  # ReLU, He init, float64
-fd = symlab.functional_dimension(net, seed=0)  # multi-scale sample grown until saturated
+fd = symlab.functional_dimension(net, seed=0)  # sample grown until lower == upper (or budget)
 print(
     f"rank {fd.rank} of bound {fd.bound} (deficit {fd.deficit}) on {fd.n_points} points; "
-    f"gap at the cut {fd.gap:.1e}, saturated: {fd.saturated}"
+    f"gap at the cut {fd.gap:.1e}; dim_fun in [{fd.lower}, {fd.upper}], exact: {fd.exact} "
+    f"(stop: {fd.saturated})"
 )
 
 # The same function with other parameters: a random permutation + positive rescaling.

@@ -87,7 +87,7 @@ def fdim(
         from symlab.symmetry import diagnose, functional_dimension
 
         table = Table(title=f"functional dimension of ReLU MLP {tuple(widths)}")
-        for column in ("seed", "rank", "bound", "deficit", "points", "regions", "gap", "stop",
+        for column in ("seed", "rank", "upper", "bound", "deficit", "points", "regions", "gap", "stop",
                        "dead", "on", "unused", "expl."):  # fmt: skip
             table.add_column(column, justify="right", no_wrap=True)
         for seed in range(seeds):
@@ -96,7 +96,7 @@ def fdim(
             mech = diagnose(model, fd.points, fd=fd)
             gap = "inf" if math.isinf(fd.gap) else f"{fd.gap:.0e}"
             table.add_row(
-                str(seed), str(fd.rank), str(fd.bound), str(fd.deficit), str(fd.n_points),
+                str(seed), str(fd.rank), str(fd.upper), str(fd.bound), str(fd.deficit), str(fd.n_points),
                 "-" if fd.regions is None else str(fd.regions), gap, fd.saturated, str(mech.n_never_active), str(mech.n_always_active),
                 str(mech.n_unused_beyond_dead), str(mech.predicted_deficit),
             )  # fmt: skip
@@ -105,7 +105,9 @@ def fdim(
         out.print(
             "points: inputs sampled; regions: activation patterns among them (n0 + 1 points per "
             "pattern are differentiated: the rank is that of all points); "
-            "stop: why the sample stopped growing (bound reached, rank plateau, or max_points); "
+            "rank: on the sample (a lower bound); upper: the bound minus kernel directions "
+            "proven on all inputs; stop: why the sample stopped growing (bound or exact: rank = "
+            "upper, the value is proven; max_points: a lower bound only); "
             "dead / on: never- and always-active hidden neurons on the sample; unused: parameters "
             "whose Jacobian column is zero on every sampled point, beyond a dead neuron's "
             "(never-co-active edges); expl.: the part of the deficit these account for (a proven "

@@ -22,6 +22,12 @@ network that sees the inputs divided by c. The multi-scale sampler draws inputs 
 its sample (and the rank it measures) does not depend on c; only the fixed-scale Gaussian sampler
 sees a change. The claims (:mod:`symlab.experiments.hidden_symmetries_verdict`) test depth, the
 paper's diagonal n0 = width, and width and n0 separately.
+
+Every network gets an interval [lower, upper] for its functional dimension: the sampled rank and
+an upper bound proven on all inputs (``symlab.symmetry.kernel_proofs``; exact when the activation
+regions are all enumerated within ``proof_regions``); the sample grows until the two meet or the
+budget is spent, and P(full FD) is reported as the bracket [proven at the bound, not proven
+below it].
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from symlab.engine.experiment import Experiment, Summary, register
-from symlab.engine.verdict import as_records, render
+from symlab.engine.verdict import Claim, as_records, render
 from symlab.experiments.hidden_symmetries_plots import plot_figures
 from symlab.experiments.hidden_symmetries_verdict import hidden_symmetry_claims
 from symlab.stats import stratified_trend, wilson_interval
@@ -75,6 +81,12 @@ class HiddenSymmetriesSpec(BaseModel):
     diagonal_only: bool = Field(
         default=False, description="only cells with input dimension == width (the paper's cells)"
     )
+    proof_regions: int = Field(
+        default=32,
+        ge=0,
+        description="region budget of the proven upper bound per network (0: none; a complete "
+        "enumeration gives the exact value)",
+    )
 
 
 def expand(spec: HiddenSymmetriesSpec) -> list[dict]:
@@ -97,6 +109,7 @@ def expand(spec: HiddenSymmetriesSpec) -> list[dict]:
                     "init": spec.init,
                     "bias_std": spec.bias_std,
                     "max_points": spec.max_points,
+                    "proof_regions": spec.proof_regions,
                 }
             )
     return jobs
@@ -117,7 +130,11 @@ def run_job(params: dict) -> dict:
     )
     start = time.perf_counter()
     fd = functional_dimension(
-        model, sampler=params["sampler"], seed=params["seed"], max_points=params["max_points"]
+        model,
+        sampler=params["sampler"],
+        seed=params["seed"],
+        max_points=params["max_points"],
+        proof_regions=params.get("proof_regions", 32),
     )
     fd_seconds = time.perf_counter() - start
     # Attribute the deficit on exactly the sample the rank was computed on.
@@ -126,7 +143,13 @@ def run_job(params: dict) -> dict:
         "bound": fd.bound,
         "rank": fd.rank,
         "deficit": fd.deficit,
-        "full": fd.deficit == 0,
+        "full": fd.deficit == 0,  # proven at the bound (the sampled rank reaches it)
+        "upper": fd.upper,  # proven upper bound on dim_fun (symlab.symmetry.kernel_proofs)
+        "exact": fd.exact,  # lower == upper: the value is proven
+        "full_possible": fd.upper == fd.bound,  # not proven below the bound
+        "proof_complete": bool(fd.proof is not None and fd.proof.complete),
+        "proven_dead": report.n_proven_never_active,
+        "proven_always_active": report.n_proven_always_active,
         "n_points": fd.n_points,
         "regions": fd.regions,  # activation patterns met in the sample (None: not compressed)
         "jacobian_points": int(fd.points.shape[0]),  # points differentiated (representatives)
@@ -166,6 +189,9 @@ def summarize(rows: pd.DataFrame, spec: HiddenSymmetriesSpec) -> Summary:
                 frac_full=n_full / n,
                 frac_full_lo=low,
                 frac_full_hi=high,
+                # P(full FD) bracket: [proven at the bound, not proven below it]
+                frac_full_upper=float(group["full_possible"].mean()),
+                n_exact=int(group["exact"].sum()),
                 mean_deficit=float(group["deficit"].mean()),
                 mean_predicted=float(group["predicted_deficit"].mean()),
                 mean_unexplained=float(group["unexplained_deficit"].mean()),
@@ -176,7 +202,7 @@ def summarize(rows: pd.DataFrame, spec: HiddenSymmetriesSpec) -> Summary:
             )
         )
     table = pd.DataFrame.from_records(records)
-    claims = hidden_symmetry_claims(rows)
+    claims = [*hidden_symmetry_claims(rows), _interval_claim(rows)]
     verdict = render(claims, _verdict(rows, table, spec))
     return Summary(table=table, verdict=verdict, extras={"checks": as_records(claims)})
 
@@ -216,8 +242,9 @@ def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec
     capped = int((rows["saturated"] == "max_points").sum())
     if capped:
         parts.append(
-            f"{capped} of {len(rows)} estimates were still rising at max_points = "
-            f"{spec.max_points} (lower bounds: raise max_points to tighten them)."
+            f"{capped} of {len(rows)} estimates stopped at max_points = {spec.max_points} "
+            "below their proven upper bound (lower bounds: raise max_points or proof_regions "
+            "to tighten the interval)."
         )
     unexplained = rows["unexplained_deficit"]
     total = max(rows["deficit"].sum(), 1)
@@ -234,6 +261,25 @@ def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec
         f"{int(rows['ambiguous'].sum())} ranks had an ambiguous singular-value gap."
     )
     return head + " " + " ".join(parts)
+
+
+def _interval_claim(rows: pd.DataFrame) -> Claim:
+    """How many networks' values are proven (lower == upper), and the P(full FD) bracket."""
+    n, exact = len(rows), int(rows["exact"].sum())
+    low, high = float(rows["full"].mean()), float(rows["full_possible"].mean())
+    outcome = "reproduced" if exact == n else "partly reproduced" if exact else "inconclusive"
+    return Claim(
+        name="interval",
+        claim="every network's functional dimension is pinned (sampled rank = proven upper bound)",
+        measured=f"{exact} of {n} networks are exact, {n - exact} are not proven exact; P(full "
+        f"FD) lies in [{low:.0%}, {high:.0%}] ({int(rows['full'].sum())} networks proven at the "
+        f"bound, {int(rows['full_possible'].sum())} not proven below it)",
+        statistic="lower: rank on the sample; upper: the bound minus kernel directions proven "
+        "on all of R^n0 (dead / always-active neurons, never-co-active edges by LP region "
+        "enumeration within proof_regions, sign arguments beyond; the decisive-set rank when "
+        "every region is enumerated)",
+        outcome=outcome,
+    )
 
 
 SAMPLER_ORDER = ["boundary", "multiscale", "gaussian"]
@@ -274,6 +320,6 @@ EXPERIMENT = register(
         run_job=run_job,
         summarize=summarize,
         plot=plot,
-        version="2",  # 2: unused parameters (never-co-active edges) join the diagnosis
+        version="3",  # 3: proven upper bound, stop at lower == upper (2: unused parameters)
     )
 )

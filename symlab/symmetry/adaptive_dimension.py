@@ -5,8 +5,8 @@ arXiv 2209.04036) is a lower bound on dim_fun(theta), its supremum over finite s
 :func:`symlab.symmetry.fd_bound` (D - #hidden for positively homogeneous MLPs, Grigsby, Lindsey,
 Rolnick 2023, "Hidden Symmetries of ReLU Networks", ICML) bounds it from above; see
 :mod:`symlab.symmetry.batch_dimension` for both and for the numerics. :func:`functional_dimension`
-draws a sample, doubles it until the rank reaches the bound or stops growing, and reports the
-rank of :func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
+draws a sample, doubles it until the rank (a lower bound) meets a proven upper bound
+(:mod:`symlab.symmetry.kernel_proofs`) or the point budget is spent, and reports the rank of :func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
 differentiated (the incremental Gram below only decides when to stop, and stands for that
 rank when it is trusted at the bound). Explicit inputs go straight to the batch function.
 
@@ -45,7 +45,10 @@ from symlab.symmetry.batch_dimension import (
     _ScaledJacobian,
     batch_functional_dimension,
     fd_bound,
+    prove_upper,
+    proven_upper,
 )
+from symlab.symmetry.kernel_proofs import PROOF_REGIONS
 from symlab.symmetry.regions import RegionTally, activation_patterns, is_piecewise_linear
 from symlab.symmetry.samplers import Sampler, get_sampler
 
@@ -93,6 +96,8 @@ def functional_dimension(
     rank_method: str = "auto",
     reduce_scaling: bool = True,
     compress_regions: bool = True,
+    proof_regions: int = PROOF_REGIONS,
+    plateau: bool = False,
 ) -> FDResult:
     """Functional dimension of ``model``: rank J E_Z|_theta (GLMW22) on a sample grown until it
     saturates, with its bound (:func:`symlab.symmetry.fd_bound`) and why it stopped.
@@ -103,8 +108,13 @@ def functional_dimension(
     :mod:`symlab.symmetry.samplers`; model-aware samplers such as ``"boundary"``, which seeks
     the regions where deep neurons switch on, are bound to ``model``; MLPs only) seeded by
     ``seed``: start with ceil(1.5 * bound / K) points and double until the rank reaches the
-    bound (``saturated="bound"``), stays the same over ``PLATEAU_DOUBLINGS`` = 2 doublings
-    (``"plateau"``), or ``max_points`` is reached (``"max_points"``). Only the new points'
+    proven upper bound ``upper`` (``saturated="bound"`` when upper is the bound,
+    ``"exact"`` below it: either way lower == upper, the value is proven), or ``max_points`` is
+    reached (``"max_points"``: a lower bound only). ``plateau=True`` also stops when the rank
+    stays the same over ``PLATEAU_DOUBLINGS`` = 2 doublings (``"plateau"``: a guess, not a
+    proof; the rule of earlier versions). ``upper`` comes from
+    :func:`symlab.symmetry.kernel_proofs.proven_kernel` with ``proof_regions`` regions (ReLU
+    MLPs with biases; 0 or other models: upper = bound). Only the new points'
     Jacobian rows are computed at each doubling; their Gram is added to the running Gram (BLAS
     dsyrk), so a doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D')
     Gram. With ``rank_method="auto"`` the stopping rule
@@ -141,6 +151,10 @@ def functional_dimension(
             homogeneous MLPs only); the rank is unchanged and the Gram is smaller.
         compress_regions: differentiate only region representatives (above); False gives the
             uncompressed route (every point differentiated, default max_points 8 x start).
+        proof_regions: region budget of the proven upper bound (``PROOF_REGIONS`` = 32 by
+            default: a complete enumeration, hence an exact value, for small n0 and width;
+            beyond it the first layers by LPs and the rest by sign arguments); 0: no proof.
+        plateau: also stop on a rank unchanged over two doublings (``"plateau"``).
 
     Float32 models are differentiated in float64 (patterns too). Cost per evaluation: O(N K D)
     for J, N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with
@@ -160,12 +174,15 @@ def functional_dimension(
             rank_method=rank_method,
             reduce_scaling=reduce_scaling,
             compress_regions=compress_regions,
+            proof_regions=proof_regions,
         )
     if not is_mlp(model):
         raise ValueError("inputs: expected a tensor of points for a model that is not an MLP")
     homogeneous = is_positively_homogeneous(model)
     compress = bool(compress_regions) and is_piecewise_linear(model)
     bound = fd_bound(model)
+    proof = prove_upper(model, proof_regions)
+    upper = bound if proof is None else proof.upper
     scaled = _ScaledJacobian(model, bool(reduce_scaling) and homogeneous)
     n0 = linear_layers(model)[0].in_features
     per_region = REGION_POINTS_FACTOR * (n0 + 1)
@@ -211,14 +228,19 @@ def functional_dimension(
             trusted = trusted and not rank.ambiguous  # an ambiguous verdict needs the SVD
             if rank_method == "gram":
                 trusted = True
-            elif not trusted and rank.rank == bound:
-                # never stop at the bound on an uncertain cut
+            elif not trusted and rank.rank == upper:
+                # never stop at a proven upper bound on an uncertain cut
                 rank, trusted = _svd_fallback(points, scaled, live), True
         _check_bound(rank.rank, bound)
+        upper = max(upper, proven_upper(proof, bound, rank.rank))  # a withdrawn claim stays so
         history.append(rank.rank)
-        if rank.rank == bound:
-            reason = "bound"
-        elif len(history) > PLATEAU_DOUBLINGS and len(set(history[-PLATEAU_DOUBLINGS - 1 :])) == 1:
+        if rank.rank == upper:
+            reason = _proven(rank.rank, bound, upper)
+        elif (
+            plateau
+            and len(history) > PLATEAU_DOUBLINGS
+            and len(set(history[-PLATEAU_DOUBLINGS - 1 :])) == 1
+        ):
             reason = "plateau"
         elif seen >= max_points or (point_budget and points.shape[0] >= point_budget):
             reason = "max_points"
@@ -228,12 +250,24 @@ def functional_dimension(
         if not trusted:
             # the stopping rule used the Gram estimate; the reported rank is the SVD's
             rank = _svd_fallback(points, scaled, live)
-            reason = "bound" if rank.rank == bound else reason
+            reason = _proven(rank.rank, bound, upper) or _unproven(reason)
         elif rank_method == "auto" and rank.rank < bound and rank.method == "gram":
             # a deficit is the finding: certify it (the accumulated Gram cannot see singular
             # values between tol and ~1e-8 sigma_max; numerical_rank's null-space certificate
             # does, falling back to the SVD), on the differentiated points
             rank = _batch_rank(model, points, scaled, "auto")
-            reason = "bound" if rank.rank == bound else reason
+            reason = _proven(rank.rank, bound, upper) or _unproven(reason)
         regions = None if tally is None else tally.regions
-        return _result(rank, bound, points, reason, n_points=seen, regions=regions)
+        return _result(rank, bound, points, reason, n_points=seen, regions=regions, proof=proof)
+
+
+def _proven(rank: int, bound: int, upper: int) -> str | None:
+    """ "bound" / "exact" when the rank meets the proven upper bound, else None."""
+    if rank != upper:
+        return None
+    return "bound" if rank == bound else "exact"
+
+
+def _unproven(reason: str) -> str:
+    """A stop taken at the upper bound whose certified rank came out lower is a budget stop."""
+    return "max_points" if reason in ("bound", "exact") else reason

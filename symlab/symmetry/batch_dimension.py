@@ -50,7 +50,7 @@ from torch import nn
 
 from symlab.linalg.jacobian import parameter_jacobian
 from symlab.linalg.rank import RANK_METHODS, RankResult, numerical_rank, significant
-from symlab.nets import ACTIVATIONS, is_mlp, linear_layers, widths_of
+from symlab.nets import ACTIVATIONS, activation_of, is_mlp, linear_layers, widths_of
 from symlab.symmetry.actions import is_positively_homogeneous
 from symlab.symmetry.regions import decisive_subset, is_piecewise_linear
 
@@ -82,6 +82,15 @@ class FDResult:
     certificate: :class:`symlab.linalg.RankResult`'s null-space certificate of the reported
     rank (<= 1 proves the Gram rank equals the SVD rule's rank; None when the rank came from an
     SVD or from the uncertified Gram at the bound, where the blind spot cannot lower it).
+
+    The interval [lower, upper] holds dim_fun(theta): ``lower`` is ``rank`` (the rank on the
+    sample); ``upper`` is the bound minus the kernel directions proven on all of R^{n0}
+    (:func:`symlab.symmetry.kernel_proofs.proven_kernel`: dead / always-active neurons,
+    never-co-active edges, neurons without a live path, and the decisive-set rank when every
+    activation region was enumerated), or ``bound`` when nothing more was proven (no proof
+    asked, or not a ReLU MLP with biases); ``exact`` = lower == upper; ``proof``: the
+    :class:`ProvenKernel` (None when none was computed). ``saturated`` is then ``"bound"``
+    (lower == upper == bound) or ``"exact"`` (lower == upper < bound) for a proven value.
     """
 
     rank: int
@@ -97,6 +106,22 @@ class FDResult:
     points: torch.Tensor | None = field(default=None, repr=False, compare=False)
     regions: int | None = None
     certificate: float | None = None
+    upper: int | None = None
+    proof: object | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.upper is None:
+            object.__setattr__(self, "upper", self.bound)
+
+    @property
+    def lower(self) -> int:
+        """The rank on the sample: a lower bound on dim_fun."""
+        return self.rank
+
+    @property
+    def exact(self) -> bool:
+        """lower == upper: the functional dimension is proven."""
+        return self.rank == self.upper
 
 
 def _check_widths(widths: object) -> list[int]:
@@ -225,11 +250,11 @@ class _ScaledJacobian:
         return jac if bool(self.keep.all()) else jac[:, self.keep]
 
 
-def _check_bound(rank: int, bound: int) -> None:
+def _check_bound(rank: int, bound: int, what: str = "upper bound") -> None:
     if rank > bound:
         raise RuntimeError(
-            f"functional dimension {rank} exceeds its upper bound {bound}: the Jacobian or the "
-            "rank computation is wrong"
+            f"functional dimension {rank} exceeds its {what} {bound}: the Jacobian, the rank "
+            "computation or the proof is wrong"
         )
 
 
@@ -240,8 +265,10 @@ def _result(
     saturated: str,
     n_points: int | None = None,
     regions: int | None = None,
+    proof: object | None = None,
 ) -> FDResult:
     _check_bound(rank.rank, bound)
+    upper = proven_upper(proof, bound, rank.rank)
     n_points = points.shape[0] if n_points is None else n_points
     return FDResult(
         rank.rank,
@@ -257,6 +284,8 @@ def _result(
         points.detach(),
         regions,
         rank.certificate,
+        upper,
+        proof,
     )
 
 
@@ -284,6 +313,7 @@ def batch_functional_dimension(
     rank_method: str = "auto",
     reduce_scaling: bool = True,
     compress_regions: bool = True,
+    proof_regions: int = 0,
 ) -> FDResult:
     """Batch functional dimension rank J E_Z|_theta on Z = ``inputs`` (GLMW22), with its bound.
 
@@ -301,6 +331,10 @@ def batch_functional_dimension(
             homogeneous MLPs only); the rank is unchanged and the matrix is smaller.
         compress_regions: piecewise-linear MLPs only: differentiate n0 + 1 points per
             activation pattern (the rank is that of all points; ``regions`` counts patterns).
+        proof_regions: ReLU MLPs with biases: region budget of the proven upper bound
+            (:func:`symlab.symmetry.kernel_proofs.proven_kernel`); 0 (default): no proof, upper
+            = bound. ``saturated`` is then ``"exact"`` when the rank meets a proven upper bound
+            below the bound.
 
     Cost: O(N K D) for J plus the rank (about N K D'^2 + 4/3 D'^3 flops for the Gram, D' = D -
     #hidden with reduce_scaling), N = the number of differentiated points; patterns O(N D).
@@ -312,7 +346,40 @@ def batch_functional_dimension(
     inputs = _check_inputs(model, inputs)
     homogeneous = is_mlp(model) and is_positively_homogeneous(model)
     scaled = _ScaledJacobian(model, bool(reduce_scaling) and homogeneous)
-    return _batch_result(model, inputs, scaled, rank_method, bool(compress_regions))
+    proof = prove_upper(model, proof_regions)
+    return _batch_result(model, inputs, scaled, rank_method, bool(compress_regions), proof)
+
+
+def proven_upper(proof: object | None, bound: int, rank: int) -> int:
+    """The proof's upper bound, checked against a sampled ``rank``. A decisive-set rank below a
+    sampled rank fell short numerically (a very thin region's simplex): the exact claim is then
+    withdrawn and the kernel bound stands; a rank above the kernel bound is an error."""
+    if proof is None:
+        return bound
+    upper = int(proof.upper)
+    if rank > upper and proof.decisive_rank is not None:
+        upper = int(proof.kernel_upper)
+    _check_bound(rank, upper, "proven upper bound")
+    return upper
+
+
+def prove_upper(model: nn.Module, proof_regions: object) -> object | None:
+    """:func:`symlab.symmetry.kernel_proofs.proven_kernel` within ``proof_regions`` regions for
+    a ReLU MLP with biases (None for 0 or another model)."""
+    if isinstance(proof_regions, bool) or not isinstance(proof_regions, int) or proof_regions < 0:
+        raise ValueError(f"proof_regions: expected a non-negative integer, got {proof_regions!r}")
+    if proof_regions == 0 or not is_mlp(model):
+        return None
+    layers = linear_layers(model)
+    if (
+        len(layers) < 2
+        or not isinstance(activation_of(model), nn.ReLU)
+        or any(layer.bias is None for layer in layers)
+    ):
+        return None
+    from symlab.symmetry.kernel_proofs import proven_kernel  # it imports this module
+
+    return proven_kernel(model, max_regions=proof_regions)
 
 
 def _batch_result(
@@ -321,6 +388,7 @@ def _batch_result(
     scaled: _ScaledJacobian,
     rank_method: str,
     compress_regions: bool,
+    proof: object | None = None,
 ) -> FDResult:
     """:func:`batch_functional_dimension` with a given scaled Jacobian (whose dropped scaling
     columns, chosen on its first call, the adaptive loop shares across its doublings)."""
@@ -331,5 +399,6 @@ def _batch_result(
         subset = decisive_subset(model, inputs, per_region=per_region)
         regions, decisive = subset.regions, inputs[subset.indices]
     rank = numerical_rank(scaled(decisive), method=rank_method)
-    saturated = "bound" if rank.rank == bound else "batch"
-    return _result(rank, bound, inputs, saturated, regions=regions)
+    upper = proven_upper(proof, bound, rank.rank)
+    saturated = "bound" if rank.rank == bound else "exact" if rank.rank == upper else "batch"
+    return _result(rank, bound, inputs, saturated, regions=regions, proof=proof)

@@ -71,6 +71,7 @@ from symlab.symmetry.kernel_directions import (
     _restricted_rank,
     _unused_coordinates,
 )
+from symlab.symmetry.kernel_proofs import ProvenKernel, proven_kernel
 
 __all__ = ["MechanismReport", "diagnose", "mechanism_kernel"]
 
@@ -112,6 +113,25 @@ class MechanismReport:
     observed_rank: int | None = None
     observed_deficit: int | None = None
     unexplained: int | None = None
+    proven_never_active: tuple[torch.Tensor, ...] | None = None
+    proven_always_active: tuple[torch.Tensor, ...] | None = None
+    n_proven_unused: int | None = None
+    proven_upper: int | None = None
+    proven_how: tuple[str, ...] | None = None
+
+    @property
+    def n_proven_never_active(self) -> int | None:
+        """Hidden neurons proven dead on all of R^{n0} (None without a proof)."""
+        if self.proven_never_active is None:
+            return None
+        return int(sum(int(m.sum()) for m in self.proven_never_active))
+
+    @property
+    def n_proven_always_active(self) -> int | None:
+        """Hidden neurons proven always active on all of R^{n0} (None without a proof)."""
+        if self.proven_always_active is None:
+            return None
+        return int(sum(int(m.sum()) for m in self.proven_always_active))
 
     @property
     def n_never_active(self) -> int:
@@ -135,9 +155,10 @@ class MechanismReport:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per hidden neuron: layer, neuron, flags, active fraction, pre-activation range,
-        and unused parameters: ``unused_incoming`` (of its n_{l-1} weights and bias),
+        and unused parameters on the sample: ``unused_incoming`` (of its n_{l-1} weights and bias),
         ``unused_outgoing`` (of its n_{l+1} outgoing weights) and ``no_live_path`` (its bias is
-        unused: at no x in Z is it active with a live path to an output; true when dead)."""
+        unused: at no x in Z is it active with a live path to an output; true when dead);
+        ``proven_dead`` / ``proven_always_active``: the same flags proven on all of R^{n0}."""
         records = []
         for index, n in enumerate(self.widths[1:-1]):
             layer = index + 1
@@ -157,6 +178,12 @@ class MechanismReport:
                         "unused_incoming": int(incoming[i]),
                         "unused_outgoing": int(outgoing[i]),
                         "no_live_path": bool(self.unused_biases[index][i]),
+                        "proven_dead": None
+                        if self.proven_never_active is None
+                        else bool(self.proven_never_active[index][i]),
+                        "proven_always_active": None
+                        if self.proven_always_active is None
+                        else bool(self.proven_always_active[index][i]),
                     }
                 )
         return pd.DataFrame.from_records(records)
@@ -167,13 +194,21 @@ class MechanismReport:
             if self.observed_deficit is None
             else f"observed deficit {self.observed_deficit}, unexplained {self.unexplained}"
         )
+        proven = (
+            ""
+            if self.proven_upper is None
+            else f"; proven on all of R^n0 ({'/'.join(self.proven_how)} per layer): "
+            f"{self.n_proven_never_active} dead, {self.n_proven_always_active} always-active, "
+            f"{self.n_proven_unused} unused parameters, upper bound {self.proven_upper}"
+        )
         return (
-            f"MechanismReport(widths={self.widths}, {self.n_points} points: "
+            f"MechanismReport(widths={self.widths}, on the {self.n_points} points: "
             f"{self.n_never_active} never-active, {self.n_always_active} always-active, "
             f"{self.n_unused} unused parameters ({self.n_unused_beyond_dead} beyond dead "
             f"neurons), narrow layers {list(self.narrow_layers)}; bound {self.bound}, predicted "
             f"deficit {self.predicted_deficit} (dead {self.dead_deficit}, unused "
-            f"{self.unused_deficit}, always-active {self.always_active_deficit}), {observed})"
+            f"{self.unused_deficit}, always-active {self.always_active_deficit}), {observed}"
+            f"{proven})"
         )
 
 
@@ -254,6 +289,8 @@ def diagnose(
     *,
     fd: FDResult | None = None,
     compute_fd: bool = False,
+    proof: ProvenKernel | None = None,
+    proof_regions: int = 1,
 ) -> MechanismReport:
     """Never-/always-active neurons, parameters unused on ``inputs`` and narrow layers of a ReLU
     MLP, with the functional-dimension deficit they force (see the module docstring for the
@@ -263,6 +300,12 @@ def diagnose(
     ``fd``: an FDResult computed on the same inputs (its bound and n_points must match), or
     ``compute_fd=True`` to run :func:`symlab.symmetry.batch_functional_dimension` on ``inputs``;
     either fills ``observed_rank``, ``observed_deficit`` and ``unexplained``.
+
+    Sample vs global: ``never_active``, ``always_active``, ``unused_*`` and the predicted deficit
+    hold on ``inputs`` only; the ``proven_*`` fields hold on all of R^{n0}
+    (:func:`symlab.symmetry.kernel_proofs.proven_kernel`: ``proof``, else ``fd.proof``, else
+    one computed with ``proof_regions`` regions, default 1: layer 1 exactly, deeper layers by
+    sign arguments). A neuron proven dead is never active on any sample.
     Cost: O(N D) forward pass plus SVDs of size (#directions x D) (see the module docstring).
     """
     layers = _check_relu_mlp(model, "diagnose")
@@ -313,6 +356,8 @@ def diagnose(
         observed_rank = int(fd.rank)
         observed_deficit = bound - observed_rank
         unexplained = observed_deficit - (bound - predicted_rank)
+    if proof is None:
+        proof = getattr(fd, "proof", None) or proven_kernel(model, max_regions=proof_regions)
     return MechanismReport(
         widths=tuple(widths),
         n_points=int(inputs.shape[0]),
@@ -338,4 +383,9 @@ def diagnose(
         observed_rank=observed_rank,
         observed_deficit=observed_deficit,
         unexplained=unexplained,
+        proven_never_active=proof.dead,
+        proven_always_active=proof.always_active,
+        n_proven_unused=proof.n_unused,
+        proven_upper=proof.upper,
+        proven_how=proof.how,
     )

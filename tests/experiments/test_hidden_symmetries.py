@@ -150,3 +150,31 @@ def test_claims_fail_on_flat_or_reversed_trends():
     off_diagonal = _networks(lambda n0, w, d: 0.5)
     off_diagonal = off_diagonal[off_diagonal["n0"] != off_diagonal["width"]]
     assert _hs_outcomes(off_diagonal)["diagonal"] == "not measured"
+
+
+def test_rows_carry_a_proven_interval_and_the_verdict_counts_unproven_networks(tiny_rows):
+    from symlab.experiments.hidden_symmetries import summarize
+
+    assert (tiny_rows["rank"] <= tiny_rows["upper"]).all()
+    assert (tiny_rows["upper"] <= tiny_rows["bound"]).all()
+    assert (tiny_rows["exact"] == (tiny_rows["rank"] == tiny_rows["upper"])).all()
+    assert tiny_rows["exact"].sum() > 0  # small cells: the regions are enumerated, values pinned
+    spec = HiddenSymmetriesSpec(**TINY, samplers=["gaussian", "multiscale"])
+    summary = summarize(tiny_rows, spec)
+    table = summary.table
+    assert (table["frac_full"] <= table["frac_full_upper"]).all()
+    assert table["n_exact"].sum() == tiny_rows["exact"].sum()
+    (claim,) = [c for c in summary.extras["checks"] if c["name"] == "interval"]
+    n, exact = len(tiny_rows), int(tiny_rows["exact"].sum())
+    assert f"{exact} of {n} networks are exact" in claim["measured"]
+    expected = "reproduced" if exact == n else "partly reproduced"
+    assert claim["outcome"] == expected and claim["measured"] in summary.verdict
+    # a sweep where no value is proven, and one where every value is
+    unproven = tiny_rows.assign(exact=False, full_possible=True)
+
+    def interval(summary):
+        return next(c for c in summary.extras["checks"] if c["name"] == "interval")["outcome"]
+
+    assert interval(summarize(unproven, spec)) == "inconclusive"
+    proven = tiny_rows.assign(exact=True)
+    assert interval(summarize(proven, spec)) == "reproduced"

@@ -161,8 +161,10 @@ def test_fdim_cli_accepts_the_boundary_sampler():
     assert done.exit_code == 0, done.output
     bound = fd_bound((3, 5, 5, 1))  # 56 parameters - 10 hidden neurons = 46
     row = next(line for line in done.output.splitlines() if line.strip("│ ").startswith("0 "))
-    seed, rank, row_bound, deficit = [cell.strip() for cell in row.strip("│").split("│")][:4]
+    cells = [cell.strip() for cell in row.strip("│").split("│")][:5]
+    seed, rank, upper, row_bound, deficit = cells
     assert (seed, int(rank), int(row_bound), int(deficit)) == ("0", bound, bound, 0)
+    assert int(upper) == bound  # rank = upper: proven
     bad = CliRunner().invoke(app, ["fdim", "3,5,5,1", "--sampler", "bondary"])
     assert bad.exit_code != 0 and "boundary" in str(bad.exception)  # the Fail message
 

@@ -227,3 +227,27 @@ def test_an_fd_result_on_other_points_of_the_same_size_is_rejected():
     assert diagnose(model, x, fd=fd).observed_rank == fd.rank
     with pytest.raises(ValueError, match="^fd: .*other points"):
         diagnose(model, x + 1.0, fd=fd)
+
+
+def test_diagnose_separates_sample_counts_from_global_proofs():
+    # a neuron dead on the whole input space, and one that a small sample never sees active
+    from symlab.symmetry.kernel_proofs import proven_kernel
+    from symlab.symmetry.samplers import multiscale
+
+    model = mlp((2, 4, 4, 1), bias_std=0.1, seed=0)
+    layers = linear_layers(model)
+    with torch.no_grad():
+        layers[1].weight[0] = -layers[1].weight[0].abs()
+        layers[1].bias[0] = -0.2
+    x = multiscale(3, 2, torch.Generator().manual_seed(0), torch.float64)
+    report = diagnose(model, x)
+    assert bool(report.proven_never_active[1][0]) and report.proven_how == ("regions", "signs")
+    # on three points more neurons look dead than are proven dead; every proof holds on them
+    assert report.n_never_active > report.n_proven_never_active >= 1
+    for sample, proven in zip(report.never_active, report.proven_never_active, strict=True):
+        assert bool((sample | ~proven).all())
+    assert "proven on all of R^n0" in str(report)
+    full = diagnose(model, x, proof=proven_kernel(model, max_regions=4096))
+    assert full.proven_how == ("regions", "regions") and full.proven_upper <= report.proven_upper
+    frame = full.to_frame()
+    assert frame["proven_dead"].sum() == full.n_proven_never_active

@@ -88,7 +88,11 @@ def test_dead_neuron_costs_exactly_its_neighbouring_widths(widths):
             layer.bias[0] = -5.0
         expected = widths[1] + widths[3]
         result = functional_dimension(model)
-        assert result.deficit == expected and result.saturated in ("plateau", "max_points")
+        # the neuron is proven dead on all of R^n0 (non-positive weights on non-negative inputs
+        # and a negative bias), so the upper bound drops by the same amount: the value is exact
+        assert result.deficit == expected and result.saturated == "exact"
+        assert result.upper == result.lower == result.rank and result.exact
+        assert result.proof.dead[1][0] and result.proof.n_dead == 1
         x = 3 * gaussian(400, widths[0], torch.Generator().manual_seed(1), torch.float64)
         jac = parameter_jacobian(model, x, method="generic")
         assert int(torch.linalg.matrix_rank(jac)) == fd_bound(widths) - expected
@@ -137,7 +141,13 @@ def test_scaling_reduction_and_rank_methods_agree_in_the_adaptive_loop():
 def test_deep_narrow_input_network_stops_below_the_bound():
     model = mlp((1, 6, 6, 6, 1), "relu", bias_std=0.1, seed=0)
     result = functional_dimension(model)
-    assert result.deficit > 0 and result.saturated in ("plateau", "max_points")
+    # n0 = 1: every region is enumerated, the decisive-set rank is the value and the sample
+    # meets it
+    assert result.deficit > 0 and result.saturated == "exact" and result.proof.complete
+    assert result.rank == result.upper < result.bound
+    unproven = functional_dimension(model, proof_regions=0, plateau=True)
+    assert unproven.rank == result.rank and unproven.saturated == "plateau"
+    assert unproven.upper == unproven.bound and not unproven.exact
     start = functional_dimension(model, max_points=10)
     assert start.saturated == "max_points" and start.n_points == 10
     again = functional_dimension(model)

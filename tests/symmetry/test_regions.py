@@ -116,8 +116,13 @@ def test_adaptive_compression_follows_the_uncompressed_route_on_the_same_draws(a
     ):
         model = mlp(widths, activation, bias_std=0.1, seed=seed)
         draw, draws = recording(multiscale)
-        plain = functional_dimension(model, seed=seed, compress_regions=False)
-        compressed = functional_dimension(model, sampler=draw, seed=seed, max_points=plain.n_points)
+        # the route comparison of the plateau rule (the proof's early stop reads the Gram cut,
+        # whose uncertain cases differ between the two routes' row sets)
+        rule = {"proof_regions": 0, "plateau": True}
+        plain = functional_dimension(model, seed=seed, compress_regions=False, **rule)
+        compressed = functional_dimension(
+            model, sampler=draw, seed=seed, max_points=plain.n_points, **rule
+        )
         assert (compressed.rank, compressed.n_points, compressed.saturated) == (
             plain.rank,
             plain.n_points,

@@ -1,0 +1,50 @@
+"""Exact functional dimension from enumerated regions, against a 10^6-point dense sample, the
+certified (exact-arithmetic) rank and the proven upper bound."""
+
+import copy
+
+import pytest
+import torch
+
+from symlab.nets import mlp
+from symlab.symmetry import batch_functional_dimension, certified_functional_dimension
+from symlab.symmetry.exact_dimension import exact_functional_dimension
+from symlab.symmetry.samplers import multiscale
+
+
+def test_exact_meets_a_million_point_sample_that_reaches_every_region():
+    # small n0 = 2 nets with few, thick regions: 10^6 multiscale points meet all of them, so the
+    # dense rank must equal the exact value; it is never above it in any case
+    reached = 0
+    for widths, seed in [((2, 3, 3, 1), 0), ((2, 4, 3, 1), 1), ((2, 3, 2, 2, 1), 2)]:
+        model = mlp(widths, bias_std=1.0, seed=seed)
+        exact = exact_functional_dimension(model)
+        x = multiscale(10**6, 2, torch.Generator().manual_seed(seed), torch.float64)
+        dense = batch_functional_dimension(model, x)
+        assert dense.rank <= exact.rank <= exact.kernel_upper <= exact.bound
+        # the sampled patterns are enumerated ones (test_kernel_proofs), so equal counts mean
+        # the sample met every region
+        if dense.regions == exact.regions:
+            assert dense.rank == exact.rank
+            reached += 1
+    assert reached >= 2
+
+
+def test_exact_is_above_a_sample_that_misses_regions_and_equals_the_certified_rank():
+    model = mlp((3, 5, 4, 1), bias_std=0.1, seed=4)
+    exact = exact_functional_dimension(model)
+    small = multiscale(200, 3, torch.Generator().manual_seed(0), torch.float64)
+    assert batch_functional_dimension(model, small).rank <= exact.rank
+    # exact arithmetic on the decisive set (float parameters as they are): the same rank
+    certified = certified_functional_dimension(model, exact.points, bits=None)
+    assert certified.lower_bound == exact.rank
+    assert exact.points.shape == (4 * exact.regions, 3)
+
+
+def test_float32_models_have_the_same_exact_value_and_the_budget_refuses():
+    model32 = mlp((2, 4, 4, 1), bias_std=0.2, seed=5, dtype=torch.float32)
+    model64 = copy.deepcopy(model32).double()  # the same parameter values in float64
+    exact = exact_functional_dimension(model64)
+    assert exact_functional_dimension(model32).rank == exact.rank
+    with pytest.raises(ValueError, match="max_regions: the network has more than 5 activation"):
+        exact_functional_dimension(model64, max_regions=5)
