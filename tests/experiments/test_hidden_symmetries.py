@@ -59,7 +59,7 @@ def test_summary_verdict_and_figures(tiny_rows, tmp_path):
     assert "decreases with depth" in summary.verdict or "trend with depth" in summary.verdict
     assert "multi-scale sampler" in summary.verdict
     names = [c["name"] for c in summary.extras["checks"]]
-    assert names == ["depth", "diagonal", "width_fixed_n0", "n0_fixed_width"]
+    assert names == ["depth", "diagonal", "width_fixed_n0", "n0_fixed_width", "interval"]
     assert "parameters unused on the sample (never-co-active edges) explain" in summary.verdict
     paths = experiment.plot(tiny_rows, spec, tmp_path)
     names = {p.name for p in paths}
