@@ -68,6 +68,9 @@ class Experiment:
     plot: Callable[[pd.DataFrame, BaseModel, Path], list[Path]]
     version: str = "1"
     config_dir: Path | None = None  # folder of <preset>.toml files; None: symlab/configs/<name>
+    # len(expand(spec)) without expanding; None: the product of the spec's list lengths and
+    # its ``seeds`` count (symlab.engine.job_limit)
+    count_jobs: Callable[[BaseModel], int] | None = None
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -35,6 +35,7 @@ from symlab.engine.code_fingerprint import CodeFingerprint, changed_modules, cod
 from symlab.engine.errors import InputError
 from symlab.engine.executors import Executor, Job, JobError, LocalExecutor
 from symlab.engine.experiment import Experiment, Summary, get_experiment
+from symlab.engine.output_paths import check_writable_dir
 from symlab.engine.provenance import environment, provenance
 from symlab.engine.report import write_report
 from symlab.engine.run_lock import RunLock
@@ -142,9 +143,11 @@ def _validated(experiment: Experiment, spec: BaseModel | Mapping[str, Any]) -> B
 
 
 def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
-    """InputError if ``out_dir`` is a file or already holds a run of another study."""
+    """InputError if ``out_dir`` is a file, lies below one, cannot be written (read-only file
+    system, no permission), or already holds a run of another study."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out: '{out_dir}' exists and is not a directory.")
+    check_writable_dir(out_dir, "out")
     if (out_dir / STORE_NAME).is_file():
         with Store(out_dir, create=False) as store:
             stored = store.meta().get("study")
@@ -342,17 +345,22 @@ def open_run(out_dir: str | Path) -> tuple[Experiment, BaseModel, Store]:
     return experiment, spec, store
 
 
-def report_study(out_dir: str | Path) -> StudyRun:
+def report_study(out_dir: str | Path, report_dir: str | Path | None = None) -> StudyRun:
     """Rebuild summary.csv, verdict.md, figures and report.html of ``out_dir`` from its store.
 
-    Runs no jobs; the rows are those of the spec recorded in the store.
+    Runs no jobs; the rows are those of the spec recorded in the store, which is only read (a
+    run directory on read-only media works). The files go to ``report_dir`` (default
+    ``out_dir``; InputError if it cannot be written).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    target = out_dir if report_dir is None else Path(report_dir)
+    check_writable_dir(target, "out" if report_dir is not None else "DIR")
     experiment, spec, store = open_run(out_dir)
     with store:
         jobs = expand_jobs(experiment, spec, store.meta().get("code"))
-        rows, summary, figures, paths = _finish(experiment, spec, store, jobs, out_dir, None)
+        target.mkdir(parents=True, exist_ok=True)
+        rows, summary, figures, paths = _finish(experiment, spec, store, jobs, target, None)
         n_failed = store.n_failed(job.key for job in jobs)
     return StudyRun(
         out_dir=out_dir,

@@ -46,6 +46,7 @@ from symlab.symmetry.batch_dimension import (
     batch_functional_dimension,
     fd_bound,
 )
+from symlab.symmetry.model_checks import check_model
 from symlab.symmetry.regions import RegionTally, activation_patterns, is_piecewise_linear
 from symlab.symmetry.samplers import Sampler, get_sampler
 
@@ -153,6 +154,7 @@ def functional_dimension(
         )
     if not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
+    check_model(model)
     if inputs is not None:
         return batch_functional_dimension(
             model,
