@@ -3,7 +3,7 @@ refused before anything is expanded or written, unless forced (``symlab run --fo
 
 The count is multiplicative in the grid sizes and costs nothing: a study's ``count_jobs(spec)``
 (:class:`symlab.engine.experiment.Experiment`), else the product of the lengths of the spec's
-list fields and its integer ``seeds`` field, which is the grid size of a study that crosses
+non-empty list fields and its integer ``seeds`` field, which is the grid size of a study that crosses
 every list (hidden-symmetries, bottleneck, leaky-resnet, the NTK studies).
 """
 
@@ -25,7 +25,7 @@ def count_jobs(experiment: Experiment, spec: BaseModel) -> int:
     """How many jobs ``spec`` expands to (before duplicates are merged), without expanding."""
     if experiment.count_jobs is not None:
         return int(experiment.count_jobs(spec))
-    sizes = [len(v) for v in spec.model_dump().values() if isinstance(v, list)]
+    sizes = [len(v) for v in spec.model_dump().values() if isinstance(v, list) and v]
     seeds = getattr(spec, "seeds", None)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         sizes.append(seeds)

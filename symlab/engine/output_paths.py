@@ -26,22 +26,35 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(".")
 
 
-def check_writable_dir(path: str | Path, field: str) -> Path:
+def check_writable_dir(path: str | Path, field: str, shown: Path | None = None) -> Path:
     """``path`` (a folder, existing or not) if it can be created and written; else
-    InputError naming ``field``: a file in the way, or a read-only or forbidden location."""
+    InputError naming ``field`` and ``shown`` (default ``path``; the file to be written in it):
+    a file in the way, or a read-only or forbidden location."""
     path = Path(path)
+    shown = path if shown is None else shown
     ancestor = _existing_ancestor(path.absolute())
+    relative = _relative(ancestor)
     if ancestor.is_dir():
         if not os.access(ancestor, os.W_OK | os.X_OK):
-            where = "" if ancestor == path.absolute() else f" (in '{ancestor}')"
+            where = "" if ancestor == shown.absolute() else f" (in '{relative}')"
             raise InputError(
-                f"{field}: '{path}' cannot be written{where}: {_reason(ancestor)}; "
+                f"{field}: '{shown}' cannot be written{where}: {_reason(ancestor)}; "
                 "expected a writable folder."
             )
         return path
-    if ancestor == path.absolute():
-        raise InputError(f"{field}: '{path}' is a file; expected a folder.")
-    raise InputError(f"{field}: '{path}' lies below the file '{ancestor}'; expected a folder path.")
+    if ancestor == shown.absolute():
+        raise InputError(f"{field}: '{shown}' is a file; expected a folder.")
+    raise InputError(
+        f"{field}: '{shown}' lies below the file '{relative}'; expected a folder path."
+    )
+
+
+def _relative(path: Path) -> Path:
+    """``path`` relative to the current folder when it lies inside it (shorter messages)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def _reason(folder: Path) -> str:
@@ -58,7 +71,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], field: str) -> P
     """Call ``write(temporary)`` then rename the temporary file to ``path``; on an OSError
     (full disk, file too large, read-only or forbidden location) remove the temporary file and
     raise InputError naming ``field``: nothing is left behind."""
-    check_writable_dir(path.parent, field)
+    check_writable_dir(path.parent, field, shown=path)
     if path.is_dir():
         raise InputError(f"{field}: '{path}' is a folder; expected a file name.")
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")

@@ -210,6 +210,9 @@ def _one_sentence(
     kind = first.get("type", "")
     if field is None or field not in model.model_fields and kind != "extra_forbidden":
         message = first.get("msg", "invalid").removeprefix("Value error, ")
+        named, colon, rest = message.partition(": ")  # a model validator naming its field
+        if colon and named in model.model_fields:
+            return f"config field {named!r}: {rest.rstrip('.')}{tail}."
         return f"config: {message.rstrip('.')}{tail}."
     if kind == "extra_forbidden":
         known = ", ".join(model.model_fields)

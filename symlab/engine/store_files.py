@@ -58,7 +58,9 @@ def check_schema(db: sqlite3.Connection, path: Path, *, allow_empty: bool = Fals
         tables = {
             row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-    except sqlite3.DatabaseError as error:
+    except sqlite3.OperationalError:  # cannot open (e.g. no -shm on read-only media): retry
+        raise
+    except sqlite3.DatabaseError as error:  # "file is not a database", "malformed"
         raise InputError(f"store '{path}' is not a readable SQLite database ({error}).") from error
     if not tables and allow_empty:
         return
