@@ -78,10 +78,12 @@ def run_read_only(folder: Path, commands: list[list[str]], cwd: Path) -> list[tu
         return [(d.returncode, d.stdout, d.stderr) for d in done]
     target = shlex.quote(str(folder))
     mount = f"mount --bind {target} {target} && mount -o remount,bind,ro {target} {target}"
+    here = shlex.quote(str(cwd))
     results = []
     for command in commands:
         done = subprocess.run(
-            ["unshare", "-m", "sh", "-c", f"{mount} && exec {shlex.join(command)}"],
+            # cd again: a cwd inside the folder must see the read-only mount, not what is below
+            ["unshare", "-m", "sh", "-c", f"{mount} && cd {here} && exec {shlex.join(command)}"],
             cwd=cwd, env=toy_env(), capture_output=True, text=True,
         )  # fmt: skip
         results.append((done.returncode, done.stdout, done.stderr))
@@ -101,6 +103,7 @@ def run_on_full_disk(folder: Path, command: list[str], cwd: Path) -> tuple[int, 
         script = (
             f"mount -t tmpfs -o size=64k tmpfs {target} && "
             f"(head -c 1000000 /dev/zero > {target}/.fill 2>/dev/null; true) && "
+            f"cd {shlex.quote(str(cwd))} && "
             f"{shlex.join(command)}; code=$?; rm -f {target}/.fill; ls -A {target}; exit $code"
         )
         done = subprocess.run(

@@ -25,9 +25,11 @@ import torch
 from bad_input_support import (
     NO_READ_ONLY,
     READ_ONLY,
+    cli_commands,
     run_on_full_disk,
     run_read_only,
     snapshot,
+    split_results,
     symlab_command,
 )
 from cli_in_process import cli
@@ -248,12 +250,14 @@ def valid_run(toy, tmp_path_factory) -> Path:
     return folder
 
 
-def prepare(case: Case, root: Path, valid_run: Path, monkeypatch) -> None:
+def prepare(case: Case, root: Path, valid_run: Path, monkeypatch: Any) -> None:
     for name, content in case.files.items():
         if name.startswith("env:"):
             monkeypatch.setenv(name[4:], content.decode())
             continue
         path = root / name
+        if path.exists():  # shared by two cases of the read-only workspace
+            continue
         if content == b"RUN":
             shutil.copytree(valid_run, path)
         elif content == b"FOREIGN":
@@ -273,13 +277,6 @@ def message_of(case: Case, root: Path, capsys) -> tuple[int, str, str]:
         with pytest.raises((ValueError, TypeError)) as info:
             case.api()
         return 2, "", str(info.value)
-    if case.media == "read-only":
-        folder = (
-            root / case.argv[case.argv.index("-o") + 1].split("/")[0]
-            if "-o" in case.argv
-            else root / case.argv[1]
-        )
-        return run_read_only(folder, [symlab_command(*case.argv)], root)[0]
     if case.media == "full-disk":
         code, out, err = run_on_full_disk(root / "full", symlab_command(*case.argv), root)
         assert "x.csv" not in out, out  # the listing of the full disk after the export
@@ -287,14 +284,37 @@ def message_of(case: Case, root: Path, capsys) -> tuple[int, str, str]:
     return cli(capsys, *case.argv)
 
 
+@pytest.fixture(scope="module")
+def read_only_results(toy, valid_run, tmp_path_factory) -> dict[str, tuple]:
+    """The read-only cases, run in one ``symlab`` process (one start-up) in one workspace made
+    read-only: case id -> (code, stdout, stderr); "unchanged" -> whether nothing was written."""
+    root = tmp_path_factory.mktemp("read-only")
+    cases = [c for c in CASES if c.media == "read-only"]
+    for case in cases:
+        prepare(case, root, valid_run, None)
+    before = snapshot(root)
+    ((code, out, err),) = run_read_only(root, [cli_commands(*(c.argv for c in cases))], root)
+    assert code == 0, err
+    results: dict[str, tuple] = dict(
+        zip([c.id for c in cases], split_results(out, err), strict=True)
+    )
+    results["unchanged"] = snapshot(root) == before
+    return results
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case, toy, valid_run, tmp_path, monkeypatch, capsys):
+def test_bad_input(case, toy, valid_run, tmp_path, monkeypatch, capsys, request):
     if case.media == "read-only" and READ_ONLY is None:
         pytest.skip(NO_READ_ONLY)
     monkeypatch.chdir(tmp_path)
     prepare(case, tmp_path, valid_run, monkeypatch)
     before = snapshot(tmp_path)
-    code, out, err = message_of(case, tmp_path, capsys)
+    if case.media == "read-only":  # the whole workspace is read-only: nothing can be written
+        results = request.getfixturevalue("read_only_results")
+        code, out, err = results[case.id]
+        assert results["unchanged"]
+    else:
+        code, out, err = message_of(case, tmp_path, capsys)
     assert code == 2, (out, err)
     assert case.expected in err, err
     lines = err.strip().splitlines()

@@ -84,8 +84,9 @@ _SESSIONS_SCHEMA = (
 
 def _create_store(path: Path) -> None:
     """Create an empty WAL-mode SQLite file at ``path`` atomically (built beside it, then
-    renamed), so that a run killed at any moment never leaves a 0-byte ``results.sqlite``
-    (which :func:`symlab.engine.store_files.check_store_file` refuses)."""
+    linked into place unless another process created ``path`` first), so that a run killed at
+    any moment never leaves a 0-byte ``results.sqlite`` (which
+    :func:`symlab.engine.store_files.check_store_file` refuses)."""
     partial = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
         db = sqlite3.connect(partial)
@@ -93,7 +94,13 @@ def _create_store(path: Path) -> None:
             db.execute("PRAGMA journal_mode=WAL")  # writes the header: no longer 0 bytes
         finally:
             db.close()
-        os.replace(partial, path)
+        try:
+            os.link(partial, path)  # fails if path exists: never replaces another's store
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(partial, path)
     finally:
         for leftover in (partial, *partial.parent.glob(partial.name + "-*")):
             leftover.unlink(missing_ok=True)
