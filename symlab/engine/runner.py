@@ -142,13 +142,19 @@ def _validated(experiment: Experiment, spec: BaseModel | Mapping[str, Any]) -> B
     )
 
 
+def _has_store(out_dir: Path) -> bool:
+    """``out_dir`` holds a store with content (a 0-byte file is an empty store to SQLite)."""
+    path = out_dir / STORE_NAME
+    return path.is_file() and path.stat().st_size > 0
+
+
 def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
     """InputError if ``out_dir`` is a file, lies below one, cannot be written (read-only file
     system, no permission), or already holds a run of another study."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out: '{out_dir}' exists and is not a directory.")
     check_writable_dir(out_dir, "out")
-    if (out_dir / STORE_NAME).is_file():
+    if _has_store(out_dir):
         with Store(out_dir, create=False) as store:
             stored = store.meta().get("study")
         if stored is not None and stored != experiment.name:
@@ -160,7 +166,7 @@ def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
 
 def _check_code(out_dir: Path, fingerprint: CodeFingerprint, new_code: bool) -> None:
     """InputError if ``out_dir`` holds rows computed by other code, unless ``new_code``."""
-    if new_code or not (out_dir / STORE_NAME).is_file():
+    if new_code or not _has_store(out_dir):
         return
     with Store(out_dir, create=False) as store:
         meta, n_rows = store.meta(), len(store)

@@ -18,7 +18,9 @@ A store written before sessions existed is migrated when opened for writing (``A
 adds ``results.session``, ``CREATE TABLE IF NOT EXISTS`` the sessions table); opened read-only
 (``create=False``) it is left as it is and its rows read as session unknown. Read-only opening
 writes nothing, also on read-only media, and a 0-byte, non-SQLite or foreign file gets one
-sentence (:mod:`symlab.engine.store_files`).
+sentence (:mod:`symlab.engine.store_files`); opened for writing, a non-SQLite or foreign file gets
+the same sentence, while a 0-byte file is an empty store (what ``sqlite3.connect`` leaves when a
+script polls the path before the run creates it).
 
 The database runs in WAL mode and every result is inserted in its own transaction with
 ``INSERT OR IGNORE``, so a run killed at any moment keeps every row it reported, and inserting
@@ -132,7 +134,8 @@ class Store:
         if not create:  # reading: never writes, also on read-only media (store_files)
             self._db, self._copy = connect_read_only(self.path)
             return
-        check_store_file(self.path)
+        if self.path.stat().st_size:  # 0 bytes is an empty database to SQLite: the one
+            check_store_file(self.path)  # a monitoring sqlite3.connect creates before a run
         # sqlite3 opens a transaction before each INSERT; ``with self._db`` commits it
         self._db = sqlite3.connect(self.path, timeout=60.0)
         try:
