@@ -16,6 +16,10 @@ these functions:
     rows is a DataFrame with one row per job: the params' columns, then the result's columns.
 ``plot(rows, spec, out_dir) -> list[Path]``
     writes figures (PNG + SVG) into ``out_dir`` and returns their paths.
+``count_jobs(spec) -> int`` (optional)
+    ``len(expand(spec))`` from the grid sizes, without building the jobs: ``symlab run`` refuses a
+    grid over the job limit before expanding it (:mod:`symlab.engine.job_limit`; without it, the
+    product of the spec's list lengths and its ``seeds``).
 
 Presets are TOML files ``<preset>.toml`` in ``config_dir`` (default: the package folder
 ``symlab/configs/<name>/``).
