@@ -70,7 +70,7 @@ TRIVIAL = Experiment(
     run_job=trivial_job,
     summarize=trivial_summary,
     plot=no_plots,
-    n_jobs=lambda spec: spec.n,
+    count_jobs=lambda spec: spec.n,
 )
 
 

@@ -293,7 +293,11 @@ def test_fdim_prints_rank_bound_and_rejects_bad_widths():
 def test_a_corrupt_store_is_bad_input_not_a_traceback(capsys, tmp_path):
     (tmp_path / "results.sqlite").write_text("not a database")
     code, _, err = cli(capsys, "show", str(tmp_path))
-    assert code == 2 and "not a readable SQLite store" in err and "Traceback" not in err
+    assert (
+        code == 2
+        and "is not a SQLite database; expected a symlab" in err
+        and "Traceback" not in err
+    )
 
 
 def _children(pid: int) -> list[int]:

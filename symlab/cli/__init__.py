@@ -4,7 +4,7 @@
     symlab list
     symlab show DIR [--failures]
     symlab export DIR [--format csv|parquet] [-o FILE]
-    symlab report DIR
+    symlab report DIR [--out FOLDER]
     symlab fdim WIDTHS [--seeds N]
     symlab boolean leap SUPPORTS [--gaussian]
     symlab boolean walsh MODULE:FUNC --dim D [--top N] [--estimate --supports ...]

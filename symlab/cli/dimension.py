@@ -72,8 +72,8 @@ def fdim(
         fail(f"--bias-std: applies to --init he only (--init {init} keeps its own biases).")
     if bias_std is None:
         bias_std = 0.1
-    if bias_std < 0:
-        fail(f"--bias-std: expected a number >= 0, got {bias_std}.")
+    if not bias_std >= 0 or bias_std == float("inf"):  # also nan
+        fail(f"--bias-std: expected a finite number >= 0, got {bias_std}.")
     if max_points < 1:
         fail(f"--max-points: expected an integer >= 1, got {max_points}.")
     from symlab.symmetry.samplers import SAMPLER_NAMES

@@ -192,13 +192,27 @@ def export(
 
 def report(
     run_dir: Annotated[Path, RunDirArgument],
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the report files (for a run directory on read-only media).",
+            show_default="DIR",
+        ),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
-    """Rebuild summary.csv, verdict.md, figures and report.html from the store (no jobs run)."""
+    """Rebuild summary.csv, verdict.md, figures and report.html from the store (no jobs run;
+    the store is only read)."""
+    import os
+
     from symlab.engine import report_study
 
     check_run_dir(run_dir)
+    if report_dir is None and not os.access(run_dir, os.W_OK | os.X_OK):
+        fail(f"DIR: '{run_dir}' is read-only; pass --out FOLDER to write the report elsewhere.")
     with guard(debug):
-        result = report_study(run_dir)
+        result = report_study(run_dir, report_dir)
     out.print(f"{result.n_stored} of {result.n_total} jobs of the stored spec summarized")
     print_outputs(result)

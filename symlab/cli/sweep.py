@@ -107,6 +107,13 @@ def run(
             "beside them (show, report and export then use the new rows).",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Run a grid of more jobs than the limit (SYMLAB_MAX_JOBS, default 10^7).",
+        ),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Run a study's jobs, then write its summary, verdict, figures and report.
@@ -116,6 +123,7 @@ def run(
     most one per SYMLAB_PROGRESS_SECONDS (default 10 s).
     """
     from symlab.engine import get_experiment, load_spec, run_study
+    from symlab.engine.job_limit import check_job_limit
 
     if preset is not None and config is not None:
         fail("--preset and --config: expected one of them, got both.")
@@ -134,6 +142,8 @@ def run(
     with guard(debug):
         experiment = get_experiment(study)
         spec = load_spec(experiment, preset=preset, config=config)
+        if not force:
+            check_job_limit(experiment, spec)
     target = out_dir if out_dir is not None else Path("runs") / study
     progress = progress_for(study, err, quiet=quiet)
 

@@ -19,6 +19,7 @@ O(D) copies per call.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -101,8 +102,8 @@ def split_neuron(model: nn.Module, layer: int, neuron: int, alpha: float) -> nn.
     width = widths_of(model)[layer]
     if isinstance(neuron, bool) or not isinstance(neuron, int) or not 0 <= neuron < width:
         raise ValueError(f"neuron: expected an index in 0..{width - 1}, got {neuron!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float):
-        raise ValueError(f"alpha: expected a real number, got {alpha!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
+        raise ValueError(f"alpha: expected a real number (finite), got {alpha!r}")
     weights, biases = _params(model)
     v = weights[layer][:, neuron].clone()
     b = None if biases[layer - 1] is None else biases[layer - 1][neuron]

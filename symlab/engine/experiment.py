@@ -11,9 +11,6 @@ these functions:
     (experiment name, ``version``, params), so re-running a spec runs only missing jobs. The
     engine reads it lazily: a generator (``yield`` inside ``itertools.product``) keeps a grid
     of any size out of memory.
-``n_jobs(spec) -> int`` (optional)
-    how many dicts ``expand`` yields, from the grid's sizes (the progress total without a
-    pass over the expansion; without it the engine counts the expansion, keeping nothing).
 ``run_job(params) -> dict``
     a pure function of its params: returns a flat row of scalars (and small JSON-serialisable
     lists/dicts). Must be a module-level function (it is sent to worker processes). Never prints.
@@ -21,6 +18,12 @@ these functions:
     rows is a DataFrame with one row per job: the params' columns, then the result's columns.
 ``plot(rows, spec, out_dir) -> list[Path]``
     writes figures (PNG + SVG) into ``out_dir`` and returns their paths.
+``count_jobs(spec) -> int`` (optional)
+    ``len(expand(spec))`` from the grid sizes, without building the jobs: the progress total
+    without a pass over the expansion (without it the engine counts the expansion, keeping
+    nothing), and ``symlab run`` refuses a grid over the job limit before expanding it
+    (:mod:`symlab.engine.job_limit`; without it, the product of the spec's list lengths and its
+    ``seeds``).
 
 Presets are TOML files ``<preset>.toml`` in ``config_dir`` (default: the package folder
 ``symlab/configs/<name>/``).
@@ -73,7 +76,9 @@ class Experiment:
     plot: Callable[[pd.DataFrame, BaseModel, Path], list[Path]]
     version: str = "1"
     config_dir: Path | None = None  # folder of <preset>.toml files; None: symlab/configs/<name>
-    n_jobs: Callable[[BaseModel], int] | None = None  # len(expand(spec)) from the grid's sizes
+    # len(expand(spec)) without expanding; None: the product of the spec's list lengths and
+    # its ``seeds`` count (symlab.engine.job_limit)
+    count_jobs: Callable[[BaseModel], int] | None = None
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -70,13 +70,13 @@ def iter_jobs(experiment: Experiment, spec: BaseModel, code: str | None = None) 
 
 
 def count_jobs(experiment: Experiment, spec: BaseModel) -> int:
-    """How many jobs ``expand(spec)`` yields: the study's ``n_jobs(spec)`` (computed from the
+    """How many jobs ``expand(spec)`` yields: the study's ``count_jobs(spec)`` (computed from the
     grid's sizes) when it has one, else counted by reading the expansion without keeping it.
     Also validates the first ``CHECKED_AHEAD`` jobs' params (dicts of JSON values)."""
     for _ in itertools.islice(iter_jobs(experiment, spec), CHECKED_AHEAD):
         pass
-    if experiment.n_jobs is not None:
-        return int(experiment.n_jobs(spec))
+    if experiment.count_jobs is not None:
+        return int(experiment.count_jobs(spec))
     return sum(1 for _ in experiment.expand(spec))
 
 

@@ -43,6 +43,7 @@ from symlab.engine.job_stream import (
     spec_results,
 )
 from symlab.engine.job_stream import job_key as job_key  # re-exported (its old home)
+from symlab.engine.output_paths import check_writable_dir
 from symlab.engine.provenance import environment, provenance_of_counts
 from symlab.engine.report import write_report
 from symlab.engine.run_lock import RunLock
@@ -124,11 +125,19 @@ def _validated(experiment: Experiment, spec: BaseModel | Mapping[str, Any]) -> B
     )
 
 
+def _has_store(out_dir: Path) -> bool:
+    """``out_dir`` holds a store with content (a 0-byte file is an empty store to SQLite)."""
+    path = out_dir / STORE_NAME
+    return path.is_file() and path.stat().st_size > 0
+
+
 def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
-    """InputError if ``out_dir`` is a file or already holds a run of another study."""
+    """InputError if ``out_dir`` is a file, lies below one, cannot be written (read-only file
+    system, no permission), or already holds a run of another study."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"out: '{out_dir}' exists and is not a directory.")
-    if (out_dir / STORE_NAME).is_file():
+    check_writable_dir(out_dir, "out")
+    if _has_store(out_dir):
         with Store(out_dir, create=False) as store:
             stored = store.meta().get("study")
         if stored is not None and stored != experiment.name:
@@ -140,7 +149,7 @@ def _check_run_dir(out_dir: Path, experiment: Experiment) -> None:
 
 def _check_code(out_dir: Path, fingerprint: CodeFingerprint, new_code: bool) -> None:
     """InputError if ``out_dir`` holds rows computed by other code, unless ``new_code``."""
-    if new_code or not (out_dir / STORE_NAME).is_file():
+    if new_code or not _has_store(out_dir):
         return
     with Store(out_dir, create=False) as store:
         meta, n_rows = store.meta(), len(store)
@@ -334,16 +343,21 @@ def open_run(out_dir: str | Path) -> tuple[Experiment, BaseModel, Store]:
     return experiment, spec, store
 
 
-def report_study(out_dir: str | Path) -> StudyRun:
+def report_study(out_dir: str | Path, report_dir: str | Path | None = None) -> StudyRun:
     """Rebuild summary.csv, verdict.md, figures and report.html of ``out_dir`` from its store.
 
-    Runs no jobs; the rows are those of the spec recorded in the store.
+    Runs no jobs; the rows are those of the spec recorded in the store, which is only read (a
+    run directory on read-only media works). The files go to ``report_dir`` (default
+    ``out_dir``; InputError if it cannot be written).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    target = out_dir if report_dir is None else Path(report_dir)
+    check_writable_dir(target, "out" if report_dir is not None else "DIR")
     experiment, spec, store = open_run(out_dir)
     with store:
-        finished = _finish(experiment, spec, store, store.meta().get("code"), out_dir, None)
+        target.mkdir(parents=True, exist_ok=True)
+        finished = _finish(experiment, spec, store, store.meta().get("code"), target, None)
     return StudyRun(
         out_dir=out_dir,
         rows=finished[0].rows,

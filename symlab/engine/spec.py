@@ -21,6 +21,7 @@ from typing import Any
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from symlab.engine.errors import SpecError
 from symlab.engine.experiment import Experiment, get_experiment
@@ -75,9 +76,20 @@ def load_spec(
         raise SpecError("preset and config: expected one of them, got both.")
     if config is not None:
         path = Path(config)
+        if path.is_dir():
+            raise SpecError(f"config: '{path}' is a folder; expected a TOML file.")
         if not path.is_file():
             raise SpecError(f"config: file '{path}' does not exist.")
-        return spec_from_toml(experiment, path.read_text(encoding="utf-8"), source=f"'{path}'")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise SpecError(
+                f"config: '{path}' is not UTF-8 text (byte {error.start}); expected a TOML file "
+                "saved as UTF-8."
+            ) from None
+        except OSError as error:
+            raise SpecError(f"config: '{path}' cannot be read ({error.strerror}).") from None
+        return spec_from_toml(experiment, text, source=f"'{path}'")
     name = DEFAULT_PRESET if preset is None else preset
     files = _preset_files(experiment)
     if name not in files:
@@ -108,10 +120,81 @@ def spec_from_mapping(study: str | Experiment, data: Mapping[str, Any]) -> BaseM
     if named != experiment.name:
         raise SpecError(f"config field 'study': expected {experiment.name!r}, got {named!r}.")
     model = experiment.spec_model
+    # TOML true is not 1 and "3" is not 3: such values are replaced by an object every
+    # validator rejects, so the field's error (and the count of problems) comes from pydantic
+    checked = {
+        name: _REJECTED
+        if name in model.model_fields and _wrong_scalar(value, model.model_fields[name].annotation)
+        else value
+        for name, value in data.items()
+    }
     try:
-        return model.model_validate(data)
+        spec = model.model_validate(checked)
     except ValidationError as error:
         raise SpecError(_one_sentence(error, model, experiment.name, data)) from None
+    for name, info in model.model_fields.items():
+        # inf and nan are refused, except in a field whose default is one (it means something)
+        value = getattr(spec, name)
+        if _non_finite(value) and not _non_finite(info.default):
+            expected = describe_type(info.annotation, info.metadata)
+            expected = expected.replace("a number", "a finite number", 1).replace(
+                "numbers", "finite numbers", 1
+            )
+            raise SpecError(
+                f"config field {name!r}: expected {expected}, got {_short(data.get(name, value))}."
+            )
+    return spec
+
+
+class _Rejected:
+    """A value that no pydantic validator of a spec field accepts."""
+
+
+_REJECTED = _Rejected()
+
+
+def _wrong_scalar(value: Any, annotation: Any) -> bool:
+    """True if ``value`` (parsed TOML) holds a boolean or a string where ``annotation`` takes
+    only numbers, or a non-boolean where it takes only booleans (pydantic's lax mode would read
+    ``true`` as 1 and ``"3"`` as 3)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _wrong_scalar(value, args[0])
+    if annotation in (int, float):
+        return isinstance(value, bool | str)
+    if annotation is bool:
+        return not isinstance(value, bool)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return False
+        return all(_wrong_scalar(value, option) for option in args if option is not type(None))
+    if origin in (list, set, frozenset) and isinstance(value, list) and args:
+        return any(_wrong_scalar(item, args[0]) for item in value)
+    if origin is tuple and isinstance(value, list) and args:
+        items = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        return any(_wrong_scalar(v, a) for v, a in zip(value, items, strict=False))
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return any(_wrong_scalar(item, args[1]) for item in value.values())
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if isinstance(value, dict):
+            fields = annotation.model_fields
+            return any(
+                _wrong_scalar(v, fields[k].annotation) for k, v in value.items() if k in fields
+            )
+    return False
+
+
+def _non_finite(value: Any) -> bool:
+    """True if ``value`` (a validated field) is or holds a float inf or nan."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, BaseModel):
+        return any(_non_finite(getattr(value, n)) for n in type(value).model_fields)
+    return False
 
 
 def _one_sentence(
@@ -127,6 +210,9 @@ def _one_sentence(
     kind = first.get("type", "")
     if field is None or field not in model.model_fields and kind != "extra_forbidden":
         message = first.get("msg", "invalid").removeprefix("Value error, ")
+        named, colon, rest = message.partition(": ")  # a model validator naming its field
+        if colon and named in model.model_fields:
+            return f"config field {named!r}: {rest.rstrip('.')}{tail}."
         return f"config: {message.rstrip('.')}{tail}."
     if kind == "extra_forbidden":
         known = ", ".join(model.model_fields)
@@ -179,14 +265,15 @@ def describe_type(annotation: Any, metadata: list[Any] | None = None, plural: bo
     metadata = list(metadata or [])
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Annotated:
-        return describe_type(args[0], metadata + list(args[1:]), plural)
+    if origin is typing.Annotated:  # Field(ge=1) in Annotated carries its bounds in .metadata
+        extra = [m for a in args[1:] for m in (a.metadata if isinstance(a, FieldInfo) else [a])]
+        return describe_type(args[0], metadata + extra, plural)
     constraint = _constraints(metadata)
     suffix = f" {constraint}" if constraint else ""
     if annotation in _SINGULAR:
         return (_PLURAL if plural else _SINGULAR)[annotation] + suffix
     if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
+        return ("values among " if plural else "one of ") + ", ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
         text = " or ".join(describe_type(a, plural=plural) for a in options)

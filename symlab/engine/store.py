@@ -16,7 +16,11 @@ Tables
 
 A store written before sessions existed is migrated when opened for writing (``ALTER TABLE``
 adds ``results.session``, ``CREATE TABLE IF NOT EXISTS`` the sessions table); opened read-only
-(``create=False``) it is left as it is and its rows read as session unknown.
+(``create=False``) it is left as it is and its rows read as session unknown. Read-only opening
+writes nothing, also on read-only media, and a 0-byte, non-SQLite or foreign file gets one
+sentence (:mod:`symlab.engine.store_files`); opened for writing, a non-SQLite or foreign file gets
+the same sentence, while a 0-byte file is an empty store (what ``sqlite3.connect`` leaves when a
+script polls the path before the run creates it).
 
 The database runs in WAL mode and every result is inserted in its own transaction with
 ``INSERT OR IGNORE``, so a run killed at any moment keeps every row it reported, and inserting
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,7 +44,9 @@ import pandas as pd
 
 from symlab.engine.cells import flatten_cells, parquet_table, to_json
 from symlab.engine.errors import InputError
+from symlab.engine.output_paths import write_atomically
 from symlab.engine.provenance import ENVIRONMENT_FIELDS
+from symlab.engine.store_files import check_schema, check_store_file, connect_read_only
 
 STORE_NAME = "results.sqlite"
 TIMING_COLUMNS = ("seconds", "finished_at", "session", "code")
@@ -75,6 +83,30 @@ _SESSIONS_SCHEMA = (
     )
     + ")"
 )
+
+
+def _create_store(path: Path) -> None:
+    """Create an empty WAL-mode SQLite file at ``path`` atomically (built beside it, then
+    linked into place unless another process created ``path`` first), so that a run killed at
+    any moment never leaves a 0-byte ``results.sqlite`` (which
+    :func:`symlab.engine.store_files.check_store_file` refuses)."""
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        db = sqlite3.connect(partial)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # writes the header: no longer 0 bytes
+        finally:
+            db.close()
+        try:
+            os.link(partial, path)  # fails if path exists: never replaces another's store
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(partial, path)
+    finally:
+        for leftover in (partial, *partial.parent.glob(partial.name + "-*")):
+            leftover.unlink(missing_ok=True)
 
 
 def now() -> str:
@@ -131,26 +163,34 @@ class Store:
     def __init__(self, run_dir: str | Path, *, create: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / STORE_NAME
+        self._copy: Path | None = None  # the private copy of a read-only store, if any
         if not self.path.is_file():
             if not create:
                 raise InputError(
                     f"run directory '{self.run_dir}' holds no results ({STORE_NAME} not found)."
                 )
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            _create_store(self.path)
+        if not create:  # reading: never writes, also on read-only media (store_files)
+            self._db, self._copy = connect_read_only(self.path)
+            return
+        if self.path.stat().st_size:  # 0 bytes is an empty database to SQLite: the one
+            check_store_file(self.path)  # a monitoring sqlite3.connect creates before a run
         # sqlite3 opens a transaction before each INSERT; ``with self._db`` commits it
         self._db = sqlite3.connect(self.path, timeout=60.0)
         try:
+            check_schema(self._db, self.path, allow_empty=True)
             self._db.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.DatabaseError as error:  # e.g. "file is not a database"
+        except (InputError, sqlite3.DatabaseError) as error:
             self._db.close()
+            if isinstance(error, InputError):
+                raise
             raise InputError(
-                f"run directory '{self.run_dir}': {STORE_NAME} is not a readable SQLite store "
-                f"({error})."
+                f"store '{self.path}' is not a readable SQLite database ({error})."
             ) from error
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash in WAL
-        if create:
-            self._db.executescript(_SCHEMA)
-            self._migrate()
+        self._db.executescript(_SCHEMA)
+        self._migrate()
 
     def _migrate(self) -> None:
         """Bring a store written by an older symlab up to date (idempotent, race-safe)."""
@@ -178,6 +218,9 @@ class Store:
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:
         self._db.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
 
     def __enter__(self) -> Store:
         return self
@@ -403,7 +446,8 @@ class Store:
         an explicit ``format``. Scalar columns keep their types in both formats. List cells (time
         series) are parquet list columns (``pandas.read_parquet`` gives arrays) and JSON text in
         CSV; dict cells, and lists parquet cannot type, are JSON text in both
-        (:mod:`symlab.engine.cells`).
+        (:mod:`symlab.engine.cells`). The file is written atomically: a full disk or an
+        unwritable path raises InputError and leaves nothing behind.
         """
         path = Path(path)
         if format is None:
@@ -417,9 +461,11 @@ class Store:
         if format not in ("csv", "parquet"):
             raise InputError(f"format: expected csv or parquet, got {format!r}.")
         table = self.rows(keys, timing=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if format == "csv":
-            flatten_cells(table).to_csv(path, index=False)
-        else:
-            parquet_table(table).to_parquet(path, index=False)
-        return path
+
+        def write(target: Path) -> None:
+            if format == "csv":
+                flatten_cells(table).to_csv(target, index=False)
+            else:
+                parquet_table(table).to_parquet(target, index=False)
+
+        return write_atomically(path, write, "output")

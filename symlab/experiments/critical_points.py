@@ -134,6 +134,13 @@ def expand(spec: CriticalPointsSpec) -> list[dict]:
     return jobs
 
 
+def count_jobs(spec: CriticalPointsSpec) -> int:
+    """len(expand(spec)) from the grid sizes, without building the jobs."""
+    widths = max(0, spec.max_overparameterization + 2)  # m = r - 1 .. r + max_overparameterization
+    students = len(spec.activations) * spec.teachers * widths * spec.seeds
+    return students + (spec.condensation_seeds if spec.condensation_width > 0 else 0)
+
+
 def run_job(params: dict) -> dict:
     """Train one student to a critical point and classify it, or run one condensation job."""
     torch.set_num_threads(1)  # tiny dense problems: threads only add contention between workers
@@ -254,6 +261,7 @@ EXPERIMENT = register(
         spec_model=CriticalPointsSpec,
         version="2",  # 2: tiers of the end points (near-critical ones polished and classified)
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

@@ -133,6 +133,12 @@ def expand(spec: EquivarianceSpec) -> list[dict[str, Any]]:
     return jobs
 
 
+def count_jobs(spec: EquivarianceSpec) -> int:
+    """len(expand(spec)) from the grid sizes, without building the jobs."""
+    exact = len(spec.methods) * len(spec.groups) * len(spec.architectures)
+    return exact + len(spec.orbit_targets) * len(spec.orbit_dims) * 2
+
+
 def run_job(params: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     return exact_job(params) if params["part"] == "exact" else orbit_job(params)
@@ -307,6 +313,7 @@ EXPERIMENT = register(
         spec_model=EquivarianceSpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

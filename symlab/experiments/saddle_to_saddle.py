@@ -182,6 +182,12 @@ def saddle_loss(s_star: torch.Tensor, rank: int, d: int) -> float:
     return float(s_star[rank:].square().sum()) / d**2
 
 
+def count_jobs(spec: SaddleToSaddleSpec) -> int:
+    """len(expand(spec)) from the grid sizes, without building the jobs."""
+    traces = min(len(spec.trace_depths), len(spec.trace_small_scales)) * len(INITS)
+    return traces + spec.gamma_sigma2_points * spec.gamma_w_points * spec.phase_seeds
+
+
 def run_job(params: dict[str, Any]) -> dict[str, Any]:
     """A trace (:func:`run_trace`) or a phase-diagram cell (:func:`run_cell`)."""
     return run_trace(params) if params["part"] == "trace" else run_cell(params)
@@ -378,6 +384,7 @@ EXPERIMENT = register(
         spec_model=SaddleToSaddleSpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

@@ -122,6 +122,11 @@ def expand(spec: StaircaseSpec) -> list[dict[str, Any]]:
     return [{"d": d, "target": t, **shared} for t in spec.targets for d in spec.dims]
 
 
+def count_jobs(spec: StaircaseSpec) -> int:
+    """len(expand(spec)) from the grid sizes, without building the jobs."""
+    return len(spec.targets) * len(spec.dims)
+
+
 def run_job(params: dict[str, Any]) -> dict[str, Any]:
     """Train ``seeds`` nets on one target in dimension d and time each monomial's learning."""
     torch.set_num_threads(1)
@@ -361,6 +366,7 @@ EXPERIMENT = register(
         spec_model=StaircaseSpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

@@ -49,6 +49,7 @@ from symlab.symmetry.batch_dimension import (
     proven_upper,
 )
 from symlab.symmetry.kernel_proofs import PROOF_REGIONS
+from symlab.symmetry.model_checks import check_model
 from symlab.symmetry.regions import RegionTally, activation_patterns, is_piecewise_linear
 from symlab.symmetry.samplers import Sampler, get_sampler
 
@@ -167,6 +168,7 @@ def functional_dimension(
         )
     if not isinstance(seed, int):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
+    check_model(model)
     if inputs is not None:
         return batch_functional_dimension(
             model,

@@ -52,6 +52,7 @@ from symlab.linalg.jacobian import parameter_jacobian
 from symlab.linalg.rank import RANK_METHODS, RankResult, numerical_rank, significant
 from symlab.nets import ACTIVATIONS, activation_of, is_mlp, linear_layers, widths_of
 from symlab.symmetry.actions import is_positively_homogeneous
+from symlab.symmetry.model_checks import check_finite_inputs, check_model, check_single_output
 from symlab.symmetry.regions import decisive_subset, is_piecewise_linear
 
 # Representatives per activation pattern = factor * (n0 + 1). 1 is exact; on slivers 1e-6 thin
@@ -290,7 +291,13 @@ def _result(
 
 
 def _check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
+    check_model(model)
     n0 = linear_layers(model)[0].in_features if is_mlp(model) else None
+    if isinstance(inputs, torch.Tensor) and not inputs.is_floating_point():
+        raise ValueError(
+            f"inputs: expected a floating-point tensor (float32 or float64), got dtype "
+            f"{inputs.dtype} (convert with inputs.double())"
+        )
     if (
         not isinstance(inputs, torch.Tensor)
         or not inputs.is_floating_point()
@@ -303,6 +310,9 @@ def _check_inputs(model: nn.Module, inputs: object) -> torch.Tensor:
             f"inputs: expected a floating-point tensor of shape {shape} with N >= 1, got "
             f"{type(inputs).__name__} of shape {tuple(getattr(inputs, 'shape', ()))}"
         )
+    check_finite_inputs(inputs)
+    if n0 is None:
+        check_single_output(model, inputs)
     return inputs
 
 

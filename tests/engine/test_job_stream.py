@@ -42,7 +42,7 @@ LAZY = Experiment(
     run_job=lazy_job,
     summarize=lambda rows, spec: Summary(table=rows.head(0), verdict=f"{len(rows)} rows"),
     plot=lambda rows, spec, out: [],
-    n_jobs=lambda spec: spec.n,
+    count_jobs=lambda spec: spec.n,
 )
 
 
