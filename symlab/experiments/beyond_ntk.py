@@ -117,6 +117,13 @@ def cells(spec: BeyondNTKSpec) -> list[tuple[int, int]]:
     return sorted(set(pairs))
 
 
+def count_jobs(spec: BeyondNTKSpec) -> int:
+    """len(expand(spec)) without building the jobs."""
+    kernels = sum(m in KERNEL_METHODS for m in spec.methods)
+    nets = (len(spec.methods) - kernels) * len(spec.lrs) * len(spec.weight_decays)
+    return len(spec.targets) * len(cells(spec)) * spec.seeds * (kernels + nets)
+
+
 def expand(spec: BeyondNTKSpec) -> list[dict[str, Any]]:
     """One job per (target, method, N, width, seed) and, for the nets, learning rate and decay."""
     shared = spec.model_dump(
@@ -353,6 +360,7 @@ EXPERIMENT = register(
         spec_model=BeyondNTKSpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

@@ -103,6 +103,11 @@ class CnnBottleneckSpec(BaseModel):
         return frequencies
 
 
+def count_jobs(spec: CnnBottleneckSpec) -> int:
+    """len(expand(spec)) without building the jobs."""
+    return len(spec.tasks) * len(spec.depths) * spec.seeds
+
+
 def expand(spec: CnnBottleneckSpec) -> list[dict[str, Any]]:
     """One job per (task, depth, seed)."""
     shared = spec.model_dump(
@@ -315,6 +320,7 @@ EXPERIMENT = register(
         spec_model=CnnBottleneckSpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

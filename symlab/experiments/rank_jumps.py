@@ -93,6 +93,11 @@ class RankJumpsSpec(BaseModel):
         return self
 
 
+def count_jobs(spec: RankJumpsSpec) -> int:
+    """len(expand(spec)) without building the jobs."""
+    return spec.tasks
+
+
 def expand(spec: RankJumpsSpec) -> list[dict[str, Any]]:
     """One job per task seed (each trains ``starts`` networks per phase as one ensemble)."""
     shared = spec.model_dump(exclude={"tasks"})
@@ -333,6 +338,7 @@ EXPERIMENT = register(
         spec_model=RankJumpsSpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,

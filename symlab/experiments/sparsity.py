@@ -98,6 +98,12 @@ class SparsitySpec(BaseModel):
         return sorted(set(values))
 
 
+def count_jobs(spec: SparsitySpec) -> int:
+    """len(expand(spec)) without building the jobs."""
+    tight = len(spec.tight_n) * spec.seeds
+    return tight + len(spec.tasks) * len(spec.n_train) * len(spec.widths) * spec.seeds
+
+
 def expand(spec: SparsitySpec) -> list[dict[str, Any]]:
     """Tight jobs per (N, seed); width jobs per (task, N, width, seed)."""
     jobs = [
@@ -290,6 +296,7 @@ EXPERIMENT = register(
         spec_model=SparsitySpec,
         version="1",
         expand=expand,
+        count_jobs=count_jobs,
         run_job=run_job,
         summarize=summarize,
         plot=plot,
