@@ -91,7 +91,7 @@ def check_relu_mlp(model: object, function: str) -> list[nn.Linear]:
     ValueError naming ``model``."""
     if not isinstance(model, nn.Module) or not is_mlp(model):
         raise ValueError(
-            f"model: {function} expects an MLP (Linear, ReLU, ..., Linear) as built by "
+            "model: expected an MLP (nn.Sequential of Linear, activation, ..., Linear) as built by "
             f"symlab.nets.mlp, got {type(model).__name__}"
         )
     layers = linear_layers(model)

@@ -64,7 +64,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from symlab.nets import activation_of, is_mlp, linear_layers
 from symlab.symmetry.batch_dimension import FDResult, batch_functional_dimension, fd_bound
 from symlab.symmetry.kernel_directions import (
     _kernel_directions,
@@ -72,6 +71,7 @@ from symlab.symmetry.kernel_directions import (
     _unused_coordinates,
 )
 from symlab.symmetry.kernel_proofs import ProvenKernel, proven_kernel
+from symlab.symmetry.linear_regions import check_relu_mlp
 
 __all__ = ["MechanismReport", "diagnose", "mechanism_kernel"]
 
@@ -212,23 +212,6 @@ class MechanismReport:
         )
 
 
-def _check_relu_mlp(model: object, function: str) -> list[nn.Linear]:
-    if not isinstance(model, nn.Module) or not is_mlp(model):
-        raise ValueError(
-            "model: expected an MLP (nn.Sequential of Linear, activation, ..., Linear) as built by "
-            f"symlab.nets.mlp, got {type(model).__name__}"
-        )
-    layers = linear_layers(model)
-    if len(layers) < 2 or not isinstance(activation_of(model), nn.ReLU):
-        raise ValueError(
-            f"model: {function} expects a ReLU MLP with at least one hidden layer, got "
-            f"{len(layers) - 1} hidden layers and activation {type(activation_of(model)).__name__}"
-        )
-    if any(layer.bias is None for layer in layers):
-        raise ValueError(f"model: {function} expects every Linear layer to have a bias")
-    return layers
-
-
 def _check_inputs(inputs: object, n0: int) -> torch.Tensor:
     if (
         not isinstance(inputs, torch.Tensor)
@@ -268,7 +251,7 @@ def mechanism_kernel(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     docstring). Not defined when a whole hidden layer is dead on Z (then F is constant on Z and
     rank J = K).
     """
-    layers = _check_relu_mlp(model, "mechanism_kernel")
+    layers = check_relu_mlp(model, "mechanism_kernel")
     inputs = _check_inputs(inputs, layers[0].in_features)
     weights, biases, pre = _preactivations(layers, inputs)
     dead = [(z <= 0).all(0) for z in pre]
@@ -308,7 +291,7 @@ def diagnose(
     sign arguments). A neuron proven dead is never active on any sample.
     Cost: O(N D) forward pass plus SVDs of size (#directions x D) (see the module docstring).
     """
-    layers = _check_relu_mlp(model, "diagnose")
+    layers = check_relu_mlp(model, "diagnose")
     inputs = _check_inputs(inputs, layers[0].in_features)
     if fd is not None and compute_fd:
         raise ValueError("fd: pass either an FDResult or compute_fd=True, not both")
