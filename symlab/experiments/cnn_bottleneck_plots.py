@@ -86,19 +86,27 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     ax.set_title("(a) CBN-rank profile (darker = deeper)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     ax = axes[1]
+    fits = (rows["train_error"] <= spec.max_train_error) & (
+        rows["last_fifth_drop"] <= spec.max_last_drop
+    )
     for task in tasks:
         group = rows[rows["task"] == task]
-        ax.plot(group["depth"], group["param_norm_sq"], "o", color=colors[task], label=task)
+        good = fits[group.index]
+        ax.plot(group["depth"][good], group["param_norm_sq"][good], "o", color=colors[task],
+                label=f"{task}: converged fit")  # fmt: skip
+        ax.plot(group["depth"][~good], group["param_norm_sq"][~good], "o", mfc="none",
+                color=colors[task], label=f"{task}: not converged (left out of the claims)")  # fmt: skip
         if group["depth"].nunique() >= 2 and len(group) >= group["seed"].nunique() + 2:
             fit = fit_slope(group["depth"], group["param_norm_sq"], group["seed"])
             grid = np.array(sorted(group["depth"].unique()), dtype=float)
             intercept = float(np.mean(list(fit.intercepts.values())))
             ax.plot(grid, fit.slope * grid + intercept, "-", color=colors[task], alpha=0.7,
-                    label=f"{task}: slope {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]")  # fmt: skip
+                    label=f"{task}: slope over all runs {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]")  # fmt: skip
     ax.set_xticks(sorted(rows["depth"].unique()))
     ax.set_xlabel("depth $L$ (conv layers)")
     ax.set_ylabel(r"$\|\theta\|^2$ after training")
-    ax.set_title(r"(b) parameter norm against depth", fontsize=10)
+    ax.set_title(f"(b) parameter norm against depth ({int(fits.sum())} of {len(rows)} runs "
+                 "converged)", fontsize=10)  # fmt: skip
     ax.legend(fontsize=8, frameon=False)
     for a in axes:
         a.grid(True, which="both", alpha=0.25)
