@@ -3,7 +3,7 @@
 ``summary.csv``  the study's Summary table;
 ``verdict.md``   a short header (study, spec, jobs, time, provenance), the claims table (one row
                  per claim of the paper: outcome, measurement, statistic; from
-                 ``Summary.extras["checks"]`` or ``["claims"]``) and the verdict paragraph;
+                 ``Summary.extras["claims"]``) and the verdict paragraph;
 ``claims.json``  the same claims as records (name, claim, measured, statistic, outcome), written
                  when the study states any, so scripts read outcomes, not prose;
 ``figures/``     the study's figures (its ``plot`` writes them there);
@@ -116,8 +116,7 @@ def write_report(
         if warning:
             header.append(f"- warning: {warning}")
     extras = summary.extras if summary is not None else {}
-    # "checks" per engine.verdict; some studies store the same records as "claims"
-    checks = list(extras.get("checks") or extras.get("claims") or [])
+    checks = list(extras.get("claims") or [])
     if checks:
         paths["claims"] = out_dir / "claims.json"
         paths["claims"].write_text(json.dumps(checks, indent=1, ensure_ascii=False), "utf-8")

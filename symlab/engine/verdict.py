@@ -1,6 +1,6 @@
 """A study's verdict as data: each claim with its measurement, statistic and outcome, then text.
 
-Tests read the outcomes (``summary.extras["checks"]``), never the prose; the prose is rendered from
+Tests read the outcomes (``summary.extras["claims"]``, one key for every study), never the prose; the prose is rendered from
 the same records, so the two cannot disagree.
 """
 

@@ -96,7 +96,7 @@ def summarize(rows: pd.DataFrame, spec: CriticalPointsSpec) -> Summary:
             f"{final} effective neuron{'' if final == 1 else 's'} (orientation clusters at "
             f"distance 1 − |cos| ≤ 0.01: tanh is odd, so u and −u are one orientation)."
         )
-    extras["checks"] = as_records(claims)
+    extras["claims"] = as_records(claims)
     return Summary(table=table, verdict=verdict, extras=extras)
 
 

@@ -216,7 +216,7 @@ def summarize_all(rows: pd.DataFrame, spec) -> Summary:
         f"{spec.orbit_seeds} seeds each; budget {spec.budget:g}·d² samples."
     )
     return Summary(
-        table=table, verdict=render(checks, preamble), extras={"checks": as_records(checks)}
+        table=table, verdict=render(checks, preamble), extras={"claims": as_records(checks)}
     )
 
 

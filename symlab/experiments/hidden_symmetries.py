@@ -204,7 +204,7 @@ def summarize(rows: pd.DataFrame, spec: HiddenSymmetriesSpec) -> Summary:
     table = pd.DataFrame.from_records(records)
     claims = [*hidden_symmetry_claims(rows), _interval_claim(rows)]
     verdict = render(claims, _verdict(rows, table, spec))
-    return Summary(table=table, verdict=verdict, extras={"checks": as_records(claims)})
+    return Summary(table=table, verdict=verdict, extras={"claims": as_records(claims)})
 
 
 PAPER_TRENDS = {"depth": "decreasing", "n0": "increasing", "width": "increasing"}

@@ -347,7 +347,7 @@ def summarize(rows: pd.DataFrame, spec: NTKDynamicsSpec) -> Summary:
         "n_stable": len(stable),
         "n_unstable": n_uns,
         "n_diverged": n_div,
-        "checks": as_records(claims),
+        "claims": as_records(claims),
     }
     return Summary(table=table, verdict=verdict, extras=extras)
 

@@ -226,7 +226,7 @@ def summarize(rows: pd.DataFrame, spec: NTKOptimizersSpec) -> Summary:
         f"{COMPARE_FLOOR:g} E_0): GD and heavy ball log E on t, per seed; the fitted NTK "
         "prediction is the fair comparison, the textbook value being only asymptotic."
     )
-    extras = {"max_kernel_distance": kernel_move, "checks": as_records(claims)}
+    extras = {"max_kernel_distance": kernel_move, "claims": as_records(claims)}
     return Summary(table=table, verdict=render(claims, preamble), extras=extras)
 
 

@@ -341,7 +341,7 @@ def summarize(rows: pd.DataFrame, spec: StaircaseSpec) -> Summary:
         f"control monomials stayed within {worst_control:.1f} standard errors of 0."
     )
     extras = {
-        "checks": as_records(checks),
+        "claims": as_records(checks),
         "exponents": {n: [f.exponent, f.ci_low, f.ci_high, f.lower_bound] for n, f in fits.items()},
         "log_allowance": allowance,
     }

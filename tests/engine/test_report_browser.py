@@ -65,10 +65,10 @@ def test_report_loads_every_figure_and_shows_the_claims_table(tmp_path):
 
     spec = {"width": 1024, "dim": 4, "n_train": 8, "iterations": 60, "seeds": 2}
     run = run_study("ntk-optimizers", spec, tmp_path / "run")
-    outcomes = [c["outcome"] for c in run.summary.extras["checks"]]
+    outcomes = [c["outcome"] for c in run.summary.extras["claims"]]
     # verdict.md (what `symlab show` prints) and claims.json carry the same claims
     assert (
-        json.loads((tmp_path / "run" / "claims.json").read_text()) == run.summary.extras["checks"]
+        json.loads((tmp_path / "run" / "claims.json").read_text()) == run.summary.extras["claims"]
     )
     verdict = (tmp_path / "run" / "verdict.md").read_text()
     assert "## Claims" in verdict and all(f"| {o} |" in verdict for o in outcomes)

@@ -65,7 +65,7 @@ def test_tiny_study_end_to_end(tmp_path):
         assert cell["T(r*,m)"] == count_global_minima_subspaces(2, int(cell["m"]))
         assert cell["G(r*-1,m)"] == count_symmetry_induced_subspaces(1, int(cell["m"]))
     assert "Spearman" in summary.verdict and "Condensation" in summary.verdict
-    outcomes = {c["name"]: c["outcome"] for c in summary.extras["checks"]}
+    outcomes = {c["name"]: c["outcome"] for c in summary.extras["claims"]}
     assert set(outcomes) == {"zero_loss_fraction", "zero_loss_trend", "symmetry_induced_end_points"}
     assert set(rows.loc[rows["kind"] == "teacher_student", "tier"]) <= {
         "zero loss",

@@ -78,7 +78,7 @@ def test_pipeline_tiny_and_the_orbit_check_can_fail(tmp_path):
     study = get_experiment("equivariance")
     rows = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
     summary = study.summarize(rows, spec)
-    outcomes = {c["name"]: c["outcome"] for c in summary.extras["checks"]}
+    outcomes = {c["name"]: c["outcome"] for c in summary.extras["claims"]}
     assert outcomes["exact:signed_permutation"] == "reproduced"
     assert outcomes["exact:masked"] == "reproduced"
     assert outcomes["orbit:equal_in_law"] in {"reproduced", "inconclusive"}

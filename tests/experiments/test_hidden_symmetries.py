@@ -58,7 +58,7 @@ def test_summary_verdict_and_figures(tiny_rows, tmp_path):
     assert summary.table["frac_full"].between(0, 1).all()
     assert "decreases with depth" in summary.verdict or "trend with depth" in summary.verdict
     assert "multi-scale sampler" in summary.verdict
-    names = [c["name"] for c in summary.extras["checks"]]
+    names = [c["name"] for c in summary.extras["claims"]]
     assert names == ["depth", "diagonal", "width_fixed_n0", "n0_fixed_width", "interval"]
     assert "parameters unused on the sample (never-co-active edges) explain" in summary.verdict
     paths = experiment.plot(tiny_rows, spec, tmp_path)
@@ -164,7 +164,7 @@ def test_rows_carry_a_proven_interval_and_the_verdict_counts_unproven_networks(t
     table = summary.table
     assert (table["frac_full"] <= table["frac_full_upper"]).all()
     assert table["n_exact"].sum() == tiny_rows["exact"].sum()
-    (claim,) = [c for c in summary.extras["checks"] if c["name"] == "interval"]
+    (claim,) = [c for c in summary.extras["claims"] if c["name"] == "interval"]
     n, exact = len(tiny_rows), int(tiny_rows["exact"].sum())
     assert f"{exact} of {n} networks are exact" in claim["measured"]
     expected = "reproduced" if exact == n else "partly reproduced"
@@ -173,7 +173,7 @@ def test_rows_carry_a_proven_interval_and_the_verdict_counts_unproven_networks(t
     unproven = tiny_rows.assign(exact=False, full_possible=True)
 
     def interval(summary):
-        return next(c for c in summary.extras["checks"] if c["name"] == "interval")["outcome"]
+        return next(c for c in summary.extras["claims"] if c["name"] == "interval")["outcome"]
 
     assert interval(summarize(unproven, spec)) == "inconclusive"
     proven = tiny_rows.assign(exact=True)

@@ -70,7 +70,7 @@ def test_pipeline_tiny(tmp_path):
     summary = study.summarize(rows, spec)
     assert len(summary.table) == 4 and "velocity_ratio" in summary.table
     assert "sign test" in summary.verdict and "Wilcoxon" in summary.verdict
-    names = [c["name"] for c in summary.extras["checks"]]
+    names = [c["name"] for c in summary.extras["claims"]]
     assert names == ["kernel_gain", "velocity_decays", "constant_late_velocity"]
     paths = study.plot(rows, spec, tmp_path)
     names = {p.name for p in paths}

@@ -116,7 +116,7 @@ def test_pipeline_tiny(tmp_path):
     summary = study.summarize(rows, spec)
     assert set(summary.table["optimizer"]) == set(OPTIMIZERS)
     assert "heavy ball" in summary.verdict and "%" in summary.verdict
-    checks = {c["name"]: c["outcome"] for c in summary.extras["checks"]}
+    checks = {c["name"]: c["outcome"] for c in summary.extras["claims"]}
     assert set(checks) == {"gd_rate", "heavy_ball_rate", "nesterov_decay"}
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} == {"ntk_optimizers_error.png", "ntk_optimizers_error.svg"}

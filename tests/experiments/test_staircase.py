@@ -95,7 +95,7 @@ def test_a_tiny_grid_learns_and_times_every_monomial(tmp_path):
     assert (np.asarray(staircase.iloc[0]["escape_times"])[:, 0] > 0).all()
     study = get_experiment("staircase")
     summary = study.summarize(rows, spec)
-    outcomes = {c["name"]: c["outcome"] for c in summary.extras["checks"]}
+    outcomes = {c["name"]: c["outcome"] for c in summary.extras["claims"]}
     assert set(outcomes) >= {"exponent:staircase3", "exponent:parity2", "order:leap1"}
     assert set(summary.table["leap"]) == {1, 2}
     paths = study.plot(rows, spec, tmp_path)
@@ -108,7 +108,7 @@ def test_runs_short_of_the_budget_are_censored_and_not_reproduced():
     assert all(all(r.learned_censored) for r in rows.itertuples())
     assert all(t == r.samples[-1] for r in rows.itertuples() for t in r.learned_time)
     summary = get_experiment("staircase").summarize(rows, spec)
-    check = summary.extras["checks"][0]
+    check = summary.extras["claims"][0]
     assert check["outcome"] != "reproduced"
     assert np.isinf(summary.table["median_samples"]).all()
 
