@@ -112,6 +112,14 @@ def test_real_entry_point_bad_input(toy_env, tmp_path):
     assert result.stdout == "" and listing(tmp_path) == []
 
 
+def test_python_dash_m_symlab_is_the_cli(toy_env, tmp_path):
+    """``python -m symlab`` runs the same CLI (a node with the interpreter but no script)."""
+    result = subprocess.run([sys.executable, "-m", "symlab", "run", "toy", "--preset", "fast"],
+                            cwd=tmp_path, env=toy_env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == "preset 'fast': expected one of quick, paper."
+
+
 def test_unknown_user_module_is_bad_input(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SYMLAB_EXPERIMENTS", "no_such_study_module")

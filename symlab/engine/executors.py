@@ -81,7 +81,18 @@ def portable_traceback(text: str) -> str:
                 return f'File "{resolved[len(root.rstrip(os.sep)) + 1 :]}"'
         return f'File "{Path(path).name}"'
 
-    return _FRAME_FILE.sub(relative, text)
+    return portable_message(_FRAME_FILE.sub(relative, text))
+
+
+def portable_message(text: str) -> str:
+    """``text`` (an error message) with the ``sys.path`` entries and the home folder it names
+    replaced by "<python-path>" and "~": "No such file: '~/data/x.npy'" names no user."""
+    roots = sorted({str(Path(p).resolve()) for p in sys.path if p}, key=len, reverse=True)
+    for root in roots:
+        if len(root) > 1:
+            text = text.replace(root.rstrip(os.sep) + os.sep, "<python-path>" + os.sep)
+    home = os.path.expanduser("~")
+    return text.replace(home + os.sep, "~" + os.sep) if len(home) > 1 else text
 
 
 def call_job(fn: JobFunction, params: dict[str, Any]) -> Any:
@@ -90,7 +101,9 @@ def call_job(fn: JobFunction, params: dict[str, Any]) -> Any:
         return fn(params)
     except Exception as error:  # a failing job must not kill the sweep
         return JobError(
-            type(error).__name__, str(error), portable_traceback(traceback.format_exc())
+            type(error).__name__,
+            portable_message(str(error)),
+            portable_traceback(traceback.format_exc()),
         )
 
 

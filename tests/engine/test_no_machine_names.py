@@ -79,3 +79,24 @@ def test_store_exports_and_report_name_no_host_user_or_path(tmp_path):
     assert not leaks, leaks
     if not renamed:
         print("no UTS namespace here: searched for the real hostname only")
+
+
+def _open_missing(params):
+    return open(params["path"], encoding="utf-8")  # noqa: SIM115 - raises before a handle exists
+
+
+def test_failure_messages_name_no_home_or_python_path(tmp_path, monkeypatch):
+    """An error message that names a file under the home folder or a ``sys.path`` entry is
+    stored with "~" and "<python-path>" in their place (the message, not only the frames)."""
+    from symlab.engine.executors import call_job
+
+    home = tmp_path / f"home-{MARKER_USER}"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    outcome = call_job(_open_missing, {"path": str(home / "data" / "x.npy")})
+    assert outcome.error_type == "FileNotFoundError"
+    assert "~/data/x.npy" in outcome.message and MARKER_USER not in outcome.message
+    assert MARKER_USER not in outcome.traceback
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    outcome = call_job(_open_missing, {"path": str(tmp_path / "lib" / "pkg" / "y.toml")})
+    assert "<python-path>/pkg/y.toml" in outcome.message and str(tmp_path) not in outcome.message
