@@ -71,18 +71,26 @@ def kernel_gain_claim(ratios, epochs: float, init_errors) -> Claim:
     mean, low, high = (
         float(np.exp(v)) for v in (logs.mean(), logs.mean() - half, logs.mean() + half)
     )
+    # the claim is a magnitude (~3x); a gain whose whole interval lies below 2x does not reproduce
+    # it, even though Θ_t is better: the measured text says so
     if low >= PAPER_RATIO / 1.5:
         outcome = "reproduced"
-    elif low > 1:
-        outcome = "partly reproduced"
     elif high < 1:
         outcome = "opposite"
-    else:
+    elif high < PAPER_RATIO / 1.5:
         outcome = "not reproduced"
+    elif low > 1:
+        outcome = "partly reproduced"  # a gain for sure, and ~3x not excluded
+    else:
+        outcome = "inconclusive"
     init = np.asarray(init_errors, dtype=float)
     measured = (
         f"err(Θ_0)/err(Θ_t) at ~{epochs:.2g} epochs: geometric mean {mean:.3g}× over {len(ratios)} "
         f"runs (range {ratios.min():.3g}–{ratios.max():.3g}); err(Θ_0) median {np.median(init):.2f}"
+        + (
+            "; Θ_t is better, but by far less than the paper's ~3×"
+            * (1 < low and high < PAPER_RATIO / 1.5)
+        )
     )
     statistic = (
         f"95% t-interval of the geometric mean [{low:.3g}, {high:.3g}], against ≥ 2 (3× / 1.5)"
