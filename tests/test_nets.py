@@ -35,6 +35,15 @@ def test_seed_is_reproducible_and_none_honours_torch_manual_seed():
     assert all(torch.equal(p, q) for p, q in zip(c.parameters(), d.parameters()))
 
 
+@pytest.mark.parametrize("init", ["he", "pytorch", "custom"])
+def test_one_seed_gives_one_network_in_every_precision(init):
+    """float32 weights are the float64 weights of the same seed, rounded (not another draw)."""
+    kwargs = dict(init=init, seed=3, **({"bias_std": 0.3} if init == "he" else {}))
+    wide, narrow = mlp([5, 7, 2], **kwargs), mlp([5, 7, 2], dtype=torch.float32, **kwargs)
+    for p, q in zip(wide.parameters(), narrow.parameters()):
+        assert q.dtype == torch.float32 and torch.equal(p.detach().float(), q.detach())
+
+
 @pytest.mark.parametrize(
     "kwargs, field",
     [

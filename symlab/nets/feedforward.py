@@ -59,7 +59,8 @@ def mlp(
     - ``"custom"``: W_ij ~ N(0, sigma_w^2 / n_{l-1}), b_i ~ N(0, sigma_b^2).
 
     ``activation`` is applied after every layer but the last; ``slope`` is leaky_relu's
-    negative slope.
+    negative slope. The draws are made in float64 and rounded to ``dtype``, so one seed gives the
+    same network in every precision (float32 weights = the float64 weights rounded).
     """
     widths = list(widths)
     if (
@@ -97,20 +98,20 @@ def mlp(
                 w_std, b_std, uniform = fan_in**-0.5, fan_in**-0.5, True
             if uniform:
                 linear.weight.copy_(
-                    (torch.rand(linear.weight.shape, generator=generator, dtype=dtype) * 2 - 1)
+                    (torch.rand(linear.weight.shape, generator=generator, dtype=torch.float64) * 2 - 1)
                     * w_std
                 )
                 if bias:
                     linear.bias.copy_(
-                        (torch.rand(fan_out, generator=generator, dtype=dtype) * 2 - 1) * b_std
+                        (torch.rand(fan_out, generator=generator, dtype=torch.float64) * 2 - 1) * b_std
                     )
             else:
                 linear.weight.copy_(
-                    torch.randn(linear.weight.shape, generator=generator, dtype=dtype) * w_std
+                    torch.randn(linear.weight.shape, generator=generator, dtype=torch.float64) * w_std
                 )
                 if bias:
                     linear.bias.copy_(
-                        torch.randn(fan_out, generator=generator, dtype=dtype) * b_std
+                        torch.randn(fan_out, generator=generator, dtype=torch.float64) * b_std
                     )
         layers.append(linear)
         if index < len(widths) - 2:
