@@ -172,6 +172,9 @@ def main() -> None:
     parser.add_argument("--unchunked", type=int, default=2_000, help="jobs on Ray, chunk 1")
     parser.add_argument("--networks", type=int, default=30)
     parser.add_argument("--only", choices=["memory", "overhead", "networks"])
+    parser.add_argument(
+        "--memory-ray", action="store_true", help="also run the 10^6 jobs on Ray (2 CPUs)"
+    )
     args = parser.parse_args()
     if args.child:
         kind, n, executor, workers, chunk = args.child
@@ -185,10 +188,11 @@ def main() -> None:
 
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, one thread per job")
     print(f"load average {os.getloadavg()[0]:.1f} at the start")
-    if args.only in (None, "memory"):
-        r = child("trivial", args.million, "local", 1)
+    memory_runs = [("inline", "local", 1)] + [("on Ray, 2 CPUs", "ray", 2)] * args.memory_ray
+    for label, executor, workers in memory_runs if args.only in (None, "memory") else []:
+        r = child("trivial", args.million, executor, workers)
         print(
-            f"{args.million} trivial jobs inline: {r['seconds']:.0f} s "
+            f"{args.million} trivial jobs {label}: {r['seconds']:.0f} s "
             f"({r['seconds'] / args.million * 1e3:.3f} ms per job, summary and report included); "
             f"peak RSS of the sweep's process {r['peak_mb']:.0f} MB: {r['base_mb']:.0f} MB "
             f"after imports, {r['sweep_peak_mb']:.0f} MB at the last job, "
@@ -222,7 +226,8 @@ def main() -> None:
             os.remove(r["digest"])
             print(
                 f"hidden-symmetries paper grid, {n} networks (every {PAPER_GRID // n}th job), {label}: "
-                f"{r['seconds']:.1f} s -> {n / r['seconds']:.2f} networks/s",
+                f"{r['seconds']:.1f} s -> {n / r['seconds']:.2f} networks/s "
+                f"({1e3 / r['steady_ms']:.2f} from the first result to the last)",
                 flush=True,
             )
         assert all(frame.equals(frames[0]) for frame in frames[1:]), "rows differ"
