@@ -146,12 +146,14 @@ def first_occurrences(keys: pd.Series, codes: np.ndarray | None = None) -> np.nd
     """
     if codes is None:
         return ~keys.duplicated().to_numpy()
+    ordered = np.sort(codes)
+    if not (ordered[1:] == ordered[:-1]).any():  # the usual case: no key repeated
+        return np.ones(len(codes), dtype=bool)
     order = np.argsort(codes, kind="stable")  # equal keys keep their order: the first leads
     ordered = codes[order]
     repeated = ordered[1:] == ordered[:-1]
     keep = np.ones(len(codes), dtype=bool)
-    if repeated.any():
-        keep[order[1:][repeated]] = False
+    keep[order[1:][repeated]] = False
     return keep
 
 
@@ -161,10 +163,10 @@ _JOB_KEY = re.compile(r"[0-9a-f]{16}")
 def spec_results(store: Store, keys: Iterable[str]) -> SpecResults:
     """Read the stored rows of ``keys`` back ``KEY_BATCH`` keys at a time (one pass).
 
-    Beside the table, memory holds 8 bytes per row for each of the key (as a number), run time
-    and session; the table is built by :func:`symlab.engine.store.rows_frame` in chunks."""
+    Beside the table, memory holds 20 bytes per row: the key as a number, the run time and the
+    session's index; the table is built by :func:`symlab.engine.store.rows_frame` in chunks."""
     seconds = array("d")
-    session_codes = array("q")
+    session_codes = array("i")  # an index into ``sessions`` (a store holds few sessions)
     key_codes: array | None = array("Q")
     sessions: dict[str | None, int] = {}
     missing: set[str] = set()
@@ -195,7 +197,7 @@ def spec_results(store: Store, keys: Iterable[str]) -> SpecResults:
             rows = rows[keep].reset_index(drop=True)
     if missing:
         missing -= set(rows["key"])
-    codes = np.frombuffer(session_codes, dtype=np.int64)[keep] if len(rows) else []
+    codes = np.frombuffer(session_codes, dtype=np.int32)[keep] if len(rows) else []
     tally = np.bincount(codes, minlength=len(sessions)) if len(rows) else []
     counts = {session: int(tally[code]) for session, code in sessions.items() if len(rows)}
     return SpecResults(
