@@ -13,8 +13,9 @@ Chunks: a Ray task costs milliseconds of scheduling and transfer (54 ms per job 
 2-core machine with one task per job), more than a small job itself. With ``chunk=None`` the size
 adapts to the measured run time of the jobs (:class:`ChunkSizer`): the first tasks hold one job
 each, then each chunk is sized to take about :data:`CHUNK_SECONDS` (at most :data:`MAX_CHUNK`
-jobs), so minute-long jobs still run one per task and trivial ones a thousand per task. A fixed
-``chunk`` (``--chunk N``) overrides it.
+jobs), so minute-long jobs still run one per task and trivial ones a thousand per task; a chunk
+whose jobs turn out slower than measured stops after :data:`CHUNK_BUDGET` seconds and gives its
+unrun jobs back for the next tasks. A fixed ``chunk`` (``--chunk N``) overrides both.
 
 A job that raises comes back as a :class:`JobError` with its portable traceback, like the local
 executor's, and the rest of its chunk and the sweep go on. A worker process that dies (killed,
@@ -60,19 +61,25 @@ def import_ray() -> Any:
 
 CHUNK_SECONDS = 0.5  # the run time an adaptive chunk aims at (task overhead ~1-5% of it)
 MAX_CHUNK = 1000  # jobs per chunk at most (params and rows of a chunk travel together)
+CHUNK_BUDGET = 4 * CHUNK_SECONDS  # an adaptive chunk whose jobs got slower returns early
 
 
 def run_chunk(
-    fn: JobFunction, params: list[dict[str, Any]], threads: int
+    fn: JobFunction, params: list[dict[str, Any]], threads: int, budget: float | None = None
 ) -> list[tuple[Any, float]]:
     """The task body: ``(fn(p) or its JobError, seconds)`` for each ``p`` of ``params`` in order,
-    with ``threads`` BLAS/torch threads (set once per chunk)."""
+    with ``threads`` BLAS/torch threads (set once per chunk). With a ``budget`` (seconds) it stops
+    after the job that exhausts it: the jobs not run come back to the driver, which submits them
+    again (a grid whose jobs turn slow along it does not leave one task with minutes of work)."""
     outcomes = []
+    begin = time.perf_counter()
     with limited_threads(threads):
         for one in params:
             start = time.perf_counter()
             outcome = call_job(fn, one)
             outcomes.append((outcome, time.perf_counter() - start))
+            if budget is not None and time.perf_counter() - begin > budget:
+                break
     return outcomes
 
 
@@ -156,6 +163,7 @@ class RayExecutor(Executor):
         self.threads_per_worker = threads_per_worker
         self.chunk = chunk
         self.n_tasks = 0  # tasks the last submit_all submitted (chunks, retries not counted)
+        self.n_given_back = 0  # jobs its chunks gave back unrun (budget spent), run again later
 
     def __repr__(self) -> str:
         where = self.address or f"local, {self.workers or 'all'} CPUs"
@@ -189,7 +197,9 @@ class RayExecutor(Executor):
         started = self._connect(ray)
         refs: dict[Any, list[Job]] = {}
         sizer = ChunkSizer(self.chunk)
-        self.n_tasks = 0
+        budget = None if self.chunk is not None else CHUNK_BUDGET
+        returned: list[Job] = []  # jobs a chunk gave back unrun (its budget ran out)
+        self.n_tasks = self.n_given_back = 0
         finished = False
         try:
             task = ray.remote(run_chunk).options(
@@ -204,11 +214,13 @@ class RayExecutor(Executor):
 
             def top_up() -> None:
                 while len(refs) < limit:
-                    chunk = list(itertools.islice(jobs, sizer.size()))
+                    size = sizer.size()
+                    chunk, returned[:size] = returned[:size], []
+                    chunk += itertools.islice(jobs, size - len(chunk))
                     if not chunk:
                         return
                     params = [job.params for job in chunk]
-                    refs[task.remote(fn_ref, params, self.threads_per_worker)] = chunk
+                    refs[task.remote(fn_ref, params, self.threads_per_worker, budget)] = chunk
                     self.n_tasks += 1
 
             top_up()
@@ -218,9 +230,10 @@ class RayExecutor(Executor):
                     done += ray.wait(waiting, num_returns=len(waiting), timeout=0)[0]
                 for ref in done:
                     chunk = refs.pop(ref)
-                    for job, (outcome, seconds) in zip(
-                        chunk, self._outcomes(ray, ref, len(chunk)), strict=True
-                    ):
+                    outcomes = self._outcomes(ray, ref, len(chunk))
+                    returned.extend(chunk[len(outcomes) :])
+                    self.n_given_back += len(chunk) - len(outcomes)
+                    for job, (outcome, seconds) in zip(chunk, outcomes, strict=False):
                         if seconds is not None:
                             sizer.observe(seconds)
                         yield job, outcome

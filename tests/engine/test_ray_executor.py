@@ -16,8 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from symlab.engine import InputError, Store, run_study
-from symlab.engine.ray_executor import CHUNK_SECONDS, MAX_CHUNK, ChunkSizer, RayExecutor
+from symlab.engine import InputError, Job, Store, run_study
+from symlab.engine.ray_executor import (
+    CHUNK_SECONDS,
+    MAX_CHUNK,
+    ChunkSizer,
+    RayExecutor,
+    run_chunk,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -118,6 +124,27 @@ def test_chunk_sizes_follow_the_measured_job_time():
     for _ in range(2000):
         sizer.observe(3 * CHUNK_SECONDS)  # jobs longer than a chunk's target: one per task
     assert sizer.size() == 1
+
+
+def test_a_chunk_stops_when_its_budget_is_spent_and_returns_what_it_ran(toy):
+    sleep_then_echo = sys.modules["toy_study"].sleep_then_echo
+    params = [{"i": i, "sleep": 0.05} for i in range(10)]
+    outcomes = run_chunk(sleep_then_echo, params, threads=1, budget=0.1)
+    assert 1 <= len(outcomes) <= 3  # stopped after the job that passed 0.1 s
+    assert [row["i"] for row, _ in outcomes] == list(range(len(outcomes)))
+    assert all(seconds >= 0.05 for _, seconds in outcomes)
+    assert len(run_chunk(sleep_then_echo, params[:3], threads=1)) == 3  # no budget: all
+
+
+def test_jobs_that_turn_slow_are_given_back_and_each_runs_once(ray_instance, toy):
+    """The first jobs take microseconds (so the next chunk is sized to hold all the rest), the
+    last ten 0.3 s each: that chunk spends its budget and gives the rest back."""
+    jobs = [Job(f"k{i}", {"i": i, "sleep": 0.3 if i >= 30 else 0.0}) for i in range(40)]
+    executor, fn = RayExecutor(), sys.modules["toy_study"].sleep_then_echo
+    got = [(job.key, outcome) for job, outcome in executor.submit_all(fn, jobs)]
+    assert sorted(key for key, _ in got) == sorted(job.key for job in jobs)  # each once
+    assert all(outcome["i"] == int(key[1:]) for key, outcome in got)
+    assert executor.n_given_back > 0
 
 
 def test_chunked_ray_rows_equal_the_local_rows(ray_instance, toy, tmp_path):
