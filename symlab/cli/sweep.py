@@ -91,6 +91,15 @@ def run(
             show_default="3",
         ),
     ] = None,
+    chunk: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk",
+            help="With --executor ray: jobs per Ray task (default: sized from the jobs' "
+            "measured run time, about half a second of work per task).",
+            show_default="auto",
+        ),
+    ] = None,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -131,10 +140,14 @@ def run(
         fail(f"--workers: expected an integer >= 1, got {workers}.")
     if executor not in ("local", "ray"):
         fail(f"--executor: expected local or ray, got {executor!r}.")
-    if executor == "local" and (address is not None or retries is not None):
-        fail(f"--{'address' if address is not None else 'retries'}: needs --executor ray.")
+    if executor == "local":
+        for name, value in (("address", address), ("retries", retries), ("chunk", chunk)):
+            if value is not None:
+                fail(f"--{name}: needs --executor ray.")
     if retries is not None and retries < 0:
         fail(f"--retries: expected an integer >= 0, got {retries}.")
+    if chunk is not None and chunk < 1:
+        fail(f"--chunk: expected an integer >= 1, got {chunk}.")
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         from symlab.engine.ray_executor import RAY_MISSING
 
@@ -169,6 +182,7 @@ def run(
                 executor=executor,
                 address=address,
                 retries=retries,
+                chunk=chunk,
                 on_start=on_start,
                 on_progress=progress.update,
                 on_failure=progress.failed,

@@ -333,17 +333,21 @@ def make_executor(
     *,
     address: str | None = None,
     retries: int | None = None,
+    chunk: int | None = None,
     spec: Any = None,
 ) -> Executor:
     """The executor ``run_study`` was asked for: ``"local"`` (or None) with ``workers``
     processes, ``"ray"`` (a local Ray instance of ``workers`` CPUs, or the cluster at
-    ``address``; one GPU per job when ``spec.device`` is a CUDA device), or an instance."""
+    ``address``; one GPU per job when ``spec.device`` is a CUDA device; ``chunk`` jobs per Ray
+    task, None: adaptive), or an instance."""
     if isinstance(executor, Executor):
-        if workers != 1 or address is not None or retries is not None:
-            raise InputError("workers: pass workers (address, retries) or an executor, not both.")
+        if workers != 1 or address is not None or retries is not None or chunk is not None:
+            raise InputError(
+                "workers: pass workers (address, retries, chunk) or an executor, not both."
+            )
         return executor
     if executor is None or executor == "local":
-        for name, value in (("address", address), ("retries", retries)):
+        for name, value in (("address", address), ("retries", retries), ("chunk", chunk)):
             if value is not None:
                 raise InputError(f"{name}: only the ray executor takes it (executor='ray').")
         return LocalExecutor(workers)
@@ -359,5 +363,6 @@ def make_executor(
             workers=None if address is not None else workers,
             gpus_per_job=1.0 if cuda else 0.0,
             retries=3 if retries is None else retries,
+            chunk=chunk,
         )
     raise InputError(f"executor: expected local or ray, got {executor!r}.")

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import json
 import platform
 import re
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +65,27 @@ def _version(package: str) -> str | None:
 def software_environment() -> dict[str, str | None]:
     """The process's software and machine (cached: it does not change while it runs).
 
-    Imports torch (about a second, once) to read its build: ``torch`` is its version with the
-    CUDA build (``2.13.0+cpu``, or ``... cuda 12.4``), ``blas`` torch's BLAS/LAPACK (from
-    ``torch.__config__.show()``'s build settings) and numpy's and scipy's BLAS libraries with
-    their kernels (threadpoolctl), ``cpu`` the CPU model when ``platform.processor()`` knows it
-    and torch's CPU capability (AVX2, AVX512), ``libc`` the C library (its libm rounds too).
-    No hostname, user name or path is read into any value.
+    ``torch`` is its version with the CUDA build (``2.13.0+cpu``, or ``... cuda 12.4``), ``blas``
+    torch's BLAS/LAPACK (from ``torch.__config__.show()``'s build settings) and numpy's and
+    scipy's BLAS libraries with their kernels (threadpoolctl), ``cpu`` the CPU model when
+    ``platform.processor()`` knows it and torch's CPU capability (AVX2, AVX512), ``libc`` the C
+    library (its libm rounds too). No hostname, user name or path is read into any value.
+
+    Reading torch's build needs torch imported (180 MB, about a second). A process that has
+    imported it (every built-in study) reads it here; one that has not (a study of its own
+    without torch, whose sweep must stay small) asks a short-lived child process of the same
+    interpreter and ``sys.path``, which reports the same values (:func:`probed_environment`),
+    so the parent never loads torch for its provenance.
     """
+    if "torch" not in sys.modules:
+        probed = probed_environment()
+        if probed is not None:
+            return probed
+    return probe_software()
+
+
+def probe_software() -> dict[str, str | None]:
+    """:func:`software_environment` read in this process (imports torch and scipy.linalg)."""
     import numpy
     import torch
 
@@ -93,6 +110,32 @@ def software_environment() -> dict[str, str | None]:
         "machine": platform.machine() or None,
         "cpu": " ".join(p for p in (platform.processor(), capability) if p) or None,
     }
+
+
+def probed_environment(timeout: float = 120.0) -> dict[str, str | None] | None:
+    """:func:`probe_software` run in a child process (same interpreter and ``sys.path``), or None
+    when that fails (no interpreter, a timeout): the caller then reads it in process."""
+    code = (
+        "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+        "from symlab.engine.provenance import probe_software; "
+        "print(json.dumps(probe_software()))"
+    )
+    if not sys.executable:
+        return None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(sys.path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        values = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    if done.returncode != 0 or not isinstance(values, dict):
+        return None
+    return {str(k): None if v is None else str(v) for k, v in values.items()}
 
 
 def _loaded_blas() -> list[str]:

@@ -2,22 +2,33 @@
 
 ``symlab run STUDY --executor ray`` starts a local Ray instance with ``--workers`` CPUs and stops
 it at the end; ``--address ADDR`` (e.g. ``auto`` on a node of a cluster started with
-``ray start --head``, or ``ray://host:10001``) runs the jobs on that cluster instead. Each job is
-one task with a resource hint (``cpus_per_job`` CPUs; ``gpus_per_job`` GPUs, one when the spec
-asks for a CUDA device), and at most ``in_flight`` tasks are submitted at a time (default
-:data:`IN_FLIGHT_PER_WORKER` per CPU of the cluster), so a grid of any size streams through.
-Outcomes come back as they finish (``ray.wait``); the driver alone writes the store.
+``ray start --head``, or ``ray://host:10001``) runs the jobs on that cluster instead. Each task runs
+a *chunk* of consecutive jobs with a resource hint (``cpus_per_job`` CPUs; ``gpus_per_job`` GPUs,
+one when the spec asks for a CUDA device), and at most ``in_flight`` tasks are submitted at a
+time (default :data:`IN_FLIGHT_PER_WORKER` per CPU of the cluster), so a grid of any size streams
+through. Each chunk's outcomes come back as the chunk finishes (``ray.wait``); the driver alone
+writes the store, one row per job.
+
+Chunks: a Ray task costs milliseconds of scheduling and transfer (54 ms per job on a loaded
+2-core machine with one task per job), more than a small job itself. With ``chunk=None`` the size
+adapts to the measured run time of the jobs (:class:`ChunkSizer`): the first tasks hold one job
+each, then each chunk is sized to take about :data:`CHUNK_SECONDS` (at most :data:`MAX_CHUNK`
+jobs), so minute-long jobs still run one per task and trivial ones a thousand per task; a chunk
+whose jobs turn out slower than measured stops after :data:`CHUNK_BUDGET` seconds and gives its
+unrun jobs back for the next tasks. A fixed ``chunk`` (``--chunk N``) overrides both.
 
 A job that raises comes back as a :class:`JobError` with its portable traceback, like the local
-executor's, and the sweep goes on. A worker process that dies (killed, out of memory, its node
-lost) is Ray's to handle: the task is re-run up to ``retries`` times, then recorded as failed
-(``symlab run`` again retries it). Ray is imported only here, when the executor runs: symlab
+executor's, and the rest of its chunk and the sweep go on. A worker process that dies (killed,
+out of memory, its node lost) is Ray's to handle: its chunk is re-run up to ``retries`` times
+(jobs are pure functions of their params: the same rows), then each of its jobs is recorded as
+failed (``symlab run`` again retries them). Ray is imported only here, when the executor runs: symlab
 imports without it (``pip install 'symlab[ray]'``).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -48,10 +59,59 @@ def import_ray() -> Any:
     return ray
 
 
-def run_in_worker(fn: JobFunction, params: dict[str, Any], threads: int) -> Any:
-    """The task body: ``fn(params)`` with ``threads`` BLAS/torch threads, or its JobError."""
+CHUNK_SECONDS = 0.5  # the run time an adaptive chunk aims at (task overhead ~1-5% of it)
+MAX_CHUNK = 1000  # jobs per chunk at most (params and rows of a chunk travel together)
+CHUNK_BUDGET = 4 * CHUNK_SECONDS  # an adaptive chunk whose jobs got slower returns early
+
+
+def run_chunk(
+    fn: JobFunction, params: list[dict[str, Any]], threads: int, budget: float | None = None
+) -> list[tuple[Any, float]]:
+    """The task body: ``(fn(p) or its JobError, seconds)`` for each ``p`` of ``params`` in order,
+    with ``threads`` BLAS/torch threads (set once per chunk). With a ``budget`` (seconds) it stops
+    after the job that exhausts it: the jobs not run come back to the driver, which submits them
+    again (a grid whose jobs turn slow along it does not leave one task with minutes of work)."""
+    outcomes = []
+    begin = time.perf_counter()
     with limited_threads(threads):
-        return call_job(fn, params)
+        for one in params:
+            start = time.perf_counter()
+            outcome = call_job(fn, one)
+            outcomes.append((outcome, time.perf_counter() - start))
+            if budget is not None and time.perf_counter() - begin > budget:
+                break
+    return outcomes
+
+
+class ChunkSizer:
+    """How many jobs the next task gets: ``fixed`` if given, else adaptive.
+
+    Adaptive: 1 until a job's run time is known, then ``CHUNK_SECONDS / t`` clipped to
+    ``[1, MAX_CHUNK]``, where ``t`` is the mean run time per job of the last ~100 jobs
+    (an exponential moving average, so a grid whose jobs grow slower along it follows).
+    """
+
+    def __init__(
+        self, fixed: int | None = None, seconds: float = CHUNK_SECONDS, most: int = MAX_CHUNK
+    ) -> None:
+        self.fixed = fixed
+        self.seconds = seconds
+        self.most = most
+        self.mean: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        """Record one job's run time."""
+        seconds = max(float(seconds), 0.0)
+        self.mean = seconds if self.mean is None else self.mean + 0.01 * (seconds - self.mean)
+
+    def size(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.mean is None:
+            return 1
+        if self.mean <= self.seconds / self.most:
+            return self.most
+        return max(1, min(self.most, int(self.seconds / self.mean)))
 
 
 def _positive(name: str, value: Any, kind: type = int, allow_zero: bool = False) -> None:
@@ -66,7 +126,8 @@ class RayExecutor(Executor):
 
     ``address``: the cluster to join (None: start a local instance of ``workers`` CPUs, or use
     the Ray instance this process already started with ``ray.init``); ``retries``: re-runs of a
-    task whose worker died; ``in_flight``: tasks submitted at a time (None: 4 per cluster CPU).
+    task whose worker died; ``in_flight``: tasks submitted at a time (None: 4 per cluster CPU);
+    ``chunk``: jobs per task (None: adaptive, see :class:`ChunkSizer`).
     """
 
     def __init__(
@@ -79,6 +140,7 @@ class RayExecutor(Executor):
         retries: int = 3,
         in_flight: int | None = None,
         threads_per_worker: int = 1,
+        chunk: int | None = None,
     ) -> None:
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise InputError(f"address: expected a Ray address such as auto, got {address!r}.")
@@ -90,6 +152,8 @@ class RayExecutor(Executor):
         if in_flight is not None:
             _positive("in_flight", in_flight)
         _positive("threads_per_worker", threads_per_worker)
+        if chunk is not None:
+            _positive("chunk", chunk)
         self.address = address
         self.workers = workers
         self.cpus_per_job = cpus_per_job
@@ -97,6 +161,9 @@ class RayExecutor(Executor):
         self.retries = retries
         self.in_flight = in_flight
         self.threads_per_worker = threads_per_worker
+        self.chunk = chunk
+        self.n_tasks = 0  # tasks the last submit_all submitted (chunks, retries not counted)
+        self.n_given_back = 0  # jobs its chunks gave back unrun (budget spent), run again later
 
     def __repr__(self) -> str:
         where = self.address or f"local, {self.workers or 'all'} CPUs"
@@ -128,10 +195,14 @@ class RayExecutor(Executor):
             return
         jobs = itertools.chain([first], jobs)
         started = self._connect(ray)
-        refs: dict[Any, Job] = {}
+        refs: dict[Any, list[Job]] = {}
+        sizer = ChunkSizer(self.chunk)
+        budget = None if self.chunk is not None else CHUNK_BUDGET
+        returned: list[Job] = []  # jobs a chunk gave back unrun (its budget ran out)
+        self.n_tasks = self.n_given_back = 0
         finished = False
         try:
-            task = ray.remote(run_in_worker).options(
+            task = ray.remote(run_chunk).options(
                 num_cpus=self.cpus_per_job,
                 num_gpus=self.gpus_per_job,
                 max_retries=self.retries,
@@ -142,8 +213,15 @@ class RayExecutor(Executor):
             limit = self.in_flight or max(1, int(cpus / self.cpus_per_job)) * IN_FLIGHT_PER_WORKER
 
             def top_up() -> None:
-                for job in itertools.islice(jobs, max(limit - len(refs), 0)):
-                    refs[task.remote(fn_ref, job.params, self.threads_per_worker)] = job
+                while len(refs) < limit:
+                    size = sizer.size()
+                    chunk, returned[:size] = returned[:size], []
+                    chunk += itertools.islice(jobs, size - len(chunk))
+                    if not chunk:
+                        return
+                    params = [job.params for job in chunk]
+                    refs[task.remote(fn_ref, params, self.threads_per_worker, budget)] = chunk
+                    self.n_tasks += 1
 
             top_up()
             while refs:
@@ -151,7 +229,14 @@ class RayExecutor(Executor):
                 if waiting:  # everything else that is ready too, without waiting
                     done += ray.wait(waiting, num_returns=len(waiting), timeout=0)[0]
                 for ref in done:
-                    yield refs.pop(ref), self._outcome(ray, ref)
+                    chunk = refs.pop(ref)
+                    outcomes = self._outcomes(ray, ref, len(chunk))
+                    returned.extend(chunk[len(outcomes) :])
+                    self.n_given_back += len(chunk) - len(outcomes)
+                    for job, (outcome, seconds) in zip(chunk, outcomes, strict=False):
+                        if seconds is not None:
+                            sizer.observe(seconds)
+                        yield job, outcome
                 top_up()
             finished = True
         finally:
@@ -165,13 +250,15 @@ class RayExecutor(Executor):
                 ray.shutdown()
 
     @staticmethod
-    def _outcome(ray: Any, ref: Any) -> Any | JobError:
-        """The task's value (a row or the JobError it caught), or a JobError for a task that Ray
-        could not complete (its worker died ``retries + 1`` times, it was cancelled, ...)."""
+    def _outcomes(ray: Any, ref: Any, n: int) -> list[tuple[Any | JobError, float | None]]:
+        """The chunk's ``(outcome, seconds)`` per job (a row or the JobError it caught), or the
+        same JobError for each of its ``n`` jobs when Ray could not complete the task (its
+        worker died ``retries + 1`` times, it was cancelled, ...)."""
         try:
-            return ray.get(ref)
+            return [(outcome, seconds) for outcome, seconds in ray.get(ref)]
         except ray.exceptions.RayError as error:
             text = str(error).strip()
-            return JobError(type(error).__name__, text.splitlines()[0] if text else "", "")
+            failed = JobError(type(error).__name__, text.splitlines()[0] if text else "", "")
         except Exception as error:  # e.g. the result could not be unpickled here
-            return JobError(type(error).__name__, str(error), portable_traceback(str(error)))
+            failed = JobError(type(error).__name__, str(error), portable_traceback(str(error)))
+        return [(failed, None)] * n

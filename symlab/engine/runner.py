@@ -179,6 +179,7 @@ def run_study(
     executor: Executor | str | None = None,
     address: str | None = None,
     retries: int | None = None,
+    chunk: int | None = None,
     on_progress: Progress | None = None,
     on_start: Progress | None = None,
     on_failure: FailureHook | None = None,
@@ -188,8 +189,9 @@ def run_study(
 
     ``executor``: ``"local"`` (default; ``workers`` processes), ``"ray"`` (Ray tasks on the
     cluster at ``address``, or on a local Ray instance of ``workers`` CPUs when None; ``retries``
-    re-runs of a job whose worker died, see :class:`symlab.engine.ray_executor.RayExecutor`), or
-    an :class:`Executor` instance.
+    re-runs of a job whose worker died; ``chunk`` jobs per Ray task, None: sized from the jobs'
+    measured run time; see :class:`symlab.engine.ray_executor.RayExecutor`), or an
+    :class:`Executor` instance.
 
     Code-aware: job keys include the study's code fingerprint, recorded in the store. Resuming
     into a directory whose rows were computed by other code (or by a symlab that did not record
@@ -215,7 +217,9 @@ def run_study(
     start = time.perf_counter()
     experiment = _resolve(study)
     spec = _validated(experiment, spec)
-    executor = make_executor(executor, workers, address=address, retries=retries, spec=spec)
+    executor = make_executor(
+        executor, workers, address=address, retries=retries, chunk=chunk, spec=spec
+    )
     out_dir = Path(out_dir)
     _check_run_dir(out_dir, experiment)
     fingerprint = code_fingerprint(experiment.run_job.__module__)

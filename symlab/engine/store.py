@@ -115,7 +115,7 @@ def now() -> str:
 
 
 KEY_BATCH = 900  # keys per ``WHERE key IN (...)`` query (SQLite allows 999 variables at least)
-FRAME_CHUNK = 50_000  # rows per partial DataFrame when a table is built from many rows
+FRAME_CHUNK = 10_000  # rows per partial DataFrame (and per list of row dicts) of a large table
 
 
 def key_batches(keys: Iterable[str], size: int = KEY_BATCH) -> Iterator[list[str]]:

@@ -7,10 +7,12 @@ the same records, so the two cannot disagree.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from symlab.stats import PowerLawFit
+if TYPE_CHECKING:  # scipy (through symlab.stats) stays out of the engine's import
+    from symlab.stats import PowerLawFit
 
 OUTCOMES = (
     "reproduced",

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pytest
 from pydantic import BaseModel, ConfigDict, conint
 
 from symlab.engine import Experiment, Job, Store, Summary, run_study
-from symlab.engine.job_stream import PendingJobs, count_jobs, spec_results
+from symlab.engine.job_stream import PendingJobs, count_jobs, first_occurrences, spec_results
 from symlab.engine.store import KEY_BATCH
 
 YIELDED: list[int] = []  # indices the grid generator has produced (read by the inline jobs)
@@ -104,6 +106,29 @@ def test_spec_results_equal_a_full_read_and_count_missing_and_failed_keys(tmp_pa
     pd.testing.assert_frame_equal(results.rows, full)
     assert results.n_total == 7 and results.n_failed == 1 and len(results.rows) == 5
     assert results.session_counts == {None: 5}
+
+
+@pytest.mark.parametrize("hex_keys", [True, False], ids=["job-keys", "other-keys"])
+def test_a_key_repeated_across_batches_is_read_once_in_its_first_place(tmp_path, hex_keys):
+    """Job keys are deduplicated as 64-bit numbers, other keys as strings: the same rows."""
+    jobs = [Job(f"{i:016x}" if hex_keys else f"k{i}", {"i": i}) for i in range(KEY_BATCH + 5)]
+    with Store(tmp_path) as store:
+        for job in jobs:
+            store.add(job.key, "t", "1", job.params, {"y": job.params["i"] * 2})
+        repeats = [jobs[3], jobs[KEY_BATCH + 1], jobs[0]]  # in the next batch: repeats
+        keys = [job.key for job in jobs] + [k.key for k in repeats] + ["f" * 16, "missing"]
+        results = spec_results(store, keys)
+        expected = store.rows([job.key for job in jobs])
+    pd.testing.assert_frame_equal(results.rows, expected)
+    assert results.n_total == len(jobs) + 2 and results.n_failed == 0
+
+
+def test_first_occurrences_of_numeric_keys_equal_pandas_duplicated():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 50, size=400).astype(np.uint64)
+    keys = pd.Series([f"{c:016x}" for c in codes])
+    np.testing.assert_array_equal(first_occurrences(keys, codes), ~keys.duplicated().to_numpy())
+    np.testing.assert_array_equal(first_occurrences(keys), ~keys.duplicated().to_numpy())
 
 
 def test_rows_read_in_chunks_equal_one_read(tmp_path, monkeypatch):

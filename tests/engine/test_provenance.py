@@ -8,6 +8,8 @@ import os
 import platform
 import socket
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy
@@ -17,7 +19,7 @@ import torch
 from cli_in_process import cli
 
 from symlab.engine import InputError, Store, expand_jobs, job_key, report_study, run_study
-from symlab.engine.provenance import ENVIRONMENT_FIELDS, environment, provenance
+from symlab.engine.provenance import ENVIRONMENT_FIELDS, environment, probe_software, provenance
 from symlab.engine.store import STORE_NAME
 
 # the schema of results.sqlite before sessions existed (symlab 0.1.0 as of 2026-11-22)
@@ -243,3 +245,22 @@ def test_session_ids_never_read_back_as_numbers(tmp_path):
     assert len(set(ids)) == 400 and all(re.fullmatch(r"s[0-9a-f]{12}", i) for i in ids)
     pd.DataFrame({"session": ids}).to_csv(tmp_path / "ids.csv", index=False)
     assert pd.read_csv(tmp_path / "ids.csv")["session"].tolist() == ids
+
+
+def test_a_process_without_torch_records_the_same_environment_as_one_with_it(tmp_path):
+    """The engine does not import torch for provenance (a toy sweep stays small): a process
+    without torch asks a child process, which reports what torch's importer reads itself."""
+    code = (
+        "import json, sys\n"
+        "from symlab.engine.provenance import software_environment\n"
+        "values = software_environment()\n"
+        "print(json.dumps({'torch_imported': 'torch' in sys.modules, 'values': values}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path.cwd()), *sys.path]))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    assert child["torch_imported"] is False
+    assert child["values"] == probe_software()
+    assert child["values"]["torch"].startswith(torch.__version__)

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from symlab.engine import InputError, Store, run_study
+from symlab.engine import InputError, Job, Store, run_study
+from symlab.engine.ray_executor import (
+    CHUNK_SECONDS,
+    MAX_CHUNK,
+    ChunkSizer,
+    RayExecutor,
+    run_chunk,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -87,8 +94,73 @@ def test_a_failing_ray_job_is_stored_with_its_traceback_and_the_sweep_goes_on(
     assert str(HERE) not in failure["traceback"]
 
 
+def test_a_failing_job_in_a_chunk_is_stored_with_its_error_and_the_others_land(
+    ray_instance, toy, tmp_path
+):
+    spec = {"xs": list(range(9)), "seeds": [0], "fail_on": [4]}
+    run = run_study(toy, spec, tmp_path, executor="ray", chunk=3)
+    assert run.n_new == 8 and run.n_failed == 1
+    assert sorted(run.rows["x"]) == [0, 1, 2, 3, 5, 6, 7, 8]
+    pids = run.rows.set_index("x")["pid"]
+    for chunk in ([0, 1, 2], [3, 5], [6, 7, 8]):  # one task (one worker process) per chunk
+        assert pids[chunk].nunique() == 1
+    with Store(tmp_path) as store:
+        (failure,) = store.failures().itertuples()
+    assert failure.error == "RuntimeError: toy failure at x=4"
+    assert 'File "toy_study.py"' in failure.traceback
+
+
+def test_chunk_sizes_follow_the_measured_job_time():
+    fixed = ChunkSizer(7)
+    fixed.observe(100.0)
+    assert fixed.size() == 7
+    sizer = ChunkSizer()
+    assert sizer.size() == 1  # nothing measured yet
+    sizer.observe(CHUNK_SECONDS / 5)
+    assert sizer.size() == 5
+    for _ in range(2000):  # the average follows jobs that became fast
+        sizer.observe(1e-7)
+    assert sizer.size() == MAX_CHUNK
+    for _ in range(2000):
+        sizer.observe(3 * CHUNK_SECONDS)  # jobs longer than a chunk's target: one per task
+    assert sizer.size() == 1
+
+
+def test_a_chunk_stops_when_its_budget_is_spent_and_returns_what_it_ran(toy):
+    sleep_then_echo = sys.modules["toy_study"].sleep_then_echo
+    params = [{"i": i, "sleep": 0.05} for i in range(10)]
+    outcomes = run_chunk(sleep_then_echo, params, threads=1, budget=0.1)
+    assert 1 <= len(outcomes) <= 3  # stopped after the job that passed 0.1 s
+    assert [row["i"] for row, _ in outcomes] == list(range(len(outcomes)))
+    assert all(seconds >= 0.05 for _, seconds in outcomes)
+    assert len(run_chunk(sleep_then_echo, params[:3], threads=1)) == 3  # no budget: all
+
+
+def test_jobs_that_turn_slow_are_given_back_and_each_runs_once(ray_instance, toy):
+    """The first jobs take microseconds (so the next chunk is sized to hold all the rest), the
+    last ten 0.3 s each: that chunk spends its budget and gives the rest back."""
+    jobs = [Job(f"k{i}", {"i": i, "sleep": 0.3 if i >= 30 else 0.0}) for i in range(40)]
+    executor, fn = RayExecutor(), sys.modules["toy_study"].sleep_then_echo
+    got = [(job.key, outcome) for job, outcome in executor.submit_all(fn, jobs)]
+    assert sorted(key for key, _ in got) == sorted(job.key for job in jobs)  # each once
+    assert all(outcome["i"] == int(key[1:]) for key, outcome in got)
+    assert executor.n_given_back > 0
+
+
+def test_chunked_ray_rows_equal_the_local_rows(ray_instance, toy, tmp_path):
+    spec = {"xs": list(range(40)), "seeds": [0, 1]}
+    local = run_study(toy, spec, tmp_path / "local")
+    executor = RayExecutor()  # adaptive chunks: these jobs take microseconds
+    on_ray = run_study(toy, spec, tmp_path / "ray", executor=executor)
+    assert on_ray.n_new == on_ray.n_total == 80
+    columns = [c for c in local.rows.columns if c != "pid" and not c.endswith("seconds")]
+    assert local.rows[columns].equals(on_ray.rows[columns])
+    # the first 8 tasks (4 per CPU) hold one job each, then chunks hold the rest
+    assert 9 <= executor.n_tasks <= 12
+
+
 def _busy_ray_workers() -> list[int]:
-    """Pids of Ray worker processes running a task (Ray names them ``ray::run_in_worker``)."""
+    """Pids of Ray worker processes running a task (Ray names them ``ray::run_chunk``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -96,13 +168,16 @@ def _busy_ray_workers() -> list[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if command.startswith(b"ray::run_in_worker"):
+            if command.startswith(b"ray::run_chunk"):
                 pids.append(int(entry.name))
     return pids
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_ray_worker_killed_mid_sweep_loses_no_row(ray_instance, toy, tmp_path):
+@pytest.mark.parametrize("chunk", [None, 4], ids=["adaptive", "chunks-of-4"])
+def test_a_ray_worker_killed_mid_sweep_loses_no_row(ray_instance, toy, tmp_path, chunk):
+    """Adaptive chunks of these 0.3 s jobs hold one job each; with chunks of 4 the killed
+    worker's chunk is re-run whole by Ray, and each of its jobs is still stored once."""
     killed: list[int] = []
 
     def kill_a_busy_worker(n_done: int, n_total: int) -> None:
@@ -116,7 +191,9 @@ def test_a_ray_worker_killed_mid_sweep_loses_no_row(ray_instance, toy, tmp_path)
                 time.sleep(0.02)
 
     spec = {"xs": list(range(12)), "seeds": [0], "sleep": 0.3}
-    run = run_study(toy, spec, tmp_path, executor="ray", on_progress=kill_a_busy_worker)
+    run = run_study(
+        toy, spec, tmp_path, executor="ray", chunk=chunk, on_progress=kill_a_busy_worker
+    )
     assert killed, "a busy Ray worker was found and killed"
     assert run.n_failed == 0 and run.n_new == 12
     assert sorted(run.rows["x"]) == list(range(12))  # every row, once

@@ -59,6 +59,12 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     return {"y": x**2 + seed, "pid": os.getpid(), "pair": [x, x * x], "half": x / 2}
 
 
+def sleep_then_echo(params: dict[str, Any]) -> dict[str, Any]:
+    """A job function for executor tests: sleeps ``params["sleep"]`` seconds."""
+    time.sleep(params["sleep"])
+    return {"i": params["i"], "pid": os.getpid()}
+
+
 def summarize(rows: pd.DataFrame, spec: ToySpec) -> Summary:
     if spec.mode == "bad-summary":
         raise ZeroDivisionError("toy summary divides by zero")
