@@ -58,9 +58,11 @@ from scipy.linalg.lapack import dpstrf
 
 CHOLESKY_BLOCK = 256  # columns per block of the pivoted Cholesky
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
+DEFER_STOP = 1e-2  # natural-order pass: columns with a smaller Schur diagonal are deferred
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
-MAX_DEFERRED = 512  # more deferred columns than max(this, n / 4): give up (fallback route)
-REFINE_STEPS = 6  # iterative-refinement steps of the null-space coefficients Y
+REFINE_STEPS = 6  # at most this many iterative-refinement steps of the null-space coefficients Y
+SKETCH_STEPS = 3  # refinement steps on a sketch (fixed, so that Y does not depend on omega)
+ROW_CHUNK = 32  # rows of A per block of the fused products T x, T^T (T x) (CPU)
 REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
@@ -87,18 +89,6 @@ def _symmetric(block: torch.Tensor) -> torch.Tensor:
     """A square block with only its lower triangle valid, made symmetric."""
     lower = torch.tril(block)
     return lower + torch.tril(block, -1).T
-
-
-def _fill_upper(lower: torch.Tensor, tile: int = 256) -> torch.Tensor:
-    """The symmetric matrix whose lower triangle ``lower`` holds, filled by tiles (a transposed
-    copy tile by tile stays in cache; ``lower + lower.T`` reads a whole column per row)."""
-    n = lower.shape[0]
-    full = lower.clone()
-    for i in range(0, n, tile):
-        j = min(n, i + tile)
-        full[:i, i:j].copy_(lower[i:j, :i].T)
-        full[i:j, i:j] = _symmetric(lower[i:j, i:j])
-    return full
 
 
 def _power_lambda_max(gram: torch.Tensor) -> float:
@@ -159,67 +149,80 @@ def _local_pivoted(
     return order[:k], torch.tril(work[:k, :k])
 
 
-def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
-    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks.
+def _deferred_cholesky(gram: torch.Tensor, shift: float, stop: float, defer: float = 0.0):
+    """Left-looking blocked Cholesky of G - shift I in natural column order, deferring the
+    columns that are dependent to within ``stop``.
 
-    ``gram``: G with its lower triangle filled and zeros above (CPU, from :func:`gram_lower`),
-    or full (other devices); it is overwritten on other devices. Each block takes the
-    ``CHOLESKY_BLOCK`` columns of largest remaining Schur diagonal, factors them with local
-    diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop, swaps them behind the
-    active part (O(n b) moves) and updates the active Schur complement with one GEMM on a view.
-    Stops when no remaining diagonal exceeds ``stop``. Returns (L, kept, rest, schur): L (n, n)
-    with row i = column i of G (kept rows: their factor row; the rest: L^-1 (G - shift I)_{K, i}),
-    column j = j-th kept column; ``schur`` the rest's Schur complement of G - shift I (in
-    ``rest`` order).
+    ``gram``: G with its lower triangle valid (C order; the upper triangle is never read).
+    Block B (``CHOLESKY_BLOCK`` columns in natural order): its columns and the rows still open
+    (the deferred ones and those from B on) are updated by one GEMM with the factor so far
+    (P = (G - shift I)[R, B] - L[R, :r] L[B, :r]^T), the block's diagonal part is factored with
+    local diagonal pivoting down to pivots > stop (LAPACK dpstrf on the CPU), its kept columns
+    extend L by a triangular solve, and its other columns are deferred: their Schur diagonal is
+    <= stop after the block's kept columns, and stays so (Schur diagonals only decrease).
+    n^3 / 3 flops in all, as an unpivoted Cholesky, with no row or column swaps. Returns
+    (L, kept, rest, schur): L (n, n) with row i = column i of G (kept rows: their factor row;
+    the rest: L^-1 (G - shift I)_{K, i}), column j = the j-th kept column; ``schur`` the rest's
+    Schur complement of G - shift I (in ``rest`` order).
     """
     n = gram.shape[0]
     dev = gram.device
-    work = _fill_upper(gram) if dev.type == "cpu" else gram
-    work.diagonal().sub_(shift)
     factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
-    perm = torch.arange(n, device=dev)  # perm[i] = the column of G at active position i
     kept: list[int] = []
-    r, size = 0, n
-    while size:
-        diag = work.diagonal()[:size]
-        order = torch.argsort(diag, descending=True)[:CHOLESKY_BLOCK]
-        order = order[diag[order] > stop]
-        if order.numel() == 0:
-            break
-        block = work[order[:, None], order[None, :]]
-        local, chol = _local_pivoted(block.contiguous(), stop)
-        if local.numel() == 0:
-            break
-        chosen = order[local.to(dev)]
-        chol = chol.to(dev)
+    deferred: list[int] = []
+    r = 0
+    for s in range(0, n, CHOLESKY_BLOCK):
+        e = min(n, s + CHOLESKY_BLOCK)
+        main = torch.addmm(gram[s:, s:e], factor[s:, :r], factor[s:e, :r].T, alpha=-1.0)
+        main[: e - s] = _symmetric(main[: e - s])  # CPU: the block's upper part is unset
+        main[: e - s].diagonal().sub_(shift)
+        if deferred:
+            rows = torch.tensor(deferred, device=dev)
+            held = torch.addmm(gram[s:e][:, rows].T, factor[rows, :r], factor[s:e, :r].T,
+                               alpha=-1.0)
+        local, chol = _local_pivoted(main[: e - s].contiguous(), max(stop, defer))
+        local = local.to(dev)
+        chosen = s + local
         width = chosen.numel()
-        tail = size - width
-        # swap the chosen positions outside the tail with the tail's unchosen positions
-        is_chosen = torch.zeros(size, dtype=torch.bool, device=dev)
-        is_chosen[chosen] = True
-        moving = torch.sort(chosen[chosen < tail]).values
-        free = tail + torch.nonzero(~is_chosen[tail:])[:, 0]
-        if moving.numel():
-            rows = work[moving, :size].clone()
-            work[moving, :size] = work[free, :size]
-            work[free, :size] = rows
-            cols = work[:size, moving].clone()
-            work[:size, moving] = work[:size, free]
-            work[:size, free] = cols
-            held = perm[moving].clone()
-            perm[moving] = perm[free]
-            perm[free] = held
-            where = torch.arange(size, device=dev)
-            where[moving] = free
-            chosen = where[chosen]
-        panel = torch.linalg.solve_triangular(chol.T, work[:tail, chosen], upper=True, left=False)
-        factor[perm[chosen], r : r + width] = chol
-        factor[perm[:tail], r : r + width] = panel
-        work[:tail, :tail].addmm_(panel, panel.T, alpha=-1.0)
-        kept.extend(perm[chosen].tolist())
+        others = torch.ones(e - s, dtype=torch.bool, device=dev)
+        others[local] = False
+        if width:
+            chol = chol.to(dev)
+            panel = torch.linalg.solve_triangular(chol.T, main[:, local], upper=True, left=False)
+            factor[s:, r : r + width] = panel
+            factor[chosen, r : r + width] = torch.tril(chol)
+            if deferred:
+                factor[rows, r : r + width] = torch.linalg.solve_triangular(
+                    chol.T, held[:, local], upper=True, left=False
+                )
+        kept.extend(chosen.tolist())
+        deferred.extend((s + torch.nonzero(others)[:, 0]).tolist())
         r += width
-        size = tail
-    return factor, kept, perm[:size].tolist(), work[:size, :size].clone()
+    if not deferred:
+        return factor, kept, [], torch.zeros(0, 0, dtype=torch.float64, device=dev)
+    rows = torch.tensor(deferred, device=dev)
+    lower = torch.maximum(rows[:, None], rows[None, :])
+    upper = torch.minimum(rows[:, None], rows[None, :])
+    block = gram[lower, upper]
+    block.diagonal().sub_(shift)
+    w = factor[rows, :r]
+    schur = torch.addmm(block, w, w.T, alpha=-1.0)
+    # second stage: the deferred columns by largest Schur diagonal first, down to pivots > stop
+    local, chol = _local_pivoted(schur, stop)
+    width = local.numel()
+    if width:
+        local, chol = local.to(dev), chol.to(dev)
+        factor[rows, r : r + width] = torch.linalg.solve_triangular(
+            chol.T, schur[:, local], upper=True, left=False
+        )
+        factor[rows[local], r : r + width] = torch.tril(chol)
+        kept.extend(rows[local].tolist())
+    rest = torch.ones(len(deferred), dtype=torch.bool, device=dev)
+    rest[local] = False
+    rest_rows = rows[rest]
+    w = factor[rest_rows, r : r + width]
+    schur = torch.addmm(schur[rest][:, rest], w, w.T, alpha=-1.0)
+    return factor, kept, rest_rows.tolist(), schur
 
 
 class _Refinement:
@@ -230,19 +233,28 @@ class _Refinement:
         self.matrix, self.inverse_norms, self.live = matrix, inverse_norms, live
         self.l11, self.keep, self.rest, self.w, self.n, self.tol = l11, keep, rest, w, n, tol
 
-    def _apply(self, x: torch.Tensor) -> torch.Tensor:
-        """T x = A[:, live] diag(inverse_norms) x, without forming T."""
+    def _products(self, x: torch.Tensor, adjoint: bool):
+        """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed. On the CPU
+        both products read A once, by blocks of ``ROW_CHUNK`` rows that stay in cache."""
         scaled = x * self.inverse_norms[:, None]
-        if self.live is None:
-            return self.matrix @ scaled
-        embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-        embedded[self.live] = scaled
-        return self.matrix @ embedded
-
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """T^T y."""
-        out = self.matrix.T @ y
-        return (out if self.live is None else out[self.live]) * self.inverse_norms[:, None]
+        if self.live is not None:
+            embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+            embedded[self.live] = scaled
+            scaled = embedded
+        if not adjoint:
+            return self.matrix @ scaled, None
+        if self.matrix.device.type != "cpu":
+            residual = self.matrix @ scaled
+            back = self.matrix.T @ residual
+        else:
+            residual = torch.empty(self.matrix.shape[0], x.shape[1], dtype=x.dtype)
+            back = torch.zeros_like(scaled)
+            for start in range(0, self.matrix.shape[0], ROW_CHUNK):
+                rows = self.matrix[start : start + ROW_CHUNK]
+                part = torch.mm(rows, scaled, out=residual[start : start + ROW_CHUNK])
+                back.addmm_(rows.T, part)
+        back = back if self.live is None else back[self.live]
+        return residual, back * self.inverse_norms[:, None]
 
     def norm_bound(self, omega: torch.Tensor, exact: bool) -> float:
         """||T X omega||_2 (exact) or alpha sqrt(2/pi) max_i ||T X omega_i|| (a sketch); the
@@ -250,18 +262,17 @@ class _Refinement:
         y = torch.linalg.solve_triangular(self.l11.T, self.w.T @ omega, upper=True)
         x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
         x[self.rest] = omega
-        for step in range(REFINE_STEPS + 1):
+        steps = REFINE_STEPS if exact else SKETCH_STEPS
+        for step in range(steps + 1):
             x[self.keep] = -y
-            residual = self._apply(x)
-            if step == REFINE_STEPS:
-                break
-            if exact and float(torch.linalg.matrix_norm(residual, ord=2)) <= (
-                REFINE_TARGET * self.tol
+            last = step == steps
+            residual, back = self._products(x, adjoint=not last)
+            if last or (
+                exact
+                and float(torch.linalg.matrix_norm(residual, ord=2)) <= REFINE_TARGET * self.tol
             ):
                 break
-            half = torch.linalg.solve_triangular(
-                self.l11, self._adjoint(residual)[self.keep], upper=False
-            )
+            half = torch.linalg.solve_triangular(self.l11, back[self.keep], upper=False)
             y = y + torch.linalg.solve_triangular(self.l11.T, half, upper=True)
         if exact:
             return float(torch.linalg.matrix_norm(residual, ord=2))
@@ -296,7 +307,7 @@ def schur_certified_rank(
     shift = SHIFT_MARGIN * (tol * tol + rounding)
     if shift >= lam_max or tol <= 0:
         return None
-    factor, kept, pending, schur = _pivoted_cholesky(gram, shift, PIVOT_STOP)
+    factor, kept, pending, schur = _deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
     r = len(kept)
     lower_sigma_r = math.sqrt(shift - rounding)
     if not pending:

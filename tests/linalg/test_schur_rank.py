@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import symlab.linalg.rank as rank_module
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.linalg.rank import equilibrate_columns
-from symlab.linalg.schur_rank import _local_pivoted, _pivoted_cholesky, _symmetric, gram_lower
+from symlab.linalg.schur_rank import _deferred_cholesky, _local_pivoted, _symmetric, gram_lower
 from symlab.nets import mlp
 
 EPS = float(torch.finfo(torch.float64).eps)
@@ -127,7 +127,7 @@ def test_pivoted_cholesky_and_schur_complement_against_dense_algebra():
     gram = gram_lower(t)
     full = _symmetric(gram)
     shift = 1e-12
-    factor, kept, rest, schur = _pivoted_cholesky(gram, shift, 1e-6)
+    factor, kept, rest, schur = _deferred_cholesky(gram, shift, 1e-6)
     a = full - shift * torch.eye(50, dtype=torch.float64)
     k, p = torch.tensor(kept), torch.tensor(rest)
     low = factor[k, : len(kept)]
