@@ -78,7 +78,9 @@ def _recording_schur(*args, **kwargs):
 _schur = schur_module.schur_certified_rank
 rank_module.schur_certified_rank = _recording_schur
 batch_module.parameter_jacobian = _timed_step("J", batch_module.parameter_jacobian)
-batch_module._ScaledJacobian.__call__ = _timed_step("J+scale", batch_module._ScaledJacobian.__call__)
+batch_module._ScaledJacobian.__call__ = _timed_step(
+    "J+scale", batch_module._ScaledJacobian.__call__
+)
 rank_module.gram_lower = _timed_step("Gram", rank_module.gram_lower)
 schur_module._power_lambda_max = _timed_step("lambda_max", schur_module._power_lambda_max)
 schur_module._deferred_cholesky = _timed_step("Cholesky", schur_module._deferred_cholesky)

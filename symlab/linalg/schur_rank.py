@@ -50,6 +50,8 @@ a torch loop for the pivot blocks), with no host round trip on CUDA other than r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -70,6 +72,17 @@ SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
 POWER_STEPS = 10  # block power iterations for lambda_max (at most)
 _SKETCH_SEED = 20261206
 _EPS = float(torch.finfo(torch.float64).eps)
+
+
+class RowBlocks:
+    """A tall m x n matrix given by blocks of its rows, stored or recomputed at each pass
+    (``blocks`` a callable returning an iterator over the row blocks, top to bottom)."""
+
+    def __init__(self, blocks: Callable[[], Iterator[torch.Tensor]], shape: tuple[int, int]):
+        self.blocks, self.shape = blocks, tuple(shape)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.blocks()
 
 
 def gram_lower(tall: torch.Tensor) -> torch.Tensor:
@@ -194,8 +207,9 @@ def _deferred_cholesky(gram: torch.Tensor, shift: float, stop: float, defer: flo
         main[: e - s].diagonal().sub_(shift)
         if deferred:
             rows = torch.tensor(deferred, device=dev)
-            held = torch.addmm(gram[s:e][:, rows].T, factor[rows, :r], factor[s:e, :r].T,
-                               alpha=-1.0)
+            held = torch.addmm(
+                gram[s:e][:, rows].T, factor[rows, :r], factor[s:e, :r].T, alpha=-1.0
+            )
         local, chol = _block_factor(main[: e - s], max(stop, defer))
         local = local.to(dev)
         chosen = s + local
@@ -245,25 +259,27 @@ class _Refinement:
         self.l11, self.keep, self.rest, self.w, self.n, self.tol = l11, keep, rest, w, n, tol
 
     def _products(self, x: torch.Tensor, adjoint: bool):
-        """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed. On the CPU
-        both products read A once, by blocks of ``ROW_CHUNK`` rows that stay in cache."""
+        """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed (A a tensor
+        or :class:`RowBlocks`). On the CPU both products read A once, by blocks of
+        ``ROW_CHUNK`` rows that stay in cache."""
         scaled = x * self.inverse_norms[:, None]
         if self.live is not None:
             embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
             embedded[self.live] = scaled
             scaled = embedded
+        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
         if not adjoint:
-            return self.matrix @ scaled, None
-        if self.matrix.device.type != "cpu":
-            residual = self.matrix @ scaled
-            back = self.matrix.T @ residual
-        else:
-            residual = torch.empty(self.matrix.shape[0], x.shape[1], dtype=x.dtype)
-            back = torch.zeros_like(scaled)
-            for start in range(0, self.matrix.shape[0], ROW_CHUNK):
-                rows = self.matrix[start : start + ROW_CHUNK]
-                part = torch.mm(rows, scaled, out=residual[start : start + ROW_CHUNK])
-                back.addmm_(rows.T, part)
+            return torch.cat([block @ scaled for block in blocks]), None
+        parts, back = [], torch.zeros_like(scaled)
+        for block in blocks:
+            if block.device.type != "cpu":
+                parts.append(block @ scaled)
+                back.addmm_(block.T, parts[-1])
+                continue
+            for rows in torch.split(block, ROW_CHUNK):  # both products while rows are in cache
+                parts.append(rows @ scaled)
+                back.addmm_(rows.T, parts[-1])
+        residual = torch.cat(parts)
         back = back if self.live is None else back[self.live]
         return residual, back * self.inverse_norms[:, None]
 
@@ -290,23 +306,37 @@ class _Refinement:
         return SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
 
 
-def schur_certified_rank(
-    matrix: torch.Tensor,
-    gram: torch.Tensor,
-    inverse_norms: torch.Tensor,
-    live: torch.Tensor | None,
-    tol: float | None,
-):
-    """(rank, tol, gap, sigma_max, certificate) certified as in the module docstring, or None.
+@dataclass
+class SchurCount:
+    """The count of the Schur route before its certificate.
 
-    ``matrix``: the m x n0 float64 matrix A (m >= n0), unscaled; ``live``: indices of its
-    significant columns (None: all); ``inverse_norms``: 1 / their norms, so T = A[:, live]
-    diag(inverse_norms) is never formed (products with T scale the small block instead);
-    ``gram``: T^T T, lower triangle valid (:func:`gram_lower` of A, scaled).
-    """
-    m, n_all = matrix.shape
+    ``rank``: r, with sigma_r(T) > sqrt(shift - rounding) >= tol certified (Sylvester,
+    Haynsworth): the SVD rule's rank is at least r. ``complete``: nothing is left to certify
+    (r = n: no non-positive Schur eigenvalue), so r is the SVD rule's rank. Otherwise
+    :func:`schur_certify` proves sigma_{r+1}(T) <= tol with products by T."""
+
+    rank: int
+    complete: bool
+    tol: float
+    sigma_max: float
+    lower_sigma_r: float
+    n: int
+    factor: torch.Tensor = field(repr=False)
+    kept: list[int] = field(repr=False)
+    pending: list[int] = field(repr=False)
+    null_rest: torch.Tensor | None = field(repr=False)
+
+    def result(self) -> tuple[int, float, float, float, float]:
+        """(rank, tol, gap, sigma_max, certificate) of a complete count."""
+        return self.rank, self.tol, float("inf"), self.sigma_max, 0.0
+
+
+def schur_count(gram: torch.Tensor, shape: tuple[int, int], tol: float | None) -> SchurCount | None:
+    """The count of the module docstring's step 1 on G = T^T T (lower triangle valid) of an
+    m x n_all matrix T (``shape``, m >= n_all; columns zero to working precision have zero
+    rows in G), or None when lambda_max is not positive or the count is refused."""
+    m, n_all = shape
     n = gram.shape[0]
-    dev = matrix.device
     lam_max = _power_lambda_max(gram)
     if not lam_max > 0:
         return None
@@ -319,26 +349,38 @@ def schur_certified_rank(
     if shift >= lam_max or tol <= 0:
         return None
     factor, kept, pending, schur = _deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
-    r = len(kept)
     lower_sigma_r = math.sqrt(shift - rounding)
+    count = SchurCount(len(kept), True, tol, sigma_max, lower_sigma_r, n, factor, kept, [], None)
     if not pending:
-        return r, tol, float("inf"), sigma_max, 0.0
-    keep = torch.tensor(kept, device=dev)
-    rest = torch.tensor(pending, device=dev)
+        return count
     # Haynsworth: In(G - mu I) = In(G_KK - mu I) + In(S), S the Schur complement of the rest
-    w = factor[rest, :r]  # (G_KP)^T L^-T
     values, vectors = torch.linalg.eigh(schur)
     # rounding of the computed Schur complement: |P| (r + 2) u per entry's inner products
-    margin = INERTIA_MARGIN * len(pending) * (r + 2) * u
+    margin = INERTIA_MARGIN * len(pending) * (len(kept) + 2) * u
     if bool(((values > -margin) & (values <= margin)).any()):
         return None  # an eigenvalue of G too close to the shift to count
     positive = values > 0
-    r += int(positive.sum())
-    k = len(pending) - int(positive.sum())
-    if k == 0:
-        return r, tol, float("inf"), sigma_max, 0.0
-    null_rest = vectors[:, ~positive]  # (|P|, k), orthonormal
-    l11 = factor[keep, : len(kept)]
+    count.rank += int(positive.sum())
+    if bool(positive.all()):
+        return count
+    count.complete, count.pending, count.null_rest = False, pending, vectors[:, ~positive]
+    return count
+
+
+def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
+    """(rank, tol, gap, sigma_max, certificate) of a count, certified by step 2 of the module
+    docstring (products by T = A[:, live] diag(inverse_norms), A a tensor or
+    :class:`RowBlocks`), or None when the certificate exceeds 1."""
+    if count.complete:
+        return count.result()
+    dev = count.factor.device
+    r, n, tol, sigma_max = len(count.kept), count.n, count.tol, count.sigma_max
+    keep = torch.tensor(count.kept, device=dev)
+    rest = torch.tensor(count.pending, device=dev)
+    w = count.factor[rest, :r]  # (G_KP)^T L^-T
+    null_rest = count.null_rest  # (|P|, k), orthonormal
+    k = null_rest.shape[1]
+    l11 = count.factor[keep, :r]
     refine = _Refinement(matrix, inverse_norms, live, l11, keep, rest, w, n, tol)
     if k <= CERTIFICATE_SKETCH:
         bound = refine.norm_bound(null_rest, exact=True)
@@ -354,5 +396,24 @@ def schur_certified_rank(
         return None
     # a computed ||T X|| below its own rounding (sqrt(n) eps sigma_max ||X||) says no more
     floor = math.sqrt(n) * _EPS * sigma_max
-    gap = lower_sigma_r / max(bound, floor)
-    return r, tol, gap, sigma_max, certificate
+    gap = count.lower_sigma_r / max(bound, floor)
+    return count.rank, tol, gap, sigma_max, certificate
+
+
+def schur_certified_rank(
+    matrix,
+    gram: torch.Tensor,
+    inverse_norms: torch.Tensor,
+    live: torch.Tensor | None,
+    tol: float | None,
+):
+    """(rank, tol, gap, sigma_max, certificate) certified as in the module docstring, or None.
+
+    ``matrix``: the m x n0 float64 matrix A (m >= n0), unscaled, a tensor or
+    :class:`RowBlocks`; ``live``: indices of its significant columns (None: all);
+    ``inverse_norms``: 1 / their norms, so T = A[:, live] diag(inverse_norms) is never formed
+    (products with T scale the small block instead); ``gram``: T^T T, lower triangle valid
+    (:func:`gram_lower` of A, scaled).
+    """
+    count = schur_count(gram, tuple(matrix.shape), tol)
+    return None if count is None else schur_certify(count, matrix, inverse_norms, live)
