@@ -68,6 +68,7 @@ ROW_CHUNK = 32  # rows of A per block of the fused products T x, T^T (T x) (CPU)
 REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
+SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
 POWER_STEPS = 10  # block power iterations for lambda_max (at most)
 _SKETCH_SEED = 20261206
@@ -388,7 +389,10 @@ def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
         gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
         sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
         bound = refine.norm_bound(null_rest @ sketch.to(dev), exact=False)
-        if bound > tol and 2 * k <= n:
+        # max_i ||T X omega_i|| / ||omega_i|| (about bound / (alpha sqrt(k))) is a lower bound
+        # on ||T X||: far above tol, more refinement steps cannot close the gap
+        hopeless = bound > SKETCH_HOPELESS * SKETCH_ALPHA * math.sqrt(k) * tol
+        if bound > tol and 2 * k <= n and not hopeless:
             # the sketch over-estimates by up to ~8 sqrt(k) at the rounding floor: exact check
             bound = refine.norm_bound(null_rest, exact=True)
     certificate = bound / tol

@@ -120,9 +120,17 @@ def _certified(schur, stored, points, scaled, n_rows: int, n: int) -> RankResult
     return RankResult(rank, tol, gap, values, False, "gram", certificate)
 
 
-def _svd_fallback(points: torch.Tensor, scaled: _ScaledJacobian, live: np.ndarray) -> RankResult:
-    """SVD of the row- and column-scaled Jacobian on ``points`` (recomputed, not stored)."""
-    jac = scaled(points)[:, torch.from_numpy(live)]
+def _svd_fallback(
+    points: torch.Tensor,
+    scaled: _ScaledJacobian,
+    live: np.ndarray | None,
+    stored: list[torch.Tensor] | None = None,
+) -> RankResult:
+    """SVD of the row- and column-scaled Jacobian on ``points`` (the ``stored`` rows, else
+    recomputed); ``live``: the significant columns (None: chosen by the column scaling)."""
+    jac = torch.cat(stored) if stored else scaled(points)
+    if live is not None:
+        jac = jac[:, torch.from_numpy(live)]
     jac = equilibrate_columns(jac)
     fallback = rank_from_singular_values(torch.linalg.svdvals(jac), tuple(jac.shape))
     return dataclasses.replace(fallback, method="svd (fallback)")
@@ -313,8 +321,8 @@ def functional_dimension(
         if rank.method == _COUNT:
             # the count is a certified lower bound; the certificate proves it is the rank
             rank = _certified(schur, stored, points, scaled, n_rows, gram.shape[0])
-            if rank is None:
-                rank = _batch_rank(model, points, scaled, "auto")
+            if rank is None:  # a singular value the Gram cannot resolve: the SVD decides
+                rank = _svd_fallback(points, scaled, None, stored)
             reason = _proven(rank.rank, bound, upper) or _unproven(reason)
         elif not trusted:
             # the stopping rule used the Gram estimate; the reported rank is the SVD's
