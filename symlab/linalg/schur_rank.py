@@ -7,28 +7,39 @@ i.e. become zero columns of T), and G = T^T T formed by one symmetric rank-k pro
 the only O(m n^2) step). The SVD rule's rank of T, #{sigma_i(T) > tol} with
 tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
 
-1. **At least r** (Sylvester's law of inertia, Haynsworth's additivity). A right-looking
-   Cholesky of G - mu I with diagonal pivoting by blocks (the ``CHOLESKY_BLOCK`` columns of
-   largest remaining Schur diagonal per block, LAPACK dpstrf inside the block, one GEMM update)
-   factors the kept columns K, G_KK - mu I = L L^T, and stops when no remaining diagonal exceeds
-   ``PIVOT_STOP``. For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
+1. **At least r** (Sylvester's law of inertia, Haynsworth's additivity). A left-looking
+   blocked Cholesky of G - mu I in natural column order (blocks of ``CHOLESKY_BLOCK`` columns:
+   one GEMM with the factor so far, the block by LAPACK dpotrf when every pivot clears the
+   threshold, else dpstrf with diagonal pivoting, a triangular solve for the panel) keeps the
+   columns whose pivot exceeds ``DEFER_STOP`` and defers the others; the deferred columns' Schur
+   complement is then factored with diagonal pivoting (largest first, dpstrf) until no remaining
+   diagonal exceeds ``PIVOT_STOP``. Together they factor the kept columns K, G_KK - mu I = L L^T. For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
    Schur complement; its symmetric eigenvalues give the count exactly: r = |K| + #{eig(S) > 0}
    eigenvalues of G exceed mu (a count is refused, None, when an eigenvalue of S is within its
    rounding, ``INERTIA_MARGIN`` |P| (|K| + 2) u, of 0). Then sigma_r(T)^2 >= lambda_r(G) - e > mu - e
    with e = (m + n) u trace(G) (u = eps / 2; |G_ij - t_i^T t_j| <= m u ||t_i|| ||t_j||, plus the
    Cholesky's backward error). The shift is mu = SHIFT_MARGIN (tol^2 + e), so sigma_r(T) > tol.
-   No tridiagonalization: n^3 / 3 flops, mostly in GEMM, instead of 4/3 n^3 in BLAS-2 (dsytrd).
+   No tridiagonalization: n^3 / 3 flops, mostly in GEMM, instead of 4/3 n^3 in BLAS-2 (dsytrd),
+   and no row or column swaps. With every first-stage pivot > ``DEFER_STOP``, G_KK stays about
+   as well conditioned as under global pivoting (on the benchmark's 4000 x 3031 Jacobian the
+   same lambda_min(G_KK), 8.1e-7), which the refinement below needs; a natural order without the
+   deferral threshold gave 6e-8 and a certificate that failed.
 2. **At most r** (Courant-Fischer). With V the k eigenvectors of S for its non-positive
    eigenvalues, X = [-Y; V] (rows K; P) with Y = G_KK^-1 G_KP V has X^T X = I + Y^T Y >= I, so
    sigma_{r+1}(T) <= ||T X||. Y starts from the shifted factor, L^-T L^-1 G_KP V, and takes up to
-   ``REFINE_STEPS`` steps of iterative refinement with the exact operator (corrected semi-normal
+   ``REFINE_STEPS`` steps (``SKETCH_STEPS`` on a sketch) of iterative refinement with the exact operator (corrected semi-normal
    equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks the error by
    about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well conditioned.
+   Each step reads A once: T x and T^T (T x) by blocks of ``ROW_CHUNK`` rows kept in cache; A
+   may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian rows).
    certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol. When k > ``CERTIFICATE_SKETCH``
    (p = 12) the norm is first bounded on a Gaussian sketch X omega (k x p, fixed seed, a fixed
    number of steps so that Y does not depend on omega): ||M|| <= alpha sqrt(2/pi) max_i
    ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1;
-   alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide.
+   alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide (unless the sketch is
+   ``SKETCH_HOPELESS`` x alpha sqrt(k) above tol: then more steps cannot close the gap).
+   :func:`schur_count` is step 1 alone (a certified lower count, enough to stop a growing
+   sample at a proven upper bound), :func:`schur_certify` step 2 on that count.
 
 Both together give rank_tol(T) = r exactly, and gap = sqrt(mu - e) / max(||T X||,
 sqrt(n) eps sigma_max), a certified lower bound on sigma_r / sigma_{r+1} (the Gram eigenvalues'
@@ -39,12 +50,13 @@ singular value in the Gram's blind spot (between tol and ~1e-8 sigma_max) can ne
 sigma_max(T) comes from block power iterations on G (its Rayleigh-Ritz value, accurate to about
 1e-5; ``singular_values`` then holds that one value): an under-estimate of tol by a factor below
 sqrt(2) cannot change the certified rank, since sigma_r(T)^2 > mu - e >= 2 tol^2. Cost: m n^2
-(Gram) + about 2 n^3 / 3 (Cholesky with full-square GEMM updates) + 4 m n q per refinement step
-with q = min(k, p) columns.
+(Gram) + about n^3 / 3 (Cholesky) + 4 m n q per refinement step with q = min(k, p) columns
+(benchmarks/RESULTS.md: the FD of a sample at about twice the Gram GEMM alone).
 
 All steps are torch operations on the input's device (CPU: the Gram by BLAS dsyrk of the
-installed SciPy, half the flops of a matmul, and dpstrf for the pivot blocks; CUDA: a matmul and
-a torch loop for the pivot blocks), with no host round trip on CUDA other than reading pivots.
+installed SciPy, half the flops of a matmul, and dpstrf for the pivoted blocks; the GEMMs,
+triangular solves, dpotrf and eigh by torch's LAPACK, MKL on x86 wheels; CUDA: a matmul and a
+torch loop for the pivoted blocks), with no host round trip on CUDA other than reading pivots.
 """
 
 from __future__ import annotations

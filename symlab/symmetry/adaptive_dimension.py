@@ -6,9 +6,10 @@ arXiv 2209.04036) is a lower bound on dim_fun(theta), its supremum over finite s
 Rolnick 2023, "Hidden Symmetries of ReLU Networks", ICML) bounds it from above; see
 :mod:`symlab.symmetry.batch_dimension` for both and for the numerics. :func:`functional_dimension`
 draws a sample, doubles it until the rank (a lower bound) meets a proven upper bound
-(:mod:`symlab.symmetry.kernel_proofs`) or the point budget is spent, and reports the rank of :func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
-differentiated (the incremental Gram below only decides when to stop, and stands for that
-rank when it is trusted at the bound). Explicit inputs go straight to the batch function.
+(:mod:`symlab.symmetry.kernel_proofs`) or the point budget is spent, and reports the rank of
+:func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
+differentiated (from the incremental Gram, certified, or else recomputed). Explicit inputs go
+straight to the batch function.
 
 Region compression (piecewise-linear MLPs, :mod:`symlab.symmetry.regions`): n0 + 1 points per
 activation pattern span the Jacobian rows of all the pattern's points, and patterns cost a
@@ -177,13 +178,18 @@ def functional_dimension(
     :func:`symlab.symmetry.kernel_proofs.proven_kernel` with ``proof_regions`` regions (ReLU
     MLPs with biases; 0 or other models: upper = bound). Only the new points'
     Jacobian rows are computed at each doubling; their Gram is added to the running Gram (BLAS
-    dsyrk), so a doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D')
-    Gram. With ``rank_method="auto"`` the stopping rule
-    reads the Gram rank; when the final Gram cut is not trusted, the reported rank is the SVD of
-    the scaled Jacobian on all differentiated points (recomputed), and a final rank below the
-    bound is that of :func:`symlab.symmetry.batch_functional_dimension` on the differentiated
-    points (:func:`symlab.linalg.numerical_rank` "auto": Gram with its null-space certificate,
-    else the SVD), so no deficit comes from the Gram's blind spot. With ``rank_method="svd"``
+    dsyrk: G_2n = G_n + J_new^T J_new). With ``rank_method="auto"`` a doubling then costs one
+    block of Jacobian rows plus the certified count of :func:`symlab.linalg.schur_rank.schur_count`
+    on the (D' x D') column-scaled Gram (one Cholesky, n^3 / 3 flops, no eigensolver): a proven
+    lower bound on the SVD rule's rank on the differentiated points, so a stop at the proven
+    upper bound is itself proven. At the stop, a count below all D' columns is certified once
+    (:func:`symlab.linalg.schur_rank.schur_certify`, products by the scaled rows, kept in memory
+    up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
+    in the Gram's blind spot) the SVD of the scaled rows decides. When a count is refused, the
+    doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
+    scaled Jacobian on all differentiated points; a final rank below the bound: that of
+    :func:`symlab.symmetry.batch_functional_dimension` on them), so no deficit comes from the
+    Gram's blind spot. With ``rank_method="svd"``
     every doubling calls the batch function on the differentiated points. Either way
     ``rank`` is the batch functional dimension on ``points``.
 
