@@ -117,25 +117,36 @@ def _symmetric(block: torch.Tensor) -> torch.Tensor:
     return lower + torch.tril(block, -1).T
 
 
+def _lower_product(lower: torch.Tensor, v: torch.Tensor, rows: int = 128) -> torch.Tensor:
+    """G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading only
+    that triangle, once, by blocks of rows that stay in cache (no symmetric copy: half the
+    memory traffic of a full GEMM; SciPy's dsymm was 4x slower on the benchmark machine)."""
+    n = lower.shape[0]
+    out = torch.zeros_like(v)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        block = lower[start:stop]
+        out[start:stop] += _symmetric(block[:, start:stop]) @ v[start:stop]
+        if start:
+            out[start:stop] += block[:, :start] @ v[:start]
+            out[:start] += block[:, :start].T @ v[start:stop]
+    return out
+
+
 def _power_lambda_max(gram: torch.Tensor) -> float:
     """Largest eigenvalue of the (lower-stored) symmetric G by block power iteration."""
     n = gram.shape[0]
-    full = gram if gram.device.type != "cpu" else None
-    upper_f = None if full is not None else gram.T.numpy()  # Fortran view: upper valid
+    cpu = gram.device.type == "cpu"
+    lower = gram.contiguous() if cpu else gram
     gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
     q = min(n, 4)
     v = torch.randn(n, q, generator=gen, dtype=torch.float64)
     v[:, 0] = 1.0
     v = v.to(gram.device)
     estimate = 0.0
-    from scipy.linalg.blas import dsymm
-
     for _ in range(POWER_STEPS):
         v, _ = torch.linalg.qr(v)
-        if full is not None:
-            w = full @ v
-        else:
-            w = torch.from_numpy(dsymm(1.0, upper_f, np.asfortranarray(v.numpy()), lower=0))
+        w = _lower_product(lower, v) if cpu else gram @ v
         ritz = torch.linalg.eigvalsh(v.T @ w)
         new = float(ritz[-1])
         if estimate > 0 and abs(new - estimate) <= 1e-5 * new:
