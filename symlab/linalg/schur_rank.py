@@ -37,7 +37,10 @@ tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
    number of steps so that Y does not depend on omega): ||M|| <= alpha sqrt(2/pi) max_i
    ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1;
    alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide (unless the sketch is
-   ``SKETCH_HOPELESS`` x alpha sqrt(k) above tol: then more steps cannot close the gap).
+   ``SKETCH_HOPELESS`` x alpha sqrt(k) above tol: then more steps cannot close the gap). The
+   first sketch takes ``SKETCH_STEPS`` steps; when it fails, a second one (a new omega; each
+   bound holds on its own, so both together fail with probability at most 2 alpha^-p) takes
+   ``REFINE_STEPS``, before all k columns are used.
    :func:`schur_count` is step 1 alone (a certified lower count, enough to stop a growing
    sample at a proven upper bound), :func:`schur_certify` step 2 on that count.
 
@@ -307,13 +310,14 @@ class _Refinement:
         back = back if self.live is None else back[self.live]
         return residual, back * self.inverse_norms[:, None]
 
-    def norm_bound(self, omega: torch.Tensor, exact: bool) -> float:
-        """||T X omega||_2 (exact) or alpha sqrt(2/pi) max_i ||T X omega_i|| (a sketch); the
-        steps are fixed for a sketch, so that Y does not depend on omega."""
+    def norm_bound(self, omega: torch.Tensor, exact: bool, steps: int = SKETCH_STEPS) -> float:
+        """||T X omega||_2 (exact: up to ``REFINE_STEPS`` steps) or alpha sqrt(2/pi) max_i
+        ||T X omega_i|| (a sketch: exactly ``steps`` steps, so that Y does not depend on
+        omega)."""
         y = torch.linalg.solve_triangular(self.l11.T, self.w.T @ omega, upper=True)
         x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
         x[self.rest] = omega
-        steps = REFINE_STEPS if exact else SKETCH_STEPS
+        steps = REFINE_STEPS if exact else steps
         for step in range(steps + 1):
             x[self.keep] = -y
             last = step == steps
@@ -415,6 +419,10 @@ def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
         # max_i ||T X omega_i|| / ||omega_i|| (about bound / (alpha sqrt(k))) is a lower bound
         # on ||T X||: far above tol, more refinement steps cannot close the gap
         hopeless = bound > SKETCH_HOPELESS * SKETCH_ALPHA * math.sqrt(k) * tol
+        if bound > tol and not hopeless:
+            # a second sketch (new omega) with all REFINE_STEPS steps: still p columns
+            sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
+            bound = refine.norm_bound(null_rest @ sketch.to(dev), False, REFINE_STEPS)
         if bound > tol and 2 * k <= n and not hopeless:
             # the sketch over-estimates by up to ~8 sqrt(k) at the rounding floor: exact check
             bound = refine.norm_bound(null_rest, exact=True)
