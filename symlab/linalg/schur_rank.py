@@ -30,7 +30,7 @@ tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
    ``REFINE_STEPS`` steps (``SKETCH_STEPS`` on a sketch) of iterative refinement with the exact operator (corrected semi-normal
    equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks the error by
    about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well conditioned.
-   Each step reads A once: T x and T^T (T x) by blocks of ``ROW_CHUNK`` rows kept in cache; A
+   Each step reads A once: T x and T^T (T x) by blocks of ``CHUNK_BYTES`` of rows kept in cache; A
    may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian rows).
    certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol. When k > ``CERTIFICATE_SKETCH``
    (p = 12) the norm is first bounded on a Gaussian sketch X omega (k x p, fixed seed, a fixed
@@ -79,7 +79,7 @@ DEFER_STOP = 1e-2  # natural-order pass: columns with a smaller Schur diagonal a
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
 REFINE_STEPS = 6  # at most this many iterative-refinement steps of the null-space coefficients Y
 SKETCH_STEPS = 3  # refinement steps on a sketch (fixed, so that Y does not depend on omega)
-ROW_CHUNK = 32  # rows of A per block of the fused products T x, T^T (T x) (CPU)
+CHUNK_BYTES = 2**19  # rows of A per block of the fused products T x, T^T (T x) (CPU)
 REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
@@ -288,7 +288,7 @@ class _Refinement:
     def _products(self, x: torch.Tensor, adjoint: bool):
         """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed (A a tensor
         or :class:`RowBlocks`). On the CPU both products read A once, by blocks of
-        ``ROW_CHUNK`` rows that stay in cache."""
+        ``CHUNK_BYTES`` of rows that stay in cache."""
         scaled = x * self.inverse_norms[:, None]
         if self.live is not None:
             embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
@@ -303,7 +303,8 @@ class _Refinement:
                 parts.append(block @ scaled)
                 back.addmm_(block.T, parts[-1])
                 continue
-            for rows in torch.split(block, ROW_CHUNK):  # both products while rows are in cache
+            chunk = max(16, CHUNK_BYTES // (8 * block.shape[1]))
+            for rows in torch.split(block, chunk):  # both products while rows are in cache
                 parts.append(rows @ scaled)
                 back.addmm_(rows.T, parts[-1])
         residual = torch.cat(parts)
