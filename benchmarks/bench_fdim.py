@@ -3,14 +3,18 @@
 symlab route: ``batch_functional_dimension(model, x, compress_regions=False)`` = closed-form
 MLP Jacobian (float64) + row scaling + one dropped scaling column per hidden neuron +
 ``numerical_rank(method="auto")``: Gram by BLAS dsyrk, then the certified Schur route of
-:mod:`symlab.linalg.schur_rank` (pivoted Cholesky of G - mu I, Haynsworth inertia of the small
+:mod:`symlab.linalg.schur_rank` (left-looking Cholesky of G - mu I with deferred columns, Haynsworth inertia of the small
 Schur complement, refined null basis, certificate) and, only when that does not certify, the
 tridiagonal route (SciPy dsytrd) and the SVD.
 
 Gram GEMM alone: ``gram_lower(J)`` (dsyrk, m n^2 flops) on the same closed-form Jacobian J, in
 the same process, interleaved with the other timings; "rank/Gram" = ``numerical_rank(J)`` /
 Gram on that same J (the FD's own matrix has the D - #hidden columns left after the scaling
-drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one).
+drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one). Per-step
+breakdown of the fastest FD call (each step timed inside that call: J, row and column scaling,
+Gram, lambda_max, Cholesky with the Schur complement, certificate, the rest), and "FD / its own
+Gram step": the FD's time over its own Gram's, both from the same call (immune to load changes
+between calls, which on a shared machine move "FD/Gram" by tens of percent).
 
 generic route (an autodiff Jacobian and an SVD rank, as ``torch.linalg.matrix_rank``):
 ``torch.func`` ``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol =
@@ -252,9 +256,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS), {args.device}")
     print(f"torch BLAS/LAPACK: {blas_of_torch()}; SciPy BLAS/LAPACK: {blas_of_scipy()}")
     print(
-        "LAPACK per step: Gram dsyrk and lambda_max dsymm = SciPy's; Cholesky: GEMM and trsm = "
-        "torch's, pivoted 256-blocks dpstrf = SciPy's; Schur eigh, certificate GEMMs = torch's; "
-        "fallback dsytrd = SciPy's"
+        "LAPACK per step: Gram dsyrk = SciPy's; lambda_max GEMMs = torch's; Cholesky: GEMM, trsm "
+        "and dpotrf = torch's, pivoted 256-blocks dpstrf = SciPy's; Schur eigh, certificate "
+        "GEMMs = torch's; fallback dsytrd = SciPy's"
     )
     header = (
         f"{'widths':<26}{'N':>6}{'D':>6}{'bound':>6}{'rank':>6}{'same':>5}{'J':>7}{'Gram':>7}"
@@ -293,7 +297,7 @@ def main() -> None:
             print(
                 "    FD steps (s): "
                 + ", ".join(f"{name} {value:.3f}" for name, value in steps.items())
-                + f", other {other:.3f}"
+                + f", other {other:.3f}; FD / its own Gram step {r['t_symlab'] / steps['Gram']:.2f}"
             )
             if not same:
                 raise SystemExit("ranks differ between routes")
