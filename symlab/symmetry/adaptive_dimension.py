@@ -269,6 +269,7 @@ def functional_dimension(
     points = torch.empty(0, n0, dtype=torch.float64)  # the differentiated points (Z' or Z)
     seen, gram, n_rows, history, target = 0, None, 0, [], min(start, max_points)
     rank = trusted = live = schur = None
+    counting = rank_method == "auto"  # the certified count of the Schur route, while it works
     stored: list[torch.Tensor] | None = []  # the scaled rows, while they fit ROW_STORE_BYTES
     while True:
         count = target - seen
@@ -296,7 +297,10 @@ def functional_dimension(
                     stored.append(rows)
             if n_rows * gram.shape[0] * 8 > ROW_STORE_BYTES:
                 stored = None  # recomputed by blocks for the certificate
-            schur = _schur_count(gram, n_rows) if rank_method == "auto" else None
+            schur = _schur_count(gram, n_rows) if counting else None
+            # a refused count (an eigenvalue at the shift: a singular value in the Gram's blind
+            # spot) stays refused as the sample grows: the eigenvalue route from then on
+            counting = counting and (schur is not None or n_rows < gram.shape[0])
             if schur is not None:
                 rank, trusted = _count_result(schur[0]), True
             else:
