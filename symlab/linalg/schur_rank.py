@@ -68,14 +68,12 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from scipy.linalg.blas import dsyrk
-from scipy.linalg.lapack import dpstrf
 
-CHOLESKY_BLOCK = 256  # columns per block of the pivoted Cholesky
+from symlab.linalg.deferred_cholesky import DEFER_STOP, deferred_cholesky, symmetric_from_lower
+
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
-DEFER_STOP = 1e-2  # natural-order pass: columns with a smaller Schur diagonal are deferred
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
 REFINE_STEPS = 6  # at most this many iterative-refinement steps of the null-space coefficients Y
 SKETCH_STEPS = 3  # refinement steps on a sketch (fixed, so that Y does not depend on omega)
@@ -114,12 +112,6 @@ def gram_lower(tall: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(upper).T  # C-contiguous, lower triangle valid
 
 
-def _symmetric(block: torch.Tensor) -> torch.Tensor:
-    """A square block with only its lower triangle valid, made symmetric."""
-    lower = torch.tril(block)
-    return lower + torch.tril(block, -1).T
-
-
 def _lower_product(lower: torch.Tensor, v: torch.Tensor, rows: int = 128) -> torch.Tensor:
     """G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading only
     that triangle, once, by blocks of rows that stay in cache (no symmetric copy: half the
@@ -129,7 +121,7 @@ def _lower_product(lower: torch.Tensor, v: torch.Tensor, rows: int = 128) -> tor
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         block = lower[start:stop]
-        out[start:stop] += _symmetric(block[:, start:stop]) @ v[start:stop]
+        out[start:stop] += symmetric_from_lower(block[:, start:stop]) @ v[start:stop]
         if start:
             out[start:stop] += block[:, :start] @ v[:start]
             out[:start] += block[:, :start].T @ v[start:stop]
@@ -156,125 +148,6 @@ def _power_lambda_max(gram: torch.Tensor) -> float:
             return new
         estimate, v = new, w
     return estimate
-
-
-def _local_pivoted(
-    block: torch.Tensor, stop: float, lapack: bool | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cholesky with diagonal pivoting of a small symmetric block, stopped when the largest
-    remaining pivot is <= ``stop``: (selected local indices in pivot order, lower factor).
-    LAPACK dpstrf on the CPU (``lapack`` None: by device), else a loop of torch operations."""
-    if lapack if lapack is not None else block.device.type == "cpu":
-        c, piv, rank, info = dpstrf(block.numpy(), tol=stop, lower=1)
-        if info < 0:
-            raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
-        chol = torch.from_numpy(np.tril(c[:rank, :rank]).copy())
-        return torch.from_numpy(piv[:rank].astype(np.int64) - 1), chol
-    k = block.shape[0]
-    work = block.clone()
-    order = torch.arange(k, device=block.device)
-    for step in range(k):
-        diag = work.diagonal()[step:]
-        j = step + int(torch.argmax(diag))
-        if not float(work[j, j]) > stop:
-            k = step
-            break
-        perm = torch.arange(work.shape[0], device=block.device)
-        perm[step], perm[j] = j, step
-        work, order = work[perm][:, perm], order[perm]
-        work[step, step] = work[step, step].sqrt()
-        work[step + 1 :, step] /= work[step, step]
-        col = work[step + 1 :, step]
-        work[step + 1 :, step + 1 :] -= torch.outer(col, col)
-    return order[:k], torch.tril(work[:k, :k])
-
-
-def _block_factor(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_local_pivoted` of a symmetric block, trying first the unpivoted Cholesky (LAPACK
-    dpotrf of torch): when it succeeds with every pivot above ``stop``, its natural order is a
-    valid result (each kept pivot > stop, as dpstrf guarantees), and no pivot search is needed."""
-    chol, info = torch.linalg.cholesky_ex(block)
-    if int(info) == 0 and float(chol.diagonal().min()) ** 2 > stop:
-        return torch.arange(block.shape[0], device=block.device), chol
-    return _local_pivoted(block.contiguous(), stop)
-
-
-def _right_solve(chol: torch.Tensor, panel: torch.Tensor) -> torch.Tensor:
-    """panel L^-T for a lower-triangular L, as the left solve L^-1 panel^T (2-3x faster in
-    LAPACK trsm than the right-sided call on a tall panel)."""
-    return torch.linalg.solve_triangular(chol, panel.T, upper=False).T
-
-
-def _deferred_cholesky(gram: torch.Tensor, shift: float, stop: float, defer: float = 0.0):
-    """Left-looking blocked Cholesky of G - shift I in natural column order, deferring the
-    columns that are dependent to within ``stop``.
-
-    ``gram``: G with its lower triangle valid (C order; the upper triangle is never read).
-    Block B (``CHOLESKY_BLOCK`` columns in natural order): its columns and the rows still open
-    (the deferred ones and those from B on) are updated by one GEMM with the factor so far
-    (P = (G - shift I)[R, B] - L[R, :r] L[B, :r]^T), the block's diagonal part is factored with
-    local diagonal pivoting down to pivots > stop (LAPACK dpstrf on the CPU), its kept columns
-    extend L by a triangular solve, and its other columns are deferred: their Schur diagonal is
-    <= stop after the block's kept columns, and stays so (Schur diagonals only decrease).
-    n^3 / 3 flops in all, as an unpivoted Cholesky, with no row or column swaps. Returns
-    (L, kept, rest, schur): L (n, n) with row i = column i of G (kept rows: their factor row;
-    the rest: L^-1 (G - shift I)_{K, i}), column j = the j-th kept column; ``schur`` the rest's
-    Schur complement of G - shift I (in ``rest`` order).
-    """
-    n = gram.shape[0]
-    dev = gram.device
-    factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
-    kept: list[int] = []
-    deferred: list[int] = []
-    r = 0
-    for s in range(0, n, CHOLESKY_BLOCK):
-        e = min(n, s + CHOLESKY_BLOCK)
-        main = torch.addmm(gram[s:, s:e], factor[s:, :r], factor[s:e, :r].T, alpha=-1.0)
-        main[: e - s] = _symmetric(main[: e - s])  # CPU: the block's upper part is unset
-        main[: e - s].diagonal().sub_(shift)
-        if deferred:
-            rows = torch.tensor(deferred, device=dev)
-            held = torch.addmm(
-                gram[s:e][:, rows].T, factor[rows, :r], factor[s:e, :r].T, alpha=-1.0
-            )
-        local, chol = _block_factor(main[: e - s], max(stop, defer))
-        local = local.to(dev)
-        chosen = s + local
-        width = chosen.numel()
-        others = torch.ones(e - s, dtype=torch.bool, device=dev)
-        others[local] = False
-        if width:
-            chol = chol.to(dev)
-            factor[s:, r : r + width] = _right_solve(chol, main[:, local])
-            factor[chosen, r : r + width] = torch.tril(chol)
-            if deferred:
-                factor[rows, r : r + width] = _right_solve(chol, held[:, local])
-        kept.extend(chosen.tolist())
-        deferred.extend((s + torch.nonzero(others)[:, 0]).tolist())
-        r += width
-    if not deferred:
-        return factor, kept, [], torch.zeros(0, 0, dtype=torch.float64, device=dev)
-    rows = torch.tensor(deferred, device=dev)
-    lower = torch.maximum(rows[:, None], rows[None, :])
-    upper = torch.minimum(rows[:, None], rows[None, :])
-    block = gram[lower, upper]
-    block.diagonal().sub_(shift)
-    w = factor[rows, :r]
-    schur = torch.addmm(block, w, w.T, alpha=-1.0)
-    # second stage: the deferred columns by largest Schur diagonal first, down to pivots > stop
-    local, chol = _local_pivoted(schur, stop)
-    width = local.numel()
-    if width:
-        local, chol = local.to(dev), chol.to(dev)
-        factor[rows, r : r + width] = _right_solve(chol, schur[:, local])
-        factor[rows[local], r : r + width] = torch.tril(chol)
-        kept.extend(rows[local].tolist())
-    rest = torch.ones(len(deferred), dtype=torch.bool, device=dev)
-    rest[local] = False
-    rest_rows = rows[rest]
-    w = factor[rest_rows, r : r + width]
-    schur = torch.addmm(schur[rest][:, rest], w, w.T, alpha=-1.0)
-    return factor, kept, rest_rows.tolist(), schur
 
 
 class _Refinement:
@@ -377,7 +250,7 @@ def schur_count(gram: torch.Tensor, shape: tuple[int, int], tol: float | None) -
     shift = SHIFT_MARGIN * (tol * tol + rounding)
     if shift >= lam_max or tol <= 0:
         return None
-    factor, kept, pending, schur = _deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
+    factor, kept, pending, schur = deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
     lower_sigma_r = math.sqrt(shift - rounding)
     count = SchurCount(len(kept), True, tol, sigma_max, lower_sigma_r, n, factor, kept, [], None)
     if not pending:

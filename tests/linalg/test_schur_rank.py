@@ -11,19 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import symlab.linalg.deferred_cholesky as cholesky_module
 import symlab.linalg.rank as rank_module
-import symlab.linalg.schur_rank as schur_module
 from symlab.linalg import numerical_rank, parameter_jacobian
+from symlab.linalg.deferred_cholesky import deferred_cholesky, local_pivoted, symmetric_from_lower
 from symlab.linalg.rank import equilibrate_columns
-from symlab.linalg.schur_rank import (
-    RowBlocks,
-    _deferred_cholesky,
-    _local_pivoted,
-    _symmetric,
-    gram_lower,
-    schur_certify,
-    schur_count,
-)
+from symlab.linalg.schur_rank import RowBlocks, gram_lower, schur_certify, schur_count
 from symlab.nets import mlp
 
 EPS = float(torch.finfo(torch.float64).eps)
@@ -134,9 +127,9 @@ def test_pivoted_cholesky_and_schur_complement_against_dense_algebra():
     # L L^T = (G - mu I)_KK, the rest's rows = L^-1 (G - mu I)_{K,P}, schur = the Schur complement
     t = with_spectrum(80, 50, list(np.logspace(0, -4, 35)) + [0.0] * 15, seed=6)
     gram = gram_lower(t)
-    full = _symmetric(gram)
+    full = symmetric_from_lower(gram)
     shift = 1e-12
-    factor, kept, rest, schur = _deferred_cholesky(gram, shift, 1e-6)
+    factor, kept, rest, schur = deferred_cholesky(gram, shift, 1e-6)
     a = full - shift * torch.eye(50, dtype=torch.float64)
     k, p = torch.tensor(kept), torch.tensor(rest)
     low = factor[k, : len(kept)]
@@ -161,8 +154,8 @@ def test_device_loop_of_the_pivoted_block_equals_lapack_dpstrf():
     # the loop that runs on CUDA, checked on the CPU against LAPACK and dense algebra
     t = with_spectrum(60, 40, list(np.logspace(0, -3, 30)) + [0.0] * 10, seed=7)
     block = t.T @ t
-    order_l, chol_l = _local_pivoted(block, 1e-9, lapack=True)
-    order_t, chol_t = _local_pivoted(block, 1e-9, lapack=False)
+    order_l, chol_l = local_pivoted(block, 1e-9, lapack=True)
+    order_t, chol_t = local_pivoted(block, 1e-9, lapack=False)
     assert order_l.tolist() == order_t.tolist() and len(order_t) == 30
     torch.testing.assert_close(chol_t, chol_l, atol=1e-12, rtol=0)
     sub = block[order_t][:, order_t]
@@ -172,13 +165,13 @@ def test_device_loop_of_the_pivoted_block_equals_lapack_dpstrf():
 @pytest.mark.parametrize("block", [7, 16])
 def test_deferred_cholesky_over_several_blocks_against_dense_algebra(monkeypatch, block):
     # the left-looking loop across blocks, deferred columns in early blocks included
-    monkeypatch.setattr(schur_module, "CHOLESKY_BLOCK", block)
+    monkeypatch.setattr(cholesky_module, "CHOLESKY_BLOCK", block)
     t = with_spectrum(90, 60, list(np.logspace(0, -4, 40)) + [0.0] * 20, seed=8)
     t = t[:, torch.randperm(60, generator=torch.Generator().manual_seed(1))]
     gram = gram_lower(t)
     shift = 1e-12
-    factor, kept, rest, schur = _deferred_cholesky(gram, shift, 1e-6, 1e-2)
-    a = _symmetric(gram) - shift * torch.eye(60, dtype=torch.float64)
+    factor, kept, rest, schur = deferred_cholesky(gram, shift, 1e-6, 1e-2)
+    a = symmetric_from_lower(gram) - shift * torch.eye(60, dtype=torch.float64)
     k, p = torch.tensor(kept), torch.tensor(rest)
     low = factor[k, : len(kept)]
     assert torch.allclose(low, torch.tril(low)) and bool((low.diagonal() ** 2 > 1e-6).all())
