@@ -3,14 +3,18 @@
 symlab route: ``batch_functional_dimension(model, x, compress_regions=False)`` = closed-form
 MLP Jacobian (float64) + row scaling + one dropped scaling column per hidden neuron +
 ``numerical_rank(method="auto")``: Gram by BLAS dsyrk, then the certified Schur route of
-:mod:`symlab.linalg.schur_rank` (pivoted Cholesky of G - mu I, Haynsworth inertia of the small
+:mod:`symlab.linalg.schur_rank` (left-looking Cholesky of G - mu I with deferred columns, Haynsworth inertia of the small
 Schur complement, refined null basis, certificate) and, only when that does not certify, the
 tridiagonal route (SciPy dsytrd) and the SVD.
 
 Gram GEMM alone: ``gram_lower(J)`` (dsyrk, m n^2 flops) on the same closed-form Jacobian J, in
 the same process, interleaved with the other timings; "rank/Gram" = ``numerical_rank(J)`` /
 Gram on that same J (the FD's own matrix has the D - #hidden columns left after the scaling
-drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one).
+drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one). Per-step
+breakdown of the fastest FD call (each step timed inside that call: J, row and column scaling,
+Gram, lambda_max, Cholesky with the Schur complement, certificate, the rest), and "FD / its own
+Gram step": the FD's time over its own Gram's, both from the same call (immune to load changes
+between calls, which on a shared machine move "FD/Gram" by tens of percent).
 
 generic route (an autodiff Jacobian and an SVD rank, as ``torch.linalg.matrix_rank``):
 ``torch.func`` ``vmap(jacrev)`` Jacobian in float64 + ``torch.linalg.svdvals`` + tol =
@@ -42,22 +46,64 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import symlab.linalg.rank as rank_module
+import symlab.linalg.schur_rank as schur_module
+import symlab.symmetry.batch_dimension as batch_module
 from symlab.linalg import numerical_rank, parameter_jacobian
-from symlab.linalg.schur_rank import gram_lower, schur_certified_rank
+from symlab.linalg.schur_rank import gram_lower
 from symlab.nets import mlp
 from symlab.symmetry.adaptive_dimension import functional_dimension
 from symlab.symmetry.batch_dimension import batch_functional_dimension, fd_bound
 
 SCHUR_OUTCOMES: list[bool] = []  # per call of the Schur route: did it certify?
+STEP_TIMES: dict[str, float] = {}  # seconds per step of the last timed FD (see ``_timed_step``)
+
+
+def _timed_step(name, fn):
+    """fn, its time added to STEP_TIMES[name] (only while not nested in another timed step)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            STEP_TIMES[name] = STEP_TIMES.get(name, 0.0) + time.perf_counter() - start
+
+    return wrapper
 
 
 def _recording_schur(*args, **kwargs):
-    result = schur_certified_rank(*args, **kwargs)
+    result = _schur(*args, **kwargs)
     SCHUR_OUTCOMES.append(result is not None)
     return result
 
 
-rank_module.schur_certified_rank = _recording_schur  # the route's own function, recorded
+# the route's own functions, recorded and timed where they are looked up
+_schur = schur_module.schur_certified_rank
+rank_module.schur_certified_rank = _recording_schur
+batch_module.parameter_jacobian = _timed_step("J", batch_module.parameter_jacobian)
+batch_module._ScaledJacobian.__call__ = _timed_step(
+    "J+scale", batch_module._ScaledJacobian.__call__
+)
+rank_module.gram_lower = _timed_step("Gram", rank_module.gram_lower)
+schur_module._power_lambda_max = _timed_step("lambda_max", schur_module._power_lambda_max)
+schur_module.deferred_cholesky = _timed_step("Cholesky", schur_module.deferred_cholesky)
+schur_module._Refinement.norm_bound = _timed_step(
+    "certificate", schur_module._Refinement.norm_bound
+)
+
+
+def step_breakdown() -> dict[str, float]:
+    """STEP_TIMES as the table's steps (scaling = the scaled Jacobian minus J)."""
+    t = dict(STEP_TIMES)
+    return {
+        "J": t.get("J", 0.0),
+        "scale": t.get("J+scale", 0.0) - t.get("J", 0.0),
+        "Gram": t.get("Gram", 0.0),
+        "lambda_max": t.get("lambda_max", 0.0),
+        "Cholesky": t.get("Cholesky", 0.0),
+        "certificate": t.get("certificate", 0.0),
+    }
 
 
 CASES = [
@@ -104,8 +150,10 @@ def run_case(widths, n_points, repeats, device, generic=True):
         t, rank = timed(lambda: numerical_rank(jac))
         t_rank = min(t_rank, t)
         SCHUR_OUTCOMES.clear()
+        STEP_TIMES.clear()
         t, fd = timed(lambda: batch_functional_dimension(model, x, compress_regions=False))
-        t_fd = min(t_fd, t)
+        if t < t_fd:
+            t_fd, steps = t, step_breakdown()
         route = "Schur" if SCHUR_OUTCOMES == [True] else "tridiagonal/SVD fallback"
     out = {
         "widths": widths,
@@ -122,6 +170,7 @@ def run_case(widths, n_points, repeats, device, generic=True):
         "t_rank": t_rank,
         "t_symlab": t_fd,
         "gram_flops": jac.shape[0] * jac.shape[1] ** 2,
+        "steps": steps,
     }
     if generic:
         cpu_model, cpu_x = model.cpu(), x.cpu()
@@ -207,8 +256,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS), {args.device}")
     print(f"torch BLAS/LAPACK: {blas_of_torch()}; SciPy BLAS/LAPACK: {blas_of_scipy()}")
     print(
-        "LAPACK per step: Gram dsyrk and lambda_max dsymm = SciPy's; pivoted block dpstrf = "
-        "SciPy's; GEMM/trsm updates, Schur eigh, refinement = torch's; fallback dsytrd = SciPy's"
+        "LAPACK per step: Gram dsyrk = SciPy's; lambda_max GEMMs = torch's; Cholesky: GEMM, trsm "
+        "and dpotrf = torch's, pivoted 256-blocks dpstrf = SciPy's; Schur eigh, certificate "
+        "GEMMs = torch's; fallback dsytrd = SciPy's"
     )
     header = (
         f"{'widths':<26}{'N':>6}{'D':>6}{'bound':>6}{'rank':>6}{'same':>5}{'J':>7}{'Gram':>7}"
@@ -241,6 +291,13 @@ def main() -> None:
                 f"{r['gap_symlab']:.3g} (certified lower bound) / generic "
                 f"{r.get('gap_generic', float('nan')):.3g}; Gram at "
                 f"{r['gram_flops'] / r['t_gram'] / 1e9:.1f} GFLOP/s"
+            )
+            steps = r["steps"]
+            other = r["t_symlab"] - sum(steps.values())
+            print(
+                "    FD steps (s): "
+                + ", ".join(f"{name} {value:.3f}" for name, value in steps.items())
+                + f", other {other:.3f}; FD / its own Gram step {r['t_symlab'] / steps['Gram']:.2f}"
             )
             if not same:
                 raise SystemExit("ranks differ between routes")

@@ -7,28 +7,42 @@ i.e. become zero columns of T), and G = T^T T formed by one symmetric rank-k pro
 the only O(m n^2) step). The SVD rule's rank of T, #{sigma_i(T) > tol} with
 tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
 
-1. **At least r** (Sylvester's law of inertia, Haynsworth's additivity). A right-looking
-   Cholesky of G - mu I with diagonal pivoting by blocks (the ``CHOLESKY_BLOCK`` columns of
-   largest remaining Schur diagonal per block, LAPACK dpstrf inside the block, one GEMM update)
-   factors the kept columns K, G_KK - mu I = L L^T, and stops when no remaining diagonal exceeds
-   ``PIVOT_STOP``. For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
+1. **At least r** (Sylvester's law of inertia, Haynsworth's additivity). A left-looking
+   blocked Cholesky of G - mu I in natural column order (blocks of ``CHOLESKY_BLOCK`` columns:
+   one GEMM with the factor so far, the block by LAPACK dpotrf when every pivot clears the
+   threshold, else dpstrf with diagonal pivoting, a triangular solve for the panel) keeps the
+   columns whose pivot exceeds ``DEFER_STOP`` and defers the others; the deferred columns' Schur
+   complement is then factored with diagonal pivoting (largest first, dpstrf) until no remaining
+   diagonal exceeds ``PIVOT_STOP``. Together they factor the kept columns K, G_KK - mu I = L L^T. For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
    Schur complement; its symmetric eigenvalues give the count exactly: r = |K| + #{eig(S) > 0}
    eigenvalues of G exceed mu (a count is refused, None, when an eigenvalue of S is within its
    rounding, ``INERTIA_MARGIN`` |P| (|K| + 2) u, of 0). Then sigma_r(T)^2 >= lambda_r(G) - e > mu - e
    with e = (m + n) u trace(G) (u = eps / 2; |G_ij - t_i^T t_j| <= m u ||t_i|| ||t_j||, plus the
    Cholesky's backward error). The shift is mu = SHIFT_MARGIN (tol^2 + e), so sigma_r(T) > tol.
-   No tridiagonalization: n^3 / 3 flops, mostly in GEMM, instead of 4/3 n^3 in BLAS-2 (dsytrd).
+   No tridiagonalization: n^3 / 3 flops, mostly in GEMM, instead of 4/3 n^3 in BLAS-2 (dsytrd),
+   and no row or column swaps. With every first-stage pivot > ``DEFER_STOP``, G_KK stays about
+   as well conditioned as under global pivoting (on the benchmark's 4000 x 3031 Jacobian the
+   same lambda_min(G_KK), 8.1e-7), which the refinement below needs; a natural order without the
+   deferral threshold gave 6e-8 and a certificate that failed.
 2. **At most r** (Courant-Fischer). With V the k eigenvectors of S for its non-positive
    eigenvalues, X = [-Y; V] (rows K; P) with Y = G_KK^-1 G_KP V has X^T X = I + Y^T Y >= I, so
    sigma_{r+1}(T) <= ||T X||. Y starts from the shifted factor, L^-T L^-1 G_KP V, and takes up to
-   ``REFINE_STEPS`` steps of iterative refinement with the exact operator (corrected semi-normal
+   ``REFINE_STEPS`` steps (``SKETCH_STEPS`` on a sketch) of iterative refinement with the exact operator (corrected semi-normal
    equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks the error by
    about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well conditioned.
+   Each step reads A once: T x and T^T (T x) by blocks of ``CHUNK_BYTES`` of rows kept in cache; A
+   may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian rows).
    certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol. When k > ``CERTIFICATE_SKETCH``
    (p = 12) the norm is first bounded on a Gaussian sketch X omega (k x p, fixed seed, a fixed
    number of steps so that Y does not depend on omega): ||M|| <= alpha sqrt(2/pi) max_i
    ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1;
-   alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide.
+   alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide (unless the sketch is
+   ``SKETCH_HOPELESS`` x alpha sqrt(k) above tol: then more steps cannot close the gap). The
+   first sketch takes ``SKETCH_STEPS`` steps; when it fails, a second one (a new omega; each
+   bound holds on its own, so both together fail with probability at most 2 alpha^-p) takes
+   ``REFINE_STEPS``, before all k columns are used.
+   :func:`schur_count` is step 1 alone (a certified lower count, enough to stop a growing
+   sample at a proven upper bound), :func:`schur_certify` step 2 on that count.
 
 Both together give rank_tol(T) = r exactly, and gap = sqrt(mu - e) / max(||T X||,
 sqrt(n) eps sigma_max), a certified lower bound on sigma_r / sigma_{r+1} (the Gram eigenvalues'
@@ -39,35 +53,50 @@ singular value in the Gram's blind spot (between tol and ~1e-8 sigma_max) can ne
 sigma_max(T) comes from block power iterations on G (its Rayleigh-Ritz value, accurate to about
 1e-5; ``singular_values`` then holds that one value): an under-estimate of tol by a factor below
 sqrt(2) cannot change the certified rank, since sigma_r(T)^2 > mu - e >= 2 tol^2. Cost: m n^2
-(Gram) + about 2 n^3 / 3 (Cholesky with full-square GEMM updates) + 4 m n q per refinement step
-with q = min(k, p) columns.
+(Gram) + about n^3 / 3 (Cholesky) + 4 m n q per refinement step with q = min(k, p) columns
+(benchmarks/RESULTS.md: the FD of a sample at about twice the Gram GEMM alone).
 
 All steps are torch operations on the input's device (CPU: the Gram by BLAS dsyrk of the
-installed SciPy, half the flops of a matmul, and dpstrf for the pivot blocks; CUDA: a matmul and
-a torch loop for the pivot blocks), with no host round trip on CUDA other than reading pivots.
+installed SciPy, half the flops of a matmul, and dpstrf for the pivoted blocks; the GEMMs,
+triangular solves, dpotrf and eigh by torch's LAPACK, MKL on x86 wheels; CUDA: a matmul and a
+torch loop for the pivoted blocks), with no host round trip on CUDA other than reading pivots.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from scipy.linalg.blas import dsyrk
-from scipy.linalg.lapack import dpstrf
 
-CHOLESKY_BLOCK = 256  # columns per block of the pivoted Cholesky
+from symlab.linalg.deferred_cholesky import DEFER_STOP, deferred_cholesky, symmetric_from_lower
+
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
-MAX_DEFERRED = 512  # more deferred columns than max(this, n / 4): give up (fallback route)
-REFINE_STEPS = 6  # iterative-refinement steps of the null-space coefficients Y
+REFINE_STEPS = 6  # at most this many iterative-refinement steps of the null-space coefficients Y
+SKETCH_STEPS = 3  # refinement steps on a sketch (fixed, so that Y does not depend on omega)
+CHUNK_BYTES = 2**19  # rows of A per block of the fused products T x, T^T (T x) (CPU)
 REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
+SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
 POWER_STEPS = 10  # block power iterations for lambda_max (at most)
 _SKETCH_SEED = 20261206
 _EPS = float(torch.finfo(torch.float64).eps)
+
+
+class RowBlocks:
+    """A tall m x n matrix given by blocks of its rows, stored or recomputed at each pass
+    (``blocks`` a callable returning an iterator over the row blocks, top to bottom)."""
+
+    def __init__(self, blocks: Callable[[], Iterator[torch.Tensor]], shape: tuple[int, int]):
+        self.blocks, self.shape = blocks, tuple(shape)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.blocks()
 
 
 def gram_lower(tall: torch.Tensor) -> torch.Tensor:
@@ -83,143 +112,42 @@ def gram_lower(tall: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(upper).T  # C-contiguous, lower triangle valid
 
 
-def _symmetric(block: torch.Tensor) -> torch.Tensor:
-    """A square block with only its lower triangle valid, made symmetric."""
-    lower = torch.tril(block)
-    return lower + torch.tril(block, -1).T
-
-
-def _fill_upper(lower: torch.Tensor, tile: int = 256) -> torch.Tensor:
-    """The symmetric matrix whose lower triangle ``lower`` holds, filled by tiles (a transposed
-    copy tile by tile stays in cache; ``lower + lower.T`` reads a whole column per row)."""
+def _lower_product(lower: torch.Tensor, v: torch.Tensor, rows: int = 128) -> torch.Tensor:
+    """G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading only
+    that triangle, once, by blocks of rows that stay in cache (no symmetric copy: half the
+    memory traffic of a full GEMM; SciPy's dsymm was 4x slower on the benchmark machine)."""
     n = lower.shape[0]
-    full = lower.clone()
-    for i in range(0, n, tile):
-        j = min(n, i + tile)
-        full[:i, i:j].copy_(lower[i:j, :i].T)
-        full[i:j, i:j] = _symmetric(lower[i:j, i:j])
-    return full
+    out = torch.zeros_like(v)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        block = lower[start:stop]
+        out[start:stop] += symmetric_from_lower(block[:, start:stop]) @ v[start:stop]
+        if start:
+            out[start:stop] += block[:, :start] @ v[:start]
+            out[:start] += block[:, :start].T @ v[start:stop]
+    return out
 
 
 def _power_lambda_max(gram: torch.Tensor) -> float:
     """Largest eigenvalue of the (lower-stored) symmetric G by block power iteration."""
     n = gram.shape[0]
-    full = gram if gram.device.type != "cpu" else None
-    upper_f = None if full is not None else gram.T.numpy()  # Fortran view: upper valid
+    cpu = gram.device.type == "cpu"
+    lower = gram.contiguous() if cpu else gram
     gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
     q = min(n, 4)
     v = torch.randn(n, q, generator=gen, dtype=torch.float64)
     v[:, 0] = 1.0
     v = v.to(gram.device)
     estimate = 0.0
-    from scipy.linalg.blas import dsymm
-
     for _ in range(POWER_STEPS):
         v, _ = torch.linalg.qr(v)
-        if full is not None:
-            w = full @ v
-        else:
-            w = torch.from_numpy(dsymm(1.0, upper_f, np.asfortranarray(v.numpy()), lower=0))
+        w = _lower_product(lower, v) if cpu else gram @ v
         ritz = torch.linalg.eigvalsh(v.T @ w)
         new = float(ritz[-1])
         if estimate > 0 and abs(new - estimate) <= 1e-5 * new:
             return new
         estimate, v = new, w
     return estimate
-
-
-def _local_pivoted(
-    block: torch.Tensor, stop: float, lapack: bool | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cholesky with diagonal pivoting of a small symmetric block, stopped when the largest
-    remaining pivot is <= ``stop``: (selected local indices in pivot order, lower factor).
-    LAPACK dpstrf on the CPU (``lapack`` None: by device), else a loop of torch operations."""
-    if lapack if lapack is not None else block.device.type == "cpu":
-        c, piv, rank, info = dpstrf(block.numpy(), tol=stop, lower=1)
-        if info < 0:
-            raise RuntimeError(f"LAPACK dpstrf failed with info={info}")
-        chol = torch.from_numpy(np.tril(c[:rank, :rank]).copy())
-        return torch.from_numpy(piv[:rank].astype(np.int64) - 1), chol
-    k = block.shape[0]
-    work = block.clone()
-    order = torch.arange(k, device=block.device)
-    for step in range(k):
-        diag = work.diagonal()[step:]
-        j = step + int(torch.argmax(diag))
-        if not float(work[j, j]) > stop:
-            k = step
-            break
-        perm = torch.arange(work.shape[0], device=block.device)
-        perm[step], perm[j] = j, step
-        work, order = work[perm][:, perm], order[perm]
-        work[step, step] = work[step, step].sqrt()
-        work[step + 1 :, step] /= work[step, step]
-        col = work[step + 1 :, step]
-        work[step + 1 :, step + 1 :] -= torch.outer(col, col)
-    return order[:k], torch.tril(work[:k, :k])
-
-
-def _pivoted_cholesky(gram: torch.Tensor, shift: float, stop: float):
-    """Right-looking Cholesky of G - shift I with diagonal pivoting by blocks.
-
-    ``gram``: G with its lower triangle filled and zeros above (CPU, from :func:`gram_lower`),
-    or full (other devices); it is overwritten on other devices. Each block takes the
-    ``CHOLESKY_BLOCK`` columns of largest remaining Schur diagonal, factors them with local
-    diagonal pivoting (LAPACK dpstrf on the CPU) down to pivots > stop, swaps them behind the
-    active part (O(n b) moves) and updates the active Schur complement with one GEMM on a view.
-    Stops when no remaining diagonal exceeds ``stop``. Returns (L, kept, rest, schur): L (n, n)
-    with row i = column i of G (kept rows: their factor row; the rest: L^-1 (G - shift I)_{K, i}),
-    column j = j-th kept column; ``schur`` the rest's Schur complement of G - shift I (in
-    ``rest`` order).
-    """
-    n = gram.shape[0]
-    dev = gram.device
-    work = _fill_upper(gram) if dev.type == "cpu" else gram
-    work.diagonal().sub_(shift)
-    factor = torch.zeros(n, n, dtype=torch.float64, device=dev)
-    perm = torch.arange(n, device=dev)  # perm[i] = the column of G at active position i
-    kept: list[int] = []
-    r, size = 0, n
-    while size:
-        diag = work.diagonal()[:size]
-        order = torch.argsort(diag, descending=True)[:CHOLESKY_BLOCK]
-        order = order[diag[order] > stop]
-        if order.numel() == 0:
-            break
-        block = work[order[:, None], order[None, :]]
-        local, chol = _local_pivoted(block.contiguous(), stop)
-        if local.numel() == 0:
-            break
-        chosen = order[local.to(dev)]
-        chol = chol.to(dev)
-        width = chosen.numel()
-        tail = size - width
-        # swap the chosen positions outside the tail with the tail's unchosen positions
-        is_chosen = torch.zeros(size, dtype=torch.bool, device=dev)
-        is_chosen[chosen] = True
-        moving = torch.sort(chosen[chosen < tail]).values
-        free = tail + torch.nonzero(~is_chosen[tail:])[:, 0]
-        if moving.numel():
-            rows = work[moving, :size].clone()
-            work[moving, :size] = work[free, :size]
-            work[free, :size] = rows
-            cols = work[:size, moving].clone()
-            work[:size, moving] = work[:size, free]
-            work[:size, free] = cols
-            held = perm[moving].clone()
-            perm[moving] = perm[free]
-            perm[free] = held
-            where = torch.arange(size, device=dev)
-            where[moving] = free
-            chosen = where[chosen]
-        panel = torch.linalg.solve_triangular(chol.T, work[:tail, chosen], upper=True, left=False)
-        factor[perm[chosen], r : r + width] = chol
-        factor[perm[:tail], r : r + width] = panel
-        work[:tail, :tail].addmm_(panel, panel.T, alpha=-1.0)
-        kept.extend(perm[chosen].tolist())
-        r += width
-        size = tail
-    return factor, kept, perm[:size].tolist(), work[:size, :size].clone()
 
 
 class _Refinement:
@@ -230,61 +158,87 @@ class _Refinement:
         self.matrix, self.inverse_norms, self.live = matrix, inverse_norms, live
         self.l11, self.keep, self.rest, self.w, self.n, self.tol = l11, keep, rest, w, n, tol
 
-    def _apply(self, x: torch.Tensor) -> torch.Tensor:
-        """T x = A[:, live] diag(inverse_norms) x, without forming T."""
+    def _products(self, x: torch.Tensor, adjoint: bool):
+        """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed (A a tensor
+        or :class:`RowBlocks`). On the CPU both products read A once, by blocks of
+        ``CHUNK_BYTES`` of rows that stay in cache."""
         scaled = x * self.inverse_norms[:, None]
-        if self.live is None:
-            return self.matrix @ scaled
-        embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-        embedded[self.live] = scaled
-        return self.matrix @ embedded
+        if self.live is not None:
+            embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+            embedded[self.live] = scaled
+            scaled = embedded
+        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
+        if not adjoint:
+            return torch.cat([block @ scaled for block in blocks]), None
+        parts, back = [], torch.zeros_like(scaled)
+        for block in blocks:
+            if block.device.type != "cpu":
+                parts.append(block @ scaled)
+                back.addmm_(block.T, parts[-1])
+                continue
+            chunk = max(16, CHUNK_BYTES // (8 * block.shape[1]))
+            for rows in torch.split(block, chunk):  # both products while rows are in cache
+                parts.append(rows @ scaled)
+                back.addmm_(rows.T, parts[-1])
+        residual = torch.cat(parts)
+        back = back if self.live is None else back[self.live]
+        return residual, back * self.inverse_norms[:, None]
 
-    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """T^T y."""
-        out = self.matrix.T @ y
-        return (out if self.live is None else out[self.live]) * self.inverse_norms[:, None]
-
-    def norm_bound(self, omega: torch.Tensor, exact: bool) -> float:
-        """||T X omega||_2 (exact) or alpha sqrt(2/pi) max_i ||T X omega_i|| (a sketch); the
-        steps are fixed for a sketch, so that Y does not depend on omega."""
+    def norm_bound(self, omega: torch.Tensor, exact: bool, steps: int = SKETCH_STEPS) -> float:
+        """||T X omega||_2 (exact: up to ``REFINE_STEPS`` steps) or alpha sqrt(2/pi) max_i
+        ||T X omega_i|| (a sketch: exactly ``steps`` steps, so that Y does not depend on
+        omega)."""
         y = torch.linalg.solve_triangular(self.l11.T, self.w.T @ omega, upper=True)
         x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
         x[self.rest] = omega
-        for step in range(REFINE_STEPS + 1):
+        steps = REFINE_STEPS if exact else steps
+        for step in range(steps + 1):
             x[self.keep] = -y
-            residual = self._apply(x)
-            if step == REFINE_STEPS:
-                break
-            if exact and float(torch.linalg.matrix_norm(residual, ord=2)) <= (
-                REFINE_TARGET * self.tol
+            last = step == steps
+            residual, back = self._products(x, adjoint=not last)
+            if last or (
+                exact
+                and float(torch.linalg.matrix_norm(residual, ord=2)) <= REFINE_TARGET * self.tol
             ):
                 break
-            half = torch.linalg.solve_triangular(
-                self.l11, self._adjoint(residual)[self.keep], upper=False
-            )
+            half = torch.linalg.solve_triangular(self.l11, back[self.keep], upper=False)
             y = y + torch.linalg.solve_triangular(self.l11.T, half, upper=True)
         if exact:
             return float(torch.linalg.matrix_norm(residual, ord=2))
         return SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
 
 
-def schur_certified_rank(
-    matrix: torch.Tensor,
-    gram: torch.Tensor,
-    inverse_norms: torch.Tensor,
-    live: torch.Tensor | None,
-    tol: float | None,
-):
-    """(rank, tol, gap, sigma_max, certificate) certified as in the module docstring, or None.
+@dataclass
+class SchurCount:
+    """The count of the Schur route before its certificate.
 
-    ``matrix``: the m x n0 float64 matrix A (m >= n0), unscaled; ``live``: indices of its
-    significant columns (None: all); ``inverse_norms``: 1 / their norms, so T = A[:, live]
-    diag(inverse_norms) is never formed (products with T scale the small block instead);
-    ``gram``: T^T T, lower triangle valid (:func:`gram_lower` of A, scaled).
-    """
-    m, n_all = matrix.shape
+    ``rank``: r, with sigma_r(T) > sqrt(shift - rounding) >= tol certified (Sylvester,
+    Haynsworth): the SVD rule's rank is at least r. ``complete``: nothing is left to certify
+    (r = n: no non-positive Schur eigenvalue), so r is the SVD rule's rank. Otherwise
+    :func:`schur_certify` proves sigma_{r+1}(T) <= tol with products by T."""
+
+    rank: int
+    complete: bool
+    tol: float
+    sigma_max: float
+    lower_sigma_r: float
+    n: int
+    factor: torch.Tensor = field(repr=False)
+    kept: list[int] = field(repr=False)
+    pending: list[int] = field(repr=False)
+    null_rest: torch.Tensor | None = field(repr=False)
+
+    def result(self) -> tuple[int, float, float, float, float]:
+        """(rank, tol, gap, sigma_max, certificate) of a complete count."""
+        return self.rank, self.tol, float("inf"), self.sigma_max, 0.0
+
+
+def schur_count(gram: torch.Tensor, shape: tuple[int, int], tol: float | None) -> SchurCount | None:
+    """The count of the module docstring's step 1 on G = T^T T (lower triangle valid) of an
+    m x n_all matrix T (``shape``, m >= n_all; columns zero to working precision have zero
+    rows in G), or None when lambda_max is not positive or the count is refused."""
+    m, n_all = shape
     n = gram.shape[0]
-    dev = matrix.device
     lam_max = _power_lambda_max(gram)
     if not lam_max > 0:
         return None
@@ -296,27 +250,39 @@ def schur_certified_rank(
     shift = SHIFT_MARGIN * (tol * tol + rounding)
     if shift >= lam_max or tol <= 0:
         return None
-    factor, kept, pending, schur = _pivoted_cholesky(gram, shift, PIVOT_STOP)
-    r = len(kept)
+    factor, kept, pending, schur = deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
     lower_sigma_r = math.sqrt(shift - rounding)
+    count = SchurCount(len(kept), True, tol, sigma_max, lower_sigma_r, n, factor, kept, [], None)
     if not pending:
-        return r, tol, float("inf"), sigma_max, 0.0
-    keep = torch.tensor(kept, device=dev)
-    rest = torch.tensor(pending, device=dev)
+        return count
     # Haynsworth: In(G - mu I) = In(G_KK - mu I) + In(S), S the Schur complement of the rest
-    w = factor[rest, :r]  # (G_KP)^T L^-T
     values, vectors = torch.linalg.eigh(schur)
     # rounding of the computed Schur complement: |P| (r + 2) u per entry's inner products
-    margin = INERTIA_MARGIN * len(pending) * (r + 2) * u
+    margin = INERTIA_MARGIN * len(pending) * (len(kept) + 2) * u
     if bool(((values > -margin) & (values <= margin)).any()):
         return None  # an eigenvalue of G too close to the shift to count
     positive = values > 0
-    r += int(positive.sum())
-    k = len(pending) - int(positive.sum())
-    if k == 0:
-        return r, tol, float("inf"), sigma_max, 0.0
-    null_rest = vectors[:, ~positive]  # (|P|, k), orthonormal
-    l11 = factor[keep, : len(kept)]
+    count.rank += int(positive.sum())
+    if bool(positive.all()):
+        return count
+    count.complete, count.pending, count.null_rest = False, pending, vectors[:, ~positive]
+    return count
+
+
+def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
+    """(rank, tol, gap, sigma_max, certificate) of a count, certified by step 2 of the module
+    docstring (products by T = A[:, live] diag(inverse_norms), A a tensor or
+    :class:`RowBlocks`), or None when the certificate exceeds 1."""
+    if count.complete:
+        return count.result()
+    dev = count.factor.device
+    r, n, tol, sigma_max = len(count.kept), count.n, count.tol, count.sigma_max
+    keep = torch.tensor(count.kept, device=dev)
+    rest = torch.tensor(count.pending, device=dev)
+    w = count.factor[rest, :r]  # (G_KP)^T L^-T
+    null_rest = count.null_rest  # (|P|, k), orthonormal
+    k = null_rest.shape[1]
+    l11 = count.factor[keep, :r]
     refine = _Refinement(matrix, inverse_norms, live, l11, keep, rest, w, n, tol)
     if k <= CERTIFICATE_SKETCH:
         bound = refine.norm_bound(null_rest, exact=True)
@@ -324,7 +290,14 @@ def schur_certified_rank(
         gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
         sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
         bound = refine.norm_bound(null_rest @ sketch.to(dev), exact=False)
-        if bound > tol and 2 * k <= n:
+        # max_i ||T X omega_i|| / ||omega_i|| (about bound / (alpha sqrt(k))) is a lower bound
+        # on ||T X||: far above tol, more refinement steps cannot close the gap
+        hopeless = bound > SKETCH_HOPELESS * SKETCH_ALPHA * math.sqrt(k) * tol
+        if bound > tol and not hopeless:
+            # a second sketch (new omega) with all REFINE_STEPS steps: still p columns
+            sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
+            bound = refine.norm_bound(null_rest @ sketch.to(dev), False, REFINE_STEPS)
+        if bound > tol and 2 * k <= n and not hopeless:
             # the sketch over-estimates by up to ~8 sqrt(k) at the rounding floor: exact check
             bound = refine.norm_bound(null_rest, exact=True)
     certificate = bound / tol
@@ -332,5 +305,24 @@ def schur_certified_rank(
         return None
     # a computed ||T X|| below its own rounding (sqrt(n) eps sigma_max ||X||) says no more
     floor = math.sqrt(n) * _EPS * sigma_max
-    gap = lower_sigma_r / max(bound, floor)
-    return r, tol, gap, sigma_max, certificate
+    gap = count.lower_sigma_r / max(bound, floor)
+    return count.rank, tol, gap, sigma_max, certificate
+
+
+def schur_certified_rank(
+    matrix,
+    gram: torch.Tensor,
+    inverse_norms: torch.Tensor,
+    live: torch.Tensor | None,
+    tol: float | None,
+):
+    """(rank, tol, gap, sigma_max, certificate) certified as in the module docstring, or None.
+
+    ``matrix``: the m x n0 float64 matrix A (m >= n0), unscaled, a tensor or
+    :class:`RowBlocks`; ``live``: indices of its significant columns (None: all);
+    ``inverse_norms``: 1 / their norms, so T = A[:, live] diag(inverse_norms) is never formed
+    (products with T scale the small block instead); ``gram``: T^T T, lower triangle valid
+    (:func:`gram_lower` of A, scaled).
+    """
+    count = schur_count(gram, tuple(matrix.shape), tol)
+    return None if count is None else schur_certify(count, matrix, inverse_norms, live)

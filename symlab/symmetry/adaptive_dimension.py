@@ -6,9 +6,10 @@ arXiv 2209.04036) is a lower bound on dim_fun(theta), its supremum over finite s
 Rolnick 2023, "Hidden Symmetries of ReLU Networks", ICML) bounds it from above; see
 :mod:`symlab.symmetry.batch_dimension` for both and for the numerics. :func:`functional_dimension`
 draws a sample, doubles it until the rank (a lower bound) meets a proven upper bound
-(:mod:`symlab.symmetry.kernel_proofs`) or the point budget is spent, and reports the rank of :func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
-differentiated (the incremental Gram below only decides when to stop, and stands for that
-rank when it is trusted at the bound). Explicit inputs go straight to the batch function.
+(:mod:`symlab.symmetry.kernel_proofs`) or the point budget is spent, and reports the rank of
+:func:`symlab.symmetry.batch_dimension.batch_functional_dimension` on the points it
+differentiated (from the incremental Gram, certified, or else recomputed). Explicit inputs go
+straight to the batch function.
 
 Region compression (piecewise-linear MLPs, :mod:`symlab.symmetry.regions`): n0 + 1 points per
 activation pattern span the Jacobian rows of all the pattern's points, and patterns cost a
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from symlab.linalg.rank import (
+    GAP_THRESHOLD,
     RANK_METHODS,
     RankResult,
     equilibrate_columns,
@@ -34,6 +36,7 @@ from symlab.linalg.rank import (
     rank_from_singular_values,
     significant,
 )
+from symlab.linalg.schur_rank import RowBlocks, schur_certify, schur_count
 from symlab.nets import is_mlp, linear_layers
 from symlab.symmetry.actions import is_positively_homogeneous
 from symlab.symmetry.batch_dimension import (
@@ -58,6 +61,7 @@ PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
 MAX_DOUBLINGS = 3  # default max_points = start * 2**MAX_DOUBLINGS
 COMPRESSED_POINTS_FACTOR = 16  # x the default max_points when region compression is on
 _BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
+ROW_STORE_BYTES = 2**30  # scaled rows kept for the certificate up to this size, else recomputed
 
 
 def _equilibrated_gram(gram: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,9 +72,66 @@ def _equilibrated_gram(gram: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.nd
     return gram[np.ix_(live, live)] / np.outer(diag[live], diag[live]), live
 
 
-def _svd_fallback(points: torch.Tensor, scaled: _ScaledJacobian, live: np.ndarray) -> RankResult:
-    """SVD of the row- and column-scaled Jacobian on ``points`` (recomputed, not stored)."""
-    jac = scaled(points)[:, torch.from_numpy(live)]
+_COUNT = "gram (count)"  # a certified lower count, before its certificate
+
+
+def _schur_count(gram: np.ndarray, n_rows: int):
+    """(count, inverse column norms) of :func:`symlab.linalg.schur_rank.schur_count` on the
+    column-scaled accumulated Gram (upper triangle in Fortran order), or None (fewer rows than
+    columns, a non-finite norm, or a refused count: the caller takes the eigenvalue route)."""
+    n = gram.shape[0]
+    if n_rows < n:
+        return None
+    lower = torch.from_numpy(gram).T  # C order, lower triangle valid
+    norms = lower.diagonal().sqrt()
+    if not bool(torch.isfinite(norms).all()):
+        return None
+    keep = significant(norms, max(n_rows, n))
+    if not bool(keep.any()):
+        return None
+    inverse = torch.where(keep, 1.0 / norms, torch.zeros_like(norms))
+    count = schur_count(lower * inverse[:, None] * inverse[None, :], (n_rows, n), None)
+    return None if count is None else (count, inverse)
+
+
+def _count_result(count) -> RankResult:
+    """The RankResult of a count: final when complete (rank = all columns), else ``_COUNT``."""
+    values = torch.tensor([count.sigma_max], dtype=torch.float64)
+    if count.complete:
+        return RankResult(count.rank, count.tol, float("inf"), values, False, "gram", 0.0)
+    return RankResult(count.rank, count.tol, float("nan"), values, False, _COUNT, None)
+
+
+def _certified(schur, stored, points, scaled, n_rows: int, n: int) -> RankResult | None:
+    """The count certified with products by the scaled rows (stored, or recomputed by blocks of
+    points), as :func:`symlab.linalg.numerical_rank`'s Schur route; None when it does not
+    certify or its gap is below the ambiguity threshold."""
+    count, inverse = schur
+    if stored is not None:
+        rows = RowBlocks(lambda: iter(stored), (n_rows, n))
+    else:
+        rows = RowBlocks(
+            lambda: (scaled(b) for b in torch.split(points, _BLOCK_POINTS)), (n_rows, n)
+        )
+    result = schur_certify(count, rows, inverse, None)
+    if result is None or not result[2] >= GAP_THRESHOLD:
+        return None
+    rank, tol, gap, sigma_max, certificate = result
+    values = torch.tensor([sigma_max], dtype=torch.float64)
+    return RankResult(rank, tol, gap, values, False, "gram", certificate)
+
+
+def _svd_fallback(
+    points: torch.Tensor,
+    scaled: _ScaledJacobian,
+    live: np.ndarray | None,
+    stored: list[torch.Tensor] | None = None,
+) -> RankResult:
+    """SVD of the row- and column-scaled Jacobian on ``points`` (the ``stored`` rows, else
+    recomputed); ``live``: the significant columns (None: chosen by the column scaling)."""
+    jac = torch.cat(stored) if stored else scaled(points)
+    if live is not None:
+        jac = jac[:, torch.from_numpy(live)]
     jac = equilibrate_columns(jac)
     fallback = rank_from_singular_values(torch.linalg.svdvals(jac), tuple(jac.shape))
     return dataclasses.replace(fallback, method="svd (fallback)")
@@ -117,13 +178,18 @@ def functional_dimension(
     :func:`symlab.symmetry.kernel_proofs.proven_kernel` with ``proof_regions`` regions (ReLU
     MLPs with biases; 0 or other models: upper = bound). Only the new points'
     Jacobian rows are computed at each doubling; their Gram is added to the running Gram (BLAS
-    dsyrk), so a doubling costs one block of Jacobian rows plus one eigvalsh of the (D' x D')
-    Gram. With ``rank_method="auto"`` the stopping rule
-    reads the Gram rank; when the final Gram cut is not trusted, the reported rank is the SVD of
-    the scaled Jacobian on all differentiated points (recomputed), and a final rank below the
-    bound is that of :func:`symlab.symmetry.batch_functional_dimension` on the differentiated
-    points (:func:`symlab.linalg.numerical_rank` "auto": Gram with its null-space certificate,
-    else the SVD), so no deficit comes from the Gram's blind spot. With ``rank_method="svd"``
+    dsyrk: G_2n = G_n + J_new^T J_new). With ``rank_method="auto"`` a doubling then costs one
+    block of Jacobian rows plus the certified count of :func:`symlab.linalg.schur_rank.schur_count`
+    on the (D' x D') column-scaled Gram (one Cholesky, n^3 / 3 flops, no eigensolver): a proven
+    lower bound on the SVD rule's rank on the differentiated points, so a stop at the proven
+    upper bound is itself proven. At the stop, a count below all D' columns is certified once
+    (:func:`symlab.linalg.schur_rank.schur_certify`, products by the scaled rows, kept in memory
+    up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
+    in the Gram's blind spot) the SVD of the scaled rows decides. When a count is refused, the
+    doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
+    scaled Jacobian on all differentiated points; a final rank below the bound: that of
+    :func:`symlab.symmetry.batch_functional_dimension` on them), so no deficit comes from the
+    Gram's blind spot. With ``rank_method="svd"``
     every doubling calls the batch function on the differentiated points. Either way
     ``rank`` is the batch functional dimension on ``points``.
 
@@ -202,7 +268,9 @@ def functional_dimension(
     tally = RegionTally(per_region) if compress else None
     points = torch.empty(0, n0, dtype=torch.float64)  # the differentiated points (Z' or Z)
     seen, gram, n_rows, history, target = 0, None, 0, [], min(start, max_points)
-    rank = trusted = live = None
+    rank = trusted = live = schur = None
+    counting = rank_method == "auto"  # the certified count of the Schur route, while it works
+    stored: list[torch.Tensor] | None = []  # the scaled rows, while they fit ROW_STORE_BYTES
     while True:
         count = target - seen
         new = draw(count, n0, generator, torch.float64)
@@ -225,14 +293,25 @@ def functional_dimension(
                 if gram is None:
                     gram = np.zeros((rows.shape[1], rows.shape[1]), order="F")
                 gram = gram_upper(rows, out=gram)
-            equilibrated, live = _equilibrated_gram(gram, n_rows)
-            rank, trusted = rank_from_gram(equilibrated, (n_rows, int(live.sum())))
-            trusted = trusted and not rank.ambiguous  # an ambiguous verdict needs the SVD
-            if rank_method == "gram":
-                trusted = True
-            elif not trusted and rank.rank == upper:
-                # never stop at a proven upper bound on an uncertain cut
-                rank, trusted = _svd_fallback(points, scaled, live), True
+                if stored is not None:
+                    stored.append(rows)
+            if n_rows * gram.shape[0] * 8 > ROW_STORE_BYTES:
+                stored = None  # recomputed by blocks for the certificate
+            schur = _schur_count(gram, n_rows) if counting else None
+            # a refused count (an eigenvalue at the shift: a singular value in the Gram's blind
+            # spot) stays refused as the sample grows: the eigenvalue route from then on
+            counting = counting and (schur is not None or n_rows < gram.shape[0])
+            if schur is not None:
+                rank, trusted = _count_result(schur[0]), True
+            else:
+                equilibrated, live = _equilibrated_gram(gram, n_rows)
+                rank, trusted = rank_from_gram(equilibrated, (n_rows, int(live.sum())))
+                trusted = trusted and not rank.ambiguous  # an ambiguous verdict needs the SVD
+                if rank_method == "gram":
+                    trusted = True
+                elif not trusted and rank.rank == upper:
+                    # never stop at a proven upper bound on an uncertain cut
+                    rank, trusted = _svd_fallback(points, scaled, live), True
         _check_bound(rank.rank, bound)
         upper = max(upper, proven_upper(proof, bound, rank.rank))  # a withdrawn claim stays so
         history.append(rank.rank)
@@ -249,11 +328,22 @@ def functional_dimension(
         else:
             target = min(2 * seen, max_points)
             continue
-        if not trusted:
+        if rank.method == _COUNT:
+            # the count is a certified lower bound; the certificate proves it is the rank
+            rank = _certified(schur, stored, points, scaled, n_rows, gram.shape[0])
+            if rank is None:  # a singular value the Gram cannot resolve: the SVD decides
+                rank = _svd_fallback(points, scaled, None, stored)
+            reason = _proven(rank.rank, bound, upper) or _unproven(reason)
+        elif not trusted:
             # the stopping rule used the Gram estimate; the reported rank is the SVD's
             rank = _svd_fallback(points, scaled, live)
             reason = _proven(rank.rank, bound, upper) or _unproven(reason)
-        elif rank_method == "auto" and rank.rank < bound and rank.method == "gram":
+        elif (
+            rank_method == "auto"
+            and rank.rank < bound
+            and rank.method == "gram"
+            and rank.certificate is None
+        ):
             # a deficit is the finding: certify it (the accumulated Gram cannot see singular
             # values between tol and ~1e-8 sigma_max; numerical_rank's null-space certificate
             # does, falling back to the SVD), on the differentiated points

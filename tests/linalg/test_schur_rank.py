@@ -11,10 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import symlab.linalg.deferred_cholesky as cholesky_module
 import symlab.linalg.rank as rank_module
 from symlab.linalg import numerical_rank, parameter_jacobian
+from symlab.linalg.deferred_cholesky import deferred_cholesky, local_pivoted, symmetric_from_lower
 from symlab.linalg.rank import equilibrate_columns
-from symlab.linalg.schur_rank import _local_pivoted, _pivoted_cholesky, _symmetric, gram_lower
+from symlab.linalg.schur_rank import RowBlocks, gram_lower, schur_certify, schur_count
 from symlab.nets import mlp
 
 EPS = float(torch.finfo(torch.float64).eps)
@@ -125,9 +127,9 @@ def test_pivoted_cholesky_and_schur_complement_against_dense_algebra():
     # L L^T = (G - mu I)_KK, the rest's rows = L^-1 (G - mu I)_{K,P}, schur = the Schur complement
     t = with_spectrum(80, 50, list(np.logspace(0, -4, 35)) + [0.0] * 15, seed=6)
     gram = gram_lower(t)
-    full = _symmetric(gram)
+    full = symmetric_from_lower(gram)
     shift = 1e-12
-    factor, kept, rest, schur = _pivoted_cholesky(gram, shift, 1e-6)
+    factor, kept, rest, schur = deferred_cholesky(gram, shift, 1e-6)
     a = full - shift * torch.eye(50, dtype=torch.float64)
     k, p = torch.tensor(kept), torch.tensor(rest)
     low = factor[k, : len(kept)]
@@ -152,9 +154,65 @@ def test_device_loop_of_the_pivoted_block_equals_lapack_dpstrf():
     # the loop that runs on CUDA, checked on the CPU against LAPACK and dense algebra
     t = with_spectrum(60, 40, list(np.logspace(0, -3, 30)) + [0.0] * 10, seed=7)
     block = t.T @ t
-    order_l, chol_l = _local_pivoted(block, 1e-9, lapack=True)
-    order_t, chol_t = _local_pivoted(block, 1e-9, lapack=False)
+    order_l, chol_l = local_pivoted(block, 1e-9, lapack=True)
+    order_t, chol_t = local_pivoted(block, 1e-9, lapack=False)
     assert order_l.tolist() == order_t.tolist() and len(order_t) == 30
     torch.testing.assert_close(chol_t, chol_l, atol=1e-12, rtol=0)
     sub = block[order_t][:, order_t]
     torch.testing.assert_close(chol_t @ chol_t.T, sub, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("block", [7, 16])
+def test_deferred_cholesky_over_several_blocks_against_dense_algebra(monkeypatch, block):
+    # the left-looking loop across blocks, deferred columns in early blocks included
+    monkeypatch.setattr(cholesky_module, "CHOLESKY_BLOCK", block)
+    t = with_spectrum(90, 60, list(np.logspace(0, -4, 40)) + [0.0] * 20, seed=8)
+    t = t[:, torch.randperm(60, generator=torch.Generator().manual_seed(1))]
+    gram = gram_lower(t)
+    shift = 1e-12
+    factor, kept, rest, schur = deferred_cholesky(gram, shift, 1e-6, 1e-2)
+    a = symmetric_from_lower(gram) - shift * torch.eye(60, dtype=torch.float64)
+    k, p = torch.tensor(kept), torch.tensor(rest)
+    low = factor[k, : len(kept)]
+    assert torch.allclose(low, torch.tril(low)) and bool((low.diagonal() ** 2 > 1e-6).all())
+    torch.testing.assert_close(low @ low.T, a[k][:, k], atol=1e-12, rtol=0)
+    torch.testing.assert_close(low @ factor[p, : len(kept)].T, a[k][:, p], atol=1e-12, rtol=0)
+    dense = a[p][:, p] - a[p][:, k] @ torch.linalg.solve(a[k][:, k], a[k][:, p])
+    torch.testing.assert_close(schur, dense, atol=1e-10, rtol=0)
+    positive = int((torch.linalg.eigvalsh(a) > 0).sum())
+    assert positive == len(kept) + int((torch.linalg.eigvalsh(schur) > 0).sum()) == 40
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_count_and_certificate_from_row_blocks_equal_the_svd_rule(dtype):
+    # the adaptive loop's use: a Gram accumulated block by block, certified with row blocks
+    model = mlp((3, 8, 8, 1), "relu", init="he", bias_std=0.1, seed=2).to(dtype)
+    x = torch.randn(400, 3, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    a = parameter_jacobian(model, x, dtype=torch.float64)
+    expected, gap = svd_reference(a)
+    gram = torch.zeros(a.shape[1], a.shape[1], dtype=torch.float64)
+    for rows in torch.split(a, 97):
+        gram += gram_lower(rows.contiguous())
+    norms = gram.diagonal().sqrt()
+    inverse = torch.where(norms > norms.max() * 400 * EPS, 1 / norms, torch.zeros_like(norms))
+    scaled = gram * inverse[:, None] * inverse[None, :]
+    count = schur_count(scaled, tuple(a.shape), None)
+    assert count is not None and count.rank <= expected  # a certified lower count
+    blocks = RowBlocks(lambda: iter(torch.split(a, 97)), tuple(a.shape))
+    from_blocks = schur_certify(count, blocks, inverse, None)
+    from_tensor = schur_certify(count, a, inverse, None)
+    assert from_blocks is not None and from_blocks[0] == expected < a.shape[1]
+    assert from_blocks[2] <= gap * (1 + 1e-6)  # a lower bound on the true gap
+    assert from_blocks[4] == pytest.approx(from_tensor[4], rel=1e-6)
+
+
+def test_a_singular_value_in_the_blind_spot_fails_the_row_block_certificate():
+    s = list(np.logspace(0, -2, 25)) + [1e-10] + [0.0] * 3
+    a = with_spectrum(90, len(s), s, seed=9)
+    norms = torch.linalg.vector_norm(a, dim=0)
+    t = a / norms
+    count = schur_count(gram_lower(t), tuple(a.shape), None)
+    assert count is not None and count.rank == 25  # 1e-10 is below the Gram's resolution
+    blocks = RowBlocks(lambda: iter(torch.split(a, 40)), tuple(a.shape))
+    assert schur_certify(count, blocks, 1 / norms, None) is None  # so the SVD decides
+    assert svd_reference(a)[0] == 26

@@ -292,3 +292,24 @@ def test_batch_functional_dimension_checks_its_arguments():
             batch_functional_dimension(model, bad)
     with pytest.raises(ValueError, match="^rank_method: "):
         batch_functional_dimension(model, x, rank_method="qr")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adaptive_count_on_the_accumulated_gram_is_certified_against_the_svd(dtype, monkeypatch):
+    # below the bound, the rank comes from the accumulated Gram's count and one certificate
+    # (no recomputed Jacobian); it equals the dense SVD rule on the differentiated points,
+    # whether the rows are stored or recomputed by blocks for the certificate
+    import symlab.symmetry.adaptive_dimension as adaptive
+
+    model = mlp((3, 6, 6, 6, 1), "relu", bias_std=0.1, seed=1).to(dtype)
+    fd = functional_dimension(model, seed=1)
+    svd = batch_functional_dimension(model, fd.points, rank_method="svd")
+    assert fd.method == "gram" and fd.certificate is not None and 0 < fd.certificate <= 1
+    assert fd.rank == svd.rank < fd.bound and fd.gap <= svd.gap * (1 + 1e-6)
+    monkeypatch.setattr(adaptive, "ROW_STORE_BYTES", 0)
+    assert functional_dimension(model, seed=1).rank == fd.rank
+    # a certificate that cannot pass sends the final rank to the SVD of the stored rows
+    monkeypatch.setattr(adaptive, "ROW_STORE_BYTES", 2**30)
+    monkeypatch.setattr(adaptive, "schur_certify", lambda *args: None)
+    fallback = functional_dimension(model, seed=1)
+    assert fallback.method == "svd (fallback)" and fallback.rank == fd.rank
