@@ -52,27 +52,34 @@ def _check_nu(nu: float) -> float:
 def matern_correlation(r: Tensor, nu: float) -> Tensor:
     """k_ν(r) for distances r ≥ 0 (module docstring): float64, the shape of ``r``; closed form for
     half-integer ν, scipy's modified Bessel function K_ν otherwise."""
-    nu = _check_nu(nu)
     r = torch.as_tensor(r, dtype=torch.float64)
     if bool((r < 0).any()):
         raise ValueError("r: expected distances >= 0")
-    s = math.sqrt(2 * nu) * r
+    return _correlation_in_place(r.clone(), _check_nu(nu))
+
+
+def _correlation_in_place(r: Tensor, nu: float) -> Tensor:
+    """k_ν(r), overwriting the float64 tensor ``r`` (peak memory: two arrays of its size)."""
     p = nu - 0.5
-    if p == int(p) and p <= 50:
+    if p == int(p) and p <= 50:  # Horner on Σ_i c_i t^{p−i}, t = 2s, then × e^{−s} p!/(2p)!
         p = int(p)
-        poly = torch.zeros_like(s)
-        for i in range(p + 1):  # Horner-free: p is small
-            coef = math.factorial(p + i) / (math.factorial(i) * math.factorial(p - i))
-            poly = poly + coef * (2 * s) ** (p - i)
-        return torch.exp(-s) * poly * (math.factorial(p) / math.factorial(2 * p))
-    values = s.numpy()
-    out = np.ones_like(values)
+        t = r.mul_(2 * math.sqrt(2 * nu))
+        coefficients = [
+            math.factorial(p + i) / (math.factorial(i) * math.factorial(p - i)) for i in range(p + 1)
+        ]
+        poly = torch.full_like(t, coefficients[0])
+        for c in coefficients[1:]:
+            poly.mul_(t).add_(c)
+        poly.mul_(t.mul_(-0.5).exp_()).mul_(math.factorial(p) / math.factorial(2 * p))
+        return poly
+    values = r.mul_(math.sqrt(2 * nu)).numpy()
     positive = values > 1e-12  # k(0) = 1; below this the Bessel form loses its digits
     v = values[positive]
     with np.errstate(over="ignore", invalid="ignore"):
         log_k = (1 - nu) * math.log(2) - special.gammaln(nu) + nu * np.log(v)
-        out[positive] = np.exp(log_k + np.log(special.kve(nu, v)) - v)
-    return torch.from_numpy(out)
+        values[positive] = np.exp(log_k + np.log(special.kve(nu, v)) - v)
+    values[~positive] = 1.0
+    return r
 
 
 def rms_distances(x: Tensor, y: Tensor) -> Tensor:
@@ -82,14 +89,14 @@ def rms_distances(x: Tensor, y: Tensor) -> Tensor:
         raise ValueError(
             f"x: expected (n, D) and (m, D) point sets, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    return torch.cdist(x, y) / math.sqrt(x.shape[1])
+    return torch.cdist(x, y).div_(math.sqrt(x.shape[1]))
 
 
 def matern_kernel(x: Tensor, y: Tensor, nu: float, length_scale: float = 1.0) -> Tensor:
     """The covariance matrix k_ν(r(x_i, y_j) / ℓ) of the RMS distance (module docstring)."""
     if not 0 < length_scale < math.inf:
         raise ValueError(f"length_scale: expected a finite number > 0, got {length_scale!r}")
-    return matern_correlation(rms_distances(x, y) / length_scale, nu)
+    return _correlation_in_place(rms_distances(x, y).div_(length_scale), _check_nu(nu))
 
 
 def matern_gp_sample(
@@ -121,9 +128,14 @@ class RandomFourierFunction:
     phases: Tensor
     weights: Tensor
 
-    def __call__(self, x: Tensor) -> Tensor:
-        features = torch.cos(x.double() @ self.frequencies.T + self.phases)
-        return features @ self.weights * math.sqrt(2 / self.frequencies.shape[0])
+    def __call__(self, x: Tensor, chunk: int = 4096) -> Tensor:
+        """f at the rows of ``x`` (float64), ``chunk`` rows at a time (memory chunk × F)."""
+        x = x.double()
+        parts = [
+            torch.cos(x[i : i + chunk] @ self.frequencies.T + self.phases) @ self.weights
+            for i in range(0, x.shape[0], chunk)
+        ]
+        return torch.cat(parts) * math.sqrt(2 / self.frequencies.shape[0])
 
 
 def matern_random_features(
