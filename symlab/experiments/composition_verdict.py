@@ -6,14 +6,16 @@ of g and h is harder. The rate tested is the paper notes' N^{−r}, r = min(1/2,
 (model, ν_g, ν_h) cell the decay exponent a = −slope of log(test error) on log N (one intercept
 per seed, Student-t 95% interval, :func:`symlab.stats.fit_slope`).
 
-1. ``rate_follows_harder_<model>`` (accordion, deep): for every pair of cells whose predicted
-   exponents differ by more than ``min_gap`` (a change of the harder function's smoothness), the
-   difference of measured exponents a_i − a_j (se² = se_i² + se_j², Student-t with the smaller
-   dof) is "flat" when its interval lies within ±``min_gap`` (no difference of the predicted
-   size), else "right" when it lies above 0 in the predicted direction, "wrong" when below, open
-   otherwise. Reproduced: all right; partly: some
-   right, none wrong; opposite: more wrong than right; not reproduced: none right and some flat
-   (no difference where one is predicted); inconclusive otherwise; not measured without a pair.
+1. ``rate_follows_harder_<model>`` (accordion, deep): per pair of cells, the difference of
+   measured exponents a_i − a_j (se² = se_i² + se_j², Student-t with the smaller dof). Where the
+   predicted exponents differ by more than ``min_gap`` (the harder function got smoother): it
+   "agrees" when its interval lies above 0 in the predicted direction (and not within
+   ±``min_gap``), is "opposite" below 0, "no difference" within ±``min_gap``. Where they are
+   equal (only the easier function changed, or both exceed 1/2): it "agrees" within ±``min_gap``,
+   is a "spurious difference" wholly outside it. Other comparisons are open. Reproduced: all
+   agree; opposite: more opposite than agreeing; partly: more agreeing than against (opposite,
+   no difference, spurious); not reproduced: fewer; inconclusive on a tie (e.g. all open); not
+   measured without a pair.
 2. ``exponent_<model>`` (all models but shallow): a cell is consistent when its exponent's
    interval meets [r − tol, r + tol] (``exponent_tolerance``), inconsistent when it misses it,
    uninformative when its half-width exceeds 0.5; reproduced when every informative cell is
@@ -76,57 +78,73 @@ def _cell(row) -> str:
     return f"(ν_g {row.nu_g:g}, ν_h {row.nu_h:g})"
 
 
+def _compare(hi, lo, min_gap: float, ordered: bool) -> tuple[str, str]:
+    """(kind, text) of one comparison of measured exponents a_hi − a_lo (module docstring)."""
+    diff = hi.exponent - lo.exponent
+    dof = max(min(hi.dof, lo.dof), 1)
+    half = float(stats.t.ppf(0.975, dof)) * math.hypot(hi.stderr, lo.stderr)
+    low, high = diff - half, diff + half
+    within = -min_gap <= low and high <= min_gap
+    if ordered:
+        kind = ("no difference" if within else "agrees" if low > 0 else "opposite" if high < 0
+                else "open")  # fmt: skip
+    else:
+        kind = ("agrees" if within else "spurious difference" if low > min_gap or high < -min_gap
+                else "open")  # fmt: skip
+    text = (f"{_cell(hi)} − {_cell(lo)}: {diff:+.2f} [{low:+.2f}, {high:+.2f}] (predicted "
+            f"{hi.predicted - lo.predicted:+.2f}; {kind})")  # fmt: skip
+    return kind, text
+
+
+KINDS = ("agrees", "opposite", "no difference", "spurious difference", "open")
+
+
 def follows_harder(slopes: pd.DataFrame, model: str, min_gap: float) -> Claim:
     """Claim 1 of the module docstring for ``model``."""
     name, claim = (
         f"rate_follows_harder_{model}",
         f"the {model} net's decay exponent follows the harder of g and h (steeper where the "
-        f"harder function is smoother; predicted r = min(1/2, ν_g/d_in, ν_h/d_mid), unverified)",
+        f"harder function is smoother, unchanged where only the easier one changes; predicted "
+        f"r = min(1/2, ν_g/d_in, ν_h/d_mid), unverified)",
     )
     statistic = (
-        f"per pair of cells with predicted exponents more than {min_gap:g} apart: a_i − a_j with "
-        f"a Student-t 95% interval (se² = se_i² + se_j²); flat within ±{min_gap:g}, else right "
-        f"above 0 in the predicted direction, wrong below"
+        f"per pair of cells: a_i − a_j with a Student-t 95% interval (se² = se_i² + se_j²); "
+        f"where r differs by more than {min_gap:g}: agrees when the interval lies above 0 in the "
+        f"predicted direction and not within ±{min_gap:g}; where r is equal: agrees within "
+        f"±{min_gap:g}, spurious difference when wholly outside it"
     )
     cells = slopes[(slopes["model"] == model) & np.isfinite(slopes["exponent"])]
-    verdicts = {"right": 0, "wrong": 0, "flat": 0, "open": 0}
+    counts = dict.fromkeys(KINDS, 0)
     parts = []
     for a, b in itertools.combinations(cells.itertuples(), 2):
-        if abs(a.predicted - b.predicted) <= min_gap:
-            continue
-        hi, lo = (a, b) if a.predicted > b.predicted else (b, a)
-        diff = hi.exponent - lo.exponent
-        half = float(stats.t.ppf(0.975, max(min(hi.dof, lo.dof), 1))) * math.hypot(
-            hi.stderr, lo.stderr
-        )
-        if -min_gap <= diff - half and diff + half <= min_gap:
-            kind = "flat"  # no difference of the size predicted, significant or not
-        elif diff - half > 0:
-            kind = "right"
-        elif diff + half < 0:
-            kind = "wrong"
+        gap = abs(a.predicted - b.predicted)
+        if gap > min_gap:
+            hi, lo = (a, b) if a.predicted > b.predicted else (b, a)
+            kind, text = _compare(hi, lo, min_gap, ordered=True)
+        elif math.isclose(a.predicted, b.predicted, rel_tol=1e-12, abs_tol=1e-12):
+            kind, text = _compare(a, b, min_gap, ordered=False)
         else:
-            kind = "open"
-        verdicts[kind] += 1
-        parts.append(f"{_cell(hi)} − {_cell(lo)}: {diff:+.2f} [{diff - half:+.2f}, {diff + half:+.2f}] "
-                     f"(predicted {hi.predicted - lo.predicted:+.2f}; {kind})")  # fmt: skip
-    total = sum(verdicts.values())
+            continue  # predicted apart by less than the resolution: no claim either way
+        counts[kind] += 1
+        parts.append(text)
+    total = sum(counts.values())
     if total == 0:
-        return Claim(name, claim, f"no two cells of {model} with predicted exponents more than "
-                     f"{min_gap:g} apart", statistic, "not measured")  # fmt: skip
-    right, wrong, flat = verdicts["right"], verdicts["wrong"], verdicts["flat"]
-    if right == total:
+        return Claim(name, claim, f"no two cells of {model} with equal or clearly different "
+                     "predicted exponents", statistic, "not measured")  # fmt: skip
+    agrees, opposite = counts["agrees"], counts["opposite"]
+    against = total - agrees - counts["open"]
+    if agrees == total:
         outcome = "reproduced"
-    elif wrong > right:
+    elif opposite > agrees:
         outcome = "opposite"
-    elif right and not wrong:
+    elif agrees > against:
         outcome = "partly reproduced"
-    elif not right and flat:
+    elif agrees < against:
         outcome = "not reproduced"
     else:
         outcome = "inconclusive"
-    counts = ", ".join(f"{v} {k}" for k, v in verdicts.items())
-    return Claim(name, claim, f"{counts} of {total} comparisons: " + "; ".join(parts), statistic,
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    return Claim(name, claim, f"{summary} of {total} comparisons: " + "; ".join(parts), statistic,
                  outcome)  # fmt: skip
 
 

@@ -71,6 +71,11 @@ def test_claims_fail_on_tables_that_contradict_them():
     assert outcomes["rate_follows_harder_deep"] == "opposite"
     assert outcomes["exponent_deep"] == "not reproduced"
     assert outcomes["beats_shallow_deep"] == "opposite"
+    # h's smoothness changes the rate although g is the harder one: a spurious difference
+    spurious, spec = _table(lambda m, g, h: _theory(m, g, h) + 0.15 * (g == 1.5 and h == 5.5))
+    claims = {c["name"]: c for c in study.summarize(spurious, spec).extras["claims"]}
+    assert claims["rate_follows_harder_accordion"]["outcome"] == "partly reproduced"
+    assert "1 spurious difference" in claims["rate_follows_harder_accordion"]["measured"]
     noisy, spec = _table(_theory, noise=2.0)  # intervals too wide to decide
     outcomes = _outcomes(study.summarize(noisy, spec))
     assert outcomes["exponent_accordion"] == "inconclusive"
