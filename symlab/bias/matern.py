@@ -65,7 +65,8 @@ def _correlation_in_place(r: Tensor, nu: float) -> Tensor:
         p = int(p)
         t = r.mul_(2 * math.sqrt(2 * nu))
         coefficients = [
-            math.factorial(p + i) / (math.factorial(i) * math.factorial(p - i)) for i in range(p + 1)
+            math.factorial(p + i) / (math.factorial(i) * math.factorial(p - i))
+            for i in range(p + 1)
         ]
         poly = torch.full_like(t, coefficients[0])
         for c in coefficients[1:]:
@@ -189,7 +190,8 @@ def composition_task(
     a Matérn-ν_g GP draw, Y = h(Z) with h a Matérn-ν_h GP draw, length scale 1, all from one
     generator seeded with ``seed``. ``sampler="cholesky"`` draws g on the n points of X and h on
     the n points of Z exactly (up to ``jitter``); ``"fourier"`` draws g and h as functions with
-    ``n_features`` random Fourier features each."""
+    ``n_features`` random Fourier features each. g is drawn before h, so X and Z do not depend on
+    ν_h: tasks of one seed and one ν_g share g and differ only in h."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
     for name, value in (("n", n), ("d_in", d_in), ("d_mid", d_mid), ("d_out", d_out)):

@@ -7,7 +7,8 @@ whichever of g and h is harder. Setting, the paper's scaled to a 2-core CPU: X ~
 g: R^{d_in} → R^{d_mid}, h: R^{d_mid} → R^{d_out} draws of Matérn GPs of smoothness ν_g, ν_h
 (:mod:`symlab.bias.matern`; RMS distance, length scale 1, drawn once per (ν_g, ν_h) on the pooled
 train + test points with the fixed ``data_seed``, exactly by Cholesky or by random Fourier
-features: ``sampler``). Models: an accordion net (:func:`symlab.nets.accordion_net`, ``blocks``
+features: ``sampler``; X and g are the same for every ν_h of one ν_g, so cells of one row of the
+grid differ only in h). Models: an accordion net (:func:`symlab.nets.accordion_net`, ``blocks``
 blocks d → wide → narrow), a plain deep ReLU MLP and a shallow wide one
 (:func:`symlab.nets.mlp`, He init). Training (``symlab.train.train``, Adam on the mean squared
 error, minibatches of N / ``batches_per_epoch`` points, at most ``max_batch_size``) in stages of

@@ -89,6 +89,8 @@ def test_composition_task_is_reproducible_and_checked():
     b = composition_task(50, 1.5, 2.5, seed=4)
     assert a.x.shape == (50, 15) and a.z.shape == (50, 3) and a.y.shape == (50, 20)
     assert torch.equal(a.y, b.y) and not torch.equal(a.y, composition_task(50, 1.5, 2.5, seed=5).y)
+    other_h = composition_task(50, 1.5, 0.5, seed=4)  # X and g are shared along a row of the grid
+    assert torch.equal(a.z, other_h.z) and not torch.equal(a.y, other_h.y)
     f = composition_task(50, 1.5, 2.5, seed=4, sampler="fourier", n_features=256)
     assert f.y.shape == (50, 20) and torch.isfinite(f.y).all()
     with pytest.raises(ValueError, match="^nu"):
