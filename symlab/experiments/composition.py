@@ -58,15 +58,16 @@ MAX_CHOLESKY_POINTS = 15_000  # K + εI of 15 000 points: 1.8 GB in float64
 
 
 class CompositionSpec(BaseModel):
-    """Test error against N of three architectures on h∘g, per (ν_g, ν_h)."""
+    """Test error against N of three architectures on h∘g, per (ν_g, ν_h); the defaults are the
+    quick preset's."""
 
     model_config = ConfigDict(extra="forbid")
 
     nu_g: list[confloat(gt=0, le=50)] = Field(
-        [1.5, 6.5], min_length=1, description="Matérn smoothness values ν_g of g (grid with nu_h)"
+        [1.5, 10.5], min_length=1, description="Matérn smoothness values ν_g of g (grid with nu_h)"
     )
     nu_h: list[confloat(gt=0, le=50)] = Field(
-        [0.5, 2.5], min_length=1, description="Matérn smoothness values ν_h of h"
+        [0.5, 5.5], min_length=1, description="Matérn smoothness values ν_h of h"
     )
     d_in: conint(ge=2, le=256) = Field(15, description="input dimension d_in")
     d_mid: conint(ge=1, le=255) = Field(3, description="dimension d_mid of g's output (< d_in)")
@@ -78,20 +79,20 @@ class CompositionSpec(BaseModel):
     models: list[Literal["accordion", "deep", "shallow"]] = Field(
         list(MODELS), min_length=1, description="architectures"
     )
-    accordion_wide: conint(ge=1) = Field(200, description="accordion net: wide width")
-    accordion_narrow: conint(ge=1) = Field(30, description="accordion net: narrow width")
+    accordion_wide: conint(ge=1) = Field(128, description="accordion net: wide width")
+    accordion_narrow: conint(ge=1) = Field(24, description="accordion net: narrow width")
     accordion_blocks: conint(ge=1, le=64) = Field(3, description="accordion net: blocks L")
-    deep_width: conint(ge=1) = Field(100, description="deep MLP: hidden width")
-    deep_layers: conint(ge=2, le=64) = Field(6, description="deep MLP: weight matrices")
-    shallow_width: conint(ge=1) = Field(2000, description="shallow net: hidden width")
-    lrs: list[confloat(gt=0)] = Field([1.5e-3, 4e-4], min_length=1, description="Adam lr per stage")
+    deep_width: conint(ge=1) = Field(64, description="deep MLP: hidden width")
+    deep_layers: conint(ge=2, le=64) = Field(5, description="deep MLP: weight matrices")
+    shallow_width: conint(ge=1) = Field(1000, description="shallow net: hidden width")
+    lrs: list[confloat(gt=0)] = Field([2e-3, 4e-4], min_length=1, description="Adam lr per stage")
     weight_decays: list[confloat(ge=0)] = Field(
         [0.0, 0.002], min_length=1, description="torch-style coupled weight decay per stage"
     )
-    steps_per_stage: conint(ge=1) = Field(1000, description="Adam steps per training stage")
+    steps_per_stage: conint(ge=1) = Field(350, description="Adam steps per training stage")
     batches_per_epoch: conint(ge=1) = Field(5, description="minibatches per epoch (batch N / this)")
     max_batch_size: conint(ge=1) = Field(
-        256, description="minibatch size at most this (caps a job's cost at large N)"
+        128, description="minibatch size at most this (caps a job's cost at large N)"
     )
     seeds: conint(ge=1) = Field(2, description="seeds 0..seeds-1 (network init and subset)")
     data_seed: conint(ge=0) = Field(0, description="seed of X, g and h (one draw per (ν_g, ν_h))")

@@ -114,3 +114,9 @@ def test_presets_validate(preset):
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         CompositionSpec(**{**TINY, field: value})
+
+
+def test_defaults_are_the_quick_preset():
+    root = Path(symlab.__file__).parent / "configs" / "composition"
+    values = tomllib.loads((root / "quick.toml").read_text())
+    assert CompositionSpec() == CompositionSpec(**values)
