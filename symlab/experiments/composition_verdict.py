@@ -220,6 +220,24 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
         claims += [
             beats_shallow(finite, m, spec.error_ratio_tolerance) for m in DEEP_MODELS if m in models
         ]
+    largest = finite[finite["n"] == finite["n"].max()] if len(finite) else finite
+    medians = largest.groupby("model")[["train_error", "test_error"]].median()
+    fit_at_largest = (
+        ", ".join(
+            f"{m} {medians.loc[m, 'train_error']:.2g} (test {medians.loc[m, 'test_error']:.2g})"
+            for m in models
+        )
+        or "none"
+    )
+    under_fit = [
+        m for m in models if medians.loc[m, "train_error"] > 0.5 * medians.loc[m, "test_error"]
+    ]
+    caveat = (
+        f" ({', '.join(under_fit)}: train error above half the test error, the nets under-fit "
+        "there and the exponents are those of this training budget)"
+        if under_fit
+        else ""
+    )
     shallow = slopes[slopes["model"] == "shallow"]
     shallow_text = "; ".join(f"{_cell(r)} {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}]"
                              for r in shallow.itertuples())  # fmt: skip
@@ -227,8 +245,8 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
         f"h∘g with Matérn GPs g: R^{spec.d_in} → R^{spec.d_mid}, h: R^{spec.d_mid} → R^{spec.d_out} "
         f"({spec.sampler} sampler, data seed {spec.data_seed}), ν_g in {spec.nu_g}, ν_h in {spec.nu_h}; "
         f"N in {spec.n_train}, {spec.n_test} test points, {spec.seeds} seed(s); "
-        f"{len(rows) - len(finite)} diverged run(s) left out; median relative train error "
-        f"{finite['train_error'].median():.3g}. Exponents are −slope of log test error on log N."
+        f"{len(rows) - len(finite)} diverged run(s) left out; median relative train error at the "
+        f"largest N {fit_at_largest}{caveat}. Exponents are −slope of log test error on log N."
         + (f" Shallow net's exponents: {shallow_text}." if len(shallow) else "")
     )
     return claims, preamble
