@@ -8,7 +8,7 @@ wide one, W_ℓ^out maps it back (to the output dimension for ℓ = L). It is bu
 W_ℓ^out of inner blocks, one on the last (an output offset). The authors' code applies the ReLU
 after the narrow layers too (a ReLU MLP of alternating widths); this module follows the formula.
 Initialization: W ~ N(0, 2 / fan_in) for every matrix (He; a ReLU precedes every W^out), zero
-biases, all from one generator seeded with ``seed``.
+biases, all from one generator seeded with ``seed`` (in float64, rounded to ``dtype``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from torch.nn.utils import skip_init
 def _linear(fan_in: int, fan_out: int, bias: bool, generator, dtype) -> nn.Linear:
     layer = skip_init(nn.Linear, fan_in, fan_out, bias=bias, dtype=dtype)
     with torch.no_grad():
-        layer.weight.copy_(
-            torch.randn(fan_out, fan_in, generator=generator, dtype=dtype) * (2 / fan_in) ** 0.5
-        )
+        # drawn in float64 and rounded: float32 and float64 nets of one seed start at one point
+        weight = torch.randn(fan_out, fan_in, generator=generator, dtype=torch.float64)
+        layer.weight.copy_(weight * (2 / fan_in) ** 0.5)
         if bias:
             layer.bias.zero_()
     return layer

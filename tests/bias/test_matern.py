@@ -118,5 +118,7 @@ def test_accordion_net_is_the_composition_of_its_blocks():
     for w_in, w_out in zip(linears[::2], linears[1::2]):
         z = w_out(torch.relu(w_in(z)))  # f_ℓ(z) = W_out σ(W_in z + b)
     assert torch.allclose(net(x), z)
+    single = accordion_net(5, 7, 2, 3, blocks=3, seed=0, dtype=torch.float32)
+    assert all(torch.equal(a, b.float()) for a, b in zip(single.parameters(), net.parameters()))
     with pytest.raises(ValueError, match="^blocks"):
         accordion_net(5, 7, 2, 3, blocks=0)

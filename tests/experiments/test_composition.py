@@ -120,3 +120,15 @@ def test_defaults_are_the_quick_preset():
     root = Path(symlab.__file__).parent / "configs" / "composition"
     values = tomllib.loads((root / "quick.toml").read_text())
     assert CompositionSpec() == CompositionSpec(**values)
+
+
+def test_float32_and_float64_runs_agree_and_divergence_is_flagged():
+    def first_job(**update):
+        spec = CompositionSpec(**{**TINY, "models": ["accordion"], **update})
+        return get_experiment("composition").run_job(list(expand(spec))[0])
+
+    single, double = first_job(), first_job(dtype="float64")
+    assert single["test_error"] == pytest.approx(double["test_error"], rel=1e-3)
+    assert single["train_error"] == pytest.approx(double["train_error"], rel=1e-3)
+    diverged = first_job(lrs=[1e6], steps_per_stage=20, models=["deep"])
+    assert diverged["diverged"] is True and np.isnan(diverged["test_error"])
