@@ -148,6 +148,10 @@ CASES = [
     study("leaky-resnet", LEAKY + b"seeds = true\n", "'seeds': expected an integer", "leaky seeds=true"),
     study("leaky-resnet", LEAKY.replace(b'"equidistant"', b'"random"'), "'step_rules'", "leaky step rule"),
     study("leaky-resnet", LEAKY + b"learn_maps = \"yes\"\n", "'learn_maps': expected a boolean", "leaky bool str"),
+    study("composition", b"nu_g = [0.0, 2.5]\n", "'nu_g': expected a list of numbers > 0", "composition nu_g=0"),
+    study("composition", b"nu_h = [-1.5]\n", "'nu_h': expected a list of numbers > 0", "composition nu_h<0"),
+    study("composition", b"d_mid = 15\n", "'d_mid': expected a value < d_in = 15", "composition d_mid>=d_in"),
+    study("composition", b"n_train = [100, 1000, 20000]\n", "'n_train': expected max(n_train) + n_test <= 15000", "composition pool too large"),
     # ---------------------------------------------------------------- files and folders
     Case("config is a folder", "config: 'cfg' is a folder; expected a TOML file",
          ["run", "hidden-symmetries", "-c", "cfg", "-o", "out"], {"cfg/keep": b""}),

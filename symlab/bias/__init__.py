@@ -21,7 +21,9 @@
 - :mod:`symlab.bias.activation_form`: the L2-regularized loss in the layers' activations and
   covariances, and the optimal weights Z_ℓ (Z_{ℓ−1}^σ)⁺ (Jacot, Golikov, Hongler & Gabriel 2022);
 - :mod:`symlab.bias.width_reduction`: Carathéodory pruning of a homogeneous net to ≤ N(N+1)
-  neurons per layer with its training outputs and L2 term kept (our construction).
+  neurons per layer with its training outputs and L2 term kept (our construction);
+- :mod:`symlab.bias.matern`: Matérn Gaussian-process draws (exact Cholesky and random Fourier
+  features) and the compositional task Y = h(g(X)) (Jacot, Choi & Wen 2025).
 """
 
 from symlab.bias.activation_form import (

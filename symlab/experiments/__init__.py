@@ -18,6 +18,7 @@ STUDIES = (
     "cnn_bottleneck",
     "rank_jumps",
     "sparsity",
+    "composition",
 )
 
 

@@ -1,7 +1,9 @@
-"""Architectures as nn.Modules (MLPs; Leaky ResNets, :mod:`symlab.nets.leaky_resnet`), helpers
+"""Architectures as nn.Modules (MLPs; Leaky ResNets, :mod:`symlab.nets.leaky_resnet`; accordion
+nets, :mod:`symlab.nets.accordion`), helpers
 between parameters and flat vectors, and the derivatives σ′, σ″ of the supported activations
 (:mod:`symlab.nets.activation_calculus`)."""
 
+from symlab.nets.accordion import accordion_net
 from symlab.nets.activation_calculus import (
     AUTOGRAD_ACTIVATIONS,
     CLOSED_FORM_ACTIVATIONS,
@@ -37,6 +39,7 @@ from symlab.nets.params import flatten_params, param_dtype, unflatten_params, wi
 
 __all__ = [
     "ACTIVATIONS",
+    "accordion_net",
     "STEP_RULES",
     "AdaptiveSteps",
     "LeakyResNet",

@@ -1,0 +1,252 @@
+"""Claims of the ``composition`` study (:mod:`symlab.experiments.composition`).
+
+Jacot, Choi & Wen (ICLR 2025) show scaling laws of deep nets on h∘g whose phase depends on which
+of g and h is harder. The rate tested is the paper notes' N^{−r}, r = min(1/2, ν_g/d_in,
+ν_h/d_mid): marked unverified there, so every claim names it as the prediction it is. Per
+(model, ν_g, ν_h) cell the decay exponent a = −slope of log(test error) on log N (one intercept
+per seed, Student-t 95% interval, :func:`symlab.stats.fit_slope`).
+
+1. ``rate_follows_harder_<model>`` (accordion, deep): per pair of cells, the difference of
+   measured exponents a_i − a_j (se² = se_i² + se_j², Student-t with the smaller dof). Where the
+   predicted exponents differ by more than ``min_gap`` (the harder function got smoother): it
+   "agrees" when its interval lies above 0 in the predicted direction (and not within
+   ±``min_gap``), is "opposite" below 0, "no difference" within ±``min_gap``. Where they are
+   equal (only the easier function changed, or both exceed 1/2): it "agrees" within ±``min_gap``,
+   is a "spurious difference" wholly outside it. Other comparisons are open. Reproduced: all
+   agree; opposite: more opposite than agreeing; partly: more agreeing than against (opposite,
+   no difference, spurious); not reproduced: fewer; inconclusive on a tie (e.g. all open); not
+   measured without a pair.
+2. ``exponent_<model>`` (all models but shallow): a cell is consistent when its exponent's
+   interval meets [r − tol, r + tol] (``exponent_tolerance``), inconsistent when it misses it,
+   uninformative when its half-width exceeds 0.5; reproduced when every informative cell is
+   consistent, partly when some are, not reproduced when none; inconclusive without one.
+3. ``beats_shallow_<model>``: at the largest N, the paired log error ratio log(e_shallow / e_model)
+   over (ν_g, ν_h, seed) (mean, Student-t 95% interval, Wilcoxon p; ``symlab.stats``):
+   reproduced when the interval lies above 0, opposite below 0, not reproduced within
+   ±log(``error_ratio_tolerance``), inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from symlab.engine.verdict import Claim
+from symlab.stats import fit_slope, paired_comparison
+
+DEEP_MODELS = ("accordion", "deep")
+
+
+def predicted_exponent(nu_g: float, nu_h: float, d_in: int, d_mid: int) -> float:
+    """r = min(1/2, ν_g/d_in, ν_h/d_mid) (module docstring; unverified)."""
+    return min(0.5, nu_g / d_in, nu_h / d_mid)
+
+
+def harder(nu_g: float, nu_h: float, d_in: int, d_mid: int) -> str:
+    """Which of g, h sets r ("g", "h", "both", or "neither" when 1/2 does)."""
+    rg, rh = nu_g / d_in, nu_h / d_mid
+    if min(rg, rh) >= 0.5:
+        return "neither"
+    return "both" if math.isclose(rg, rh) else ("g" if rg < rh else "h")
+
+
+def slope_table(rows: pd.DataFrame, spec) -> pd.DataFrame:
+    """One row per (model, ν_g, ν_h): exponent a = −slope, its interval and dof, the prediction."""
+    records = []
+    for (model, nu_g, nu_h), cell in rows.groupby(["model", "nu_g", "nu_h"]):
+        cell = cell[np.isfinite(cell["test_error"]) & (cell["test_error"] > 0)]
+        r = predicted_exponent(nu_g, nu_h, spec.d_in, spec.d_mid)
+        record = {"model": model, "nu_g": nu_g, "nu_h": nu_h, "predicted": r,
+                  "harder": harder(nu_g, nu_h, spec.d_in, spec.d_mid), "points": len(cell)}  # fmt: skip
+        try:
+            fit = fit_slope(np.log(cell["n"]), np.log(cell["test_error"]), cell["seed"])
+            record.update(exponent=-fit.slope, low=-fit.high, high=-fit.low, stderr=fit.stderr,
+                          dof=fit.dof)  # fmt: skip
+        except ValueError:
+            record.update(exponent=math.nan, low=math.nan, high=math.nan, stderr=math.nan, dof=0)
+        records.append(record)
+    columns = ["model", "nu_g", "nu_h", "predicted", "harder", "points", "exponent", "low",
+               "high", "stderr", "dof"]  # fmt: skip
+    return pd.DataFrame(records, columns=columns)
+
+
+def _cell(row) -> str:
+    return f"(ν_g {row.nu_g:g}, ν_h {row.nu_h:g})"
+
+
+def _compare(hi, lo, min_gap: float, ordered: bool) -> tuple[str, str]:
+    """(kind, text) of one comparison of measured exponents a_hi − a_lo (module docstring)."""
+    diff = hi.exponent - lo.exponent
+    dof = max(min(hi.dof, lo.dof), 1)
+    half = float(stats.t.ppf(0.975, dof)) * math.hypot(hi.stderr, lo.stderr)
+    low, high = diff - half, diff + half
+    within = -min_gap <= low and high <= min_gap
+    if ordered:
+        kind = ("no difference" if within else "agrees" if low > 0 else "opposite" if high < 0
+                else "open")  # fmt: skip
+    else:
+        kind = ("agrees" if within else "spurious difference" if low > min_gap or high < -min_gap
+                else "open")  # fmt: skip
+    text = (f"{_cell(hi)} − {_cell(lo)}: {diff:+.2f} [{low:+.2f}, {high:+.2f}] (predicted "
+            f"{hi.predicted - lo.predicted:+.2f}; {kind})")  # fmt: skip
+    return kind, text
+
+
+KINDS = ("agrees", "opposite", "no difference", "spurious difference", "open")
+
+
+def follows_harder(slopes: pd.DataFrame, model: str, min_gap: float) -> Claim:
+    """Claim 1 of the module docstring for ``model``."""
+    name, claim = (
+        f"rate_follows_harder_{model}",
+        f"the {model} net's decay exponent follows the harder of g and h (steeper where the "
+        f"harder function is smoother, unchanged where only the easier one changes; predicted "
+        f"r = min(1/2, ν_g/d_in, ν_h/d_mid), unverified)",
+    )
+    statistic = (
+        f"per pair of cells: a_i − a_j with a Student-t 95% interval (se² = se_i² + se_j²); "
+        f"where r differs by more than {min_gap:g}: agrees when the interval lies above 0 in the "
+        f"predicted direction and not within ±{min_gap:g}; where r is equal: agrees within "
+        f"±{min_gap:g}, spurious difference when wholly outside it"
+    )
+    cells = slopes[(slopes["model"] == model) & np.isfinite(slopes["exponent"])]
+    counts = dict.fromkeys(KINDS, 0)
+    parts = []
+    for a, b in itertools.combinations(cells.itertuples(), 2):
+        gap = abs(a.predicted - b.predicted)
+        if gap > min_gap:
+            hi, lo = (a, b) if a.predicted > b.predicted else (b, a)
+            kind, text = _compare(hi, lo, min_gap, ordered=True)
+        elif math.isclose(a.predicted, b.predicted, rel_tol=1e-12, abs_tol=1e-12):
+            kind, text = _compare(a, b, min_gap, ordered=False)
+        else:
+            continue  # predicted apart by less than the resolution: no claim either way
+        counts[kind] += 1
+        parts.append(text)
+    total = sum(counts.values())
+    if total == 0:
+        return Claim(name, claim, f"no two cells of {model} with equal or clearly different "
+                     "predicted exponents", statistic, "not measured")  # fmt: skip
+    agrees, opposite = counts["agrees"], counts["opposite"]
+    against = total - agrees - counts["open"]
+    if agrees == total:
+        outcome = "reproduced"
+    elif opposite > agrees:
+        outcome = "opposite"
+    elif agrees > against:
+        outcome = "partly reproduced"
+    elif agrees < against:
+        outcome = "not reproduced"
+    else:
+        outcome = "inconclusive"
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    return Claim(name, claim, f"{summary} of {total} comparisons: " + "; ".join(parts), statistic,
+                 outcome)  # fmt: skip
+
+
+def exponent_magnitude(slopes: pd.DataFrame, model: str, tolerance: float) -> Claim:
+    """Claim 2 of the module docstring for ``model``."""
+    name = f"exponent_{model}"
+    claim = (f"the {model} net's test error decays as N^(−r), r = min(1/2, ν_g/d_in, ν_h/d_mid) "
+             "(the notes' rate, unverified against the paper)")  # fmt: skip
+    statistic = (f"per cell: consistent when the exponent's Student-t 95% interval meets r ± "
+                 f"{tolerance:g}; uninformative when its half-width exceeds 0.5")  # fmt: skip
+    cells = slopes[(slopes["model"] == model) & np.isfinite(slopes["exponent"])]
+    informative = cells[(cells["high"] - cells["low"]) / 2 <= 0.5]
+    consistent = (informative["high"] >= informative["predicted"] - tolerance) & (
+        informative["low"] <= informative["predicted"] + tolerance
+    )
+    parts = [f"{_cell(r)}: {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] vs r = {r.predicted:.2f}"
+             for r in cells.itertuples()]  # fmt: skip
+    hits, total = int(consistent.sum()), len(informative)
+    if total == 0:
+        outcome = "inconclusive"
+    else:
+        outcome = (
+            "reproduced" if hits == total else "partly reproduced" if hits else "not reproduced"
+        )
+    measured = (
+        f"{hits} of {total} informative cells consistent ({len(cells)} fitted): " + "; ".join(parts)
+    )
+    return Claim(name, claim, measured, statistic, outcome)
+
+
+def beats_shallow(rows: pd.DataFrame, model: str, ratio_tolerance: float) -> Claim:
+    """Claim 3 of the module docstring for ``model``."""
+    name = f"beats_shallow_{model}"
+    largest = int(rows["n"].max())
+    claim = (f"with g reducing the dimension, the {model} net reaches a lower test error than the "
+             f"shallow net at the largest N = {largest}")  # fmt: skip
+    tol = math.log(ratio_tolerance)
+    statistic = (f"paired over (ν_g, ν_h, seed): mean log(e_shallow / e_{model}) with a Student-t 95% "
+                 f"interval and the Wilcoxon signed-rank p; not reproduced within ±log {ratio_tolerance:g}")  # fmt: skip
+    at = rows[(rows["n"] == largest) & np.isfinite(rows["test_error"])]
+    keys = ["nu_g", "nu_h", "seed"]
+    pairs = at[at["model"] == model].merge(
+        at[at["model"] == "shallow"], on=keys, suffixes=("", "_s")
+    )
+    if len(pairs) < 2:
+        return Claim(name, claim, f"{len(pairs)} paired run(s) at N = {largest}", statistic,
+                     "inconclusive")  # fmt: skip
+    test = paired_comparison(np.log(pairs["test_error"]), np.log(pairs["test_error_s"]))
+    if test.low > 0:
+        outcome = "reproduced"
+    elif test.high < 0:
+        outcome = "opposite"
+    elif -tol <= test.low and test.high <= tol:
+        outcome = "not reproduced"
+    else:
+        outcome = "inconclusive"
+    wins = int((pairs["test_error"] < pairs["test_error_s"]).sum())
+    measured = (f"e_shallow / e_{model} = ×{math.exp(test.mean):.2f} (95% [×{math.exp(test.low):.2f}, "
+                f"×{math.exp(test.high):.2f}], Wilcoxon p = {test.wilcoxon_p:.2g}); {model} lower in "
+                f"{wins} of {len(pairs)} pairs")  # fmt: skip
+    return Claim(name, claim, measured, statistic, outcome)
+
+
+def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim], str]:
+    """The claims of the module docstring and the verdict's preamble."""
+    finite = rows[~rows["diverged"].astype(bool)]
+    models = [m for m in spec.models if m in set(finite["model"])]
+    claims = [follows_harder(slopes, m, spec.min_gap) for m in DEEP_MODELS if m in models]
+    claims += [
+        exponent_magnitude(slopes, m, spec.exponent_tolerance) for m in DEEP_MODELS if m in models
+    ]
+    if "shallow" in models:
+        claims += [
+            beats_shallow(finite, m, spec.error_ratio_tolerance) for m in DEEP_MODELS if m in models
+        ]
+    largest = finite[finite["n"] == finite["n"].max()] if len(finite) else finite
+    medians = largest.groupby("model")[["train_error", "test_error"]].median()
+    fit_at_largest = (
+        ", ".join(
+            f"{m} {medians.loc[m, 'train_error']:.2g} (test {medians.loc[m, 'test_error']:.2g})"
+            for m in models
+        )
+        or "none"
+    )
+    under_fit = [
+        m for m in models if medians.loc[m, "train_error"] > 0.5 * medians.loc[m, "test_error"]
+    ]
+    caveat = (
+        f" ({', '.join(under_fit)}: train error above half the test error, the nets under-fit "
+        "there and the exponents are those of this training budget)"
+        if under_fit
+        else ""
+    )
+    shallow = slopes[slopes["model"] == "shallow"]
+    shallow_text = "; ".join(f"{_cell(r)} {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}]"
+                             for r in shallow.itertuples())  # fmt: skip
+    preamble = (
+        f"h∘g with Matérn GPs g: R^{spec.d_in} → R^{spec.d_mid}, h: R^{spec.d_mid} → R^{spec.d_out} "
+        f"({spec.sampler} sampler, data seed {spec.data_seed}), ν_g in {spec.nu_g}, ν_h in {spec.nu_h}; "
+        f"N in {spec.n_train}, {spec.n_test} test points, {spec.seeds} seed(s); "
+        f"{len(rows) - len(finite)} diverged run(s) left out; median relative train error at the "
+        f"largest N {fit_at_largest}{caveat}. Exponents are −slope of log test error on log N."
+        + (f" Shallow net's exponents: {shallow_text}." if len(shallow) else "")
+    )
+    return claims, preamble

@@ -1,0 +1,134 @@
+"""The composition study: each claim decides (and can fail) on synthetic tables, the pipeline at
+tiny size, presets and bad spec fields."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import symlab
+from symlab.engine.experiment import get_experiment
+from symlab.experiments.composition import CompositionSpec, count_jobs, expand
+from symlab.experiments.composition_verdict import harder, predicted_exponent
+
+GRID = dict(nu_g=[1.5, 10.5], nu_h=[0.5, 5.5], n_train=[100, 300, 1000, 3000], seeds=3)
+TINY = dict(nu_g=[1.5], nu_h=[0.5, 2.5], n_train=[20, 40, 80], n_test=20, accordion_wide=8,
+            accordion_narrow=4, accordion_blocks=2, deep_width=8, deep_layers=3,
+            shallow_width=16, steps_per_stage=5, seeds=1, lrs=[1e-3], weight_decays=[0.0])  # fmt: skip
+
+
+def _table(exponent, shallow_factor=2.0, noise=0.02):
+    """Synthetic rows: test error = C N^(−exponent(model, ν_g, ν_h)) with seed-level noise."""
+    spec = CompositionSpec(**GRID)
+    rng = np.random.default_rng(0)
+    rows = []
+    for job in expand(spec):
+        a = exponent(job["model"], job["nu_g"], job["nu_h"])
+        scale = shallow_factor if job["model"] == "shallow" else 1.0
+        error = scale * 2.0 * job["n"] ** -a * np.exp(rng.normal(0, noise))
+        rows.append({**job, "test_error": error, "train_error": error / 2, "diverged": False,
+                     "parameters": 1, "seconds": 0.1})  # fmt: skip
+    return pd.DataFrame(rows), spec
+
+
+def _outcomes(summary):
+    return {c["name"]: c["outcome"] for c in summary.extras["claims"]}
+
+
+def _theory(model, nu_g, nu_h):
+    return predicted_exponent(nu_g, nu_h, 15, 3) if model != "shallow" else 0.05
+
+
+def test_prediction_and_phases():
+    assert predicted_exponent(1.5, 0.5, 15, 3) == pytest.approx(0.1)
+    assert predicted_exponent(10.5, 0.5, 15, 3) == pytest.approx(0.5 / 3)
+    assert predicted_exponent(10.5, 5.5, 15, 3) == 0.5
+    assert [harder(1.5, 0.5, 15, 3), harder(10.5, 0.5, 15, 3), harder(10.5, 5.5, 15, 3)] == [
+        "g", "h", "neither"]  # fmt: skip
+
+
+def test_claims_reproduce_on_the_predicted_table():
+    rows, spec = _table(_theory)
+    outcomes = _outcomes(get_experiment("composition").summarize(rows, spec))
+    assert set(outcomes.values()) == {"reproduced"} and len(outcomes) == 6
+
+
+def test_claims_fail_on_tables_that_contradict_them():
+    study = get_experiment("composition")
+    flat, spec = _table(lambda m, g, h: 0.3, shallow_factor=1.0)  # one rate everywhere
+    outcomes = _outcomes(study.summarize(flat, spec))
+    assert outcomes["rate_follows_harder_accordion"] == "not reproduced"
+    assert outcomes["exponent_accordion"] == "not reproduced"  # 0.3 is within 0.1 of no r
+    assert outcomes["beats_shallow_accordion"] == "not reproduced"
+    reversed_, spec = _table(lambda m, g, h: 0.6 - _theory(m, g, h), shallow_factor=0.5)
+    outcomes = _outcomes(study.summarize(reversed_, spec))
+    assert outcomes["rate_follows_harder_deep"] == "opposite"
+    assert outcomes["exponent_deep"] == "not reproduced"
+    assert outcomes["beats_shallow_deep"] == "opposite"
+    # h's smoothness changes the rate although g is the harder one: a spurious difference
+    spurious, spec = _table(lambda m, g, h: _theory(m, g, h) + 0.15 * (g == 1.5 and h == 5.5))
+    claims = {c["name"]: c for c in study.summarize(spurious, spec).extras["claims"]}
+    assert claims["rate_follows_harder_accordion"]["outcome"] == "partly reproduced"
+    assert "1 spurious difference" in claims["rate_follows_harder_accordion"]["measured"]
+    noisy, spec = _table(_theory, noise=2.0)  # intervals too wide to decide
+    outcomes = _outcomes(study.summarize(noisy, spec))
+    assert outcomes["exponent_accordion"] == "inconclusive"
+    assert outcomes["rate_follows_harder_accordion"] in ("inconclusive", "partly reproduced")
+
+
+def test_pipeline_tiny(tmp_path):
+    study = get_experiment("composition")
+    spec = CompositionSpec(**TINY)
+    jobs = list(study.expand(spec))
+    assert len(jobs) == count_jobs(spec) == 18
+    rows = pd.DataFrame([{**job, **study.run_job(job)} for job in jobs])
+    assert not rows["diverged"].any() and (rows["test_error"] > 0).all()
+    summary = study.summarize(rows, spec)
+    assert {"rate_follows_harder_accordion", "exponent_deep", "beats_shallow_accordion"} <= set(
+        _outcomes(summary)
+    )
+    assert len(summary.extras["slopes"]) == 6
+    paths = study.plot(rows, spec, tmp_path)
+    assert {p.name for p in paths} >= {"composition_scaling.png"}
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_presets_validate(preset):
+    root = Path(symlab.__file__).parent / "configs" / "composition"
+    values = tomllib.loads((root / f"{preset}.toml").read_text())
+    assert set(values) == set(CompositionSpec.model_fields)
+    CompositionSpec(**values)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("nu_g", [0.0]), ("nu_h", [-1.0]), ("d_mid", 15), ("weight_decays", [0.0, 0.1]),
+     ("n_train", [100, 200, 20000]), ("n_train", [100, 200]), ("models", ["wide"])],
+)  # fmt: skip
+def test_bad_spec_fields_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        CompositionSpec(**{**TINY, field: value})
+
+
+def test_defaults_are_the_quick_preset():
+    root = Path(symlab.__file__).parent / "configs" / "composition"
+    values = tomllib.loads((root / "quick.toml").read_text())
+    assert CompositionSpec() == CompositionSpec(**values)
+
+
+def test_float32_and_float64_runs_agree_and_divergence_is_flagged():
+    def first_job(**update):
+        spec = CompositionSpec(**{**TINY, "models": ["accordion"], **update})
+        return get_experiment("composition").run_job(list(expand(spec))[0])
+
+    single, double = first_job(), first_job(dtype="float64")
+    assert single["test_error"] == pytest.approx(double["test_error"], rel=1e-3)
+    assert single["train_error"] == pytest.approx(double["train_error"], rel=1e-3)
+    diverged = first_job(lrs=[1e6], steps_per_stage=20, models=["deep"])
+    assert diverged["diverged"] is True and np.isnan(diverged["test_error"])
