@@ -66,6 +66,8 @@ def test_claims_fail_on_tables_that_contradict_them():
     assert outcomes["rate_follows_harder_accordion"] == "not reproduced"
     assert outcomes["exponent_accordion"] == "not reproduced"  # 0.3 is within 0.1 of no r
     assert outcomes["beats_shallow_accordion"] == "not reproduced"
+    slightly, spec = _table(lambda m, g, h: 0.3, shallow_factor=1.1)  # lower, by ~1.1x only
+    assert _outcomes(study.summarize(slightly, spec))["beats_shallow_deep"] == "partly reproduced"
     reversed_, spec = _table(lambda m, g, h: 0.6 - _theory(m, g, h), shallow_factor=0.5)
     outcomes = _outcomes(study.summarize(reversed_, spec))
     assert outcomes["rate_follows_harder_deep"] == "opposite"
