@@ -38,6 +38,14 @@ _PRESET_ORDER = ("quick", "paper")
 # ---------------------------------------------------------------- presets
 
 
+def distinct(values: list, what: str = "values") -> list:
+    """A spec list validator's body: ``values`` sorted (strings keep their order, which may
+    carry meaning, e.g. a plotting order), or ValueError "expected distinct <what>" on a repeat."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"expected distinct {what}")
+    return list(values) if values and isinstance(values[0], str) else sorted(values)
+
+
 def _preset_files(experiment: Experiment) -> dict[str, Any]:
     """Preset name -> file (a Path or an importlib Traversable) for ``experiment``."""
     if experiment.config_dir is not None:

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_valid
 from scipy import stats
 
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
 from symlab.experiments.beyond_ntk_plots import plot
 from symlab.ntk import (
@@ -106,9 +107,7 @@ class BeyondNTKSpec(BaseModel):
     @field_validator("n_values", "widths", "lrs", "weight_decays", "ridges", "targets", "methods")
     @classmethod
     def _distinct(cls, values: list) -> list:
-        if len(set(values)) != len(values):
-            raise ValueError("expected distinct values")
-        return sorted(values) if not isinstance(values[0], str) else values
+        return distinct(values)
 
 
 def cells(spec: BeyondNTKSpec) -> list[tuple[int, int]]:

@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_valid
 from symlab.bias import PROFILE_RTOL, layer_spectra, numerical_rank
 from symlab.bias.tasks import latent_bottleneck_task
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
 from symlab.experiments.bottleneck_plots import plot
 from symlab.nets import mlp
@@ -102,9 +103,7 @@ class BottleneckSpec(BaseModel):
     @field_validator("depths")
     @classmethod
     def _distinct(cls, depths: list[int]) -> list[int]:
-        if len(set(depths)) != len(depths):
-            raise ValueError("expected distinct depths")
-        return sorted(depths)
+        return distinct(depths, "depths")
 
 
 def expand(spec: BottleneckSpec) -> list[dict[str, Any]]:

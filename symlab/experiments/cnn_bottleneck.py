@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_valid
 from symlab.bias import CBN_RTOL, activation_frequency_spectra, conv_frequency_spectra
 from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
 from symlab.experiments.cnn_bottleneck_plots import plot
 from symlab.stats import fit_slope
@@ -90,9 +91,7 @@ class CnnBottleneckSpec(BaseModel):
     @field_validator("depths")
     @classmethod
     def _distinct(cls, depths: list[int]) -> list[int]:
-        if len(set(depths)) != len(depths):
-            raise ValueError("expected distinct depths")
-        return sorted(depths)
+        return distinct(depths, "depths")
 
     @field_validator("frequencies")
     @classmethod

@@ -47,6 +47,7 @@ from pydantic import (
 
 from symlab.bias.matern import composition_task
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.spec import distinct
 from symlab.engine.verdict import render
 from symlab.experiments.composition_plots import plot
 from symlab.experiments.composition_verdict import slope_table, verdict
@@ -113,16 +114,12 @@ class CompositionSpec(BaseModel):
     @field_validator("nu_g", "nu_h", "n_train")
     @classmethod
     def _distinct(cls, values: list) -> list:
-        if len(set(values)) != len(values):
-            raise ValueError("expected distinct values")
-        return sorted(values)
+        return distinct(values)
 
     @field_validator("models")
     @classmethod
     def _distinct_models(cls, values: list[str]) -> list[str]:
-        if len(set(values)) != len(values):
-            raise ValueError("expected distinct models")
-        return values
+        return distinct(values, "models")
 
     @model_validator(mode="after")
     def _consistent(self) -> CompositionSpec:

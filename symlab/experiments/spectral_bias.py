@@ -43,6 +43,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_validator
 
 from symlab.engine.experiment import Experiment, Summary, register
+from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
 from symlab.experiments.spectral_bias_plots import plot
 from symlab.nets import mlp
@@ -85,9 +86,7 @@ class SpectralBiasSpec(BaseModel):
     @field_validator("degrees")
     @classmethod
     def _distinct(cls, degrees: list[int]) -> list[int]:
-        if len(set(degrees)) != len(degrees):
-            raise ValueError("expected distinct degrees")
-        return sorted(degrees)
+        return distinct(degrees, "degrees")
 
 
 def expand(spec: SpectralBiasSpec) -> list[dict[str, Any]]:

@@ -98,16 +98,22 @@ def mlp(
                 w_std, b_std, uniform = fan_in**-0.5, fan_in**-0.5, True
             if uniform:
                 linear.weight.copy_(
-                    (torch.rand(linear.weight.shape, generator=generator, dtype=torch.float64) * 2 - 1)
+                    (
+                        torch.rand(linear.weight.shape, generator=generator, dtype=torch.float64)
+                        * 2
+                        - 1
+                    )
                     * w_std
                 )
                 if bias:
                     linear.bias.copy_(
-                        (torch.rand(fan_out, generator=generator, dtype=torch.float64) * 2 - 1) * b_std
+                        (torch.rand(fan_out, generator=generator, dtype=torch.float64) * 2 - 1)
+                        * b_std
                     )
             else:
                 linear.weight.copy_(
-                    torch.randn(linear.weight.shape, generator=generator, dtype=torch.float64) * w_std
+                    torch.randn(linear.weight.shape, generator=generator, dtype=torch.float64)
+                    * w_std
                 )
                 if bias:
                     linear.bias.copy_(
