@@ -50,8 +50,9 @@ own estimate is limited by rounding to about sqrt(lambda_r / (eps lambda_max))).
 returns None (the caller falls back to the tridiagonal route and then the SVD) when the count is
 refused, the certificate exceeds 1, or the gap bound is below the caller's gap threshold: a
 singular value in the Gram's blind spot (between tol and ~1e-8 sigma_max) can never pass.
-sigma_max(T) comes from block power iterations on G (its Rayleigh-Ritz value, accurate to about
-1e-5; ``singular_values`` then holds that one value): an under-estimate of tol by a factor below
+sigma_max(T) comes from block power iterations on G (its Rayleigh-Ritz value, never above it:
+about 1e-5 below when the top eigenvalue is separated, as on network Jacobians, ~1 % on a
+clustered top; ``singular_values`` then holds that one value): an under-estimate of tol by a factor below
 sqrt(2) cannot change the certified rank, since sigma_r(T)^2 > mu - e >= 2 tol^2. Cost: m n^2
 (Gram) + about n^3 / 3 (Cholesky) + 4 m n q per refinement step with q = min(k, p) columns
 (benchmarks/RESULTS.md: the FD of a sample at about twice the Gram GEMM alone).
