@@ -107,7 +107,8 @@ class CompositionSpec(BaseModel):
     )
     error_ratio_tolerance: confloat(gt=1) = Field(
         1.25,
-        description="'not reproduced' when the deep/shallow error ratio lies within 1/this..this",
+        description="deep beats shallow: 'reproduced' when the error ratio's interval lies above "
+        "this, 'not reproduced' when it lies within 1/this..this",
     )
     dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
 
