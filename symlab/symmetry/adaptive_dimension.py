@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from symlab.linalg.block_rank import block_rank
 from symlab.linalg.rank import (
     GAP_THRESHOLD,
     RANK_METHODS,
@@ -61,6 +62,7 @@ PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
 MAX_DOUBLINGS = 3  # default max_points = start * 2**MAX_DOUBLINGS
 COMPRESSED_POINTS_FACTOR = 16  # x the default max_points when region compression is on
 _BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
+BLOCK_ROUTE = True  # a failed certificate is decided on the block T X before the SVD
 ROW_STORE_BYTES = 2**30  # scaled rows kept for the certificate up to this size, else recomputed
 
 
@@ -114,11 +116,15 @@ def _certified(schur, stored, points, scaled, n_rows: int, n: int) -> RankResult
             lambda: (scaled(b) for b in torch.split(points, _BLOCK_POINTS)), (n_rows, n)
         )
     result = schur_certify(count, rows, inverse, None)
+    method = "gram"
+    if BLOCK_ROUTE and (result is None or not result[2] >= GAP_THRESHOLD):
+        # a singular value the Gram cannot resolve: decided on the k-column block T X
+        result, method = block_rank(count, rows, inverse, None), "gram + block"
     if result is None or not result[2] >= GAP_THRESHOLD:
         return None
     rank, tol, gap, sigma_max, certificate = result
     values = torch.tensor([sigma_max], dtype=torch.float64)
-    return RankResult(rank, tol, gap, values, False, "gram", certificate)
+    return RankResult(rank, tol, gap, values, False, method, certificate)
 
 
 def _svd_fallback(
