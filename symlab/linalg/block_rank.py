@@ -1,37 +1,38 @@
-"""The SVD rule's rank from the small block T X when the Schur route's certificate fails.
+"""The SVD rule's rank from the small deferred block when the Schur route's certificate fails.
 
-:func:`symlab.linalg.schur_rank.schur_count` certifies r singular values of the column-scaled
-m x n matrix T above tol; :func:`symlab.linalg.schur_rank.schur_certify` then proves
-sigma_{r+1}(T) <= tol from R = T X, X = [-Y; V] (rows K; P), the k candidate null directions.
-It fails when T has a singular value between tol and the Gram's resolution (about
-sqrt(m n u) sigma_max, ~1e-4 on the hidden-symmetries study's Jacobians): the count cannot see
-it, so ||T X|| > tol. Such a value lives in the k-dimensional block, and :func:`block_rank`
-decides the SVD rule's rank #{sigma_i(T) > tol} from the singular values s_1 >= ... >= s_k of
-R (an m x k SVD) instead of the SVD of all of T:
+:func:`symlab.linalg.schur_rank.schur_count` factors G - mu I = L L^T on the kept columns K of
+the column-scaled m x n matrix T and defers the k columns P; its certificate
+(:func:`symlab.linalg.schur_rank.schur_certify`) fails when T has a singular value between tol
+(the SVD rule's, sigma_max max(m, n) eps) and the Gram's resolution (about sqrt(mu), ~1e-4
+sigma_max on the hidden-symmetries study's Jacobians): the count cannot see it. Such values
+live in the deferred block, and :func:`block_rank` decides the SVD rule's rank
+#{sigma_i(T) > tol} from the singular values s_1 >= ... >= s_k of R = T X = T_P - T_K Y,
+X = [-Y; I] (rows K; P), an m x k SVD, instead of the SVD of all of T:
 
-1. **At most r + s** (Courant-Fischer). In the basis rotated by the Schur complement's
-   eigenvectors, T = [C, T_P V] with C = [T_K, T_P V_+] (the r counted columns); for any Y,
-   X^T X = I + Y^T Y >= I, so sigma_{r+j}(T) <= sigma_j(T X) for j = 1..k. With s the number
-   of s_j + e_R > tol (e_R: the rounding of the computed R, by the Schur route's model
-   sqrt(n) eps sigma_max ||X||, and of its SVD), every sigma_{r+j}(T), j > s, is <= tol.
-2. **At least r + s** (column deletion, block triangular transform). With U_s the top s right
-   singular vectors of R, E = T_P V U_s = C F + E_perp (F = C^+ E, E_perp = (I - P_C) R U_s:
-   the projection removes C Y whatever Y), sigma_{r+s}(T) >= sigma_min([C, E]) >=
-   min(sigma_min(C), sigma_min(E_perp)) / ||[[I, -F], [0, I]]|| (the last norm
-   (f + sqrt(f^2 + 4)) / 2 with f >= ||F||). sigma_min(C) > sqrt(mu - e) is the count's certified
-   bound (Haynsworth on C's Gram); ||P_C R|| <= ||C^T R|| / sigma_min(C), with C^T R from one
-   product T^T R (its rounding gamma_m ||C||_F ||R||_F added); then sigma_min(E_perp) >=
-   sqrt(s_s^2 - ||P_C R||^2) - e_R and f <= ||Y U_s|| + (||P_C R|| + e_R) / sigma_min(C). The rank r + s is
-   accepted when this lower bound exceeds sqrt(2) tol (the count's margin for the
-   sigma_max estimate behind tol).
+1. **At most |K| + s** (Courant-Fischer). For any Y, X^T X = I + Y^T Y >= I, so
+   sigma_{|K|+j}(T) <= sigma_j(T X), j = 1..k. With s the number of s_j + e_R > tol (e_R: the
+   rounding of the computed R by the Schur route's model sqrt(n) eps sigma_max ||X||, the floor
+   of its certificate, plus the m x k SVD's backward error), sigma_{|K|+s+1}(T) <= tol.
+2. **At least |K| + s** (column deletion, block triangular transform). With U_s the top s right
+   singular vectors of R and E = T_P U_s = T_K F + E_perp (F = T_K^+ E; E_perp =
+   (I - P_K) R U_s, since the projection removes T_K Y whatever Y), deleting columns gives
+   sigma_{|K|+s}(T) >= sigma_min([T_K, E]) >= min(sigma_min(T_K), sigma_min(E_perp)) /
+   ||[[I, -F], [0, I]]||, the norm (f + sqrt(f^2 + 4)) / 2 for f >= ||F||. Here
+   sigma_min(T_K)^2 >= mu - e + 1 / ||L^-1||_F^2 (the count's factor; one triangular inverse,
+   |K|^3 / 3 flops), ||P_K R|| <= ||T_K^T R|| / sigma_min(T_K) with T_K^T R from one product
+   T^T R (its rounding gamma_m ||T||_F ||R||_F added), sigma_min(E_perp) >=
+   sqrt(s_s^2 - ||P_K R||^2) - e_R and f <= ||Y U_s|| + (||P_K R|| + e_R) / sigma_min(T_K). The
+   rank |K| + s is accepted when the lower bound exceeds sqrt(2) tol (the Schur route's margin
+   for the under-estimated sigma_max behind tol).
 
-The loss factor of step 2 is real, not an artefact: T = [[eps, 1], [0, delta]] has
-sigma_2 ~ eps delta while the projected block has delta, so the block alone cannot decide a
-value within that factor of tol; :func:`block_rank` then returns None and the caller takes the
-SVD. gap = (lower bound on sigma_{r+s}) / (upper bound on sigma_{r+s+1}) is a certified lower
-bound on sigma_{r+s} / sigma_{r+s+1}. Cost: the refinement of Y on all k columns (up to
-``REFINE_STEPS`` + 1 passes over the rows, 4 m n k flops each), one more pass for T X and
-T^T (T X), and an m x k SVD, against about 4 m n^2 for the SVD of T.
+The loss factor ||[[I, -F], [0, I]]|| of step 2 is real, not an artefact of the proof:
+T = [[e, 1], [0, d]] has sigma_2 ~ e d while its projected block is d, so the rank of the
+projected block alone is not the SVD rule's rank when a value lies within that factor of tol;
+:func:`block_rank` then returns None and the caller takes the SVD. The reported gap (lower
+bound on sigma_{|K|+s}) / (upper bound on sigma_{|K|+s+1}) is a certified lower bound on the SVD
+rule's gap. Cost: ``BLOCK_STEPS`` + 1 (at most ``REFINE_STEPS`` + 1) passes over the rows for
+R and T^T R (4 m n k flops each), |K|^3 / 3 for L^-1 and an m x k SVD, against about 4 m n^2
+for the SVD of T. float64 only, as the Schur route.
 """
 
 from __future__ import annotations

@@ -191,7 +191,9 @@ def functional_dimension(
     upper bound is itself proven. At the stop, a count below all D' columns is certified once
     (:func:`symlab.linalg.schur_rank.schur_certify`, products by the scaled rows, kept in memory
     up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
-    in the Gram's blind spot) the SVD of the scaled rows decides. When a count is refused, the
+    in the Gram's blind spot) the deferred columns' block decides
+    (:func:`symlab.linalg.block_rank.block_rank`, an m x k SVD, method ``"gram + block"``), and
+    when it cannot (a value too close to tol for its bound) the SVD of the scaled rows. When a count is refused, the
     doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
     scaled Jacobian on all differentiated points; a final rank below the bound: that of
     :func:`symlab.symmetry.batch_functional_dimension` on them), so no deficit comes from the
