@@ -30,8 +30,8 @@ T = [[e, 1], [0, d]] has sigma_2 ~ e d while its projected block is d, so the ra
 projected block alone is not the SVD rule's rank when a value lies within that factor of tol;
 :func:`block_rank` then returns None and the caller takes the SVD. The reported gap (lower
 bound on sigma_{|K|+s}) / (upper bound on sigma_{|K|+s+1}) is a certified lower bound on the SVD
-rule's gap. Cost: ``BLOCK_STEPS`` + 1 (at most ``REFINE_STEPS`` + 1) passes over the rows for
-R and T^T R (4 m n k flops each), |K|^3 / 3 for L^-1 and an m x k SVD, against about 4 m n^2
+rule's gap. Cost: one pass over the rows for R and T^T R per refinement step of Y (the bounds are
+checked after each pass, at most ``REFINE_STEPS`` + 1; two or three on the study's networks) (4 m n k flops each), |K|^3 / 3 for L^-1 and an m x k SVD, against about 4 m n^2
 for the SVD of T. float64 only, as the Schur route.
 """
 
@@ -45,7 +45,6 @@ from symlab.linalg.schur_rank import REFINE_STEPS, RowBlocks, SchurCount, _Refin
 
 _EPS = float(torch.finfo(torch.float64).eps)
 BLOCK_MAX_FRACTION = 0.5  # the block route only when k <= this x n (else the SVD is cheaper)
-BLOCK_STEPS = 2  # refinement steps of Y (any Y is valid; a refined one gives a tighter bound)
 LOWER_MARGIN = math.sqrt(2.0)  # accepted extra values exceed this x tol (sigma_max estimate)
 
 
@@ -95,14 +94,19 @@ def _decide(count: SchurCount, y, residual, back, sigma_c: float, m: int):
 
 
 def block_rank(
-    count: SchurCount, matrix: torch.Tensor | RowBlocks, inverse_norms: torch.Tensor, live
+    count: SchurCount,
+    matrix: torch.Tensor | RowBlocks,
+    inverse_norms: torch.Tensor,
+    live,
+    gap_threshold: float = 1.0,
 ) -> tuple[int, float, float, float, float] | None:
     """(rank, tol, gap, sigma_max, certificate) of the SVD rule on T = A[:, live]
     diag(inverse_norms) (A m x n_all, a tensor or :class:`RowBlocks`) from the block
     R = T_P - T_K Y of the count's deferred columns P (module docstring), or None when the
     block cannot decide (then the SVD of T does). Y starts from the count's factor and takes
-    ``BLOCK_STEPS`` steps of iterative refinement, then up to ``REFINE_STEPS`` when that does
-    not decide. ``certificate``: (upper bound on sigma_{rank+1}(T)) / tol, <= 1 (0 when
+    up to ``REFINE_STEPS`` steps of iterative refinement (any Y is valid; a refined one gives
+    tighter bounds), the bounds checked after each; a decision with a gap bound below
+    ``gap_threshold`` refines further (and is returned after the last step). ``certificate``: (upper bound on sigma_{rank+1}(T)) / tol, <= 1 (0 when
     rank = n).
     """
     if count.complete:
@@ -128,10 +132,9 @@ def block_rank(
     for step in range(REFINE_STEPS + 1):
         x[keep] = -y
         residual, back = refine._products(x, adjoint=True)  # R = T X and T^T R, one pass
-        if step >= BLOCK_STEPS:
-            result = _decide(count, y, residual, back, sigma_c, int(matrix.shape[0]))
-            if result is not None:
-                return result
+        result = _decide(count, y, residual, back, sigma_c, int(matrix.shape[0]))
+        if result is not None and (result[2] >= gap_threshold or step == REFINE_STEPS):
+            return result
         half = torch.linalg.solve_triangular(l11, back[keep], upper=False)
         y = y + torch.linalg.solve_triangular(l11.T, half, upper=True)
     return None

@@ -119,7 +119,8 @@ def _certified(schur, stored, points, scaled, n_rows: int, n: int) -> RankResult
     method = "gram"
     if BLOCK_ROUTE and (result is None or not result[2] >= GAP_THRESHOLD):
         # a singular value the Gram cannot resolve: decided on the k-column block T X
-        result, method = block_rank(count, rows, inverse, None), "gram + block"
+        result = block_rank(count, rows, inverse, None, GAP_THRESHOLD)
+        method = "gram + block"
     if result is None or not result[2] >= GAP_THRESHOLD:
         return None
     rank, tol, gap, sigma_max, certificate = result
