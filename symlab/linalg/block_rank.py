@@ -12,7 +12,7 @@ X = [-Y; I] (rows K; P), an m x k SVD, instead of the SVD of all of T:
 1. **At most |K| + s** (Courant-Fischer). For any Y, X^T X = I + Y^T Y >= I, so
    sigma_{|K|+j}(T) <= sigma_j(T X), j = 1..k. With s the number of s_j + e_R > tol (e_R: the
    rounding of the computed R by the Schur route's model sqrt(n) eps sigma_max ||X||, the floor
-   of its certificate, plus the m x k SVD's backward error), sigma_{|K|+s+1}(T) <= tol.
+   of its certificate, plus the QR's and the k x k SVD's backward error), sigma_{|K|+s+1}(T) <= tol.
 2. **At least |K| + s** (column deletion, block triangular transform). With U_s the top s right
    singular vectors of R and E = T_P U_s = T_K F + E_perp (F = T_K^+ E; E_perp =
    (I - P_K) R U_s, since the projection removes T_K Y whatever Y), deleting columns gives
@@ -62,10 +62,11 @@ def _decide(count: SchurCount, y, residual, back, sigma_c: float, m: int):
     keep = torch.tensor(count.kept, device=residual.device)
     if not bool(torch.isfinite(residual).all() and torch.isfinite(back).all()):
         return None
-    values, vh = torch.linalg.svd(residual, full_matrices=False)[1:]
+    # singular values and right vectors of R from its Householder triangle (no m x k U)
+    values, vh = torch.linalg.svd(torch.linalg.qr(residual, mode="r").R)[1:]
     # rounding of the computed R: the Schur route's model sqrt(n) eps sigma_max ||X|| (its
     # certificate's floor; the worst case gamma_n ||T||_F ||X||_F would exceed tol itself),
-    # ||X|| <= sqrt(1 + ||Y||^2), plus the m x k SVD's backward error
+    # ||X|| <= sqrt(1 + ||Y||^2), plus the QR's and the k x k SVD's backward error
     y_norm = float(torch.linalg.matrix_norm(y, ord=2))
     err_r = math.sqrt(n) * _EPS * sigma_max * math.sqrt(1 + y_norm * y_norm)
     err_r += 4 * k * _EPS * float(values[0])
