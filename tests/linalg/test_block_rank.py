@@ -7,8 +7,6 @@ T X must decide them. Reference: svdvals of the column-scaled matrix, rank = #{s
 are float64); a float32 matrix is converted first, as the loop's rows are.
 """
 
-import math
-
 import pytest
 import torch
 
@@ -85,26 +83,8 @@ def test_values_near_tol_never_misdecided(factor, seed):
         assert result[0] == expected
     if factor >= 30:
         assert result is not None and result[0] == 72
-
-
-def test_amplification_case_declines_or_agrees():
-    """T = [[e, 1], [0, d]] embedded: the projected block sees d, T's second value is ~ e d.
-
-    With e d below tol and d above it, the block's count (d > tol) would be wrong; the route
-    must decline or return the SVD rank (the lower bound carries the factor ||C^+ T_P||)."""
-    m, n = 800, 60
-    g = torch.Generator().manual_seed(7)
-    base = with_spectrum(m, n - 2, torch.logspace(0, -1, n - 2).tolist(), 7)
-    q, _ = torch.linalg.qr(torch.randn(m, n, generator=g, dtype=torch.float64))
-    e, d = 1e-5, 1e-9  # e above the Gram's resolution, e d = 1e-14 below tol
-    a = q[:, -2] * e
-    b = q[:, -2] + q[:, -1] * d
-    matrix = torch.cat([base, a[:, None], b[:, None]], dim=1)
-    count, inverse, expected, s, tol = scaled_count(matrix)
-    result = block_rank(count, matrix, inverse, None) if count is not None else None
-    if result is not None:
-        assert result[0] == expected
-    assert math.isfinite(tol)
+    if 0.9 <= factor <= 1.5:  # within the route's margin of tol: it declines, the SVD decides
+        assert result is None
 
 
 def test_complete_count_passes_through():
