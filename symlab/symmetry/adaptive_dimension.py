@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from symlab.linalg.block_rank import block_rank
 from symlab.linalg.rank import (
     GAP_THRESHOLD,
     RANK_METHODS,
@@ -61,6 +62,7 @@ PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
 MAX_DOUBLINGS = 3  # default max_points = start * 2**MAX_DOUBLINGS
 COMPRESSED_POINTS_FACTOR = 16  # x the default max_points when region compression is on
 _BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
+BLOCK_ROUTE = True  # a failed certificate is decided on the block T X before the SVD
 ROW_STORE_BYTES = 2**30  # scaled rows kept for the certificate up to this size, else recomputed
 
 
@@ -114,11 +116,16 @@ def _certified(schur, stored, points, scaled, n_rows: int, n: int) -> RankResult
             lambda: (scaled(b) for b in torch.split(points, _BLOCK_POINTS)), (n_rows, n)
         )
     result = schur_certify(count, rows, inverse, None)
+    method = "gram"
+    if BLOCK_ROUTE and (result is None or not result[2] >= GAP_THRESHOLD):
+        # a singular value the Gram cannot resolve: decided on the k-column block T X
+        result = block_rank(count, rows, inverse, None, GAP_THRESHOLD)
+        method = "gram + block"
     if result is None or not result[2] >= GAP_THRESHOLD:
         return None
     rank, tol, gap, sigma_max, certificate = result
     values = torch.tensor([sigma_max], dtype=torch.float64)
-    return RankResult(rank, tol, gap, values, False, "gram", certificate)
+    return RankResult(rank, tol, gap, values, False, method, certificate)
 
 
 def _svd_fallback(
@@ -185,7 +192,9 @@ def functional_dimension(
     upper bound is itself proven. At the stop, a count below all D' columns is certified once
     (:func:`symlab.linalg.schur_rank.schur_certify`, products by the scaled rows, kept in memory
     up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
-    in the Gram's blind spot) the SVD of the scaled rows decides. When a count is refused, the
+    in the Gram's blind spot) the deferred columns' block decides
+    (:func:`symlab.linalg.block_rank.block_rank`, an m x k SVD, method ``"gram + block"``), and
+    when it cannot (a value too close to tol for its bound) the SVD of the scaled rows. When a count is refused, the
     doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
     scaled Jacobian on all differentiated points; a final rank below the bound: that of
     :func:`symlab.symmetry.batch_functional_dimension` on them), so no deficit comes from the

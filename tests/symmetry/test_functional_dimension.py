@@ -197,16 +197,23 @@ def test_rank_above_the_bound_is_an_error_and_bad_arguments_raise():
         functional_dimension(model, seed=1.5)
 
 
-def test_adaptive_gram_falls_back_to_the_svd_on_tiny_singular_values():
+def test_adaptive_gram_decides_tiny_singular_values_on_the_block_or_the_svd(monkeypatch):
     # n0 = 2 with two wide layers: restricted hidden images leave singular values ~1e-7 of the
-    # largest, too close to the Gram's rounding floor, so the final rank comes from the SVD.
+    # largest, too close to the Gram's rounding floor for its certificate: the deferred block
+    # (symlab.linalg.block_rank) decides them, else (route off) the SVD of the stored rows.
+    import symlab.symmetry.adaptive_dimension as adaptive
+
     model = mlp((2, 16, 16, 1), "relu", bias_std=0.1, seed=0)
     auto = functional_dimension(model)
     svd = functional_dimension(model, rank_method="svd")
-    assert auto.method == "svd (fallback)" and svd.method == "svd"
+    assert auto.method == "gram + block" and svd.method == "svd"
     assert auto.rank == svd.rank < auto.bound
     assert (auto.n_points, auto.saturated) == (svd.n_points, svd.saturated)
-    assert not auto.ambiguous and auto.gap > 1e6
+    assert not auto.ambiguous and 1e6 < auto.gap <= svd.gap * (1 + 1e-6)
+    assert 0 < auto.certificate <= 1
+    monkeypatch.setattr(adaptive, "BLOCK_ROUTE", False)
+    fallback = functional_dimension(model)
+    assert fallback.method == "svd (fallback)" and fallback.rank == auto.rank
 
 
 ALL_ACTIVATIONS = ["relu", "leaky_relu", "identity", "tanh", "softplus", "gelu"]
@@ -308,8 +315,12 @@ def test_adaptive_count_on_the_accumulated_gram_is_certified_against_the_svd(dty
     assert fd.rank == svd.rank < fd.bound and fd.gap <= svd.gap * (1 + 1e-6)
     monkeypatch.setattr(adaptive, "ROW_STORE_BYTES", 0)
     assert functional_dimension(model, seed=1).rank == fd.rank
-    # a certificate that cannot pass sends the final rank to the SVD of the stored rows
+    # a certificate that cannot pass sends the final rank to the deferred block, and a block
+    # that cannot decide to the SVD of the stored rows
     monkeypatch.setattr(adaptive, "ROW_STORE_BYTES", 2**30)
     monkeypatch.setattr(adaptive, "schur_certify", lambda *args: None)
+    block = functional_dimension(model, seed=1)
+    assert block.method == "gram + block" and block.rank == fd.rank
+    monkeypatch.setattr(adaptive, "block_rank", lambda *args: None)
     fallback = functional_dimension(model, seed=1)
     assert fallback.method == "svd (fallback)" and fallback.rank == fd.rank
