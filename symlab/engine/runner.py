@@ -322,6 +322,9 @@ def _finish(
         summary = experiment.summarize(rows, spec)
         figure_dir = out_dir / "figures"
         figure_dir.mkdir(exist_ok=True)
+        import matplotlib  # here, not at import: a torch-free sweep need not load it
+
+        matplotlib.use("Agg")  # figures go to files; no window, no display needed (one place)
         try:
             figures = [Path(p) for p in experiment.plot(rows, spec, figure_dir)]
         except Exception:

@@ -164,9 +164,6 @@ def _spectra(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
 
 def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     """Both figures (module docstring); diverged runs are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     rows = rows[~rows["diverged"].astype(bool)]
     if rows.empty:
         return []

@@ -115,9 +115,6 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
 
 def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     """All figures (module docstring); diverged runs are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     rows = rows[~rows["diverged"].astype(bool)]
     if rows.empty:
         return []

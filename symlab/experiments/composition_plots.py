@@ -22,9 +22,6 @@ COLORS = {"accordion": "tab:blue", "deep": "tab:orange", "shallow": "tab:green"}
 
 def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     """The figure of the module docstring; diverged runs are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, LogLocator
 

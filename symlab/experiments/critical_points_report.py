@@ -250,9 +250,6 @@ def _activation_name(activation: str) -> str:
 
 def plot(rows: pd.DataFrame, spec: CriticalPointsSpec, out_dir: Path) -> list[Path]:
     """Zero-loss fraction vs h (with category composition), T and G vs m, condensation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch

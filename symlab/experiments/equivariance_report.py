@@ -221,9 +221,6 @@ def summarize_all(rows: pd.DataFrame, spec) -> Summary:
 
 
 def plot_all(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     paths = []
     exact = rows[rows["part"] == "exact"]
     if len(exact):

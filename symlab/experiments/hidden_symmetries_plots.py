@@ -101,9 +101,6 @@ def _fraction_panels(
 
 def plot_figures(rows: pd.DataFrame, table: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     """Fraction at full FD vs depth and vs input dimension; deficit attribution scatter."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 

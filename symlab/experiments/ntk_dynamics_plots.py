@@ -67,9 +67,6 @@ def plot(rows: pd.DataFrame, spec: object, out_dir: Path) -> list[Path]:
     dashed horizontal line. One legend, outside the panels, per figure. Returns the PNG and SVG
     paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -161,9 +158,6 @@ def plot_error_ratio(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     """err(Θ_0)/err(Θ_t) of the kernel machine against epochs, one panel per (model, task): each
     stable run faint, the median per learning rate bold, the paper's ~3× and 1× (no gain) as
     horizontal lines, the epoch where the claim is read as a vertical line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 

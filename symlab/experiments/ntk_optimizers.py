@@ -267,9 +267,6 @@ def plot(rows: pd.DataFrame, spec: NTKOptimizersSpec, out_dir: Path) -> list[Pat
     (1e-28 E_0, below which the prediction is not drawn). Right: |E_meas / E_pred - 1| over the
     compared iterations t >= 1 for every seed. One legend for all.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch

@@ -25,9 +25,6 @@ INIT_ORDER = ("small", "medium", "large")
 
 def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:  # noqa: ANN001
     """All figures of the study (those whose part was run)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     paths: list[Path] = []
     traces = rows[rows["part"] == "trace"]
     for depth in sorted(traces["depth"].unique()):

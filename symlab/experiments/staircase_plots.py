@@ -15,9 +15,6 @@ FLOOR = 0.5  # where a non-positive increment is drawn on the log axis (samples 
 
 
 def plot_all(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from symlab.experiments.staircase import TARGETS, fit_target, formula, target_leap
 
     leaps = {name: target_leap(TARGETS[name]) for name in rows["target"].unique()}
