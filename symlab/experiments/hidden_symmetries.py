@@ -90,28 +90,31 @@ class HiddenSymmetriesSpec(BaseModel):
 
 
 def expand(spec: HiddenSymmetriesSpec) -> list[dict]:
-    """One job per (sampler, n0, width, depth, seed)."""
+    """One job per (sampler, n0, width, depth, seed), seed outermost.
+
+    Seeds vary slowest so that a sweep stopped part-way has the same number of networks in every
+    cell (each cell's bracket is then from seeds 0..k, not some cells full and others empty).
+    """
     jobs = []
-    for sampler, n0, width, depth in itertools.product(
-        spec.samplers, spec.input_dims, spec.widths, spec.depths
+    for seed, sampler, n0, width, depth in itertools.product(
+        range(spec.seeds), spec.samplers, spec.input_dims, spec.widths, spec.depths
     ):
         if spec.diagonal_only and n0 != width:
             continue
-        for seed in range(spec.seeds):
-            jobs.append(
-                {
-                    "sampler": sampler,
-                    "n0": n0,
-                    "width": width,
-                    "depth": depth,
-                    "seed": seed,
-                    "output_dim": spec.output_dim,
-                    "init": spec.init,
-                    "bias_std": spec.bias_std,
-                    "max_points": spec.max_points,
-                    "proof_regions": spec.proof_regions,
-                }
-            )
+        jobs.append(
+            {
+                "sampler": sampler,
+                "n0": n0,
+                "width": width,
+                "depth": depth,
+                "seed": seed,
+                "output_dim": spec.output_dim,
+                "init": spec.init,
+                "bias_std": spec.bias_std,
+                "max_points": spec.max_points,
+                "proof_regions": spec.proof_regions,
+            }
+        )
     return jobs
 
 
