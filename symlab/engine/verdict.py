@@ -75,6 +75,29 @@ def exponent_outcome(fit: PowerLawFit, predicted: float, allowance: float) -> st
     return "reproduced"
 
 
+def interval_outcome(low: float, high: float, band: float, reproduced_above: float = 0.0) -> str:
+    """Outcome of a claimed positive effect from its confidence interval [low, high].
+
+    Reproduced when the interval lies above ``reproduced_above`` (≥ 0: the effect size the
+    paper's claim needs); partly reproduced when it lies above 0 but not above that size; opposite
+    when it lies below 0; not reproduced when it lies within ±``band`` (no effect of any size that
+    matters); inconclusive otherwise (the interval is too wide to tell).
+    """
+    if not (0.0 <= reproduced_above and 0.0 <= band):
+        raise ValueError(
+            f"band and reproduced_above must be >= 0, got {band!r}, {reproduced_above!r}"
+        )
+    if low > reproduced_above:
+        return "reproduced"
+    if low > 0:
+        return "partly reproduced"
+    if high < 0:
+        return "opposite"
+    if -band <= low and high <= band:
+        return "not reproduced"
+    return "inconclusive"
+
+
 CLAIM_COLUMNS = ("claim", "outcome", "measured", "statistic")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from symlab.engine.verdict import Claim
+from symlab.engine.verdict import Claim, interval_outcome
 from symlab.stats import fit_slope, paired_comparison
 
 DEEP_MODELS = ("accordion", "deep")
@@ -194,16 +194,8 @@ def beats_shallow(rows: pd.DataFrame, model: str, ratio_tolerance: float) -> Cla
         return Claim(name, claim, f"{len(pairs)} paired run(s) at N = {largest}", statistic,
                      "inconclusive")  # fmt: skip
     test = paired_comparison(np.log(pairs["test_error"]), np.log(pairs["test_error_s"]))
-    if test.low >= tol:
-        outcome = "reproduced"
-    elif test.low > 0:
-        outcome = "partly reproduced"  # lower for sure, but by less than the tolerance's factor
-    elif test.high < 0:
-        outcome = "opposite"
-    elif -tol <= test.low and test.high <= tol:
-        outcome = "not reproduced"
-    else:
-        outcome = "inconclusive"
+    # partly: lower for sure, but by less than the tolerance's factor
+    outcome = interval_outcome(test.low, test.high, band=tol, reproduced_above=tol)
     wins = int((pairs["test_error"] < pairs["test_error_s"]).sum())
     measured = (f"e_shallow / e_{model} = ×{math.exp(test.mean):.2f} (95% [×{math.exp(test.low):.2f}, "
                 f"×{math.exp(test.high):.2f}], Wilcoxon p = {test.wilcoxon_p:.2g}); {model} lower in "

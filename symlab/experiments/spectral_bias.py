@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_valid
 
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.spec import distinct
-from symlab.engine.verdict import Claim, render
+from symlab.engine.verdict import Claim, interval_outcome, render
 from symlab.experiments.spectral_bias_plots import plot
 from symlab.nets import mlp
 from symlab.ntk import error_reduction_shares, layerwise_ntk
@@ -176,14 +176,7 @@ def slope_claim(name: str, claim: str, points: pd.DataFrame, tol: float, what: s
         )
     per_degree = finite.groupby("degree")["value"].median()
     rising = int((np.diff(per_degree.values) > 0).sum())
-    if fit.low > 0:
-        outcome = "reproduced"
-    elif fit.high < 0:
-        outcome = "opposite"
-    elif -tol <= fit.low and fit.high <= tol:
-        outcome = "not reproduced"
-    else:
-        outcome = "inconclusive"
+    outcome = interval_outcome(fit.low, fit.high, band=tol)
     ratios = ", ".join(f"k = {int(k)}: {math.exp(v):.3g}" for k, v in per_degree.items())
     measured = (
         f"slope a = {fit.slope:.3f} per degree, 95% [{fit.low:.3f}, {fit.high:.3f}] "
