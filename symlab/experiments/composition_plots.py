@@ -64,7 +64,10 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
             ax.set_xticks(ns)
             ax.set_xticklabels([f"{n:g}" for n in ns])
             ax.minorticks_off()
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+            low, high = ax.get_ylim()  # a panel spanning less than ×4 gets finer ticks
+            subs = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0) if high < 4 * low else (
+                1.0, 1.5, 2.0, 3.0, 5.0, 7.0)  # fmt: skip
+            ax.yaxis.set_major_locator(LogLocator(subs=subs))
             ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.set_title(f"ν_g = {g:g}, ν_h = {h:g}: harder = {harder}", fontsize=10)
             if i == len(nu_g) - 1:
