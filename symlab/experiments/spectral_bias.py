@@ -22,9 +22,10 @@ integrals over the sphere up to the rule's degree) or ``eval_points`` uniform po
 
 Claims (:func:`summarize`), each a least-squares slope of log(early / late) against k with one
 intercept per seed (the trained networks of one seed share it) and its Student-t 95% interval (``symlab.stats.fit_slope``),
-early = the first weight layer, late = the last: "reproduced" when the interval lies above 0,
-"opposite" below 0, "not reproduced" when it lies within ±``min_log_slope`` (no growth at that
-resolution), "inconclusive" otherwise.
+early = the first weight layer, late = the last: "reproduced" when the interval lies above
+``min_log_slope`` (a growth the study resolves), "partly reproduced" when it lies above 0 but not
+above that, "opposite" below 0, "not reproduced" when it lies within ±``min_log_slope`` (no growth
+at that resolution), "inconclusive" otherwise.
 
 1. ``eigenvalue_ratio_init``: log(λ_{1,k} / λ_{L,k}) at init;
 2. ``eigenvalue_ratio_trained``: the same after training on the degree-k target, at its degree;
@@ -166,7 +167,8 @@ def slope_claim(name: str, claim: str, points: pd.DataFrame, tol: float, what: s
     dropped = len(points) - len(finite)
     statistic = (
         f"least squares {what} = a k + b_group over {len(finite)} points, Student-t 95% interval; "
-        f"reproduced when it lies above 0, opposite below 0, not reproduced within ±{tol:g}"
+        f"reproduced when it lies above {tol:g}, partly when above 0 only, opposite below 0, "
+        f"not reproduced within ±{tol:g}"
     )
     try:
         fit = fit_slope(finite["degree"], finite["value"], finite["group"])
@@ -176,7 +178,7 @@ def slope_claim(name: str, claim: str, points: pd.DataFrame, tol: float, what: s
         )
     per_degree = finite.groupby("degree")["value"].median()
     rising = int((np.diff(per_degree.values) > 0).sum())
-    outcome = interval_outcome(fit.low, fit.high, band=tol)
+    outcome = interval_outcome(fit.low, fit.high, band=tol, reproduced_above=tol)
     ratios = ", ".join(f"k = {int(k)}: {math.exp(v):.3g}" for k, v in per_degree.items())
     measured = (
         f"slope a = {fit.slope:.3f} per degree, 95% [{fit.low:.3f}, {fit.high:.3f}] "

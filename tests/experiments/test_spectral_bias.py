@@ -54,6 +54,15 @@ def test_verdicts_reproduce_fail_and_abstain_on_synthetic_rows():
     assert "inconclusive" in set(_outcomes(noisy).values())
 
 
+def test_a_growth_below_the_resolution_is_not_called_reproduced():
+    """A slope of 0.02 per degree, measured tightly, lies inside ±min_log_slope = 0.05 (the
+    study's 'no growth at that resolution'): at most partly reproduced, never reproduced."""
+    study = get_experiment("spectral-bias")
+    spec = SpectralBiasSpec(degrees=[1, 2, 3, 4], depth=3, seeds=3)
+    outcomes = set(_outcomes(study.summarize(_synthetic(0.02, noise=0.001), spec)).values())
+    assert outcomes == {"partly reproduced"}
+
+
 def test_pipeline_tiny(tmp_path):
     study = get_experiment("spectral-bias")
     spec = SpectralBiasSpec(**TINY)
