@@ -387,7 +387,7 @@ def proven_upper(proof: object | None, bound: int, rank: int) -> int:
 
 def prove_upper(model: nn.Module, proof_regions: object) -> object | None:
     """:func:`symlab.symmetry.kernel_proofs.proven_kernel` within ``proof_regions`` regions for
-    a ReLU MLP with biases (None for 0 or another model)."""
+    a ReLU MLP with biases (None for 0, another model, or an LP that HiGHS left undecided)."""
     if isinstance(proof_regions, bool) or not isinstance(proof_regions, int) or proof_regions < 0:
         raise ValueError(f"proof_regions: expected a non-negative integer, got {proof_regions!r}")
     if proof_regions == 0 or not is_mlp(model):
@@ -400,8 +400,12 @@ def prove_upper(model: nn.Module, proof_regions: object) -> object | None:
     ):
         return None
     from symlab.symmetry.kernel_proofs import proven_kernel  # it imports this module
+    from symlab.symmetry.linear_regions import LPFailure
 
-    return proven_kernel(model, max_regions=proof_regions)
+    try:
+        return proven_kernel(model, max_regions=proof_regions)
+    except LPFailure:  # an LP without a verdict proves nothing: upper = the bound
+        return None
 
 
 def _batch_result(

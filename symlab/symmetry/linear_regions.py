@@ -8,7 +8,8 @@ layer l + 1 splits it along the hyperplanes z^{l+1}_i(x) = W_{l+1}[i] (M_s x + m
 
 - a neuron's side of a cell is nonempty iff the Chebyshev LP (max r s.t. a_k.x + d_k >= r for
   every normalized constraint row, r <= 1; scipy's HiGHS) has r > ``RADIUS_MIN``; a side that
-  holds the cell's witness point (a previous LP centre) needs no LP;
+  holds the cell's witness point (a previous LP centre) needs no LP; an LP that HiGHS ends
+  without a verdict (neither optimal nor infeasible) raises :class:`LPFailure`;
 - a neuron that crosses a cell adds its constraint row to the two halves; one that does not adds
   nothing (its sign is implied on the whole cell);
 - before splitting by layer l, every neuron of layer l is tested on every cell of depth l - 1:
@@ -112,6 +113,11 @@ def float64_parameters(layers: list[nn.Linear]) -> tuple[list[np.ndarray], list[
     return weights, biases
 
 
+class LPFailure(RuntimeError):
+    """HiGHS stopped without a verdict (iteration limit, numerical difficulties): no side of a
+    cell may be declared empty on it, so no region-based proof is made."""
+
+
 class _Solver:
     """Chebyshev-centre LPs, counted."""
 
@@ -131,7 +137,14 @@ class _Solver:
         result = linprog(
             self.objective, A_ub=a_ub, b_ub=offsets, bounds=self.bounds, method="highs"
         )
-        if result.status != 0 or -result.fun <= RADIUS_MIN:
+        if result.status == 2:  # infeasible: the cell is empty
+            return None
+        if result.status != 0:  # no verdict is no proof of emptiness
+            raise LPFailure(
+                f"HiGHS returned status {result.status} ({result.message}) on a Chebyshev-centre "
+                "LP: no region claim is made"
+            )
+        if -result.fun <= RADIUS_MIN:
             return None
         return result.x[:-1], float(-result.fun)
 

@@ -162,3 +162,28 @@ def test_a_decisive_rank_below_a_sampled_rank_withdraws_the_exact_claim_only():
     assert proven_upper(short, proof.bound, proof.upper - 2) == proof.upper - 1
     with pytest.raises(RuntimeError, match="exceeds its proven upper bound"):
         proven_upper(proof, proof.bound + 5, proof.kernel_upper + 1)
+
+
+def test_a_failed_lp_proves_nothing(monkeypatch):
+    """HiGHS stopping without an answer (status 4: numerical difficulties) is no proof that a
+    side of a cell is empty: the enumeration must not turn it into a dead neuron. The proven
+    upper bound then falls back to fd_bound (no proof), never below a sampled rank."""
+    import scipy.optimize
+
+    from symlab.symmetry import functional_dimension
+    from symlab.symmetry import linear_regions as lr
+
+    model = mlp([2, 4, 3, 1], bias_std=1.0, seed=3)
+    x = multiscale(4000, 2, torch.Generator().manual_seed(0)).double()
+    sampled = batch_functional_dimension(model, x).rank
+
+    def failing(c, **kwargs):
+        return scipy.optimize.OptimizeResult(
+            status=4, fun=0.0, x=np.zeros(len(c)), message="numerical difficulties"
+        )
+
+    monkeypatch.setattr(lr, "linprog", failing)
+    with pytest.raises(lr.LPFailure, match="status 4"):
+        enumerate_regions(model, pool_points=0)
+    fd = functional_dimension(model, max_points=64)
+    assert fd.proof is None and fd.upper == fd_bound(model) >= sampled
