@@ -103,7 +103,9 @@ class CompositionSpec(BaseModel):
         0.05, description="cells compared when their predicted exponents differ by more"
     )
     exponent_tolerance: confloat(gt=0) = Field(
-        0.1, description="measured exponent consistent when its interval meets prediction ± this"
+        0.1,
+        description="slack for log factors: an exponent is consistent with the bound's rate r "
+        "when its interval reaches r − this; cells with r <= this are not tested",
     )
     error_ratio_tolerance: confloat(gt=1) = Field(
         1.25,
