@@ -78,9 +78,16 @@ def zonal_harmonic(x: Tensor, k: int, pole: Tensor | None = None) -> Tensor:
     """f_k(x) = √N(d, k) P_k(⟨x, e⟩) for points x (N, d) on the sphere, e = ``pole`` (the first
     basis vector by default): a degree-k harmonic of unit L²(σ) norm."""
     d = x.shape[-1]
-    e = torch.zeros(d, dtype=x.dtype) if pole is None else pole.to(x.dtype)
     if pole is None:
+        e = torch.zeros(d, dtype=x.dtype)
         e[0] = 1.0
+    else:
+        e = pole.to(x.dtype)
+        norm = float(e.double().norm())
+        if e.shape != (d,) or not abs(norm - 1.0) <= 1e-6:
+            raise ValueError(
+                f"pole: expected a unit vector of R^{d}, got shape {tuple(e.shape)} and norm {norm:.3g}"
+            )
     return math.sqrt(harmonic_dimension(d, k)) * gegenbauer(k, d, (x @ e).clamp(-1, 1))
 
 

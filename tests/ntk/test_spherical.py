@@ -70,6 +70,9 @@ def test_monte_carlo_projections_are_close_in_higher_dimension():
         (lambda: gegenbauer(2.5, 3, torch.zeros(2)), "^degree"),
         (lambda: sphere_quadrature(0), "^n:"),
         (lambda: degree_projections(torch.zeros(3, 2), torch.zeros(3, 3), [1]), "^kernel"),
+        # P_k(<x, e>) is a harmonic only for a unit pole e
+        (lambda: zonal_harmonic(uniform_sphere(4, 3, 0), 2, torch.tensor([2.0, 0, 0])), "^pole"),
+        (lambda: zonal_harmonic(uniform_sphere(4, 3, 0), 2, torch.tensor([1.0, 0])), "^pole"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):
