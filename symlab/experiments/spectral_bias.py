@@ -80,7 +80,9 @@ class SpectralBiasSpec(BaseModel):
     steps: conint(ge=1) = Field(600, description="Adam steps (full batch)")
     seeds: conint(ge=1) = Field(2, description="seeds 0..seeds-1 (network and data)")
     min_log_slope: confloat(gt=0) = Field(
-        0.05, description="'not reproduced' when the slope's interval lies within ± this"
+        0.05,
+        description="resolution of the slope: 'reproduced' when its interval lies above this, "
+        "'not reproduced' when it lies within ± this",
     )
     dtype: Literal["float32", "float64"] = Field("float64", description="precision")
 
