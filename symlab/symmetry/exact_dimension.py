@@ -80,8 +80,10 @@ def exact_functional_dimension(
     if proof.decisive_rank is None:
         raise ValueError(
             "model: a decisive point left its activation region (a region thinner than the "
-            "LP's feasibility tolerance), so no exact value is claimed; use "
-            "functional_dimension's interval [lower, upper]"
+            "LP's feasibility tolerance, or a neuron whose pre-activation is identically 0 on a "
+            "region, e.g. with zero biases, so that its points are not smooth in that neuron's "
+            "bias), so no exact value is claimed; use functional_dimension's interval "
+            "[lower, upper]"
         )
     return ExactFD(
         rank=int(proof.decisive_rank),

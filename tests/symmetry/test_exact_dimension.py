@@ -48,3 +48,14 @@ def test_float32_models_have_the_same_exact_value_and_the_budget_refuses():
     assert exact_functional_dimension(model32).rank == exact.rank
     with pytest.raises(ValueError, match="max_regions: the network has more than 5 activation"):
         exact_functional_dimension(model64, max_regions=5)
+
+
+def test_a_region_where_a_neuron_is_identically_zero_is_named_in_the_refusal():
+    """Zero biases (mlp's default init): on the cone where every first-layer neuron is off, a
+    second-layer neuron's pre-activation is identically 0, so the cell's points are not smooth
+    in its bias; the refusal must say so rather than blame a thin region."""
+    net = mlp([2, 3, 2, 1], seed=0, dtype=torch.float64)
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="identically 0"):
+        exact_functional_dimension(net)
