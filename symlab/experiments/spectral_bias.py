@@ -12,8 +12,9 @@ Setting: inputs uniform on S^{d−1}; ReLU MLP (d, w, …, w, 1) with L weight m
 biases); targets the zonal harmonics f_k(x) = √N(d,k) P_k(⟨x, e_1⟩) of unit norm and pure degree
 k = ``degrees`` (:mod:`symlab.ntk.spherical`). Per (degree, seed) one network is trained by
 ``symlab.train.adam`` (full batch, (1/N)Σ(f − y)²) on N points, and measured at init and after
-training on an evaluation rule: the S² product quadrature (d = 3: the projections are exact
-integrals over the sphere up to the rule's degree) or ``eval_points`` uniform points (U-statistic):
+training on an evaluation rule: the S² product quadrature (d = 3; exact for polynomial kernels
+up to the rule's degree, a close approximation for the ReLU NTK: :mod:`symlab.ntk.spherical`) or
+``eval_points`` uniform points (U-statistic):
 
 - λ_{ℓ,k} = E[Θ_ℓ(x, x') P_k(⟨x, x'⟩)] (:func:`symlab.ntk.spherical.degree_projections`): the mean
   eigenvalue of layer ℓ's kernel on the degree-k harmonics;
