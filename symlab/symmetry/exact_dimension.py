@@ -19,8 +19,10 @@ The points: per region a ball inside it (the witness point of the enumeration wh
 is at least 1e-3 of its norm, else the Chebyshev centre by an LP, radius capped at 1) and the
 simplex c, c + (r / 2) e_1, ..., c + (r / 2) e_n0, checked by a forward pass to carry the region's
 activation pattern. The rank is :func:`symlab.symmetry.batch_functional_dimension` on those
-points (float64, scaled rows/columns, certified Gram or SVD). Regions of inradius <= 1e-9 count
-as empty (``RADIUS_MIN``).
+points (float64, scaled rows/columns, certified Gram or SVD). A region of inradius <= 1e-12 counts
+as empty (``RADIUS_EMPTY``); a network with a region of inradius in (1e-12, 1e-9] (``RADIUS_MIN``)
+is refused (its points cannot be trusted to carry the region's pattern, nor the region be
+dropped). The value is exact up to the float64 rank rule (tolerance and gap in the result).
 
 Cost: the enumeration's LPs (~2 ms each; about regions x width per layer: a few hundred regions
 and about two thousand LPs for n0 = 3, two layers of width 8) plus one Jacobian on
@@ -36,7 +38,12 @@ import torch
 from torch import nn
 
 from symlab.symmetry.kernel_proofs import ProvenKernel, proven_kernel
-from symlab.symmetry.linear_regions import DEFAULT_MAX_REGIONS, enumerate_regions
+from symlab.symmetry.linear_regions import (
+    DEFAULT_MAX_REGIONS,
+    RADIUS_EMPTY,
+    RADIUS_MIN,
+    enumerate_regions,
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,12 @@ def exact_functional_dimension(
     Raises ValueError when the network has more than ``max_regions`` activation regions.
     """
     regions = enumerate_regions(model, max_regions=max_regions)
+    if regions.thin:
+        raise ValueError(
+            f"model: after hidden layer {regions.depth} a region of inradius between "
+            f"{RADIUS_EMPTY:g} and {RADIUS_MIN:g} could be neither split nor proven empty, so no "
+            "exact value is claimed; use functional_dimension's interval [lower, upper]"
+        )
     if not regions.complete:
         raise ValueError(
             f"max_regions: the network has more than {max_regions} activation regions (the "

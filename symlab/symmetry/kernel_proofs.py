@@ -27,8 +27,9 @@ How the hypotheses are proven (``how`` per hidden layer):
 - ``"regions"``: :func:`symlab.symmetry.linear_regions.enumerate_regions` enumerates the
   activation regions of layers < l (LPs, HiGHS); a neuron of layer l positive on none of them is
   dead, negative on none always active, and an edge is co-active iff some region has neuron j of
-  layer l-1 active and neuron i positive in it. Exact up to regions thinner than
-  ``RADIUS_MIN`` (1e-9).
+  layer l-1 active and neuron i positive in it. A thin side (inradius in (1e-12, 1e-9])
+  counts as nonempty, so it proves nothing; emptiness is as decided by HiGHS (sides of
+  inradius <= ``RADIUS_EMPTY`` = 1e-12, below its feasibility tolerance, count as empty).
 - ``"signs"`` (layers beyond the region budget ``max_regions``): exact sign arguments, since
   a^{l-1} >= 0: b_i <= 0 and W_l[i, j] <= 0 for every not-dead j gives dead; b_i > 0 and
   W_l[i, j] >= 0 for every not-dead j gives always active.

@@ -17,11 +17,16 @@ layer l + 1 splits it along the hyperplanes z^{l+1}_i(x) = W_{l+1}[i] (M_s x + m
   negative. These tables are what :mod:`symlab.symmetry.kernel_proofs` turns into global proofs
   (a neuron positive on no cell is dead on all of R^{n0}).
 
-Cells of inradius <= ``RADIUS_MIN`` = 1e-9 (radius capped at 1) are treated as empty: the
-enumeration is exact for networks whose regions are all thicker (``min_radius`` reports the
-thinnest kept cell). The number of cells is bounded by ``max_regions``; beyond it the
-enumeration stops at the last complete depth (``complete=False``) and the sign tables of the
-next layer are still filled. Cost: one small LP (~2 ms) per (cell, neuron) test, plus one per
+A side whose Chebyshev LP gives r <= ``RADIUS_EMPTY`` = 1e-12 is empty (r = 0 up to rounding is
+the common case of a cone that only touches a hyperplane at the origin, as with zero biases;
+emptiness is as decided by HiGHS, whose feasibility tolerance is ~1e-7 on the unit rows). A side
+with ``RADIUS_EMPTY`` < r <= ``RADIUS_MIN`` = 1e-9 is *thin*: neither split (no interior point
+can be trusted to carry its pattern) nor declared empty. It counts as nonempty in the sign tables
+(so no neuron is proven dead or always active by it) and the enumeration stops at the last depth
+without a thin piece (``complete=False``, ``thin=True``): no decisive set, hence no exact value,
+is claimed for such a network. ``min_radius`` reports the thinnest kept cell. The number of
+cells is bounded by ``max_regions``; beyond it the enumeration stops at the last complete depth
+(``complete=False``) and the sign tables of the next layer are still filled. Cost: one small LP (~2 ms) per (cell, neuron) test, plus one per
 split; at most max_regions x (n_l + splits) LPs per layer.
 """
 
@@ -37,7 +42,9 @@ from torch import nn
 from symlab.nets import activation_of, is_mlp, linear_layers
 from symlab.symmetry.samplers import multiscale
 
-RADIUS_MIN = 1e-9  # cells of smaller inradius count as empty
+RADIUS_MIN = 1e-9  # cells of smaller inradius are not split (thin) ...
+RADIUS_EMPTY = 1e-12  # ... and count as empty only at or below this inradius
+THIN = "thin"  # a side of inradius in (RADIUS_EMPTY, RADIUS_MIN]: neither empty nor usable
 DEFAULT_MAX_REGIONS = 4096
 POOL_POINTS = 4096  # multiscale points that witness nonempty cells without an LP
 _FLAT = 1e-12  # a pre-activation row with |a| below this (relative) is constant on the cell
@@ -69,7 +76,9 @@ class LinearRegions:
     negative[l-1] (cells of depth l - 1 x n_l bool): neuron i of hidden layer l is positive /
     negative somewhere in that cell, for l = 1 .. ``tested`` (tested = depth + 1, or depth when
     complete); parents[l-1]: the patterns of the depth-(l-1) cells (cells x sum of widths
-    before l) those tables refer to; n_lps: LPs solved; min_radius: thinnest cell kept.
+    before l) those tables refer to; n_lps: LPs solved; min_radius: thinnest cell kept; thin:
+    the enumeration stopped at a side of inradius in (RADIUS_EMPTY, RADIUS_MIN] (module
+    docstring), not at ``max_regions``.
     """
 
     cells: list[Cell]
@@ -81,6 +90,7 @@ class LinearRegions:
     n_lps: int
     min_radius: float
     max_regions: int
+    thin: bool = False
 
     @property
     def tested(self) -> int:
@@ -113,6 +123,10 @@ def float64_parameters(layers: list[nn.Linear]) -> tuple[list[np.ndarray], list[
     return weights, biases
 
 
+class ThinRegion(Exception):
+    """A piece of a split has inradius in (RADIUS_EMPTY, RADIUS_MIN]: the enumeration stops."""
+
+
 class LPFailure(RuntimeError):
     """HiGHS stopped without a verdict (iteration limit, numerical difficulties): no side of a
     cell may be declared empty on it, so no region-based proof is made."""
@@ -127,8 +141,11 @@ class _Solver:
         self.objective[-1] = -1.0  # maximize r
         self.bounds = [(None, None)] * n0 + [(None, 1.0)]
 
-    def centre(self, rows: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """(centre, radius) of {rows @ x + offsets > 0} if its inradius exceeds RADIUS_MIN."""
+    def centre(
+        self, rows: np.ndarray, offsets: np.ndarray
+    ) -> tuple[np.ndarray, float] | str | None:
+        """(centre, radius) of {rows @ x + offsets > 0} if its inradius exceeds RADIUS_MIN, None
+        if it is at most RADIUS_EMPTY (empty), else ``THIN``."""
         if rows.shape[0] == 0:
             return np.zeros(self.n0), 1.0
         self.count += 1
@@ -144,9 +161,12 @@ class _Solver:
                 f"HiGHS returned status {result.status} ({result.message}) on a Chebyshev-centre "
                 "LP: no region claim is made"
             )
-        if -result.fun <= RADIUS_MIN:
+        radius = float(-result.fun)
+        if radius <= RADIUS_EMPTY:
             return None
-        return result.x[:-1], float(-result.fun)
+        if radius <= RADIUS_MIN:
+            return THIN
+        return result.x[:-1], radius
 
 
 def _normalized(row: np.ndarray, offset: float) -> tuple[np.ndarray, float, bool]:
@@ -162,8 +182,9 @@ def _sides(
     cell: Cell, row: np.ndarray, offset: float, solver: _Solver, pool: np.ndarray
 ) -> dict[bool, tuple[np.ndarray, float, np.ndarray] | None]:
     """{True: (witness, clearance, pool members) of cell ∩ {row.x + offset > 0} or None if
-    empty, False: the same for < 0}, for a unit ``row``. A side holding the cell's witness or a
-    pool point (clearance > RADIUS_MIN) needs no LP."""
+    empty, False: the same for < 0}, for a unit ``row``; ``THIN`` for a side of inradius in
+    (RADIUS_EMPTY, RADIUS_MIN]. A side holding the cell's witness or a pool point (clearance >
+    RADIUS_MIN) needs no LP."""
     value = float(row @ cell.point + offset)
     values = pool[cell.members] @ row + offset
     out: dict[bool, tuple[np.ndarray, float, np.ndarray] | None] = {}
@@ -181,7 +202,7 @@ def _sides(
         else:
             rows = np.vstack([cell.rows, sign * row[None, :]])
             found = solver.centre(rows, np.append(cell.offsets, sign * offset))
-            out[side] = None if found is None else (*found, members)
+            out[side] = found if found is None or found is THIN else (*found, members)
     return out
 
 
@@ -230,7 +251,7 @@ def _split(
     limit: int,
 ) -> list[Cell] | None:
     """The depth-(l+1) cells inside ``cell``: split by the crossing neurons one at a time
-    (None once there are more than ``limit`` pieces)."""
+    (None once there are more than ``limit`` pieces; :class:`ThinRegion` at a thin piece)."""
     pieces = [(cell.rows, cell.offsets, cell.point, cell.clearance, {}, cell.members)]
     for i, (row, offset) in crossing.items():
         if len(pieces) > limit:
@@ -241,6 +262,8 @@ def _split(
             sides = _sides(piece, row, offset, solver, pool)
             both = sides[True] is not None and sides[False] is not None
             for side, found in sides.items():
+                if found is THIN:
+                    raise ThinRegion
                 if found is None:
                     continue
                 sign = 1.0 if side else -1.0
@@ -313,7 +336,7 @@ def enumerate_regions(
     )
     cells = [start]
     positives, negatives, parents = [], [], []
-    reached = 0
+    reached, thin = 0, False
     for layer in range(depth):
         positive, negative, crossing = _test_layer(
             cells, weights[layer], biases[layer], solver, pool
@@ -327,7 +350,12 @@ def enumerate_regions(
         refined: list[Cell] | None = []
         for cell, found, pos in zip(cells, crossing, positive, strict=True):
             limit = max_regions - len(refined)
-            pieces = _split(cell, found, pos, weights[layer], biases[layer], solver, pool, limit)
+            try:
+                pieces = _split(
+                    cell, found, pos, weights[layer], biases[layer], solver, pool, limit
+                )
+            except ThinRegion:
+                pieces, thin = None, True
             if pieces is None:
                 refined = None
                 break
@@ -346,6 +374,7 @@ def enumerate_regions(
         n_lps=solver.count,
         min_radius=min_radius,
         max_regions=max_regions,
+        thin=thin,
     )
 
 
@@ -357,6 +386,6 @@ def chebyshev_centre(cell: Cell, good: float = 1e-3) -> tuple[np.ndarray, float]
     if cell.clearance >= good * max(1.0, float(np.linalg.norm(cell.point))):
         return cell.point, min(cell.clearance, 1.0)
     found = _Solver(cell.point.shape[0]).centre(cell.rows, cell.offsets)
-    if found is None or found[1] < cell.clearance:
+    if found is None or found is THIN or found[1] < cell.clearance:
         return cell.point, cell.clearance
     return found

@@ -59,3 +59,50 @@ def test_a_region_where_a_neuron_is_identically_zero_is_named_in_the_refusal():
         net[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="identically 0"):
         exact_functional_dimension(net)
+
+
+def _thin_region_net(width: float) -> torch.nn.Module:
+    """n0 = 1; hidden neuron 1 of layer 2 is positive only on |x| < width / 2 (ReLU(x) and
+    ReLU(-x) below it), so its parameters matter only on that interval."""
+    model = mlp((1, 2, 3, 1), seed=0, dtype=torch.float64)
+    first, second, last = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        first.bias.zero_()
+        second.weight.copy_(torch.tensor([[-1.0, -1.0], [1.0, 0.0], [0.0, 1.0]]))
+        second.bias.copy_(torch.tensor([width / 2, 0.3, -0.2]))
+        last.weight.copy_(torch.tensor([[1.0, 1.0, 1.0]]))
+        last.bias.fill_(0.1)
+    return model
+
+
+@pytest.mark.parametrize("width", [1e-3, 1.5e-9])
+def test_a_region_thinner_than_the_lp_cut_is_never_proven_empty(width):
+    # a dense sample that covers the thin interval reaches rank 10; before the thin-side rule a
+    # region of inradius 7.5e-10 counted as empty: the neuron was "proven" dead and the adaptive
+    # estimate stopped as exact at 6
+    from symlab.symmetry import functional_dimension
+    from symlab.symmetry.linear_regions import enumerate_regions
+
+    model = _thin_region_net(width)
+    x = torch.cat(
+        [
+            torch.linspace(-2, 2, 4001, dtype=torch.float64),
+            torch.linspace(-width, width, 4001, dtype=torch.float64),
+        ]  # fmt: skip
+    )[:, None]
+    dense = batch_functional_dimension(model, x).rank
+    assert dense == 10
+    estimate = functional_dimension(model)
+    assert estimate.lower <= dense <= estimate.upper
+    regions = enumerate_regions(model)
+    if width > 1e-6:
+        assert regions.complete and not regions.thin
+        assert exact_functional_dimension(model).rank == dense == estimate.lower
+        assert estimate.exact
+    else:
+        assert regions.thin and not regions.complete
+        assert regions.positive[1][:, 0].any()  # the thin side counts as nonempty
+        assert not estimate.exact
+        with pytest.raises(ValueError, match="inradius between 1e-12 and 1e-09"):
+            exact_functional_dimension(model)
