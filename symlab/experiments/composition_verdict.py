@@ -29,10 +29,16 @@ per seed, Student-t 95% interval, :func:`symlab.stats.fit_slope`).
    over (ν_g, ν_h, seed) (mean, Student-t 95% interval, Wilcoxon p; ``symlab.stats``):
    reproduced when the interval lies above 0, opposite below 0, not reproduced within
    ±log(``error_ratio_tolerance``), inconclusive otherwise.
+
+The rates are those of fitted networks: a model whose median relative train error at the largest
+N exceeds both ``UNDER_FIT_ERROR`` (0.1: it fits less than 90% of the training targets' variance)
+and half its test error under-fits there, its exponents measure the training budget, and its
+claims 1 and 2 are "inconclusive" whatever the intervals say (the measured text keeps them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -213,6 +219,22 @@ def beats_shallow(rows: pd.DataFrame, model: str, ratio_tolerance: float) -> Cla
     return Claim(name, claim, measured, statistic, outcome)
 
 
+UNDER_FIT_ERROR = 0.1
+
+
+def _budget_limited(claim: Claim, train_error: float, largest: int) -> Claim:
+    """Claim 1 or 2 of an under-fitting model, made inconclusive (module docstring)."""
+    return dataclasses.replace(
+        claim,
+        measured=(
+            f"not decided: the nets under-fit (median relative train error {train_error:.2g} "
+            f"at N = {largest}), so the exponents are the training budget's; as measured: "
+            f"{claim.measured} (would be {claim.outcome})"
+        ),  # fmt: skip
+        outcome="inconclusive",
+    )
+
+
 def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim], str]:
     """The claims of the module docstring and the verdict's preamble."""
     finite = rows[~rows["diverged"].astype(bool)]
@@ -235,11 +257,21 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
         or "none"
     )
     under_fit = [
-        m for m in models if medians.loc[m, "train_error"] > 0.5 * medians.loc[m, "test_error"]
+        m
+        for m in models
+        if medians.loc[m, "train_error"] > max(UNDER_FIT_ERROR, 0.5 * medians.loc[m, "test_error"])
+    ]
+    largest_n = int(finite["n"].max()) if len(finite) else 0
+    claims = [
+        _budget_limited(c, medians.loc[m, "train_error"], largest_n)
+        if (m := c.name.rsplit("_", 1)[-1]) in under_fit and not c.name.startswith("beats_shallow")
+        else c
+        for c in claims
     ]
     caveat = (
-        f" ({', '.join(under_fit)}: train error above half the test error, the nets under-fit "
-        "there and the exponents are those of this training budget)"
+        f" ({', '.join(under_fit)}: train error above {UNDER_FIT_ERROR:g} and above half the test "
+        "error, the nets under-fit there: their rate claims are inconclusive, the exponents "
+        "being those of this training budget)"
         if under_fit
         else ""
     )

@@ -151,3 +151,20 @@ def test_the_exponent_claim_is_one_sided_and_can_fail_where_it_is_tested():
     only_g_harder = flat[flat["nu_g"] == 1.5]  # r = 0.1 in every cell: nothing to test
     spec = CompositionSpec(**{**GRID, "nu_g": [1.5]})
     assert _outcomes(study.summarize(only_g_harder, spec))["exponent_deep"] == "not measured"
+
+
+def test_rate_claims_of_under_fitting_nets_are_inconclusive():
+    study = get_experiment("composition")
+    rows, spec = _table(_theory)
+    rows["test_error"] = rows["test_error"] + 0.5  # errors far from 0 ...
+    rows["train_error"] = 0.9 * rows["test_error"]  # ... and not fitted on the training set
+    claims = {c["name"]: c for c in study.summarize(rows, spec).extras["claims"]}
+    for name in ("rate_follows_harder_accordion", "exponent_deep"):
+        assert claims[name]["outcome"] == "inconclusive"
+        assert "under-fit" in claims[name]["measured"] and "would be" in claims[name]["measured"]
+    assert claims["beats_shallow_deep"]["outcome"] != "inconclusive"  # a comparison, kept
+    # a close train/test pair of small errors is a good fit, not under-fitting
+    small, spec = _table(_theory)
+    small["test_error"] = 0.05 * small["test_error"]  # below 0.1 at every N
+    small["train_error"] = 0.9 * small["test_error"]
+    assert set(_outcomes(study.summarize(small, spec)).values()) == {"reproduced"}
