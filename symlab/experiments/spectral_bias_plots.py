@@ -40,10 +40,11 @@ def _share_maps(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
         ax.set_yticks(range(spec.depth), [str(i + 1) for i in range(spec.depth)])
         ax.set_xlabel("target degree $k$")
         ax.set_ylabel(r"weight layer $\ell$ (1 = first)")
-        ax.set_title(f"{title}: share of error reduction", fontsize=10)
+        ax.set_title(rf"{title}: share of $\langle f_k, \Theta f_k\rangle$", fontsize=10)
     fig.colorbar(image, ax=axes, shrink=0.9,
                  label=r"$\langle f_k, \Theta_\ell f_k\rangle / \langle f_k, \Theta f_k\rangle$")  # fmt: skip
-    fig.suptitle(f"Layer-wise share of the error reduction, d = {spec.dim}, width {spec.width}")
+    fig.suptitle(f"Layer-wise share of the error reduction on the target f_k (residual = f_k), "
+                 f"d = {spec.dim}, width {spec.width}")  # fmt: skip
     return save_figure(fig, out_dir, "spectral_bias_shares")
 
 

@@ -76,7 +76,7 @@ def test_pipeline_tiny(tmp_path):
     assert set(_outcomes(summary)) == {
         "eigenvalue_ratio_init",
         "eigenvalue_ratio_trained",
-        "share_ratio_init",
+        "share_ratio_trained",
     }
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} >= {"spectral_bias_shares.png", "spectral_bias_eigenvalues.png"}
