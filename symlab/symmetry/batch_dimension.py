@@ -92,6 +92,10 @@ class FDResult:
     asked, or not a ReLU MLP with biases); ``exact`` = lower == upper; ``proof``: the
     :class:`ProvenKernel` (None when none was computed). ``saturated`` is then ``"bound"``
     (lower == upper == bound) or ``"exact"`` (lower == upper < bound) for a proven value.
+    "Proven" is up to two stated numerical rules: ranks are float64 ranks with tolerance ``tol``
+    and gap ``gap`` (the decisive-set rank that can set ``upper`` included), and the region
+    proofs take a side of inradius <= 1e-12 as empty (HiGHS's verdict; thinner sides than 1e-9
+    prove nothing: :mod:`symlab.symmetry.linear_regions`).
     """
 
     rank: int
@@ -121,7 +125,8 @@ class FDResult:
 
     @property
     def exact(self) -> bool:
-        """lower == upper: the functional dimension is proven."""
+        """lower == upper: the functional dimension is proven (up to the rules in the class
+        docstring)."""
         return self.rank == self.upper
 
 
