@@ -86,7 +86,7 @@ batch_module._ScaledJacobian.__call__ = _timed_step(
     "J+scale", batch_module._ScaledJacobian.__call__
 )
 rank_module.gram_lower = _timed_step("Gram", rank_module.gram_lower)
-schur_module._power_lambda_max = _timed_step("lambda_max", schur_module._power_lambda_max)
+schur_module.lanczos_lambda_max = _timed_step("lambda_max", schur_module.lanczos_lambda_max)
 schur_module.deferred_cholesky = _timed_step("Cholesky", schur_module.deferred_cholesky)
 schur_module._Refinement.norm_bound = _timed_step(
     "certificate", schur_module._Refinement.norm_bound
