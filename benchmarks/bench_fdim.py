@@ -29,6 +29,10 @@ Peak: the GFLOP/s of one n = 3000 float64 matmul (torch, MKL) in the same proces
 "% peak" = (m n^2 Gram flops) / (FD time) / peak: the share of the machine's float64 limit the
 route reaches against the one unavoidable GEMM.
 
+``--gram-variants``: the Gram of the same J also by :func:`blocked_gram` (torch GEMMs per block
+row, lower triangle only) with 256, 512 and 1024 columns per block, next to dsyrk and the full
+GEMM, interleaved.
+
 Run: ``python benchmarks/bench_fdim.py`` (``--large`` adds (20,64,64,64,64,64,1) on 20000
 points; ``--device cuda`` runs the symlab route and the Gram on the GPU when there is one).
 Prints per case the times, the ratios, the route taken, and checks the ranks are identical.
@@ -129,6 +133,44 @@ def timed(fn, repeats: int = 1):
         out = fn()
         best = min(best, CLOCK() - start)
     return best, out
+
+
+def blocked_gram(tall: torch.Tensor, block: int) -> torch.Tensor:
+    """The lower triangle of T^T T by torch GEMMs (MKL on x86 wheels), one block row of
+    ``block`` columns at a time against the columns up to its diagonal: m n^2 (1 + block / n)
+    flops instead of a full GEMM's 2 m n^2 (the alternative to SciPy's dsyrk measured by
+    ``--gram-variants``)."""
+    n = tall.shape[1]
+    out = torch.empty(n, n, dtype=tall.dtype, device=tall.device)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        torch.matmul(tall[:, start:stop].T, tall[:, :stop], out=out[start:stop, :stop])
+    return out
+
+
+GRAM_BLOCKS = (256, 512, 1024)
+
+
+def _summed(call) -> float:
+    return call().sum().item()  # .item(): waits for a GPU
+
+
+def gram_variants(jac: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Best times of the Gram by dsyrk, by the full GEMM and by ``blocked_gram``, interleaved."""
+    full = torch.tril(jac.T @ jac)
+    for block in GRAM_BLOCKS:  # the same lower triangle, to rounding
+        error = float((torch.tril(blocked_gram(jac, block)) - full).abs().max())
+        if error > 1e-12 * float(full.diagonal().max()):
+            raise SystemExit(f"blocked_gram({block}) differs from J^T J by {error:.3g}")
+    best: dict[str, float] = {}
+    calls = {"dsyrk": lambda: gram_lower(jac), "J^T J": lambda: jac.T @ jac}
+    for block in GRAM_BLOCKS:
+        calls[f"blocked {block}"] = functools.partial(blocked_gram, jac, block)
+    for _ in range(repeats):
+        for name, call in calls.items():
+            seconds = timed(functools.partial(_summed, call))[0]
+            best[name] = min(best.get(name, float("inf")), seconds)
+    return best
 
 
 def gemm_peak(device: str, size: int = 3000, repeats: int = 3) -> float:
@@ -254,6 +296,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--no-generic", action="store_true", help="skip the generic route")
     parser.add_argument(
+        "--gram-variants",
+        action="store_true",
+        help="also time the Gram by blocked torch GEMMs (lower triangle) against dsyrk",
+    )
+    parser.add_argument(
         "--clock",
         default="wall",
         choices=("wall", "cpu"),
@@ -322,6 +369,20 @@ def main() -> None:
                 + ", ".join(f"{name} {value:.3f}" for name, value in steps.items())
                 + f", other {other:.3f}; FD / its own Gram step {r['t_symlab'] / steps['Gram']:.2f}"
             )
+            if args.gram_variants:
+                model = mlp(widths, "relu", init="he", bias_std=0.1, seed=0).to(args.device)
+                x = torch.randn(
+                    n_points,
+                    widths[0],
+                    generator=torch.Generator().manual_seed(0),
+                    dtype=torch.float64,
+                ).to(args.device)
+                jac = parameter_jacobian(model, x, method="closed_form", dtype=torch.float64)
+                variants = gram_variants(jac, args.repeats)
+                print(
+                    "    Gram variants (s): "
+                    + ", ".join(f"{name} {value:.3f}" for name, value in variants.items())
+                )
             if not same:
                 raise SystemExit("ranks differ between routes")
 
