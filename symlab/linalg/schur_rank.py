@@ -177,7 +177,9 @@ def lanczos_lambda_max(gram: torch.Tensor) -> float:
     products with G, stopped when theta changes by at most ``LANCZOS_RTOL`` relatively (see the
     module docstring: any theta <= lambda_max keeps the rank exact; the tolerance sets the
     reported tol's accuracy). theta is the largest eigenvalue of the Lanczos tridiagonal, the
-    projection of G on an orthonormal Krylov basis, hence never above lambda_max."""
+    projection of G on an orthonormal Krylov basis, hence never above lambda_max (up to
+    rounding, about n eps lambda_max: far below any singular value the gap threshold admits
+    near tol)."""
     n = gram.shape[0]
     cpu = gram.device.type == "cpu"
     lower = gram.contiguous() if cpu else gram
