@@ -10,7 +10,12 @@ tridiagonal route (SciPy dsytrd) and the SVD.
 Gram GEMM alone: ``gram_lower(J)`` (dsyrk, m n^2 flops) on the same closed-form Jacobian J, in
 the same process, interleaved with the other timings; "rank/Gram" = ``numerical_rank(J)`` /
 Gram on that same J (the FD's own matrix has the D - #hidden columns left after the scaling
-drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one). Per-step
+drop, so "FD/Gram" divides by a Gram about 4-8 % larger than the FD's own one). "FD/JtJ":
+the FD over the full Gram GEMM ``J.T @ J`` (torch's matmul, 2 m n^2 flops) on the same J, timed
+in the same loop: the Gram as one GEMM computes it; dsyrk computes only its lower half, so
+"FD/Gram" is the stricter ratio. ``--clock cpu`` times this process's CPU seconds instead of
+wall time (one thread: on a machine shared with other jobs the wall time also counts the time
+other processes held the core). Per-step
 breakdown of the fastest FD call (each step timed inside that call: J, row and column scaling,
 Gram, lambda_max, Cholesky with the Schur complement, certificate, the rest), and "FD / its own
 Gram step": the FD's time over its own Gram's, both from the same call (immune to load changes
@@ -23,6 +28,10 @@ sigma_max max(m, n) eps.
 Peak: the GFLOP/s of one n = 3000 float64 matmul (torch, MKL) in the same process, 1 thread;
 "% peak" = (m n^2 Gram flops) / (FD time) / peak: the share of the machine's float64 limit the
 route reaches against the one unavoidable GEMM.
+
+``--gram-variants``: the Gram of the same J also by :func:`blocked_gram` (torch GEMMs per block
+row, lower triangle only) with 256, 512 and 1024 columns per block, next to dsyrk and the full
+GEMM, interleaved.
 
 Run: ``python benchmarks/bench_fdim.py`` (``--large`` adds (20,64,64,64,64,64,1) on 20000
 points; ``--device cuda`` runs the symlab route and the Gram on the GPU when there is one).
@@ -63,11 +72,11 @@ def _timed_step(name, fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        start = time.perf_counter()
+        start = CLOCK()
         try:
             return fn(*args, **kwargs)
         finally:
-            STEP_TIMES[name] = STEP_TIMES.get(name, 0.0) + time.perf_counter() - start
+            STEP_TIMES[name] = STEP_TIMES.get(name, 0.0) + CLOCK() - start
 
     return wrapper
 
@@ -86,7 +95,7 @@ batch_module._ScaledJacobian.__call__ = _timed_step(
     "J+scale", batch_module._ScaledJacobian.__call__
 )
 rank_module.gram_lower = _timed_step("Gram", rank_module.gram_lower)
-schur_module._power_lambda_max = _timed_step("lambda_max", schur_module._power_lambda_max)
+schur_module.lanczos_lambda_max = _timed_step("lambda_max", schur_module.lanczos_lambda_max)
 schur_module.deferred_cholesky = _timed_step("Cholesky", schur_module.deferred_cholesky)
 schur_module._Refinement.norm_bound = _timed_step(
     "certificate", schur_module._Refinement.norm_bound
@@ -114,13 +123,54 @@ CASES = [
 LARGE = [((20, 64, 64, 64, 64, 64, 1), 20000)]
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (this process's CPU seconds)
+
+
 def timed(fn, repeats: int = 1):
     best, out = float("inf"), None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         out = fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, CLOCK() - start)
     return best, out
+
+
+def blocked_gram(tall: torch.Tensor, block: int) -> torch.Tensor:
+    """The lower triangle of T^T T by torch GEMMs (MKL on x86 wheels), one block row of
+    ``block`` columns at a time against the columns up to its diagonal: m n^2 (1 + block / n)
+    flops instead of a full GEMM's 2 m n^2 (the alternative to SciPy's dsyrk measured by
+    ``--gram-variants``)."""
+    n = tall.shape[1]
+    out = torch.empty(n, n, dtype=tall.dtype, device=tall.device)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        torch.matmul(tall[:, start:stop].T, tall[:, :stop], out=out[start:stop, :stop])
+    return out
+
+
+GRAM_BLOCKS = (256, 512, 1024)
+
+
+def _summed(call) -> float:
+    return call().sum().item()  # .item(): waits for a GPU
+
+
+def gram_variants(jac: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Best times of the Gram by dsyrk, by the full GEMM and by ``blocked_gram``, interleaved."""
+    full = torch.tril(jac.T @ jac)
+    for block in GRAM_BLOCKS:  # the same lower triangle, to rounding
+        error = float((torch.tril(blocked_gram(jac, block)) - full).abs().max())
+        if error > 1e-12 * float(full.diagonal().max()):
+            raise SystemExit(f"blocked_gram({block}) differs from J^T J by {error:.3g}")
+    best: dict[str, float] = {}
+    calls = {"dsyrk": lambda: gram_lower(jac), "J^T J": lambda: jac.T @ jac}
+    for block in GRAM_BLOCKS:
+        calls[f"blocked {block}"] = functools.partial(blocked_gram, jac, block)
+    for _ in range(repeats):
+        for name, call in calls.items():
+            seconds = timed(functools.partial(_summed, call))[0]
+            best[name] = min(best.get(name, float("inf")), seconds)
+    return best
 
 
 def gemm_peak(device: str, size: int = 3000, repeats: int = 3) -> float:
@@ -137,7 +187,7 @@ def run_case(widths, n_points, repeats, device, generic=True):
         n_points, widths[0], generator=torch.Generator().manual_seed(0), dtype=torch.float64
     ).to(device)
     jac = parameter_jacobian(model, x, method="closed_form", dtype=torch.float64)
-    t_gram = t_rank = t_fd = t_jac = float("inf")
+    t_gram = t_gemm = t_rank = t_fd = t_jac = float("inf")
     fd = rank = None
     for _ in range(repeats):  # interleaved: the same load for each step
         t_jac = min(
@@ -147,6 +197,7 @@ def run_case(widths, n_points, repeats, device, generic=True):
             ],
         )
         t_gram = min(t_gram, timed(lambda: gram_lower(jac).sum().item())[0])
+        t_gemm = min(t_gemm, timed(lambda: (jac.T @ jac).sum().item())[0])
         t, rank = timed(lambda: numerical_rank(jac))
         t_rank = min(t_rank, t)
         SCHUR_OUTCOMES.clear()
@@ -167,6 +218,7 @@ def run_case(widths, n_points, repeats, device, generic=True):
         "gap_symlab": fd.gap,
         "t_jac": t_jac,
         "t_gram": t_gram,
+        "t_gemm": t_gemm,
         "t_rank": t_rank,
         "t_symlab": t_fd,
         "gram_flops": jac.shape[0] * jac.shape[1] ** 2,
@@ -243,7 +295,20 @@ def main() -> None:
     parser.add_argument("--sampler", default="multiscale", help="input sampler for --regions")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--no-generic", action="store_true", help="skip the generic route")
+    parser.add_argument(
+        "--gram-variants",
+        action="store_true",
+        help="also time the Gram by blocked torch GEMMs (lower triangle) against dsyrk",
+    )
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=("wall", "cpu"),
+        help="wall: perf_counter; cpu: this process's CPU seconds (steadier on a shared machine)",
+    )
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     if args.regions:
         print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS)")
@@ -253,7 +318,10 @@ def main() -> None:
     cases = CASES + (LARGE if args.large else [])
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available on this machine")
-    print(f"torch {torch.__version__}, {args.threads} threads (torch and BLAS), {args.device}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads (torch and BLAS), {args.device}, "
+        f"{args.clock} clock"
+    )
     print(f"torch BLAS/LAPACK: {blas_of_torch()}; SciPy BLAS/LAPACK: {blas_of_scipy()}")
     print(
         "LAPACK per step: Gram dsyrk = SciPy's; lambda_max GEMMs = torch's; Cholesky: GEMM, trsm "
@@ -262,7 +330,8 @@ def main() -> None:
     )
     header = (
         f"{'widths':<26}{'N':>6}{'D':>6}{'bound':>6}{'rank':>6}{'same':>5}{'J':>7}{'Gram':>7}"
-        f"{'rank':>7}{'FD':>7}{'generic':>8}{'FD/Gram':>8}{'rank/Gram':>10}{'gen/FD':>7}"
+        f"{'rank':>7}{'FD':>7}{'generic':>8}{'FD/Gram':>8}{'FD/JtJ':>7}{'rank/Gram':>10}"
+        f"{'gen/FD':>7}"
         f"{'%peak':>6}"
     )
     with threadpool_limits(limits=args.threads):
@@ -281,7 +350,8 @@ def main() -> None:
                 f"{str(widths):<26}{r['N']:>6}{r['D']:>6}{r['bound']:>6}{r['rank_symlab']:>6}"
                 f"{'yes' if same else 'NO':>5}{r['t_jac']:>7.2f}{r['t_gram']:>7.2f}"
                 f"{r['t_rank']:>7.2f}{r['t_symlab']:>7.2f}{generic:>8.2f}"
-                f"{r['t_symlab'] / r['t_gram']:>8.2f}{r['t_rank'] / r['t_gram']:>10.2f}"
+                f"{r['t_symlab'] / r['t_gram']:>8.2f}{r['t_symlab'] / r['t_gemm']:>7.2f}"
+                f"{r['t_rank'] / r['t_gram']:>10.2f}"
                 f"{generic / r['t_symlab']:>7.1f}"
                 f"{100 * r['gram_flops'] / r['t_symlab'] / 1e9 / peak:>6.0f}",
                 flush=True,
@@ -299,6 +369,20 @@ def main() -> None:
                 + ", ".join(f"{name} {value:.3f}" for name, value in steps.items())
                 + f", other {other:.3f}; FD / its own Gram step {r['t_symlab'] / steps['Gram']:.2f}"
             )
+            if args.gram_variants:
+                model = mlp(widths, "relu", init="he", bias_std=0.1, seed=0).to(args.device)
+                x = torch.randn(
+                    n_points,
+                    widths[0],
+                    generator=torch.Generator().manual_seed(0),
+                    dtype=torch.float64,
+                ).to(args.device)
+                jac = parameter_jacobian(model, x, method="closed_form", dtype=torch.float64)
+                variants = gram_variants(jac, args.repeats)
+                print(
+                    "    Gram variants (s): "
+                    + ", ".join(f"{name} {value:.3f}" for name, value in variants.items())
+                )
             if not same:
                 raise SystemExit("ranks differ between routes")
 

@@ -82,7 +82,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 from scipy.linalg.blas import dsyrk
 
 from symlab.linalg.null_certificate import null_space_certificate, tridiagonal_gram
-from symlab.linalg.schur_rank import gram_lower, schur_certified_rank
+from symlab.linalg.schur_rank import gram_lower, scale_lower, schur_certified_rank
 
 RANK_METHODS = ("auto", "svd", "gram")
 GAP_THRESHOLD = 1e3
@@ -163,7 +163,7 @@ def _schur_route(a: torch.Tensor, tol: float | None, gap_threshold: float) -> Ra
         # columns that are zero to working precision: inverse norm 0, so that they are zero
         # columns of T (no n^2 copy of the Gram to remove them); the rank is unchanged
         inverse = torch.where(keep, 1.0 / norms, torch.zeros_like(norms))
-        gram.mul_(inverse[:, None]).mul_(inverse[None, :])
+        scale_lower(gram, inverse, out=gram)  # the lower triangle: all the route reads
         result = schur_certified_rank(a, gram, inverse, None, tol)
     if result is None:
         return None

@@ -50,10 +50,17 @@ own estimate is limited by rounding to about sqrt(lambda_r / (eps lambda_max))).
 returns None (the caller falls back to the tridiagonal route and then the SVD) when the count is
 refused, the certificate exceeds 1, or the gap bound is below the caller's gap threshold: a
 singular value in the Gram's blind spot (between tol and ~1e-8 sigma_max) can never pass.
-sigma_max(T) comes from block power iterations on G (its Rayleigh-Ritz value, never above it:
-about 1e-5 below when the top eigenvalue is separated, as on network Jacobians, ~1 % on a
-clustered top; ``singular_values`` then holds that one value): an under-estimate of tol by a factor below
-sqrt(2) cannot change the certified rank, since sigma_r(T)^2 > mu - e >= 2 tol^2. Cost: m n^2
+sigma_max(T) comes from a Lanczos
+Rayleigh-Ritz value of G (:func:`lanczos_lambda_max`; never above lambda_max, and a lower
+estimate is all the rank needs: the reported tol = sqrt(theta) max(m, n) eps is then at most the
+SVD rule's tol_svd, so the certificate's sigma_{r+1}(T) <= ||T X|| <= tol <= tol_svd holds for
+the SVD rule's tol too; and the count's side needs no lambda_max at all, since
+sigma_r(T)^2 > mu - e >= e = (m + n) u trace(G) >= trace(G) max(m, n)^2 eps^2 >= tol_svd^2
+whenever max(m, n) <= 1 / (2 eps) (lambda_max <= trace(G)). So the estimate's accuracy moves only
+the reported tol and sigma_max and the certificate's room, never the rank: it is stopped at a
+relative change of ``LANCZOS_RTOL`` (1e-5) between steps, which on the benchmark's Grams leaves it
+1e-9 to 1e-7 below lambda_max after 5-7 products with G (block power iterations took 6-10 for
+about 1e-7). ``singular_values`` holds that one value. Cost: m n^2
 (Gram) + about n^3 / 3 (Cholesky) + 4 m n q per refinement step with q = min(k, p) columns
 (benchmarks/RESULTS.md: the FD of a sample at about twice the Gram GEMM alone).
 
@@ -84,7 +91,8 @@ CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
 SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
-POWER_STEPS = 10  # block power iterations for lambda_max (at most)
+LANCZOS_STEPS = 30  # products with G for lambda_max (at most)
+LANCZOS_RTOL = 1e-5  # lambda_max: stop at this relative change between Lanczos steps
 _SKETCH_SEED = 20261206
 _EPS = float(torch.finfo(torch.float64).eps)
 
@@ -113,41 +121,94 @@ def gram_lower(tall: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(upper).T  # C-contiguous, lower triangle valid
 
 
-def _lower_product(lower: torch.Tensor, v: torch.Tensor, rows: int = 128) -> torch.Tensor:
-    """G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading only
-    that triangle, once, by blocks of rows that stay in cache (no symmetric copy: half the
-    memory traffic of a full GEMM; SciPy's dsymm was 4x slower on the benchmark machine)."""
-    n = lower.shape[0]
-    out = torch.zeros_like(v)
+def scale_lower(
+    gram: torch.Tensor, inverse: torch.Tensor, out: torch.Tensor | None = None, rows: int = 32
+) -> torch.Tensor:
+    """D G D for D = diag(``inverse``) on the lower triangle of the C-ordered G (its rows up to
+    and including the diagonal block of ``rows`` rows), in place when ``out`` is ``gram``, else
+    into ``out`` (a new tensor when None; entries above those blocks left unset). Each entry is
+    (g_ij d_i) d_j, bit for bit the full products ``gram * d[:, None] * d[None, :]``, by blocks of
+    rows that stay in cache: one pass over half the matrix instead of two over all of it."""
+    n = gram.shape[0]
+    out = torch.empty_like(gram) if out is None else out
     for start in range(0, n, rows):
         stop = min(n, start + rows)
+        block = out[start:stop, :stop]
+        torch.mul(gram[start:stop, :stop], inverse[start:stop, None], out=block)
+        block.mul_(inverse[None, :stop])
+    return out
+
+
+def diagonal_blocks(lower: torch.Tensor, rows: int = 128) -> list[torch.Tensor]:
+    """The symmetric diagonal blocks of ``rows`` rows of the G whose lower triangle ``lower``
+    holds (for repeated :func:`lower_product` calls)."""
+    n = lower.shape[0]
+    return [
+        symmetric_from_lower(lower[start : start + rows, start : start + rows])
+        for start in range(0, n, rows)
+    ]
+
+
+def lower_product(
+    lower: torch.Tensor, v: torch.Tensor, rows: int = 128, blocks: list | None = None
+) -> torch.Tensor:
+    """G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading only
+    that triangle, once, by blocks of rows that stay in cache (no symmetric copy: half the
+    memory traffic of a full GEMM; SciPy's dsymm was 4x slower on the benchmark machine).
+    ``blocks``: :func:`diagonal_blocks` of ``lower`` with the same ``rows``, made once for
+    repeated products (the same values as those made here)."""
+    n = lower.shape[0]
+    out = torch.zeros_like(v)
+    for index, start in enumerate(range(0, n, rows)):
+        stop = min(n, start + rows)
         block = lower[start:stop]
-        out[start:stop] += symmetric_from_lower(block[:, start:stop]) @ v[start:stop]
+        diagonal = symmetric_from_lower(block[:, start:stop]) if blocks is None else blocks[index]
+        out[start:stop] += diagonal @ v[start:stop]
         if start:
             out[start:stop] += block[:, :start] @ v[:start]
             out[:start] += block[:, :start].T @ v[start:stop]
     return out
 
 
-def _power_lambda_max(gram: torch.Tensor) -> float:
-    """Largest eigenvalue of the (lower-stored) symmetric G by block power iteration."""
+def lanczos_lambda_max(gram: torch.Tensor) -> float:
+    """A Rayleigh-Ritz estimate theta <= lambda_max of the (lower-stored) symmetric G: Lanczos
+    with full reorthogonalization from a fixed start (the all-ones vector plus a fixed-seed
+    Gaussian one, so that no eigenvector is missed by symmetry), at most ``LANCZOS_STEPS``
+    products with G, stopped when theta changes by at most ``LANCZOS_RTOL`` relatively (see the
+    module docstring: any theta <= lambda_max keeps the rank exact; the tolerance sets the
+    reported tol's accuracy). theta is the largest eigenvalue of the Lanczos tridiagonal, the
+    projection of G on an orthonormal Krylov basis, hence never above lambda_max (up to
+    rounding, about n eps lambda_max: far below any singular value the gap threshold admits
+    near tol)."""
     n = gram.shape[0]
     cpu = gram.device.type == "cpu"
     lower = gram.contiguous() if cpu else gram
+    blocks = diagonal_blocks(lower) if cpu else None
     gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
-    q = min(n, 4)
-    v = torch.randn(n, q, generator=gen, dtype=torch.float64)
-    v[:, 0] = 1.0
-    v = v.to(gram.device)
+    start = 1.0 + torch.randn(n, 1, generator=gen, dtype=torch.float64)
+    basis = [(start / start.norm()).to(gram.device)]
+    alphas: list[float] = []
+    betas: list[float] = []
     estimate = 0.0
-    for _ in range(POWER_STEPS):
-        v, _ = torch.linalg.qr(v)
-        w = _lower_product(lower, v) if cpu else gram @ v
-        ritz = torch.linalg.eigvalsh(v.T @ w)
-        new = float(ritz[-1])
-        if estimate > 0 and abs(new - estimate) <= 1e-5 * new:
-            return new
-        estimate, v = new, w
+    for _ in range(min(n, LANCZOS_STEPS)):
+        q = basis[-1]
+        w = lower_product(lower, q, blocks=blocks) if cpu else gram @ q
+        alphas.append(float(q.T @ w))
+        known = torch.cat(basis, dim=1)
+        for _ in range(2):  # classical Gram-Schmidt, twice
+            w = w - known @ (known.T @ w)
+        beta = float(w.norm())
+        tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        if betas:
+            off = torch.tensor(betas, dtype=torch.float64)
+            tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
+        new = float(torch.linalg.eigvalsh(tridiagonal)[-1])
+        converged = estimate > 0 and abs(new - estimate) <= LANCZOS_RTOL * new
+        estimate = new
+        if converged or not beta > _EPS * max(abs(new), 1.0) * n:
+            break  # converged, or an invariant subspace (theta exact on it)
+        betas.append(beta)
+        basis.append(w / beta)
     return estimate
 
 
@@ -240,7 +301,7 @@ def schur_count(gram: torch.Tensor, shape: tuple[int, int], tol: float | None) -
     rows in G), or None when lambda_max is not positive or the count is refused."""
     m, n_all = shape
     n = gram.shape[0]
-    lam_max = _power_lambda_max(gram)
+    lam_max = lanczos_lambda_max(gram)
     if not lam_max > 0:
         return None
     sigma_max = math.sqrt(lam_max)

@@ -37,7 +37,7 @@ from symlab.linalg.rank import (
     rank_from_singular_values,
     significant,
 )
-from symlab.linalg.schur_rank import RowBlocks, schur_certify, schur_count
+from symlab.linalg.schur_rank import RowBlocks, scale_lower, schur_certify, schur_count
 from symlab.nets import is_mlp, linear_layers
 from symlab.symmetry.actions import is_positively_homogeneous
 from symlab.symmetry.batch_dimension import (
@@ -92,7 +92,7 @@ def _schur_count(gram: np.ndarray, n_rows: int):
     if not bool(keep.any()):
         return None
     inverse = torch.where(keep, 1.0 / norms, torch.zeros_like(norms))
-    count = schur_count(lower * inverse[:, None] * inverse[None, :], (n_rows, n), None)
+    count = schur_count(scale_lower(lower, inverse), (n_rows, n), None)
     return None if count is None else (count, inverse)
 
 

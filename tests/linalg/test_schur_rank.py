@@ -219,17 +219,45 @@ def test_a_singular_value_in_the_blind_spot_fails_the_row_block_certificate():
     assert svd_reference(a)[0] == 26
 
 
-def test_lower_triangle_product_and_power_iteration_against_dense_algebra():
+def test_lower_triangle_product_and_lanczos_against_dense_algebra():
     # G v from the lower triangle only (row blocks of 128, so several blocks at n = 300)
     t = with_spectrum(400, 300, list(np.logspace(0, -3, 250)) + [0.0] * 50, seed=10)
     gram = gram_lower(t)
     full = symmetric_from_lower(gram)
     v = torch.randn(300, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    torch.testing.assert_close(schur_module._lower_product(gram, v), full @ v, rtol=0, atol=1e-13)
-    # a Rayleigh-Ritz value: never above lambda_max; slow on this clustered top (0.95 ratio)
+    torch.testing.assert_close(schur_module.lower_product(gram, v), full @ v, rtol=0, atol=1e-13)
+    # the diagonal blocks made once: the same products, bit for bit
+    blocks = schur_module.diagonal_blocks(gram)
+    assert torch.equal(
+        schur_module.lower_product(gram, v, blocks=blocks), schur_module.lower_product(gram, v)
+    )
+    # a Rayleigh-Ritz value: never above lambda_max, close to it even on this clustered top
     top = float(torch.linalg.eigvalsh(full)[-1])
-    assert top * 0.98 <= schur_module._power_lambda_max(gram) <= top * (1 + 1e-12)
-    # a separated top eigenvalue (as on network Jacobians): to about 1e-5
+    assert top * 0.98 <= schur_module.lanczos_lambda_max(gram) <= top * (1 + 1e-12)
+    # a separated top eigenvalue (as on network Jacobians): to 1e-5 or better
     separated = with_spectrum(400, 300, [1.0] + list(np.logspace(-0.5, -3, 249)), seed=11)
     top = float(torch.linalg.svdvals(separated)[0]) ** 2
-    assert schur_module._power_lambda_max(gram_lower(separated)) == pytest.approx(top, rel=1e-5)
+    estimate = schur_module.lanczos_lambda_max(gram_lower(separated))
+    assert top * (1 - 1e-5) <= estimate <= top * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_lanczos_on_tiny_and_low_rank_grams_equals_the_dense_top(n):
+    # an invariant Krylov subspace (rank 1, n = 1) stops the iteration with the exact value
+    t = with_spectrum(30, n, [3.0] + [0.0] * (n - 1), seed=n)
+    top = float(torch.linalg.svdvals(t)[0]) ** 2
+    assert schur_module.lanczos_lambda_max(gram_lower(t)) == pytest.approx(top, rel=1e-12)
+
+
+def test_lower_triangle_scaling_equals_the_full_products_bit_for_bit():
+    t = with_spectrum(90, 70, list(np.logspace(0, -3, 60)) + [0.0] * 10, seed=12)
+    gram = gram_lower(t)
+    d = 1 / gram.diagonal().sqrt()
+    d[3] = 0.0  # a dropped column
+    full = gram * d[:, None] * d[None, :]
+    for rows in (1, 8, 32, 100):
+        out = schur_module.scale_lower(gram, d, rows=rows)
+        assert torch.equal(torch.tril(out), torch.tril(full))
+    in_place = gram.clone()
+    assert schur_module.scale_lower(in_place, d, out=in_place) is in_place
+    assert torch.equal(torch.tril(in_place), torch.tril(full))
