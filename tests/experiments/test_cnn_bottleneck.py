@@ -20,7 +20,7 @@ from symlab.engine.experiment import get_experiment
 from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
 
 TINY = dict(depths=[3, 4], channels=2, image_size=6, n_train=8, n_test=8, steps=30, seeds=1,
-            fit_min_depth=3, lr=1e-3)  # fmt: skip
+            fit_min_depth=3, lr=1e-3, optimizer="adam", warmup=5, lr_final=0.1)  # fmt: skip
 
 
 def _synthetic(slope_times_n2: float, rank: float, subset: bool, n: int = 8, seeds: int = 3):
@@ -38,6 +38,7 @@ def _synthetic(slope_times_n2: float, rank: float, subset: bool, n: int = 8, see
                     "n_surviving": [first] + [int(middle)] * (depth - 1),
                     "middle_subset_of_task": subset, "middle_energy_on_task": 0.9 if subset else 0.1,
                     "train_error": 0.01, "test_error": 0.02, "seconds": 1.0, "last_fifth_drop": 1e-4,
+                    "imbalance": 0.01, "middle_keeps_task": subset,
                 })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -55,10 +56,20 @@ def test_verdicts_reproduce_and_fail_on_synthetic_rows():
     bad = study.summarize(_synthetic(12.0, 4.0, False), spec)
     assert _outcomes(bad) == {"kept_frequencies": "not reproduced", "norm_slope": "not reproduced",
                               "digits_bottleneck": "not reproduced"}  # fmt: skip
+    falling = _synthetic(-4.0, 4.0, True)
+    falling.loc[falling["task"] == "digits", "n_surviving"] = pd.Series(
+        [[2] + [10] * (d - 1) for d in falling.loc[falling["task"] == "digits", "depth"]],
+        index=falling.index[falling["task"] == "digits"],
+    )
+    opposite = _outcomes(study.summarize(falling, spec))
+    assert opposite["norm_slope"] == "opposite" and opposite["digits_bottleneck"] == "opposite"
     unfinished = _synthetic(4.0, 4.0, True)
     unfinished["last_fifth_drop"] = 0.3  # still falling: nothing is claimed from it
     gated = study.summarize(unfinished, spec)
     assert set(_outcomes(gated).values()) == {"inconclusive"} and "did not reach" in gated.verdict
+    unbalanced = _synthetic(4.0, 4.0, True)
+    unbalanced["imbalance"] = 0.5  # layer norms unequal: not a stationary point of the L2 objective
+    assert set(_outcomes(study.summarize(unbalanced, spec)).values()) == {"inconclusive"}
     shallow = study.summarize(
         _synthetic(4.0, 4.0, True), spec.model_copy(update={"fit_min_depth": 20})
     )
@@ -108,7 +119,15 @@ def test_pipeline_tiny(tmp_path):
 def test_a_diverged_run_is_flagged_not_measured():
     study = get_experiment("cnn-bottleneck")
     spec = CnnBottleneckSpec(
-        **{**TINY, "lr": 1e4, "steps": 5, "tasks": ["frequencies"], "depths": [3]}
+        **{
+            **TINY,
+            "lr": 1e4,
+            "steps": 5,
+            "warmup": 0,
+            "optimizer": "gd",
+            "tasks": ["frequencies"],
+            "depths": [3],
+        }
     )
     row = study.run_job(study.expand(spec)[0])
     assert row["diverged"] is True and np.isnan(row["train_error"])
@@ -123,7 +142,17 @@ def test_presets_validate(preset):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("depths", [4, 4]), ("frequencies", [[9, 0]]), ("lam", 0.0)]
+    "field, value",
+    [
+        ("depths", [4, 4]),
+        ("frequencies", [[9, 0]]),
+        ("lam", 0.0),
+        ("kernel_size", 4),
+        ("kernel_size", 7),
+        ("warmup", 30),
+        ("lr_final", 1.5),
+        ("optimizer", "lbfgs"),
+    ],
 )
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
