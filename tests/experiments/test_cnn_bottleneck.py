@@ -18,6 +18,7 @@ from symlab.bias import conv_frequency_spectra
 from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
+from symlab.experiments.cnn_bottleneck_plots import converged
 
 TINY = dict(depths=[3, 4], channels=2, image_size=6, n_train=8, n_test=8, steps=30, seeds=1,
             fit_min_depth=3, lr=1e-3, optimizer="adam", warmup=5, lr_final=0.1)  # fmt: skip
@@ -109,8 +110,13 @@ def test_pipeline_tiny(tmp_path):
     row = rows[(rows["task"] == "frequencies") & (rows["depth"] == 4)].iloc[0]
     assert len(row["cbn_rank"]) == 4 and np.array(row["top_singular_map"]).shape == (4, 6, 6)
     assert sum(row["layer_norms_sq"]) == pytest.approx(row["param_norm_sq"], rel=1e-9)
+    norms = np.array(row["layer_norms_sq"])
+    assert row["imbalance"] == pytest.approx(norms.max() / norms.min() - 1, rel=1e-12)
     summary = study.summarize(rows, spec)
-    assert set(_outcomes(summary)) == {"kept_frequencies", "norm_slope", "digits_bottleneck"}
+    outcomes = _outcomes(summary)
+    assert set(outcomes) == {"kept_frequencies", "norm_slope", "digits_bottleneck"}
+    # 30 steps from He init: unbalanced layers, so the gate keeps every claim open
+    assert set(outcomes.values()) == {"inconclusive"} and "did not reach" in summary.verdict
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} >= {"cnn_bottleneck_profile.png", "cnn_bottleneck_maps_frequencies.png",
                                        "cnn_bottleneck_maps_digits.png"}  # fmt: skip
@@ -157,3 +163,20 @@ def test_presets_validate(preset):
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         CnnBottleneckSpec(**{**TINY, field: value})
+
+
+@pytest.mark.slow
+def test_quick_preset_network_reaches_the_bottleneck():
+    """The quick preset's depth-4 network (6000 Adam steps, ~50 CPU-seconds) passes the fit gate
+    and keeps S ∪ (−S) ∪ {0} in its middle layers, each layer's ‖K‖² near R / n²."""
+    root = Path(symlab.__file__).parent / "configs" / "cnn-bottleneck"
+    values = tomllib.loads((root / "quick.toml").read_text())
+    spec = CnnBottleneckSpec(**{**values, "depths": [4]})
+    study = get_experiment("cnn-bottleneck")
+    row = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
+    assert bool(converged(row, spec).iloc[0])
+    rec = row.iloc[0]
+    assert rec["middle_subset_of_task"] and rec["middle_keeps_task"]
+    assert rec["middle_cbn_rank"] == 5
+    rank_over_n2 = 5 / spec.image_size**2
+    assert all(abs(v - rank_over_n2) < 0.1 * rank_over_n2 for v in rec["layer_norms_sq"])
