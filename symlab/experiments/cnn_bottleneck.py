@@ -11,9 +11,10 @@ pixels scaled to unit variance, one-hot targets, a global mean over space after 
 a shift-invariant classifier, frequencies unknown). Networks (:func:`circular_cnn`): ``depth``
 bias-free k × k circular convolutions with ReLU between them, He init. ``kernel_size`` k = n
 gives full-size filters: a k × k kernel's Ŵ(m) is a trigonometric polynomial of degree (k − 1)/2
-in each coordinate of m, so ‖Ŵ(m)‖_F² is a non-negative one of degree k − 1, which on a line of
-the frequency grid vanishes at no more than (k − 1)/2 frequencies: a 3 × 3 layer cannot keep a few
-of the n² frequencies alone, only a product of layers can. Training (``symlab.train.train``, full
+in each coordinate of m, so ‖Ŵ(m)‖_F² is a non-negative one of degree k − 1, which vanishes at no
+more than k − 1 of the n frequencies of a grid line unless it vanishes on the whole line: a 3 × 3
+layer on 8 × 8 images cannot keep S = {±(1, 0), ±(0, 2)} alone (the line m_2 = 0 would need 6
+zeros); only a product of layers can. Training (``symlab.train.train``, full
 batch, ``optimizer`` "gd" or "adam", with a linear warm-up and a cosine decay of the learning rate
 to ``lr_final`` × ``lr``, :func:`symlab.train.warmup_cosine`) on
 (1/N) Σ ‖f(x_i) − y_i‖² + λ ‖θ‖². Adam and GD have the same fixed points (critical points of this
