@@ -108,10 +108,12 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     for task in tasks:
         group = rows[rows["task"] == task]
         good = fits[group.index]
-        ax.plot(group["depth"][good], group["param_norm_sq"][good], "o", color=colors[task],
-                label=f"{task}: converged fit")  # fmt: skip
-        ax.plot(group["depth"][~good], group["param_norm_sq"][~good], "o", mfc="none",
-                color=colors[task], label=f"{task}: not converged (left out of the claims)")  # fmt: skip
+        if good.any():
+            ax.plot(group["depth"][good], group["param_norm_sq"][good], "o", color=colors[task],
+                    label=f"{task}: converged fit")  # fmt: skip
+        if (~good).any():
+            ax.plot(group["depth"][~good], group["param_norm_sq"][~good], "o", mfc="none",
+                    color=colors[task], label=f"{task}: not converged (left out of the claims)")  # fmt: skip
         kept = group[good]
         if kept["depth"].nunique() >= 2 and len(kept) >= kept["seed"].nunique() + 2:
             fit = fit_slope(kept["depth"], kept["param_norm_sq"], kept["seed"])
