@@ -9,10 +9,26 @@ Tasks: ``frequencies`` (:func:`symlab.bias.conv_tasks.frequency_task`: y = P_S x
 n × n images, S ∪ (−S) the kept frequencies, known) and ``digits`` (sklearn's 8 × 8 digits,
 pixels scaled to unit variance, one-hot targets, a global mean over space after the last conv:
 a shift-invariant classifier, frequencies unknown). Networks (:func:`circular_cnn`): ``depth``
-bias-free 3 × 3 circular convolutions with ReLU between them, He init. Training
-(``symlab.train.train``, full-batch gradient descent: Adam's normalization weakens the L2 pull
-on unused directions) on (1/N) Σ ‖f(x_i) − y_i‖² + λ ‖θ‖²; the objective's relative drop over
-the last fifth of the steps is reported (convergence is not assumed).
+bias-free k × k circular convolutions with ReLU between them, He init. ``kernel_size`` k = n
+gives full-size filters: a k × k kernel's Ŵ(m) is a trigonometric polynomial of degree (k − 1)/2
+in each coordinate of m, so ‖Ŵ(m)‖_F² is a non-negative one of degree k − 1, which vanishes at no
+more than k − 1 of the n frequencies of a grid line unless it vanishes on the whole line: a 3 × 3
+layer on 8 × 8 images cannot keep S = {±(1, 0), ±(0, 2)} alone (the line m_2 = 0 would need 6
+zeros); only a product of layers can. Training (``symlab.train.train``, full
+batch, ``optimizer`` "gd" or "adam", with a linear warm-up and a cosine decay of the learning rate
+to ``lr_final`` × ``lr``, :func:`symlab.train.warmup_cosine`) on
+(1/N) Σ ‖f(x_i) − y_i‖² + λ ‖θ‖². Adam and GD have the same fixed points (critical points of this
+objective); measured on the quick preset, Adam with the decay reaches balanced, fitted networks
+in a few thousand steps where GD does not (measured numbers in the presets' comments).
+
+Fit gate. A bottleneck is a property of near-optimal parameters, so an unfinished run tests
+nothing: the claims use the networks that fit (train error ≤ ``max_train_error``), whose
+objective fell by ≤ ``max_last_drop`` over the last fifth of the steps, and whose layers are
+balanced: max_ℓ ‖K_ℓ‖² / min_ℓ ‖K_ℓ‖² − 1 ≤ ``max_imbalance``. Rescaling layer ℓ by α > 0 and
+layer ℓ' by 1/α leaves a bias-free ReLU network's function unchanged, so at a critical point of
+L + λ‖θ‖² every ‖K_ℓ‖² is equal; these rescalings are the slowest modes of L2 descent (the data
+loss is flat along them), and under a decaying learning rate the last-fifth drop is small for any
+run, so the balance is the part of the gate that a decayed, unfinished run fails.
 
 Measured per network (:func:`symlab.bias.conv_frequency_spectra`): each layer's per-frequency
 singular values, the CBN rank (#{s > ``CBN_RTOL`` · s_max} summed over frequencies) and the
@@ -22,18 +38,20 @@ per-frequency channel spectrum on the training inputs
 By Parseval, a layer's ‖K_ℓ‖² = (1/n²) Σ_m ‖Ŵ_ℓ(m)‖_F², so a middle layer whose kept singular
 values are ≈ 1 costs (CBN rank)/n² and the norm's slope in depth is R⁽⁰⁾ ≈ (CBN rank)/n².
 
-Claims (:func:`summarize`), on the networks of depth ≥ ``fit_min_depth`` that fit and converged
-(train error ≤ ``max_train_error`` and objective drop over the last fifth ≤ ``max_last_drop``;
-the others are counted and left out: a bottleneck is a property of near-optimal parameters, so an
-unfinished run tests nothing), middle layers = the middle half (L/4 ≤ ℓ ≤ 3L/4):
+Claims (:func:`summarize`), on the networks of depth ≥ ``fit_min_depth`` that pass the fit
+gate (the others are counted and left out), middle layers = the middle half (L/4 ≤ ℓ ≤ 3L/4):
 
 1. ``kept_frequencies`` (frequencies task): "the middle layers keep only the task's frequencies":
-   reproduced when every middle layer of every such network keeps a subset of S ∪ (−S), partly
-   when some do, not reproduced when none do; the median energy fraction on S is reported;
+   reproduced when every middle layer of every such network keeps a subset of S ∪ (−S) ∪ {0},
+   partly when some do, not reproduced when none do; the median energy fraction on S is
+   reported. The constant (frequency 0) is allowed: a bias-free ReLU network passes a signed
+   band-limited signal z through its ReLUs at unit gain by riding it on a constant, h = z + c ≥ 0
+   (ReLU is then the identity), and the constant costs one frequency per layer where the sign
+   trick [z⁺, z⁻] costs a gain of 2 on each of S ∪ (−S);
 2. ``norm_slope`` (frequencies task): "‖θ‖² ≈ L × CBN rank": n² × the slope of ‖θ‖² = a L + b_seed
    (95% t interval) against the median middle CBN rank R; reproduced when the interval meets
    [R − 0.5, R + 0.5] and excludes R ± 1, not reproduced when it misses [R − 0.5, R + 0.5],
-   inconclusive otherwise;
+   opposite when the whole interval is below 0 (the norm falls with depth), inconclusive otherwise;
 3. ``digits_bottleneck`` (digits task): "the middle layers keep fewer frequencies than the
    first": reproduced when the median middle count of surviving frequencies is below the first
    layer's in every deep network, partly in some, not reproduced in none.
@@ -41,6 +59,7 @@ unfinished run tests nothing), middle layers = the middle half (L/4 ≤ ℓ ≤ 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Literal
 
@@ -54,9 +73,9 @@ from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
-from symlab.experiments.cnn_bottleneck_plots import plot
+from symlab.experiments.cnn_bottleneck_plots import converged, plot
 from symlab.stats import fit_slope
-from symlab.train import sample_mse_loss, train
+from symlab.train import sample_mse_loss, train, warmup_cosine
 
 
 class CnnBottleneckSpec(BaseModel):
@@ -70,14 +89,24 @@ class CnnBottleneckSpec(BaseModel):
     depths: list[conint(ge=2, le=64)] = Field([4, 6, 8], min_length=1, description="conv layers L")
     channels: conint(ge=1) = Field(4, description="hidden channels c")
     image_size: conint(ge=3, le=32) = Field(8, description="n of the frequencies task (n × n)")
+    kernel_size: conint(ge=1) = Field(
+        3, description="odd k of the k × k circular kernels; k = image_size: full-size filters"
+    )
     frequencies: list[list[conint(ge=0)]] = Field(
         [[1, 0], [0, 2]], min_length=1, description="the task's frequencies S (conjugates added)"
     )
     n_train: conint(ge=2) = Field(32, description="training images")
     n_test: conint(ge=1) = Field(64, description="test images")
     lam: confloat(gt=0) = Field(2e-2, description="L2 regularization λ on all parameters")
-    lr: confloat(gt=0) = Field(5e-2, description="gradient-descent learning rate")
-    steps: conint(ge=1) = Field(1500, description="gradient-descent steps (full batch)")
+    optimizer: Literal["gd", "adam"] = Field(
+        "gd", description="full-batch GD or Adam on the L2 objective"
+    )
+    lr: confloat(gt=0) = Field(5e-2, description="peak learning rate")
+    steps: conint(ge=1) = Field(1500, description="training steps (full batch)")
+    warmup: conint(ge=0) = Field(0, description="linear warm-up steps of the learning rate")
+    lr_final: confloat(ge=0, le=1) = Field(
+        1.0, description="cosine decay of the learning rate down to lr × this (1: constant)"
+    )
     seeds: conint(ge=1) = Field(1, description="seeds 0..seeds-1")
     fit_min_depth: conint(ge=2) = Field(4, description="the claims use depths >= this")
     max_train_error: confloat(gt=0) = Field(
@@ -86,12 +115,34 @@ class CnnBottleneckSpec(BaseModel):
     max_last_drop: confloat(gt=0) = Field(
         0.02, description="claims need convergence: objective drop over the last fifth at most this"
     )
+    max_imbalance: confloat(gt=0) = Field(
+        0.1, description="claims need balanced layers: max_ℓ ‖K_ℓ‖² / min_ℓ ‖K_ℓ‖² − 1 at most this"
+    )
     dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
 
     @field_validator("depths")
     @classmethod
     def _distinct(cls, depths: list[int]) -> list[int]:
         return distinct(depths, "depths")
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _kernel(cls, k: int, info) -> int:
+        n = info.data.get("image_size", 8)
+        limit = min(n, 8) if "digits" in info.data.get("tasks", []) else n
+        if k % 2 != 1 or k > limit:
+            raise ValueError(
+                f"expected an odd kernel size <= {limit} (the image size; digits are 8 × 8)"
+            )
+        return k
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup(cls, warmup: int, info) -> int:
+        steps = info.data.get("steps")
+        if steps is not None and warmup >= steps:
+            raise ValueError(f"expected fewer warm-up steps than steps = {steps}")
+        return warmup
 
     @field_validator("frequencies")
     @classmethod
@@ -110,7 +161,15 @@ def count_jobs(spec: CnnBottleneckSpec) -> int:
 def expand(spec: CnnBottleneckSpec) -> list[dict[str, Any]]:
     """One job per (task, depth, seed)."""
     shared = spec.model_dump(
-        exclude={"tasks", "depths", "seeds", "fit_min_depth", "max_train_error", "max_last_drop"}
+        exclude={
+            "tasks",
+            "depths",
+            "seeds",
+            "fit_min_depth",
+            "max_train_error",
+            "max_last_drop",
+            "max_imbalance",
+        }
     )
     return [
         {"task": task, "depth": depth, "seed": seed, **shared}
@@ -151,10 +210,15 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     x, y, x_test, y_test = (t.to(dtype) for t in (x, y, x_test, y_test))
     out_channels = y.shape[1]
     net = circular_cnn(params["depth"], params["channels"], 1, out_channels, pool=pool,
-                       seed=1000 + params["seed"], dtype=dtype)  # fmt: skip
-    traj = train(net, (x, y), method="sgd", lr=params["lr"], steps=params["steps"],
-                 weight_decay=params["lam"], loss=sample_mse_loss,
-                 record_every=max(params["steps"] // 100, 1))  # fmt: skip
+                       kernel_size=params["kernel_size"], seed=1000 + params["seed"],
+                       dtype=dtype)  # fmt: skip
+    steps = params["steps"]
+    schedule = None
+    if params["warmup"] or params["lr_final"] < 1:
+        schedule = warmup_cosine(steps, warmup=params["warmup"], final=params["lr_final"])
+    traj = train(net, (x, y), method="sgd" if params["optimizer"] == "gd" else "adam",
+                 lr=params["lr"], steps=steps, lr_schedule=schedule, weight_decay=params["lam"],
+                 loss=sample_mse_loss, record_every=max(steps // 100, 1))  # fmt: skip
     tail = [v for s, v in zip(traj.steps, traj.losses) if s <= 0.8 * traj.steps[-1]]
     last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail else float("nan")
     n = x.shape[-1]
@@ -163,7 +227,8 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     if traj.diverged or not finite:  # no spectra of non-finite weights: a flagged row
         return {"diverged": True, "objective": float("nan"), "last_fifth_drop": float("nan"),
                 "train_error": float("nan"), "test_error": float("nan"),
-                "param_norm_sq": float("nan"), "seconds": time.perf_counter() - start}  # fmt: skip
+                "param_norm_sq": float("nan"), "imbalance": float("nan"),
+                "seconds": time.perf_counter() - start}  # fmt: skip
     outputs: list[torch.Tensor] = []
     handles = [c.register_forward_hook(lambda _m, _i, o: outputs.append(o.detach())) for c in convs]
     with torch.no_grad():
@@ -174,12 +239,14 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     weights = [conv_frequency_spectra(c, n) for c in convs]
     acts = [activation_frequency_spectra(o.double()) for o in outputs]
     kept_set = set(kept or [])
+    allowed = kept_set | {(0, 0)}  # the task's frequencies and the constant (module docstring)
     energy_on_s = []
     for s in weights:
         energy = s.singular.double().square().sum(dim=1)
         on = sum(float(energy[a * n + b]) for a, b in kept_set)
         energy_on_s.append(on / float(energy.sum()) if kept else float("nan"))
     surviving = [s.surviving_frequencies() for s in weights]
+    layer_norms = [float(c.weight.detach().double().square().sum()) for c in convs]
     middle = middle_layers(params["depth"])
     return {
         "cbn_rank": [s.cbn_rank() for s in weights],
@@ -188,7 +255,8 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "activation_cbn_rank": [s.cbn_rank() for s in acts],
         "surviving": [[list(m) for m in f] for f in surviving],
         "n_surviving": [len(f) for f in surviving],
-        "middle_subset_of_task": bool(kept) and all(set(surviving[i]) <= kept_set for i in middle),
+        "middle_subset_of_task": bool(kept) and all(set(surviving[i]) <= allowed for i in middle),
+        "middle_keeps_task": bool(kept) and all(set(surviving[i]) >= kept_set for i in middle),
         "middle_cbn_rank": float(np.median([weights[i].cbn_rank() for i in middle])),
         "middle_n_surviving": float(np.median([len(surviving[i]) for i in middle])),
         "energy_on_task": energy_on_s,
@@ -197,7 +265,8 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "activation_top_map": [s.singular[:, 0].reshape(n, n).tolist() for s in acts],
         "task_frequencies": [list(m) for m in kept] if kept else [],
         "param_norm_sq": sum(float(p.detach().double().square().sum()) for p in net.parameters()),
-        "layer_norms_sq": [float(c.weight.detach().double().square().sum()) for c in convs],
+        "layer_norms_sq": layer_norms,
+        "imbalance": max(layer_norms) / min(layer_norms) - 1 if min(layer_norms) > 0 else math.inf,
         "train_error": train_error,
         "test_error": test_error,
         "objective": float(traj.losses[-1]),
@@ -221,13 +290,17 @@ def _frequency_claims(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> list[Claim
     surviving = ", ".join(
         f"L = {int(r.depth)}: {r.middle_n_surviving:g}" for r in deep.itertuples()
     )
+    whole = int(deep["middle_keeps_task"].astype(bool).sum()) if "middle_keeps_task" in deep else 0
     kept_claim = Claim(
         "kept_frequencies",
-        f"the middle layers keep only the task's {len(kept)} frequencies {kept}",
-        f"{hits} of {len(deep)} networks keep a subset of them in every middle layer; median "
-        f"surviving frequencies per middle layer {surviving}; median weight energy on the task's "
-        f"frequencies {deep['middle_energy_on_task'].median():.2f}",
-        f"CBN rule s > {CBN_RTOL:g} s_max per layer, middle half of the layers, depths >= {spec.fit_min_depth}",
+        f"the middle layers keep only the task's {len(kept)} frequencies {kept} (and the "
+        "constant (0, 0))",
+        f"{hits} of {len(deep)} networks keep a subset of them in every middle layer ({whole} "
+        f"keep all of the task's); median surviving frequencies per middle layer {surviving}; "
+        f"median weight energy on the task's frequencies "
+        f"{deep['middle_energy_on_task'].median():.2f}",
+        f"CBN rule s > {CBN_RTOL:g} s_max per layer, middle half of the layers, depths >= "
+        f"{spec.fit_min_depth}; reproduced when every network's middle layers keep a subset",
         _share_outcome(hits, len(deep)),
     )
     statistic = ("least squares ‖θ‖² = a L + b_seed, n² a with its Student-t 95% interval against "
@@ -243,6 +316,8 @@ def _frequency_claims(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> list[Claim
     apart = high < rank - 0.5 or low > rank + 0.5
     singles_out = rank - 1 < low and high < rank + 1
     outcome = "not reproduced" if apart else "reproduced" if singles_out else "inconclusive"
+    if high < 0:  # the norm falls with depth
+        outcome = "opposite"
     measured = (f"n² × slope = {slope:.2f}, 95% [{low:.2f}, {high:.2f}]; median middle CBN rank "
                 f"R = {rank:g}")  # fmt: skip
     return [kept_claim, Claim("norm_slope", claim, measured, statistic, outcome)]
@@ -251,6 +326,7 @@ def _frequency_claims(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> list[Claim
 def _digits_claim(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> Claim:
     first = [r[0] for r in deep["n_surviving"]]
     hits = int(sum(m < f for m, f in zip(deep["middle_n_surviving"], first)))
+    more = int(sum(m > f for m, f in zip(deep["middle_n_surviving"], first)))
     measured = ", ".join(
         f"L = {int(r.depth)}: first {f}, middle {r.middle_n_surviving:g}"
         for r, f in zip(deep.itertuples(), first)
@@ -259,8 +335,9 @@ def _digits_claim(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> Claim:
         "digits_bottleneck",
         "on digits the middle layers keep fewer frequencies than the first layer",
         f"surviving frequencies (of 64) {measured}; {hits} of {len(deep)} networks",
-        f"CBN rule s > {CBN_RTOL:g} s_max, depths >= {spec.fit_min_depth}",
-        _share_outcome(hits, len(deep)),
+        f"CBN rule s > {CBN_RTOL:g} s_max, depths >= {spec.fit_min_depth}; opposite when every "
+        "network's middle layers keep more than its first",
+        "opposite" if more == len(deep) else _share_outcome(hits, len(deep)),
     )
 
 
@@ -268,18 +345,16 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
     """Per (task, depth) table and the claims (module docstring)."""
     finite = rows[~rows["diverged"].astype(bool)]
     cols = ["param_norm_sq", "middle_cbn_rank", "middle_n_surviving", "middle_energy_on_task",
-            "train_error", "test_error", "seconds"]  # fmt: skip
+            "train_error", "test_error", "imbalance", "seconds"]  # fmt: skip
     table = finite.groupby(["task", "depth"])[cols].median().reset_index()
     deep = finite[finite["depth"] >= spec.fit_min_depth]
-    converged = (deep["train_error"] <= spec.max_train_error) & (
-        deep["last_fifth_drop"] <= spec.max_last_drop
-    )
-    unconverged = deep[~converged]
-    deep = deep[converged]
+    passed = converged(deep, spec)
+    unconverged = deep[~passed]
+    deep = deep[passed]
     claims: list[Claim] = []
     gate = (f"{len(unconverged)} deep network(s) did not reach a converged fit (train error > "
-            f"{spec.max_train_error:g} or objective drop over the last fifth > {spec.max_last_drop:g}) "
-            f"and are left out of the claims")  # fmt: skip
+            f"{spec.max_train_error:g}, objective drop over the last fifth > {spec.max_last_drop:g} "
+            f"or layer imbalance > {spec.max_imbalance:g}) and are left out of the claims")  # fmt: skip
     if "frequencies" in spec.tasks:
         part = deep[deep["task"] == "frequencies"]
         if part.empty:
@@ -297,11 +372,15 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
             "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
             f"no converged deep run: {gate}", "none", "inconclusive"))  # fmt: skip
     preamble = (
-        f"Circular bias-free ReLU CNNs ({spec.channels} channels, 3 × 3, depths {spec.depths}), "
-        f"L2 λ = {spec.lam:g}, {spec.steps} gradient-descent steps, N = {spec.n_train}, "
+        f"Circular bias-free ReLU CNNs ({spec.channels} channels, {spec.kernel_size} × "
+        f"{spec.kernel_size} kernels, depths {spec.depths}), L2 λ = {spec.lam:g}, {spec.steps} "
+        f"full-batch {'Adam' if spec.optimizer == 'adam' else 'gradient-descent'} steps "
+        f"(lr {spec.lr:g}, {spec.warmup} warm-up steps, cosine decay to {spec.lr_final:g} × lr), "
+        f"N = {spec.n_train}, "
         f"{spec.seeds} seed(s); {len(rows) - len(finite)} diverged run(s) left out; objective drop "
         f"over the last fifth of the steps up to {finite['last_fifth_drop'].max():.1e} (relative; "
-        f"far from 0 means the L2 optimum is not reached); train error median "
+        f"far from 0 means the L2 optimum is not reached), layer imbalance up to "
+        f"{finite['imbalance'].max():.2g}; train error median "
         f"{finite['train_error'].median():.3g}, test error {finite['test_error'].median():.3g}; "
         f"{gate}."
     )
@@ -317,7 +396,7 @@ EXPERIMENT = register(
             "per-layer frequency × singular-value maps, CBN-rank profile, ‖θ‖² against depth."
         ),
         spec_model=CnnBottleneckSpec,
-        version="1",
+        version="2",
         expand=expand,
         count_jobs=count_jobs,
         run_job=run_job,

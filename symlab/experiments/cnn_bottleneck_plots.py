@@ -1,11 +1,12 @@
 """Figures of the ``cnn-bottleneck`` study (:mod:`symlab.experiments.cnn_bottleneck`).
 
-``cnn_bottleneck_maps_<task>``: for the deepest first-seed network of each task that fits (train
-error ≤ ``max_train_error``; the deepest one when none does), one panel per
+``cnn_bottleneck_maps_<task>``: for the deepest first-seed network of each task that passes the
+study's fit gate (:func:`converged`; the deepest one when none does), one panel per
 conv layer: the largest singular value of Ŵ_ℓ(m) at every frequency m (n × n map, frequency 0 at
 the centre), relative to the layer's largest, with the task's frequencies circled.
 ``cnn_bottleneck_profile``: (a) the CBN rank of each layer against its relative depth for every
-network (weights, solid; conv outputs, dashed), (b) ‖θ‖² against depth with the fitted line.
+network (weights, solid; conv outputs, dashed), (b) ‖θ‖² against depth with the line fitted to
+the networks that pass the gate (those the ``norm_slope`` claim uses).
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from symlab.engine.figures import save_figure
 from symlab.stats import fit_slope
 
 
+def converged(rows: pd.DataFrame, spec) -> pd.Series:
+    """The study's fit gate (train error, last-fifth drop, layer imbalance within the spec's)."""
+    return (
+        (rows["train_error"] <= spec.max_train_error)
+        & (rows["last_fifth_drop"] <= spec.max_last_drop)
+        & (rows["imbalance"] <= spec.max_imbalance)
+    )
+
+
 def _maps(rows: pd.DataFrame, spec, task: str, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     group = rows[rows["task"] == task]
-    fitted = group[group["train_error"] <= spec.max_train_error]
-    group = fitted if len(fitted) else group  # the deepest network that fits, if any does
+    fitted = group[converged(group, spec)]
+    group = fitted if len(fitted) else group  # the deepest network that passes the gate, if any
     rec = group.sort_values(["depth", "seed"], ascending=[False, True]).iloc[0]
     maps = [np.array(m, dtype=float) for m in rec["top_singular_map"]]
     depth = len(maps)
@@ -62,6 +72,7 @@ def _maps(rows: pd.DataFrame, spec, task: str, out_dir: Path) -> list[Path]:
 
 def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = list(dict.fromkeys(rows["task"]))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), constrained_layout=True)
@@ -73,35 +84,51 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
             position = np.arange(1, depth + 1) / depth
             alpha = 0.35 + 0.65 * depth / max(spec.depths)
             ax.plot(position, rec["cbn_rank"], "o-", ms=3, color=colors[task], alpha=alpha)
-            ax.plot(
-                position, rec["activation_cbn_rank"], "--", color=colors[task], alpha=alpha * 0.6
-            )
+            ax.plot(position, rec["activation_cbn_rank"], "s--", ms=7, mfc="none",
+                    color=colors[task], alpha=alpha * 0.6)  # fmt: skip
     for task in tasks:
         ax.plot([], [], "o-", color=colors[task], label=f"{task}: weights")
-        ax.plot([], [], "--", color=colors[task], label=f"{task}: conv outputs")
-    ax.axvspan(0.25, 0.75, color="gray", alpha=0.08, lw=0)
-    ax.set_yscale("log")
+        ax.plot([], [], "s--", mfc="none", color=colors[task], label=f"{task}: conv outputs")
+    ax.axvspan(0.25, 0.75, color="gray", alpha=0.08, lw=0, label="middle half (the claims)")
+    largest = max(
+        max(max(r), max(a)) for r, a in zip(rows["cbn_rank"], rows["activation_cbn_rank"])
+    )
+    if largest > 30:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0, largest + 1)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(r"relative depth $\ell / L$")
-    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies (0 not shown)")
+    zeros = " (0 not shown)" if largest > 30 else ""
+    ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies" + zeros)
     ax.set_title("(a) CBN-rank profile (darker = deeper)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     ax = axes[1]
-    fits = (rows["train_error"] <= spec.max_train_error) & (
-        rows["last_fifth_drop"] <= spec.max_last_drop
-    )
+    fits = converged(rows, spec)
     for task in tasks:
         group = rows[rows["task"] == task]
         good = fits[group.index]
-        ax.plot(group["depth"][good], group["param_norm_sq"][good], "o", color=colors[task],
-                label=f"{task}: converged fit")  # fmt: skip
-        ax.plot(group["depth"][~good], group["param_norm_sq"][~good], "o", mfc="none",
-                color=colors[task], label=f"{task}: not converged (left out of the claims)")  # fmt: skip
-        if group["depth"].nunique() >= 2 and len(group) >= group["seed"].nunique() + 2:
-            fit = fit_slope(group["depth"], group["param_norm_sq"], group["seed"])
-            grid = np.array(sorted(group["depth"].unique()), dtype=float)
+        if good.any():
+            ax.plot(group["depth"][good], group["param_norm_sq"][good], "o", color=colors[task],
+                    label=f"{task}: converged fit")  # fmt: skip
+        if (~good).any():
+            ax.plot(group["depth"][~good], group["param_norm_sq"][~good], "o", mfc="none",
+                    color=colors[task], label=f"{task}: not converged (left out of the claims)")  # fmt: skip
+        kept = group[good]
+        if kept["depth"].nunique() >= 2 and len(kept) >= kept["seed"].nunique() + 2:
+            fit = fit_slope(kept["depth"], kept["param_norm_sq"], kept["seed"])
+            grid = np.array(sorted(kept["depth"].unique()), dtype=float)
             intercept = float(np.mean(list(fit.intercepts.values())))
             ax.plot(grid, fit.slope * grid + intercept, "-", color=colors[task], alpha=0.7,
-                    label=f"{task}: slope over all runs {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]")  # fmt: skip
+                    label=f"{task}: slope over converged runs {fit.slope:.3g} "
+                          f"[{fit.low:.3g}, {fit.high:.3g}]")  # fmt: skip
+            if task == "frequencies":  # the claim's prediction: slope R / n²
+                rank = float(np.median(kept["middle_cbn_rank"]))
+                predicted = rank / spec.image_size**2
+                centre = float(np.mean(grid))
+                ax.plot(grid, fit.slope * centre + intercept + predicted * (grid - centre), ":",
+                        color="black", label=f"slope R / n² = {rank:g} / {spec.image_size}² "
+                                             f"= {predicted:.3g} (claim)")  # fmt: skip
     ax.set_xticks(sorted(rows["depth"].unique()))
     ax.set_xlabel("depth $L$ (conv layers)")
     ax.set_ylabel(r"$\|\theta\|^2$ after training")

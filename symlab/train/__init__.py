@@ -8,6 +8,8 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
 - :mod:`symlab.train.first_order`: :func:`train` and its named settings ``gradient_descent``,
   ``sgd``, ``heavy_ball``, ``nesterov``, ``adam``, ``online_sgd``; ``noise_std`` makes any of
   them noisy (Gaussian noise on each step's gradient: noisy GD);
+- :mod:`symlab.train.lr_schedules`: learning-rate schedules (warm-up + cosine, step decay) that
+  :func:`train` takes as ``lr_schedule``;
 - :mod:`symlab.train.optimizers`: update rules, per-group learning rates, the L2 term λ‖θ‖²;
 - :mod:`symlab.train.momentum`: heavy ball (Polyak 1964) and Nesterov (1983) in textbook form;
 - :mod:`symlab.train.ensemble`: ``train_ensemble``, independent copies of a small network (a
@@ -34,6 +36,7 @@ from symlab.train.first_order import (
     sgd,
     train,
 )
+from symlab.train.lr_schedules import step_decay, warmup_cosine
 from symlab.train.momentum import Nesterov
 from symlab.train.schedule import Schedule, at_steps, every, log_spaced, log_spaced_steps
 from symlab.train.second_order import lbfgs, levenberg_marquardt, newton
@@ -72,7 +75,9 @@ __all__ = [
     "online_sgd",
     "sample_mse_loss",
     "sgd",
+    "step_decay",
     "train",
     "train_ensemble",
     "two_layer_pass",
+    "warmup_cosine",
 ]

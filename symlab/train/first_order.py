@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from symlab.train.lr_schedules import LrSchedule, check_factor
 from symlab.train.optimizers import MinibatchOrder, l2_penalty, make_optimizer, parameter_groups
 from symlab.train.schedule import Schedule
 from symlab.train.trajectory import (
@@ -85,6 +86,7 @@ def train(
     callback_every: int | Schedule | Iterable[int] = 1,
     noise_std: float = 0.0,
     noise_transform: Callable[[str, Tensor], Tensor] | None = None,
+    lr_schedule: LrSchedule | None = None,
 ) -> Trajectory:
     """Train ``model`` in place for ``steps`` steps of ``method`` ("sgd", "heavy_ball",
     "nesterov", "adam") on the objective L(θ) + Σ_g λ_g ‖θ_g‖² (+ ``penalty(model)``) and return
@@ -112,7 +114,10 @@ def train(
     parameter, in the order of the parameter groups, from a generator seeded with
     ``seed`` + :data:`NOISE_SEED_OFFSET`; records are of the noise-free loss and gradient.
     ``noise_transform(name, ξ)`` replaces each draw (e.g. a symmetry acting on it, which couples
-    two runs pathwise: equal in law, since the law of ξ is invariant under orthogonal maps)."""
+    two runs pathwise: equal in law, since the law of ξ is invariant under orthogonal maps).
+
+    ``lr_schedule`` ρ: step t updates with each group's learning rate times ρ(t)
+    (:mod:`symlab.train.lr_schedules`: ``warmup_cosine``, ``step_decay``, or any t ↦ ρ(t) ≥ 0)."""
     check_positive("steps", steps, integer=True)
     check_positive("lr", lr)
     if tol > 0 and not record_grad_norm:
@@ -128,6 +133,8 @@ def train(
             f"plateau: expected (window, rtol) with an integer window >= 1 and rtol > 0, "
             f"got {plateau!r}"
         )
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise ValueError(f"lr_schedule: expected a function step -> factor, got {lr_schedule!r}")
     if penalty is not None and not callable(penalty):
         raise ValueError(f"penalty: expected a function model -> scalar tensor, got {penalty!r}")
     if data is not None:
@@ -212,6 +219,10 @@ def train(
             return hooks.finish(step, tol)
         if plateau is not None and hooks.plateaued(step, *plateau):
             return hooks.finish(step, tol)
+        if lr_schedule is not None:
+            factor = check_factor(lr_schedule(step), step)
+            for torch_group, group in zip(optimizer.param_groups, groups, strict=True):
+                torch_group["lr"] = group["lr"] * factor
         if free:
             add_noise()
         value = optimizer.step() if free else float(optimizer.step(closure).detach())

@@ -18,9 +18,10 @@ from symlab.bias import conv_frequency_spectra
 from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
+from symlab.experiments.cnn_bottleneck_plots import converged
 
 TINY = dict(depths=[3, 4], channels=2, image_size=6, n_train=8, n_test=8, steps=30, seeds=1,
-            fit_min_depth=3, lr=1e-3)  # fmt: skip
+            fit_min_depth=3, lr=1e-3, optimizer="adam", warmup=5, lr_final=0.1)  # fmt: skip
 
 
 def _synthetic(slope_times_n2: float, rank: float, subset: bool, n: int = 8, seeds: int = 3):
@@ -38,6 +39,7 @@ def _synthetic(slope_times_n2: float, rank: float, subset: bool, n: int = 8, see
                     "n_surviving": [first] + [int(middle)] * (depth - 1),
                     "middle_subset_of_task": subset, "middle_energy_on_task": 0.9 if subset else 0.1,
                     "train_error": 0.01, "test_error": 0.02, "seconds": 1.0, "last_fifth_drop": 1e-4,
+                    "imbalance": 0.01, "middle_keeps_task": subset,
                 })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -55,10 +57,20 @@ def test_verdicts_reproduce_and_fail_on_synthetic_rows():
     bad = study.summarize(_synthetic(12.0, 4.0, False), spec)
     assert _outcomes(bad) == {"kept_frequencies": "not reproduced", "norm_slope": "not reproduced",
                               "digits_bottleneck": "not reproduced"}  # fmt: skip
+    falling = _synthetic(-4.0, 4.0, True)
+    falling.loc[falling["task"] == "digits", "n_surviving"] = pd.Series(
+        [[2] + [10] * (d - 1) for d in falling.loc[falling["task"] == "digits", "depth"]],
+        index=falling.index[falling["task"] == "digits"],
+    )
+    opposite = _outcomes(study.summarize(falling, spec))
+    assert opposite["norm_slope"] == "opposite" and opposite["digits_bottleneck"] == "opposite"
     unfinished = _synthetic(4.0, 4.0, True)
     unfinished["last_fifth_drop"] = 0.3  # still falling: nothing is claimed from it
     gated = study.summarize(unfinished, spec)
     assert set(_outcomes(gated).values()) == {"inconclusive"} and "did not reach" in gated.verdict
+    unbalanced = _synthetic(4.0, 4.0, True)
+    unbalanced["imbalance"] = 0.5  # layer norms unequal: not a stationary point of the L2 objective
+    assert set(_outcomes(study.summarize(unbalanced, spec)).values()) == {"inconclusive"}
     shallow = study.summarize(
         _synthetic(4.0, 4.0, True), spec.model_copy(update={"fit_min_depth": 20})
     )
@@ -98,8 +110,13 @@ def test_pipeline_tiny(tmp_path):
     row = rows[(rows["task"] == "frequencies") & (rows["depth"] == 4)].iloc[0]
     assert len(row["cbn_rank"]) == 4 and np.array(row["top_singular_map"]).shape == (4, 6, 6)
     assert sum(row["layer_norms_sq"]) == pytest.approx(row["param_norm_sq"], rel=1e-9)
+    norms = np.array(row["layer_norms_sq"])
+    assert row["imbalance"] == pytest.approx(norms.max() / norms.min() - 1, rel=1e-12)
     summary = study.summarize(rows, spec)
-    assert set(_outcomes(summary)) == {"kept_frequencies", "norm_slope", "digits_bottleneck"}
+    outcomes = _outcomes(summary)
+    assert set(outcomes) == {"kept_frequencies", "norm_slope", "digits_bottleneck"}
+    # 30 steps from He init: unbalanced layers, so the gate keeps every claim open
+    assert set(outcomes.values()) == {"inconclusive"} and "did not reach" in summary.verdict
     paths = study.plot(rows, spec, tmp_path)
     assert {p.name for p in paths} >= {"cnn_bottleneck_profile.png", "cnn_bottleneck_maps_frequencies.png",
                                        "cnn_bottleneck_maps_digits.png"}  # fmt: skip
@@ -108,7 +125,15 @@ def test_pipeline_tiny(tmp_path):
 def test_a_diverged_run_is_flagged_not_measured():
     study = get_experiment("cnn-bottleneck")
     spec = CnnBottleneckSpec(
-        **{**TINY, "lr": 1e4, "steps": 5, "tasks": ["frequencies"], "depths": [3]}
+        **{
+            **TINY,
+            "lr": 1e4,
+            "steps": 5,
+            "warmup": 0,
+            "optimizer": "gd",
+            "tasks": ["frequencies"],
+            "depths": [3],
+        }
     )
     row = study.run_job(study.expand(spec)[0])
     assert row["diverged"] is True and np.isnan(row["train_error"])
@@ -123,8 +148,35 @@ def test_presets_validate(preset):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("depths", [4, 4]), ("frequencies", [[9, 0]]), ("lam", 0.0)]
+    "field, value",
+    [
+        ("depths", [4, 4]),
+        ("frequencies", [[9, 0]]),
+        ("lam", 0.0),
+        ("kernel_size", 4),
+        ("kernel_size", 7),
+        ("warmup", 30),
+        ("lr_final", 1.5),
+        ("optimizer", "lbfgs"),
+    ],
 )
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         CnnBottleneckSpec(**{**TINY, field: value})
+
+
+@pytest.mark.slow
+def test_quick_preset_network_reaches_the_bottleneck():
+    """The quick preset's depth-4 network (6000 Adam steps, ~50 CPU-seconds) passes the fit gate
+    and keeps S ∪ (−S) ∪ {0} in its middle layers, each layer's ‖K‖² near R / n²."""
+    root = Path(symlab.__file__).parent / "configs" / "cnn-bottleneck"
+    values = tomllib.loads((root / "quick.toml").read_text())
+    spec = CnnBottleneckSpec(**{**values, "depths": [4]})
+    study = get_experiment("cnn-bottleneck")
+    row = pd.DataFrame([{**job, **study.run_job(job)} for job in study.expand(spec)])
+    assert bool(converged(row, spec).iloc[0])
+    rec = row.iloc[0]
+    assert rec["middle_subset_of_task"] and rec["middle_keeps_task"]
+    assert rec["middle_cbn_rank"] == 5
+    rank_over_n2 = 5 / spec.image_size**2
+    assert all(abs(v - rank_over_n2) < 0.1 * rank_over_n2 for v in rec["layer_norms_sq"])
