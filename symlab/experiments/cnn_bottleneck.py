@@ -287,16 +287,16 @@ def _frequency_claims(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> list[Claim
     n = spec.image_size
     kept = frequency_set(spec.frequencies, n)
     hits = int(deep["middle_subset_of_task"].astype(bool).sum())
-    surviving = ", ".join(
-        f"L = {int(r.depth)}: {r.middle_n_surviving:g}" for r in deep.itertuples()
-    )
+    per_depth = deep.groupby("depth")["middle_n_surviving"].median()
+    surviving = ", ".join(f"L = {int(depth)}: {count:g}" for depth, count in per_depth.items())
     whole = int(deep["middle_keeps_task"].astype(bool).sum()) if "middle_keeps_task" in deep else 0
     kept_claim = Claim(
         "kept_frequencies",
         f"the middle layers keep only the task's {len(kept)} frequencies {kept} (and the "
         "constant (0, 0))",
         f"{hits} of {len(deep)} networks keep a subset of them in every middle layer ({whole} "
-        f"keep all of the task's); median surviving frequencies per middle layer {surviving}; "
+        f"keep all of the task's); median surviving frequencies per middle layer by depth "
+        f"{surviving}; "
         f"median weight energy on the task's frequencies "
         f"{deep['middle_energy_on_task'].median():.2f}",
         f"CBN rule s > {CBN_RTOL:g} s_max per layer, middle half of the layers, depths >= "
