@@ -78,8 +78,12 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), constrained_layout=True)
     colors = {"frequencies": "tab:blue", "digits": "tab:red"}
     ax = axes[0]
+    fits = converged(rows, spec)
+    # the profile of the converged runs (those the claims use); all runs when none converged
+    shown = rows[fits] if fits.any() else rows
+    which = f"{len(shown)} converged runs" if fits.any() else "all runs, none converged"
     for task in tasks:
-        for _, rec in rows[rows["task"] == task].iterrows():
+        for _, rec in shown[shown["task"] == task].iterrows():
             depth = int(rec["depth"])
             position = np.arange(1, depth + 1) / depth
             alpha = 0.35 + 0.65 * depth / max(spec.depths)
@@ -91,7 +95,7 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
         ax.plot([], [], "s--", mfc="none", color=colors[task], label=f"{task}: conv outputs")
     ax.axvspan(0.25, 0.75, color="gray", alpha=0.08, lw=0, label="middle half (the claims)")
     largest = max(
-        max(max(r), max(a)) for r, a in zip(rows["cbn_rank"], rows["activation_cbn_rank"])
+        max(max(r), max(a)) for r, a in zip(shown["cbn_rank"], shown["activation_cbn_rank"])
     )
     if largest > 30:
         ax.set_yscale("log")
@@ -101,10 +105,9 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     ax.set_xlabel(r"relative depth $\ell / L$")
     zeros = " (0 not shown)" if largest > 30 else ""
     ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies" + zeros)
-    ax.set_title("(a) CBN-rank profile (darker = deeper)", fontsize=10)
+    ax.set_title(f"(a) CBN-rank profile, {which} (darker = deeper)", fontsize=10)
     ax.legend(fontsize=8, frameon=False)
     ax = axes[1]
-    fits = converged(rows, spec)
     for task in tasks:
         group = rows[rows["task"] == task]
         good = fits[group.index]
