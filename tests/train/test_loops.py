@@ -16,6 +16,7 @@ from symlab.train import (
     loss_and_grad_norm,
     newton,
     sgd,
+    step_decay,
 )
 
 DTYPES = [torch.float32, torch.float64]
@@ -80,8 +81,11 @@ def test_sgd_first_step_uses_the_first_minibatch_of_the_seeded_permutation():
     torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=1e-14, rtol=0)
 
 
+@pytest.mark.parametrize("schedule", [None, step_decay([2], 0.1)], ids=["constant", "step-decay"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_matches_the_update_formula(dtype):
+def test_adam_matches_the_update_formula(dtype, schedule):
+    # with a schedule ρ, step t uses the rate lr ρ(t - 1) (symlab.train.lr_schedules)
+    factor = schedule or (lambda t: 1.0)
     x, y = _data(dtype=dtype)
     model, reference = (
         mlp([3, 4, 2], "tanh", seed=4, dtype=dtype),
@@ -97,8 +101,8 @@ def test_adam_matches_the_update_formula(dtype):
                 m[name] = b1 * m[name] + (1 - b1) * grads[name]
                 v[name] = b2 * v[name] + (1 - b2) * grads[name] ** 2
                 m_hat, v_hat = m[name] / (1 - b1**t), v[name] / (1 - b2**t)
-                p -= lr * m_hat / (v_hat.sqrt() + eps)
-    adam(model, (x, y), lr=lr, steps=4)
+                p -= lr * factor(t - 1) * m_hat / (v_hat.sqrt() + eps)
+    adam(model, (x, y), lr=lr, steps=4, lr_schedule=schedule)
     atol = 1e-6 if dtype == torch.float32 else 1e-13
     torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=atol, rtol=0)
 

@@ -1,5 +1,5 @@
 """Learning-rate schedules of symlab.train: their values by hand, and training with one against
-manual updates with the scheduled rate (GD with per-group rates, Adam)."""
+manual updates with the scheduled rate (GD with per-group rates; Adam in tests/train/test_loops.py)."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from symlab.nets import flatten_params, mlp
-from symlab.train import adam, gradient_descent, step_decay, train, warmup_cosine
+from symlab.train import gradient_descent, step_decay, train, warmup_cosine
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -57,30 +57,6 @@ def test_scheduled_gd_matches_manual_updates_with_per_group_rates(dtype):
     atol = 1e-6 if dtype == torch.float32 else 1e-14
     torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=atol, rtol=0)
     assert trajectory.steps[-1] == 6
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_scheduled_adam_matches_the_update_formula(dtype):
-    x, y = _data(dtype)
-    model, reference = (
-        mlp([3, 4, 2], "tanh", seed=4, dtype=dtype),
-        mlp([3, 4, 2], "tanh", seed=4, dtype=dtype),
-    )
-    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
-    rho = step_decay([2], 0.1)
-    m = {k: torch.zeros_like(v) for k, v in reference.named_parameters()}
-    v = {k: torch.zeros_like(p) for k, p in reference.named_parameters()}
-    for t in range(1, 5):
-        grads = _grads(reference, x, y)
-        with torch.no_grad():
-            for name, p in reference.named_parameters():
-                m[name] = b1 * m[name] + (1 - b1) * grads[name]
-                v[name] = b2 * v[name] + (1 - b2) * grads[name] ** 2
-                m_hat, v_hat = m[name] / (1 - b1**t), v[name] / (1 - b2**t)
-                p -= lr * rho(t - 1) * m_hat / (v_hat.sqrt() + eps)
-    adam(model, (x, y), lr=lr, steps=4, lr_schedule=rho)
-    atol = 1e-6 if dtype == torch.float32 else 1e-13
-    torch.testing.assert_close(flatten_params(model), flatten_params(reference), atol=atol, rtol=0)
 
 
 def test_a_zero_factor_freezes_the_parameters():
