@@ -155,8 +155,10 @@ def test_chunked_ray_rows_equal_the_local_rows(ray_instance, toy, tmp_path):
     assert on_ray.n_new == on_ray.n_total == 80
     columns = [c for c in local.rows.columns if c != "pid" and not c.endswith("seconds")]
     assert local.rows[columns].equals(on_ray.rows[columns])
-    # the first 8 tasks (4 per CPU) hold one job each, then chunks hold the rest
-    assert 9 <= executor.n_tasks <= 12
+    # the first 8 tasks (4 per CPU) hold one job each, then chunks hold the rest: 9-12 tasks on
+    # an idle machine; the sizes follow measured job times, so a loaded machine (parallel test
+    # workers, CI) makes more, smaller chunks — still far fewer tasks than the 80 jobs
+    assert 9 <= executor.n_tasks <= 40
 
 
 def _busy_ray_workers() -> list[int]:
