@@ -18,6 +18,8 @@ from symlab.engine.verdict import interval_outcome
         (-0.05, 0.5, 0.1, 0.0, "inconclusive"),  # too wide to tell
         (-0.5, 0.05, 0.1, 0.0, "inconclusive"),
         (0.0, 0.05, 0.1, 0.0, "not reproduced"),  # touching 0 is not above it
+        (-0.03, -0.01, 0.05, 0.0, "not reproduced"),  # below 0 for sure, but negligible
+        (-0.2, -0.03, 0.05, 0.0, "opposite"),  # reaches below the band
     ],
 )
 def test_interval_outcome_each_branch(low, high, band, above, expected):

@@ -79,9 +79,10 @@ def interval_outcome(low: float, high: float, band: float, reproduced_above: flo
     """Outcome of a claimed positive effect from its confidence interval [low, high].
 
     Reproduced when the interval lies above ``reproduced_above`` (≥ 0: the effect size the
-    paper's claim needs); partly reproduced when it lies above 0 but not above that size; opposite
-    when it lies below 0; not reproduced when it lies within ±``band`` (no effect of any size that
-    matters); inconclusive otherwise (the interval is too wide to tell).
+    paper's claim needs); partly reproduced when it lies above 0 but not above that size; not
+    reproduced when it lies within ±``band`` (no effect of any size that matters, a tiny negative
+    one included); opposite when it lies below 0 and reaches below −``band``; inconclusive
+    otherwise (the interval is too wide to tell).
     """
     if not (0.0 <= reproduced_above and 0.0 <= band):
         raise ValueError(
@@ -91,10 +92,10 @@ def interval_outcome(low: float, high: float, band: float, reproduced_above: flo
         return "reproduced"
     if low > 0:
         return "partly reproduced"
-    if high < 0:
-        return "opposite"
     if -band <= low and high <= band:
         return "not reproduced"
+    if high < 0:
+        return "opposite"
     return "inconclusive"
 
 
