@@ -52,6 +52,26 @@ def check_against_svd(matrix: torch.Tensor) -> rank_module.RankResult | None:
     return fast
 
 
+def _check_deferred_factor(gram, shift, thresholds, positive):
+    """deferred_cholesky(gram, shift, *thresholds) against dense algebra: the kept block's factor
+    is lower triangular and reproduces G - mu I on the kept rows, the Schur complement equals the
+    dense one, and (Haynsworth) the positive eigenvalues of G - mu I are the kept block's plus the
+    Schur complement's, ``positive`` in all. Returns (factor, kept, rest, schur)."""
+    factor, kept, rest, schur = deferred_cholesky(gram, shift, *thresholds)
+    n = gram.shape[0]
+    a = symmetric_from_lower(gram) - shift * torch.eye(n, dtype=torch.float64)
+    k, p = torch.tensor(kept), torch.tensor(rest)
+    low = factor[k, : len(kept)]
+    assert torch.allclose(low, torch.tril(low))
+    torch.testing.assert_close(low @ low.T, a[k][:, k], atol=1e-12, rtol=0)
+    torch.testing.assert_close(low @ factor[p, : len(kept)].T, a[k][:, p], atol=1e-12, rtol=0)
+    dense = a[p][:, p] - a[p][:, k] @ torch.linalg.solve(a[k][:, k], a[k][:, p])
+    torch.testing.assert_close(schur, dense, atol=1e-10, rtol=0)
+    count = int((torch.linalg.eigvalsh(a) > 0).sum())
+    assert count == len(kept) + int((torch.linalg.eigvalsh(schur) > 0).sum()) == positive
+    return factor, kept, rest, schur
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     m=st.integers(2, 60),
@@ -128,20 +148,7 @@ def test_pivoted_cholesky_and_schur_complement_against_dense_algebra():
     # L L^T = (G - mu I)_KK, the rest's rows = L^-1 (G - mu I)_{K,P}, schur = the Schur complement
     t = with_spectrum(80, 50, list(np.logspace(0, -4, 35)) + [0.0] * 15, seed=6)
     gram = gram_lower(t)
-    full = symmetric_from_lower(gram)
-    shift = 1e-12
-    factor, kept, rest, schur = deferred_cholesky(gram, shift, 1e-6)
-    a = full - shift * torch.eye(50, dtype=torch.float64)
-    k, p = torch.tensor(kept), torch.tensor(rest)
-    low = factor[k, : len(kept)]
-    assert torch.allclose(low, torch.tril(low))
-    torch.testing.assert_close(low @ low.T, a[k][:, k], atol=1e-12, rtol=0)
-    torch.testing.assert_close(low @ factor[p, : len(kept)].T, a[k][:, p], atol=1e-12, rtol=0)
-    dense = a[p][:, p] - a[p][:, k] @ torch.linalg.solve(a[k][:, k], a[k][:, p])
-    torch.testing.assert_close(schur, dense, atol=1e-10, rtol=0)
-    # Haynsworth: the positive eigenvalues of G - mu I are K's plus the Schur complement's
-    positive = int((torch.linalg.eigvalsh(a) > 0).sum())
-    assert positive == len(kept) + int((torch.linalg.eigvalsh(schur) > 0).sum()) == 35
+    factor, kept, _, _ = _check_deferred_factor(gram, 1e-12, (1e-6,), positive=35)
 
 
 def test_non_finite_input_is_refused_in_one_sentence():
@@ -170,18 +177,8 @@ def test_deferred_cholesky_over_several_blocks_against_dense_algebra(monkeypatch
     t = with_spectrum(90, 60, list(np.logspace(0, -4, 40)) + [0.0] * 20, seed=8)
     t = t[:, torch.randperm(60, generator=torch.Generator().manual_seed(1))]
     gram = gram_lower(t)
-    shift = 1e-12
-    factor, kept, rest, schur = deferred_cholesky(gram, shift, 1e-6, 1e-2)
-    a = symmetric_from_lower(gram) - shift * torch.eye(60, dtype=torch.float64)
-    k, p = torch.tensor(kept), torch.tensor(rest)
-    low = factor[k, : len(kept)]
-    assert torch.allclose(low, torch.tril(low)) and bool((low.diagonal() ** 2 > 1e-6).all())
-    torch.testing.assert_close(low @ low.T, a[k][:, k], atol=1e-12, rtol=0)
-    torch.testing.assert_close(low @ factor[p, : len(kept)].T, a[k][:, p], atol=1e-12, rtol=0)
-    dense = a[p][:, p] - a[p][:, k] @ torch.linalg.solve(a[k][:, k], a[k][:, p])
-    torch.testing.assert_close(schur, dense, atol=1e-10, rtol=0)
-    positive = int((torch.linalg.eigvalsh(a) > 0).sum())
-    assert positive == len(kept) + int((torch.linalg.eigvalsh(schur) > 0).sum()) == 40
+    factor, kept, _, _ = _check_deferred_factor(gram, 1e-12, (1e-6, 1e-2), positive=40)
+    assert bool((factor[torch.tensor(kept), : len(kept)].diagonal() ** 2 > 1e-6).all())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
