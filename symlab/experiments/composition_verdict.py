@@ -239,14 +239,6 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
     """The claims of the module docstring and the verdict's preamble."""
     finite = rows[~rows["diverged"].astype(bool)]
     models = [m for m in spec.models if m in set(finite["model"])]
-    claims = [follows_harder(slopes, m, spec.min_gap) for m in DEEP_MODELS if m in models]
-    claims += [
-        exponent_magnitude(slopes, m, spec.exponent_tolerance) for m in DEEP_MODELS if m in models
-    ]
-    if "shallow" in models:
-        claims += [
-            beats_shallow(finite, m, spec.error_ratio_tolerance) for m in DEEP_MODELS if m in models
-        ]
     largest = finite[finite["n"] == finite["n"].max()] if len(finite) else finite
     medians = largest.groupby("model")[["train_error", "test_error"]].median()
     fit_at_largest = (
@@ -262,12 +254,17 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
         if medians.loc[m, "train_error"] > max(UNDER_FIT_ERROR, 0.5 * medians.loc[m, "test_error"])
     ]
     largest_n = int(finite["n"].max()) if len(finite) else 0
-    claims = [
-        _budget_limited(c, medians.loc[m, "train_error"], largest_n)
-        if (m := c.name.rsplit("_", 1)[-1]) in under_fit and not c.name.startswith("beats_shallow")
-        else c
-        for c in claims
-    ]
+
+    def rate_claim(claim: Claim, model: str) -> Claim:
+        if model not in under_fit:
+            return claim
+        return _budget_limited(claim, medians.loc[model, "train_error"], largest_n)
+
+    deep = [m for m in DEEP_MODELS if m in models]
+    claims = [rate_claim(follows_harder(slopes, m, spec.min_gap), m) for m in deep]
+    claims += [rate_claim(exponent_magnitude(slopes, m, spec.exponent_tolerance), m) for m in deep]
+    if "shallow" in models:
+        claims += [beats_shallow(finite, m, spec.error_ratio_tolerance) for m in deep]
     caveat = (
         f" ({', '.join(under_fit)}: train error above {UNDER_FIT_ERROR:g} and above half the test "
         "error, the nets under-fit there: their rate claims are inconclusive, the exponents "
