@@ -26,8 +26,9 @@ can be trusted to carry its pattern) nor declared empty. It counts as nonempty i
 without a thin piece (``complete=False``, ``thin=True``): no decisive set, hence no exact value,
 is claimed for such a network. ``min_radius`` reports the thinnest kept cell. The number of
 cells is bounded by ``max_regions``; beyond it the enumeration stops at the last complete depth
-(``complete=False``) and the sign tables of the next layer are still filled. Cost: one small LP (~2 ms) per (cell, neuron) test, plus one per
-split; at most max_regions x (n_l + splits) LPs per layer.
+(``complete=False``) and the sign tables of the next layer are still filled. Cost: one small LP
+(~2 ms) per (cell, neuron) test, plus one per split; at most max_regions x (n_l + splits) LPs
+per layer.
 """
 
 from __future__ import annotations
