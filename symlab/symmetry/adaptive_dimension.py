@@ -167,6 +167,7 @@ def functional_dimension(
     compress_regions: bool = True,
     proof_regions: int = PROOF_REGIONS,
     plateau: bool = False,
+    certify_budget_stop: bool = True,
 ) -> FDResult:
     """Functional dimension of ``model``: rank J E_Z|_theta (GLMW22) on a sample grown until it
     saturates, with its bound (:func:`symlab.symmetry.fd_bound`) and why it stopped.
@@ -231,6 +232,14 @@ def functional_dimension(
             default: a complete enumeration, hence an exact value, for small n0 and width;
             beyond it the first layers by LPs and the rest by sign arguments); 0: no proof.
         plateau: also stop on a rank unchanged over two doublings (``"plateau"``).
+        certify_budget_stop: at a stop below the proven upper bound (``"max_points"``,
+            ``"plateau"``) the running count is a certified lower bound on the SVD rule's rank
+            on the sample; True (default) certifies it into that rank (method ``"gram"``,
+            ``"gram + block"`` or ``"svd (fallback)"``), False reports the count itself
+            (method ``"gram (count)"``, gap NaN): still a proven lower bound on dim_fun, up to
+            a few below the sample's rank (0-7 of deficits 40-700 on width-20 networks,
+            ``benchmarks/RESULTS.md``), without the certificate's passes over the rows (about
+            half the time of such a network). Stops at the upper bound are always certified.
 
     Float32 models are differentiated in float64 (patterns too). Cost per evaluation: O(N K D)
     for J, N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with
@@ -337,7 +346,10 @@ def functional_dimension(
         else:
             target = min(2 * seen, max_points)
             continue
-        if rank.method == _COUNT:
+        budget_stop = reason in ("max_points", "plateau")
+        if rank.method == _COUNT and budget_stop and not certify_budget_stop:
+            pass  # the certified count: a lower bound on the sample's rank, reported as such
+        elif rank.method == _COUNT:
             # the count is a certified lower bound; the certificate proves it is the rank
             rank = _certified(schur, stored, points, scaled, n_rows, gram.shape[0])
             if rank is None:  # a singular value the Gram cannot resolve: the SVD decides

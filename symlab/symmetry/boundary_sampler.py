@@ -130,12 +130,35 @@ def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tenso
 
 
 def _neuron_values(forward: _HiddenForward, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:
-    """z_{neuron[j]}(x[j]) for x (m, n0) or (m, G, n0): one hidden neuron per line."""
-    flat = x.reshape(-1, x.shape[-1])
-    z = forward(flat)
-    z = z.view(*x.shape[:-1], z.shape[-1])
-    index = neuron.view(-1, *([1] * (x.dim() - 1)))
-    return z.gather(-1, index.expand(*x.shape[:-1], 1)).squeeze(-1)
+    """z_{neuron[j]}(x[j]) for x (m, n0) or (m, G, n0): one hidden neuron per line.
+
+    A point whose neuron lies in hidden layer l needs the forward pass up to layer l only: the
+    points are ordered by that layer, deepest first, so layer l runs on the prefix of points
+    that still need it (about half the work of the full pass when the layers are drawn
+    uniformly), and no layer's values are stored beyond its own neurons'."""
+    flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
+    per_point = neuron.reshape(-1, *([1] * (x.dim() - 2))).expand(*x.shape[:-1]).reshape(-1)
+    widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
+    starts = torch.cumsum(widths, 0) - widths
+    layer = torch.bucketize(per_point.contiguous(), starts, right=True) - 1
+    order = torch.argsort(layer, descending=True, stable=True)
+    # needing[l]: points whose neuron is in layer l or deeper (a prefix of the ordered points)
+    needing = torch.bincount(layer, minlength=len(widths)).flip(0).cumsum(0).flip(0).tolist()
+    a, index, pieces = flat[order], (per_point - starts[layer])[order], []
+    for depth, (w, b) in enumerate(forward.weights):
+        count = needing[depth]
+        if count == 0:
+            break
+        z = a[:count] @ w.T
+        if b is not None:
+            z = z + b
+        deeper = needing[depth + 1] if depth + 1 < len(needing) else 0
+        pieces.append(z[deeper:count].gather(1, index[deeper:count, None])[:, 0])
+        a = forward.activation(z)
+    ordered = torch.cat(pieces[::-1])  # the points of the deepest layer come first
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    return ordered[inverse].view(x.shape[:-1])
 
 
 def _grid() -> torch.Tensor:

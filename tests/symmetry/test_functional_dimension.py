@@ -324,3 +324,22 @@ def test_adaptive_count_on_the_accumulated_gram_is_certified_against_the_svd(dty
     monkeypatch.setattr(adaptive, "block_rank", lambda *args: None)
     fallback = functional_dimension(model, seed=1)
     assert fallback.method == "svd (fallback)" and fallback.rank == fd.rank
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_uncertified_budget_stop_reports_a_lower_bound_on_the_sample_rank(dtype):
+    # certify_budget_stop=False: a max_points stop below the upper bound keeps the certified
+    # count (same sample, same points), never above the dense SVD rule's rank on those points
+    model = mlp((3, 6, 6, 6, 1), "relu", bias_std=0.1, seed=1).to(dtype)
+    certified = functional_dimension(model, seed=1)
+    count = functional_dimension(model, seed=1, certify_budget_stop=False)
+    svd = batch_functional_dimension(model, count.points, rank_method="svd")
+    assert certified.saturated == count.saturated == "max_points"
+    assert torch.equal(count.points, certified.points)
+    assert count.method == "gram (count)" and count.certificate is None
+    assert count.rank <= certified.rank == svd.rank < count.upper
+    assert count.deficit == count.bound - count.rank and not count.exact
+    # a stop at the proven bound is certified either way
+    small = mlp((2, 3, 1), "relu", bias_std=0.1, seed=0).to(dtype)
+    at_bound = functional_dimension(small, certify_budget_stop=False)
+    assert at_bound.saturated == "bound" and at_bound.method != "gram (count)"
