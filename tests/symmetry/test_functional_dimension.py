@@ -327,11 +327,17 @@ def test_adaptive_count_on_the_accumulated_gram_is_certified_against_the_svd(dty
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_an_uncertified_budget_stop_reports_a_lower_bound_on_the_sample_rank(dtype):
+def test_an_uncertified_budget_stop_reports_a_lower_bound_on_the_sample_rank(dtype, monkeypatch):
     # certify_budget_stop=False: a max_points stop below the upper bound keeps the certified
     # count (same sample, same points), never above the dense SVD rule's rank on those points
+    import symlab.symmetry.adaptive_dimension as adaptive
+
     model = mlp((3, 6, 6, 6, 1), "relu", bias_std=0.1, seed=1).to(dtype)
     certified = functional_dimension(model, seed=1)
+    # within CERTIFY_WITHIN of the upper bound (3 below it here) the count is certified anyway
+    near = functional_dimension(model, seed=1, certify_budget_stop=False)
+    assert near.method == certified.method != "gram (count)" and near.rank == certified.rank
+    monkeypatch.setattr(adaptive, "CERTIFY_WITHIN", 2)
     count = functional_dimension(model, seed=1, certify_budget_stop=False)
     svd = batch_functional_dimension(model, count.points, rank_method="svd")
     assert certified.saturated == count.saturated == "max_points"
