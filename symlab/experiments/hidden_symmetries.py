@@ -27,7 +27,11 @@ Every network gets an interval [lower, upper] for its functional dimension: the 
 an upper bound proven on all inputs (``symlab.symmetry.kernel_proofs``; exact when the activation
 regions are all enumerated within ``proof_regions``); the sample grows until the two meet or the
 budget is spent, and P(full FD) is reported as the bracket [proven at the bound, not proven
-below it].
+below it]. With ``certify_budget_stops = false`` (paper preset) a network the budget stops more
+than 16 below its upper bound reports its certified count (``rank_method = "gram (count)"``), a
+lower bound on its sample's rank (mean 0.3 below it on 803 such networks), at up to 70% less
+time for that network. The bracket's lower side could differ only where a certificate would
+lift a count by more than 16 (the largest lift measured is 9).
 """
 
 from __future__ import annotations
