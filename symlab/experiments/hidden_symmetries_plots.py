@@ -1,6 +1,7 @@
 """Figures of the ``hidden-symmetries`` study: the fraction of networks at full functional
-dimension against depth and input dimension (error bars of different curves offset so that none
-hides another), and the attribution of the deficit to its mechanisms."""
+dimension against depth and input dimension as the bracket [proven at the bound, not proven
+below it] (error bars of different curves offset so that none hides another), and the
+attribution of the deficit to its mechanisms."""
 
 from __future__ import annotations
 
@@ -82,6 +83,12 @@ def _fraction_panels(
                     capsize=2, lw=1.4, elinewidth=1, color=color,
                     label=f"{labels[curve]} {curve_value}",
                 )  # fmt: skip
+                if "frac_full_upper" in cell:
+                    # the bracket's upper side: networks not proven below the bound
+                    ax.vlines(cell[x] + offset, cell.frac_full, cell.frac_full_upper,
+                              color=color, alpha=0.3, lw=5)  # fmt: skip
+                    ax.plot(cell[x] + offset, cell.frac_full_upper, ls="", marker="v", ms=4,
+                            mfc="none", color=color)  # fmt: skip
             name = SAMPLER_NAMES.get(sampler, sampler)
             ax.set_title(f"{labels[panel]} {panel_value}, {name} inputs", fontsize=9)
             ax.set_xticks(sorted(table[x].unique()))
@@ -124,7 +131,10 @@ def plot_figures(rows: pd.DataFrame, table: pd.DataFrame, spec, out_dir: Path) -
         r"(rank of the parameter Jacobian $= D - \#$hidden neurons)"
         "\n"
     )
-    ci = f"{per_point} networks per point, 95% Wilson intervals; curves offset horizontally"
+    ci = (
+        f"{per_point} networks per point (dot: proven at the bound, 95% Wilson interval; pale bar "
+        "up to ▽: not proven below it); curves offset horizontally"
+    )
     paths = save_figure(
         _fraction_panels(table, "depth", "n0", "width", labels,
                          no_symmetries.format("depth") + ci),
