@@ -352,8 +352,8 @@ def functional_dimension(
         else:
             target = min(2 * seen, max_points)
             continue
-        budget_stop = reason in ("max_points", "plateau") and upper - rank.rank > CERTIFY_WITHIN
-        if rank.method == _COUNT and budget_stop and not certify_budget_stop:
+        far_below = reason in ("max_points", "plateau") and upper - rank.rank > CERTIFY_WITHIN
+        if rank.method == _COUNT and far_below and not certify_budget_stop:
             pass  # the certified count: a lower bound on the sample's rank, reported as such
         elif rank.method == _COUNT:
             # the count is a certified lower bound; the certificate proves it is the rank
