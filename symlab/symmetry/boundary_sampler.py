@@ -51,7 +51,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from symlab.nets import activation_of, is_mlp, linear_layers
+from symlab.symmetry.hidden_forward import (
+    _check_model,
+    _HiddenForward,
+    _neuron_values,
+    _OneNeuronPass,
+    hidden_preactivations,
+    neuron_preactivations,
+)
 from symlab.symmetry.samplers import multiscale
 
 __all__ = [
@@ -61,6 +68,7 @@ __all__ = [
     "boundary_pairs",
     "hidden_preactivations",
     "neuron_crossings",
+    "neuron_preactivations",
 ]
 
 GRID_LOG10 = (-3.0, 3.5)  # |t| on the search grid spans these decades
@@ -70,117 +78,6 @@ SHRINK_STEPS = 6  # delta / 10^k, k <= 6, until the pair straddles B_h
 OFFSET_LOG10 = (-6.0, -1.0)  # delta / max(|x*|, 1e-2)
 PAIR_FRACTION = 0.5  # share of co-activation lines (mode 2) when there are >= 2 hidden layers
 _CHUNK_LINES = 2048
-_FORWARD_ROWS = 2048  # points per block of the one-neuron forward pass (cache-sized)
-
-
-def _check_model(model: nn.Module) -> list[nn.Linear]:
-    if not isinstance(model, nn.Module) or not is_mlp(model):
-        raise ValueError(
-            "model: expected an MLP (Linear, activation, ..., Linear) for a model-aware sampler, "
-            f"got {type(model).__name__}"
-        )
-    layers = linear_layers(model)
-    if any(layer.out_features == 0 for layer in layers[:-1]):
-        raise ValueError("model: expected every hidden layer to have at least one neuron")
-    return layers
-
-
-@dataclass(frozen=True)
-class _HiddenForward:
-    """An MLP's hidden layers as float64 (W, b) pairs and its activation, built once per sampler
-    call: the bisection runs ~65 forward passes per point, which should not each re-check the
-    model and re-copy its weights."""
-
-    weights: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
-    activation: nn.Module
-
-    @classmethod
-    def of(cls, model: nn.Module | _HiddenForward) -> _HiddenForward:
-        if isinstance(model, _HiddenForward):
-            return model
-        layers = _check_model(model)
-        weights = tuple(
-            (
-                layer.weight.detach().to(torch.float64),
-                None if layer.bias is None else layer.bias.detach().to(torch.float64),
-            )
-            for layer in layers[:-1]
-        )
-        return cls(weights, activation_of(model))
-
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        a, out = inputs.to(torch.float64), []
-        for w, b in self.weights:
-            z = a @ w.T
-            if b is not None:
-                z = z + b
-            out.append(z)
-            a = self.activation(z)
-        if not out:
-            return inputs.new_zeros(inputs.shape[0], 0, dtype=torch.float64)
-        return torch.cat(out, dim=1)
-
-
-def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Pre-activations z^l = W_l a^{l-1} + b_l of all hidden layers, (N, H), float64, layer order.
-
-    Forward pass on a float64 copy of the parameters (autograd flows to ``inputs``).
-    Cost O(N sum_{l<L} n_l n_{l-1}).
-    """
-    return _HiddenForward.of(model)(inputs)
-
-
-def _deepest_first_values(
-    forward: _HiddenForward, a: torch.Tensor, index: torch.Tensor, layer: torch.Tensor
-) -> torch.Tensor:
-    """z at the neuron ``index[j]`` (within hidden layer ``layer[j]``) of the points ``a``,
-    ordered by ``layer``, deepest first: layer l runs on the prefix of points that need it."""
-    widths = len(forward.weights)
-    # needing[l]: points whose neuron is in layer l or deeper (a prefix of the ordered points)
-    needing = torch.bincount(layer, minlength=widths).flip(0).cumsum(0).flip(0).tolist() + [0]
-    pieces = []
-    for depth, (w, b) in enumerate(forward.weights):
-        count, deeper = needing[depth], needing[depth + 1]
-        if count == 0:
-            break
-        z = a[:count] @ w.T
-        if b is not None:
-            z = z + b
-        pieces.append(z[deeper:count].gather(1, index[deeper:count, None])[:, 0])
-        a = forward.activation(z)
-    return torch.cat(pieces[::-1])  # the points of the deepest layer come first
-
-
-def _neuron_values(forward: _HiddenForward, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:
-    """z_{neuron[j]}(x[j]) for x (m, n0) or (m, G, n0): one hidden neuron per line.
-
-    A point whose neuron lies in hidden layer l needs the forward pass up to layer l only: the
-    points are ordered by that layer, deepest first, so layer l runs on the prefix of points
-    that still need it (about half the work of the full pass when the layers are drawn
-    uniformly), by blocks of ``_FORWARD_ROWS`` points whose activations stay in cache (2.2x
-    faster than one pass over 130 000 points; rows are independent, so the values are the
-    same bits)."""
-    flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
-    per_point = neuron.reshape(-1, *([1] * (x.dim() - 2))).expand(*x.shape[:-1]).reshape(-1)
-    widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
-    starts = torch.cumsum(widths, 0) - widths
-    layer = torch.bucketize(per_point.contiguous(), starts, right=True) - 1
-    order = torch.argsort(layer, descending=True, stable=True)
-    a, index, layer = flat[order], (per_point - starts[layer])[order], layer[order]
-    ordered = torch.cat(
-        [
-            _deepest_first_values(forward, *block)
-            for block in zip(
-                torch.split(a, _FORWARD_ROWS),
-                torch.split(index, _FORWARD_ROWS),
-                torch.split(layer, _FORWARD_ROWS),
-                strict=True,
-            )
-        ]
-    )
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(order.numel())
-    return ordered[inverse].view(x.shape[:-1])
 
 
 def _grid() -> torch.Tensor:
@@ -247,10 +144,11 @@ def neuron_crossings(
             lo[rows], hi[rows] = grid[pick], grid[pick + 1]
         lo = torch.where(found, lo, grid[pick_fallback])
         hi = torch.where(found, hi, grid[pick_fallback])
-        z_lo = _neuron_values(forward, base + lo[:, None] * direction, neuron) > 0
+        along = _OneNeuronPass.plan(forward, neuron, (m,))
+        z_lo = along(forward, base + lo[:, None] * direction) > 0
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
-            same = (_neuron_values(forward, base + mid[:, None] * direction, neuron) > 0) == z_lo
+            same = (along(forward, base + mid[:, None] * direction) > 0) == z_lo
             lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
     t = torch.where(found, 0.5 * (lo + hi), lo)
     return LineCrossings(base, direction, neuron, t, torch.stack([lo, hi], dim=1), found)
@@ -368,10 +266,11 @@ def boundary_pairs(model: nn.Module, n_lines: int, generator: torch.Generator) -
     low, high = OFFSET_LOG10
     log_delta = low + (high - low) * torch.rand(n_lines, generator=generator, dtype=torch.float64)
     delta = 10.0**log_delta * point.norm(dim=1).clamp_min(1e-2)
+    along = _OneNeuronPass.plan(forward, neuron, (n_lines,))
     with torch.no_grad():
         for _ in range(SHRINK_STEPS):
-            minus = _neuron_values(forward, point - delta[:, None] * direction, neuron) > 0
-            plus = _neuron_values(forward, point + delta[:, None] * direction, neuron) > 0
+            minus = along(forward, point - delta[:, None] * direction) > 0
+            plus = along(forward, point + delta[:, None] * direction) > 0
             retry = cross.found & (minus == plus)
             if not bool(retry.any()):
                 break

@@ -13,6 +13,7 @@ from symlab.symmetry.boundary_sampler import (
     boundary_pairs,
     hidden_preactivations,
     neuron_crossings,
+    neuron_preactivations,
 )
 from symlab.symmetry.samplers import get_sampler, multiscale
 
@@ -60,15 +61,13 @@ def test_hidden_preactivations_match_the_modules():
 def test_one_neuron_per_point_forward_matches_the_modules(grid):
     # the layer-truncated pass (points ordered by their neuron's layer) against every hidden
     # pre-activation from the model's modules, gathered at each point's neuron, with gradients
-    from symlab.symmetry.boundary_sampler import _HiddenForward, _neuron_values
-
     model = mlp([3, 4, 7, 5, 2], bias_std=0.3, seed=3, dtype=torch.float64)
     generator = torch.Generator().manual_seed(1)
     shape = (40, 6, 3) if grid else (40, 3)
     x = multiscale(shape[0] * (6 if grid else 1), 3, generator).view(shape).requires_grad_(True)
     neuron = torch.randint(16, (40,), generator=generator)
     neuron[:3] = torch.tensor([0, 15, 4])  # first, last, and a first neuron of layer 2
-    values = _neuron_values(_HiddenForward.of(model), x, neuron)
+    values = neuron_preactivations(model, x, neuron)
     every = reference_preactivations(model, x.detach().reshape(-1, 3)).view(*shape[:-1], 16)
     index = neuron.view(-1, *([1] * (len(shape) - 2))).expand(*shape[:-1])
     expected = every.gather(-1, index[..., None])[..., 0]
@@ -76,6 +75,8 @@ def test_one_neuron_per_point_forward_matches_the_modules(grid):
     assert torch.allclose(values, expected, rtol=1e-12, atol=1e-12)
     (grad,) = torch.autograd.grad(values.sum(), x)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="^neuron: "):
+        neuron_preactivations(model, x, neuron.clamp_max(15) + 1)
 
 
 def test_crossings_are_roots_of_the_chosen_neuron():
