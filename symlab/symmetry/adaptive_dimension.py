@@ -199,8 +199,8 @@ def functional_dimension(
     up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
     in the Gram's blind spot) the deferred columns' block decides
     (:func:`symlab.linalg.block_rank.block_rank`, an m x k SVD, method ``"gram + block"``), and
-    when it cannot (a value too close to tol for its bound) the SVD of the scaled rows. When a count is refused, the
-    doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
+    when it cannot (a value too close to tol for its bound) the SVD of the scaled rows. When a
+    count is refused, the doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
     scaled Jacobian on all differentiated points; a final rank below the bound: that of
     :func:`symlab.symmetry.batch_functional_dimension` on them), so no deficit comes from the
     Gram's blind spot. With ``rank_method="svd"``
@@ -245,7 +245,8 @@ def functional_dimension(
             a proven lower bound on dim_fun, a little below the sample's rank at times (by 0-9,
             mean 0.3, on 803 capped networks of the paper preset, ``benchmarks/RESULTS.md``),
             without the certificate's passes over the rows (up to 70% of such a network's
-            time). Stops at the upper bound are always certified.
+            time). Stops at the upper bound are always certified. No effect with
+            ``rank_method`` ``"gram"`` or ``"svd"`` or after a refused count (no count to report).
 
     Float32 models are differentiated in float64 (patterns too). Cost per evaluation: O(N K D)
     for J, N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with

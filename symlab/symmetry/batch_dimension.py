@@ -72,8 +72,8 @@ class FDResult:
     singular_values, ambiguous, method: from the rank computation (of the row- and
     column-scaled Jacobian, without the dropped scaling columns; method ``"gram (count)"``: the
     certified count of :func:`symlab.symmetry.functional_dimension` with
-    ``certify_budget_stop=False``, a lower bound on the sample's rank, gap NaN); saturated: ``"bound"`` (the
-    rank reached the bound, so it is dim_fun), ``"plateau"`` (unchanged over
+    ``certify_budget_stop=False``, a lower bound on the sample's rank, gap NaN); saturated:
+    ``"bound"`` (the rank reached the bound, so it is dim_fun), ``"plateau"`` (unchanged over
     ``PLATEAU_DOUBLINGS`` doublings of the sample), ``"max_points"`` (stopped by max_points: a
     lower bound only) or ``"batch"`` (explicit inputs below the bound: the batch value);
     points: a set with the row space of J E_Z, on which e.g. :func:`symlab.symmetry.diagnose`
@@ -238,7 +238,7 @@ class _ScaledJacobian:
 
     Row norms along the contiguous axis; the column norms that choose the dropped columns (first
     call only) by blocks of rows that stay in cache; the kept columns gathered by one
-    ``torch.index_select`` into a new buffer (``numpy.take`` along axis 1 was 3.7x slower
+    ``torch.index_select`` into a new buffer (``numpy.take`` along axis 1 was 2.6-3.7x slower
     into fresh memory), then scaled: J is read about three times in all."""
 
     def __init__(self, model: nn.Module, reduce: bool):

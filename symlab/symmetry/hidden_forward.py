@@ -6,7 +6,7 @@ per point (grid search, bisection, offsets). :func:`hidden_preactivations` gives
 pre-activation (the reference); :func:`neuron_preactivations` gives z_{h_j}(x_j) for one neuron
 per point or per line of points, running each point's forward pass only up to its neuron's
 layer (points ordered deepest layer first, so each layer runs on a prefix of them) by blocks of
-points that stay in cache, with the same bits as the full pass (rows are independent).
+points that stay in cache, equal to the full pass up to the last bit (:class:`_OneNeuronPass`).
 Float64 copies of the weights are made once per sampler call (:class:`_HiddenForward`).
 """
 
@@ -89,9 +89,11 @@ class _OneNeuronPass:
     A point whose neuron lies in hidden layer l needs the forward pass up to layer l only: the
     points are ordered by that layer, deepest first, so layer l runs on the prefix of points
     that still need it (about half the work of the full pass when the layers are drawn
-    uniformly), by blocks of ``_FORWARD_ROWS`` points whose activations stay in cache (2-3x
-    faster than the full pass on the grid search, ``benchmarks/bench_paper_preset_steps.py``;
-    rows are independent, so the values are the same bits)."""
+    uniformly), by blocks of ``_FORWARD_ROWS`` points whose activations stay in cache (2.7-4.3x
+    faster than the full pass on the grid search, ``benchmarks/bench_paper_preset_steps.py``).
+    Each point's values are the full pass's up to the last bit: BLAS may sum a product of very
+    few rows (a short last block, a layer boundary inside a block) in another order; the
+    sampler's points came out equal to the full-pass sampler's on the nets checked."""
 
     order: torch.Tensor  # points in deepest-first order
     inverse: torch.Tensor  # back to the callers' order
@@ -117,6 +119,12 @@ class _OneNeuronPass:
         return cls(order, inverse, (per_point - starts[layer])[order], needing, shape)
 
     def __call__(self, forward: _HiddenForward, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[:-1]) != self.shape:
+            raise ValueError(
+                f"x: expected points of shape {self.shape} + (n0,), got {tuple(x.shape)}"
+            )
+        if not len(self.order):  # no points (kept on x's autograd graph)
+            return x[..., 0].to(torch.float64) * 0.0
         ordered = x.reshape(-1, x.shape[-1]).to(torch.float64)[self.order]
         pieces = []
         firsts = range(0, len(self.order), _FORWARD_ROWS)
@@ -150,10 +158,28 @@ def neuron_preactivations(
     order as :func:`hidden_preactivations`' columns; each point's forward pass stops at its
     neuron's layer (the sampler's own route). Cost at most O(N sum_{l<L} n_l n_{l-1})."""
     forward = _HiddenForward.of(model)
-    hidden = sum(w.shape[0] for w, _ in forward.weights)
-    in_range = neuron.numel() == 0 or 0 <= int(neuron.min()) <= int(neuron.max()) < hidden
-    if neuron.shape != inputs.shape[:1] or not in_range:
+    n0 = forward.weights[0][0].shape[1] if forward.weights else None
+    if (
+        not isinstance(inputs, torch.Tensor)
+        or not inputs.is_floating_point()
+        or inputs.dim() not in (2, 3)
+        or inputs.shape[-1] != n0
+    ):
         raise ValueError(
-            f"neuron: expected {inputs.shape[0]} indices in [0, {hidden}), one per line of inputs"
+            f"inputs: expected a floating-point tensor of shape (m, {n0}) or (m, G, {n0}), got "
+            f"{type(inputs).__name__} of shape {tuple(getattr(inputs, 'shape', ()))}"
+        )
+    hidden = sum(w.shape[0] for w, _ in forward.weights)
+    valid = (
+        isinstance(neuron, torch.Tensor)
+        and not neuron.is_floating_point()
+        and neuron.shape == inputs.shape[:1]
+        and (neuron.numel() == 0 or 0 <= int(neuron.min()) <= int(neuron.max()) < hidden)
+    )
+    if not valid:
+        raise ValueError(
+            f"neuron: expected {inputs.shape[0]} integer indices in [0, {hidden}), one per line "
+            f"of inputs, got {type(neuron).__name__} of shape "
+            f"{tuple(getattr(neuron, 'shape', ()))} and dtype {getattr(neuron, 'dtype', None)}"
         )
     return _neuron_values(forward, inputs, neuron)

@@ -58,9 +58,13 @@ def test_hidden_preactivations_match_the_modules():
 
 
 @pytest.mark.parametrize("grid", [False, True])
-def test_one_neuron_per_point_forward_matches_the_modules(grid):
-    # the layer-truncated pass (points ordered by their neuron's layer) against every hidden
-    # pre-activation from the model's modules, gathered at each point's neuron, with gradients
+def test_one_neuron_per_point_forward_matches_the_modules(grid, monkeypatch):
+    # the layer-truncated pass (points ordered by their neuron's layer, by blocks of 7 points
+    # here so that later blocks' offsets are exercised) against every hidden pre-activation
+    # from the model's modules, gathered at each point's neuron; gradients against the full pass
+    import symlab.symmetry.hidden_forward as hidden_forward
+
+    monkeypatch.setattr(hidden_forward, "_FORWARD_ROWS", 7)
     model = mlp([3, 4, 7, 5, 2], bias_std=0.3, seed=3, dtype=torch.float64)
     generator = torch.Generator().manual_seed(1)
     shape = (40, 6, 3) if grid else (40, 3)
@@ -74,9 +78,19 @@ def test_one_neuron_per_point_forward_matches_the_modules(grid):
     assert values.shape == shape[:-1]
     assert torch.allclose(values, expected, rtol=1e-12, atol=1e-12)
     (grad,) = torch.autograd.grad(values.sum(), x)
-    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    full = hidden_preactivations(model, x.reshape(-1, 3)).view(*shape[:-1], 16)
+    (full_grad,) = torch.autograd.grad(full.gather(-1, index[..., None]).sum(), x)
+    assert torch.allclose(grad, full_grad, rtol=1e-12, atol=1e-12)
+    # no points: an empty result; bad neurons or inputs: one sentence naming the argument
+    empty = neuron_preactivations(model, x[:0].detach(), neuron[:0])
+    assert empty.shape == (0, *shape[1:-1])
+    assert boundary_pairs(model, 0, torch.Generator().manual_seed(0)).minus.shape == (0, 3)
     with pytest.raises(ValueError, match="^neuron: "):
         neuron_preactivations(model, x, neuron.clamp_max(15) + 1)
+    with pytest.raises(ValueError, match="^neuron: "):
+        neuron_preactivations(model, x, neuron.double())
+    with pytest.raises(ValueError, match="^inputs: "):
+        neuron_preactivations(model, x[..., :2], neuron)
 
 
 def test_crossings_are_roots_of_the_chosen_neuron():
