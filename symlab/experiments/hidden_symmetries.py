@@ -270,6 +270,7 @@ def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec
             f"to tighten the interval){counts}."
         )
     unexplained = rows["unexplained_deficit"]
+    counted_rows = rows["rank_method"] == "gram (count)"  # deficits that may exceed the sample's
     total = max(rows["deficit"].sum(), 1)
     explained = 1 - unexplained.sum() / total
     parts.append(
@@ -280,9 +281,10 @@ def _verdict(rows: pd.DataFrame, table: pd.DataFrame, spec: HiddenSymmetriesSpec
         f"groups {rows['always_active_deficit'].sum() / total:.0%}; counted on the sample: every "
         f"counted direction lies in ker J there, so this is a lower bound on the share of the "
         f"sample's deficit, which itself may exceed the network's where the estimate is not "
-        f"exact); "
-        f"{int((unexplained > 0).sum())} of {len(rows)} networks keep a part these mechanisms do "
-        f"not explain (e.g. restricted hidden images). "
+        f"exact{', and counted deficits may exceed those of their samples' if counted else ''}); "
+        f"{int(((unexplained > 0) & ~counted_rows).sum())} of {int((~counted_rows).sum())} "
+        f"networks{' with a certified sample rank' if counted else ''} keep a part these "
+        f"mechanisms do not explain (e.g. restricted hidden images). "
         f"{int(rows['ambiguous'].sum())} ranks had an ambiguous singular-value gap."
     )
     return head + " " + " ".join(parts)
@@ -311,8 +313,15 @@ SAMPLER_ORDER = ["boundary", "multiscale", "gaussian"]
 
 
 def _sampler_comparisons(frame: pd.DataFrame) -> list[str]:
-    """One sentence per pair of samplers: on how many shared networks each finds the higher rank."""
-    pivot = frame.pivot_table(index=CELL[1:] + ["seed"], columns="sampler", values="deficit")
+    """One sentence per pair of samplers: on how many shared networks each finds the higher rank.
+
+    A higher rank is counted only where it is certain: the other side's rank is the sample's own
+    (certified), not a certified count (``"gram (count)"``, a lower bound on it); pairs that
+    differ otherwise are reported apart."""
+    frame = frame.assign(counted=frame["rank_method"] == "gram (count)")
+    index = CELL[1:] + ["seed"]
+    pivot = frame.pivot_table(index=index, columns="sampler", values="deficit")
+    counted = frame.pivot_table(index=index, columns="sampler", values="counted", aggfunc="max")
     names = {"gaussian": "Gaussian", "multiscale": "multi-scale", "boundary": "boundary"}
     order = [s for s in SAMPLER_ORDER if s in pivot.columns]  # the more refined sampler first
     sentences = []
@@ -320,12 +329,21 @@ def _sampler_comparisons(frame: pd.DataFrame) -> list[str]:
         pair = pivot[[first, second]].dropna()
         if pair.empty:
             continue
-        higher = int((pair[first] < pair[second]).sum())
-        lower = int((pair[first] > pair[second]).sum())
+        exact = ~counted.loc[pair.index, [first, second]].astype(bool)
+        higher_rank = pair[first] < pair[second]  # a smaller deficit at the same bound
+        lower_rank = pair[first] > pair[second]
+        higher = int((higher_rank & exact[second]).sum())
+        lower = int((lower_rank & exact[first]).sum())
+        open_ = int((higher_rank | lower_rank).sum()) - higher - lower
         sentences.append(
             f"On the same networks the {names[first]} sampler finds a higher rank than the "
             f"{names[second]} one "
-            f"for {higher} of {len(pair)} networks and a lower rank for {lower}."
+            f"for {higher} of {len(pair)} networks and a lower rank for {lower}"
+            + (
+                f" ({open_} more differ where the lower rank is a certified count, a lower bound)."
+                if open_
+                else "."
+            )
         )
     return sentences
 

@@ -178,3 +178,27 @@ def test_rows_carry_a_proven_interval_and_the_verdict_counts_unproven_networks(t
     assert interval(summarize(unproven, spec)) == "inconclusive"
     proven = tiny_rows.assign(exact=True)
     assert interval(summarize(proven, spec)) == "reproduced"
+
+
+def test_uncertified_budget_stops_report_counts_and_the_verdict_says_so():
+    # certify_budget_stops = false: networks capped far below their upper bound keep the
+    # certified count (a lower bound on their sample's certified rank, same sample); the verdict
+    # says how many, and compares samplers only where a higher rank is certain
+    shared = dict(input_dims=[3], widths=[8], depths=[4], seeds=2, max_points=1000,
+                  samplers=["gaussian", "multiscale"])  # fmt: skip
+    counted_spec = HiddenSymmetriesSpec(**shared, certify_budget_stops=False)
+    counted = pd.DataFrame([{**job, **run_job(job)} for job in expand(counted_spec)])
+    certified = pd.DataFrame(
+        [{**job, **run_job(job)} for job in expand(HiddenSymmetriesSpec(**shared))]
+    )
+    assert (counted["rank_method"] == "gram (count)").all()
+    assert (certified["rank_method"] != "gram (count)").all()
+    assert (counted["rank"] <= certified["rank"]).all()
+    assert (counted["n_points"] == certified["n_points"]).all()
+    verdict = get_experiment("hidden-symmetries").summarize(counted, counted_spec).verdict
+    assert "4 of them report the certified count" in verdict
+    assert "networks with a certified sample rank keep a part" in verdict
+    # both sides counted: no comparison is certain, the differences are reported apart
+    assert "finds a higher rank than the Gaussian one for 0 of 2 networks" in verdict
+    plain = get_experiment("hidden-symmetries").summarize(certified, HiddenSymmetriesSpec(**shared))
+    assert "certified count" not in plain.verdict
