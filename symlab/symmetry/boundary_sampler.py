@@ -145,10 +145,10 @@ def neuron_crossings(
         lo = torch.where(found, lo, grid[pick_fallback])
         hi = torch.where(found, hi, grid[pick_fallback])
         along = _OneNeuronPass.plan(forward, neuron, (m,))
-        z_lo = along(forward, base + lo[:, None] * direction) > 0
+        z_lo = along(base + lo[:, None] * direction) > 0
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
-            same = (along(forward, base + mid[:, None] * direction) > 0) == z_lo
+            same = (along(base + mid[:, None] * direction) > 0) == z_lo
             lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
     t = torch.where(found, 0.5 * (lo + hi), lo)
     return LineCrossings(base, direction, neuron, t, torch.stack([lo, hi], dim=1), found)
@@ -269,8 +269,8 @@ def boundary_pairs(model: nn.Module, n_lines: int, generator: torch.Generator) -
     along = _OneNeuronPass.plan(forward, neuron, (n_lines,))
     with torch.no_grad():
         for _ in range(SHRINK_STEPS):
-            minus = along(forward, point - delta[:, None] * direction) > 0
-            plus = along(forward, point + delta[:, None] * direction) > 0
+            minus = along(point - delta[:, None] * direction) > 0
+            plus = along(point + delta[:, None] * direction) > 0
             retry = cross.found & (minus == plus)
             if not bool(retry.any()):
                 break

@@ -95,6 +95,7 @@ class _OneNeuronPass:
     few rows (a short last block, a layer boundary inside a block) in another order; the
     sampler's points came out equal to the full-pass sampler's on the nets checked."""
 
+    forward: _HiddenForward
     order: torch.Tensor  # points in deepest-first order
     inverse: torch.Tensor  # back to the callers' order
     index: torch.Tensor  # each ordered point's neuron within its layer
@@ -116,9 +117,9 @@ class _OneNeuronPass:
         )
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel())
-        return cls(order, inverse, (per_point - starts[layer])[order], needing, shape)
+        return cls(forward, order, inverse, (per_point - starts[layer])[order], needing, shape)
 
-    def __call__(self, forward: _HiddenForward, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[:-1]) != self.shape:
             raise ValueError(
                 f"x: expected points of shape {self.shape} + (n0,), got {tuple(x.shape)}"
@@ -131,7 +132,7 @@ class _OneNeuronPass:
         for first, needing in zip(firsts, self.needing, strict=True):
             a, index = ordered[first : first + _FORWARD_ROWS], self.index[first:]
             values = []
-            for depth, (w, b) in enumerate(forward.weights):
+            for depth, (w, b) in enumerate(self.forward.weights):
                 count, deeper = needing[depth], needing[depth + 1]
                 if count == 0:
                     break
@@ -139,7 +140,7 @@ class _OneNeuronPass:
                 if b is not None:
                     z = z + b
                 values.append(z[deeper:count].gather(1, index[deeper:count, None])[:, 0])
-                a = forward.activation(z)
+                a = self.forward.activation(z)
             pieces.extend(values[::-1])  # the block's deepest points come first
         return torch.cat(pieces)[self.inverse].view(self.shape)
 
@@ -147,7 +148,7 @@ class _OneNeuronPass:
 def _neuron_values(forward: _HiddenForward, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:
     """z_{neuron[j]}(x[j]) for x (m, n0) or (m, G, n0): one hidden neuron per line
     (:class:`_OneNeuronPass`, planned for this call only)."""
-    return _OneNeuronPass.plan(forward, neuron, x.shape[:-1])(forward, x)
+    return _OneNeuronPass.plan(forward, neuron, x.shape[:-1])(x)
 
 
 def neuron_preactivations(
