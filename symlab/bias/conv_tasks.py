@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -27,7 +28,7 @@ class FrequencyTask:
     y_train: Tensor
     x_test: Tensor
     y_test: Tensor
-    frequencies: list[tuple[int, int]]
+    frequencies: list[tuple[int, int]] | None
 
 
 def frequency_set(frequencies, n: int) -> list[tuple[int, int]]:
@@ -57,6 +58,28 @@ def frequency_task(n_train: int, n_test: int, n: int, frequencies, seed: int) ->
     y = torch.fft.ifft2(torch.fft.fft2(x) * mask).real
     y = y / y[:n_train].square().sum(dim=(1, 2, 3)).mean().sqrt()
     return FrequencyTask(x[:n_train], y[:n_train], x[n_train:], y[n_train:], kept)
+
+
+def digits_task(n_train: int, n_test: int, seed: int) -> FrequencyTask:
+    """scikit-learn's 8 × 8 digits (shipped with the package): a random split of
+    ``n_train + n_test`` images (permutation seeded by ``seed``), pixels shifted and scaled by
+    one mean and standard deviation for all pixels (so that circular shifts commute with the
+    scaling), one-hot targets (N, 10), float64; the frequencies the labels need are unknown."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    if n_train + n_test > len(digits.target):
+        raise ValueError(
+            f"n_train: expected n_train + n_test <= {len(digits.target)} digits, got "
+            f"{n_train} + {n_test}"
+        )
+    order = np.random.default_rng(int(seed)).permutation(len(digits.target))
+    pick = order[: n_train + n_test]
+    images = torch.as_tensor(digits.images[pick], dtype=torch.float64)[:, None]
+    images = (images - images.mean()) / images.std()
+    labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target[pick]), 10).double()
+    return FrequencyTask(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
+                         None)  # fmt: skip
 
 
 class GlobalMean(nn.Module):
@@ -103,3 +126,28 @@ def circular_cnn(
     if pool:
         layers.append(GlobalMean())
     return nn.Sequential(*layers)
+
+
+def balance_layers(net: nn.Sequential) -> float:
+    """Rescale the bias-free layers of a ReLU network in place to equal norms; return the factor
+    by which ‖θ‖² fell (≥ 1).
+
+    W_ℓ → (g / ‖W_ℓ‖) W_ℓ with g the geometric mean of the ‖W_ℓ‖: the scales multiply to 1 and
+    ReLU is positively homogeneous, so the function is unchanged, and by the AM-GM inequality
+    Σ_ℓ ‖W_ℓ‖² = L g² is the least norm on this rescaling orbit, the balance that every critical
+    point of L(f) + λ‖θ‖² has (the module docstring of ``symlab.experiments.cnn_bottleneck``).
+    Zero layers leave the network unchanged (f = 0)."""
+    layers = [m for m in net if isinstance(m, nn.Conv2d | nn.Linear)]
+    if any(m.bias is not None for m in layers):
+        raise ValueError("net: expected bias-free layers (a bias breaks the rescaling symmetry)")
+    if any(not isinstance(m, nn.Conv2d | nn.Linear | nn.ReLU | GlobalMean) for m in net):
+        raise ValueError("net: expected convolutions or linear layers, ReLU and a global mean only")
+    with torch.no_grad():
+        norms = torch.stack([m.weight.double().norm() for m in layers])
+        if not bool((norms > 0).all()):
+            return 1.0
+        before = float(norms.square().sum())
+        target = norms.log().mean().exp()
+        for m, norm in zip(layers, norms, strict=True):
+            m.weight.mul_((target / norm).to(m.weight.dtype))
+        return before / (len(layers) * float(target) ** 2)

@@ -19,7 +19,13 @@ batch, ``optimizer`` "gd" or "adam", with a linear warm-up and a cosine decay of
 to ``lr_final`` × ``lr``, :func:`symlab.train.warmup_cosine`) on
 (1/N) Σ ‖f(x_i) − y_i‖² + λ ‖θ‖². Adam and GD have the same fixed points (critical points of this
 objective); measured on the quick preset, Adam with the decay reaches balanced, fitted networks
-in a few thousand steps where GD does not (measured numbers in the presets' comments).
+in a few thousand steps where GD does not (measured numbers in the presets' comments). With
+``polish_iters`` > 0 the first-order phase (at λ = ``warm_lam``, e.g. 0: a fit without the
+collapse to f = 0 that L2 from a random start can cause) is followed by an exact rebalancing of
+the layers (:func:`symlab.bias.conv_tasks.balance_layers`: same function, least norm on its
+rescaling orbit) and full-batch L-BFGS (:func:`symlab.train.lbfgs`) on the L2 objective in
+float64, which reaches the balance that first-order descent approaches only on the time scale
+1 / (lr λ) (the digits preset).
 
 Fit gate. A bottleneck is a property of near-optimal parameters, so an unfinished run tests
 nothing: the claims use the networks that fit (train error ≤ ``max_train_error``), whose
@@ -38,23 +44,7 @@ per-frequency channel spectrum on the training inputs
 By Parseval, a layer's ‖K_ℓ‖² = (1/n²) Σ_m ‖Ŵ_ℓ(m)‖_F², so a middle layer whose kept singular
 values are ≈ 1 costs (CBN rank)/n² and the norm's slope in depth is R⁽⁰⁾ ≈ (CBN rank)/n².
 
-Claims (:func:`summarize`), on the networks of depth ≥ ``fit_min_depth`` that pass the fit
-gate (the others are counted and left out), middle layers = the middle half (L/4 ≤ ℓ ≤ 3L/4):
-
-1. ``kept_frequencies`` (frequencies task): "the middle layers keep only the task's frequencies":
-   reproduced when every middle layer of every such network keeps a subset of S ∪ (−S) ∪ {0},
-   partly when some do, not reproduced when none do; the median energy fraction on S is
-   reported. The constant (frequency 0) is allowed: a bias-free ReLU network passes a signed
-   band-limited signal z through its ReLUs at unit gain by riding it on a constant, h = z + c ≥ 0
-   (ReLU is then the identity), and the constant costs one frequency per layer where the sign
-   trick [z⁺, z⁻] costs a gain of 2 on each of S ∪ (−S);
-2. ``norm_slope`` (frequencies task): "‖θ‖² ≈ L × CBN rank": n² × the slope of ‖θ‖² = a L + b_seed
-   (95% t interval) against the median middle CBN rank R; reproduced when the interval meets
-   [R − 0.5, R + 0.5] and excludes R ± 1, not reproduced when it misses [R − 0.5, R + 0.5],
-   opposite when the whole interval is below 0 (the norm falls with depth), inconclusive otherwise;
-3. ``digits_bottleneck`` (digits task): "the middle layers keep fewer frequencies than the
-   first": reproduced when the median middle count of surviving frequencies is below the first
-   layer's in every deep network, partly in some, not reproduced in none.
+Claims: :mod:`symlab.experiments.cnn_bottleneck_verdict`.
 """
 
 from __future__ import annotations
@@ -69,13 +59,18 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_validator
 
 from symlab.bias import CBN_RTOL, activation_frequency_spectra, conv_frequency_spectra
-from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
+from symlab.bias.conv_tasks import (
+    balance_layers,
+    circular_cnn,
+    digits_task,
+    frequency_task,
+)
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
 from symlab.experiments.cnn_bottleneck_plots import converged, plot
-from symlab.stats import fit_slope
-from symlab.train import sample_mse_loss, train, warmup_cosine
+from symlab.experiments.cnn_bottleneck_verdict import digits_claim, frequency_claims
+from symlab.train import lbfgs, sample_mse_loss, train, warmup_cosine
 
 
 class CnnBottleneckSpec(BaseModel):
@@ -117,6 +112,12 @@ class CnnBottleneckSpec(BaseModel):
     )
     max_imbalance: confloat(gt=0) = Field(
         0.1, description="claims need balanced layers: max_ℓ ‖K_ℓ‖² / min_ℓ ‖K_ℓ‖² − 1 at most this"
+    )
+    warm_lam: confloat(ge=0) = Field(
+        0.0, description="λ of the first-order phase when polish_iters > 0 (else lam throughout)"
+    )
+    polish_iters: conint(ge=0) = Field(
+        0, description="L-BFGS iterations on the L2 objective after the first-order phase (float64)"
     )
     dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
 
@@ -185,40 +186,43 @@ def middle_layers(depth: int) -> list[int]:
     return chosen or [depth // 2]
 
 
-def _data(params: dict[str, Any], dtype: torch.dtype):
+def _data(params: dict[str, Any]):
     if params["task"] == "frequencies":
         task = frequency_task(params["n_train"], params["n_test"], params["image_size"],
                               params["frequencies"], params["seed"])  # fmt: skip
-        return task.x_train, task.y_train, task.x_test, task.y_test, task.frequencies, False
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    order = np.random.default_rng(params["seed"]).permutation(len(digits.target))
-    pick = order[: params["n_train"] + params["n_test"]]
-    images = torch.as_tensor(digits.images[pick], dtype=torch.float64)[:, None]
-    images = (images - images.mean()) / images.std()  # one scale for every pixel: shifts commute
-    labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target[pick]), 10).double()
-    n = params["n_train"]
-    return images[:n], labels[:n], images[n:], labels[n:], None, True
+        return task, False
+    return digits_task(params["n_train"], params["n_test"], params["seed"]), True
 
 
 def run_job(params: dict[str, Any]) -> dict[str, Any]:
     """Train one depth-L circular CNN with L2 and measure its per-frequency spectra and norm."""
     start = time.perf_counter()
     dtype = getattr(torch, params["dtype"])
-    x, y, x_test, y_test, kept, pool = _data(params, dtype)
-    x, y, x_test, y_test = (t.to(dtype) for t in (x, y, x_test, y_test))
+    task, pool = _data(params)
+    kept = task.frequencies
+    x, y, x_test, y_test = (
+        t.to(dtype) for t in (task.x_train, task.y_train, task.x_test, task.y_test)
+    )
     out_channels = y.shape[1]
     net = circular_cnn(params["depth"], params["channels"], 1, out_channels, pool=pool,
                        kernel_size=params["kernel_size"], seed=1000 + params["seed"],
                        dtype=dtype)  # fmt: skip
-    steps = params["steps"]
+    steps, polish = params["steps"], params.get("polish_iters", 0)
     schedule = None
     if params["warmup"] or params["lr_final"] < 1:
         schedule = warmup_cosine(steps, warmup=params["warmup"], final=params["lr_final"])
     traj = train(net, (x, y), method="sgd" if params["optimizer"] == "gd" else "adam",
-                 lr=params["lr"], steps=steps, lr_schedule=schedule, weight_decay=params["lam"],
+                 lr=params["lr"], steps=steps, lr_schedule=schedule,
+                 weight_decay=params.get("warm_lam", 0.0) if polish else params["lam"],
                  loss=sample_mse_loss, record_every=max(steps // 100, 1))  # fmt: skip
+    if polish and not traj.diverged:
+        # the L2 minimum near the first-order end point: rebalanced (free), then L-BFGS on
+        # L + λ‖θ‖² in float64; the fit gate reads this trajectory
+        net = net.double()
+        x, y, x_test, y_test = (t.double() for t in (x, y, x_test, y_test))
+        balance_layers(net)
+        traj = lbfgs(net, (x, y), max_iter=polish, tol=1e-12, weight_decay=params["lam"],
+                     loss=sample_mse_loss, record_every=max(polish // 100, 1))  # fmt: skip
     tail = [v for s, v in zip(traj.steps, traj.losses) if s <= 0.8 * traj.steps[-1]]
     last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail else float("nan")
     n = x.shape[-1]
@@ -273,72 +277,18 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "last_fifth_drop": float(last_drop),
         "diverged": bool(traj.diverged),
         "loss_curve": [[int(s), float(v)] for s, v in zip(traj.steps, traj.losses)],
+        "polish_iterations": int(traj.n_steps) if polish else 0,
+        # the L2 objective where the polish started (rebalanced first-order end point)
+        "polish_start_objective": float(traj.losses[0]) if polish else float("nan"),
         "seconds": time.perf_counter() - start,
     }
 
 
-def _share_outcome(hits: int, total: int) -> str:
-    if total == 0:
-        return "inconclusive"
-    return "reproduced" if hits == total else "partly reproduced" if hits else "not reproduced"
-
-
-def _frequency_claims(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> list[Claim]:
-    n = spec.image_size
-    kept = frequency_set(spec.frequencies, n)
-    hits = int(deep["middle_subset_of_task"].astype(bool).sum())
-    per_depth = deep.groupby("depth")["middle_n_surviving"].median()
-    surviving = ", ".join(f"L = {int(depth)}: {count:g}" for depth, count in per_depth.items())
-    whole = int(deep["middle_keeps_task"].astype(bool).sum()) if "middle_keeps_task" in deep else 0
-    kept_claim = Claim(
-        "kept_frequencies",
-        f"the middle layers keep only the task's {len(kept)} frequencies {kept} (and the "
-        "constant (0, 0))",
-        f"{hits} of {len(deep)} networks keep a subset of them in every middle layer ({whole} "
-        f"keep all of the task's); median surviving frequencies per middle layer by depth "
-        f"{surviving}; "
-        f"median weight energy on the task's frequencies "
-        f"{deep['middle_energy_on_task'].median():.2f}",
-        f"CBN rule s > {CBN_RTOL:g} s_max per layer, middle half of the layers, depths >= "
-        f"{spec.fit_min_depth}; reproduced when every network's middle layers keep a subset",
-        _share_outcome(hits, len(deep)),
-    )
-    statistic = ("least squares ‖θ‖² = a L + b_seed, n² a with its Student-t 95% interval against "
-                 "the median middle CBN rank R; reproduced when it meets R ± 0.5 and excludes R ± 1")  # fmt: skip
-    claim = "the parameter norm grows like depth × CBN rank (n² d‖θ‖²/dL = R)"
-    try:
-        fit = fit_slope(deep["depth"], deep["param_norm_sq"], deep["seed"])
-    except ValueError:
-        return [kept_claim, Claim("norm_slope", claim, "fewer than two depths to fit", statistic,
-                                  "inconclusive")]  # fmt: skip
-    rank = float(deep["middle_cbn_rank"].median())
-    low, high, slope = fit.low * n**2, fit.high * n**2, fit.slope * n**2
-    apart = high < rank - 0.5 or low > rank + 0.5
-    singles_out = rank - 1 < low and high < rank + 1
-    outcome = "not reproduced" if apart else "reproduced" if singles_out else "inconclusive"
-    if high < 0:  # the norm falls with depth
-        outcome = "opposite"
-    measured = (f"n² × slope = {slope:.2f}, 95% [{low:.2f}, {high:.2f}]; median middle CBN rank "
-                f"R = {rank:g}")  # fmt: skip
-    return [kept_claim, Claim("norm_slope", claim, measured, statistic, outcome)]
-
-
-def _digits_claim(deep: pd.DataFrame, spec: CnnBottleneckSpec) -> Claim:
-    first = [r[0] for r in deep["n_surviving"]]
-    hits = int(sum(m < f for m, f in zip(deep["middle_n_surviving"], first)))
-    more = int(sum(m > f for m, f in zip(deep["middle_n_surviving"], first)))
-    measured = ", ".join(
-        f"L = {int(r.depth)}: first {f}, middle {r.middle_n_surviving:g}"
-        for r, f in zip(deep.itertuples(), first)
-    )
-    return Claim(
-        "digits_bottleneck",
-        "on digits the middle layers keep fewer frequencies than the first layer",
-        f"surviving frequencies (of 64) {measured}; {hits} of {len(deep)} networks",
-        f"CBN rule s > {CBN_RTOL:g} s_max, depths >= {spec.fit_min_depth}; opposite when every "
-        "network's middle layers keep more than its first",
-        "opposite" if more == len(deep) else _share_outcome(hits, len(deep)),
-    )
+def _polish_words(spec: CnnBottleneckSpec) -> str:
+    if not spec.polish_iters:
+        return ""
+    return (f" at λ = {spec.warm_lam:g}, then the layers rebalanced and up to {spec.polish_iters} L-BFGS "
+            f"iterations on the L2 objective in float64")  # fmt: skip
 
 
 def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
@@ -365,17 +315,18 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
                       f"no converged deep run: {gate}", "none", "inconclusive"),
             ]  # fmt: skip
         else:
-            claims += _frequency_claims(part, spec)
+            claims += frequency_claims(part, spec)
     if "digits" in spec.tasks:
         part = deep[deep["task"] == "digits"]
-        claims.append(_digits_claim(part, spec) if not part.empty else Claim(
+        claims.append(digits_claim(part, spec) if not part.empty else Claim(
             "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
             f"no converged deep run: {gate}", "none", "inconclusive"))  # fmt: skip
     preamble = (
         f"Circular bias-free ReLU CNNs ({spec.channels} channels, {spec.kernel_size} × "
         f"{spec.kernel_size} kernels, depths {spec.depths}), L2 λ = {spec.lam:g}, {spec.steps} "
         f"full-batch {'Adam' if spec.optimizer == 'adam' else 'gradient-descent'} steps "
-        f"(lr {spec.lr:g}, {spec.warmup} warm-up steps, cosine decay to {spec.lr_final:g} × lr), "
+        f"(lr {spec.lr:g}, {spec.warmup} warm-up steps, cosine decay to {spec.lr_final:g} × lr)"
+        f"{_polish_words(spec)}, "
         f"N = {spec.n_train}, "
         f"{spec.seeds} seed(s); {len(rows) - len(finite)} diverged run(s) left out; objective drop "
         f"over the last fifth of the steps up to {finite['last_fifth_drop'].max():.1e} (relative; "

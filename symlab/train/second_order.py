@@ -45,13 +45,18 @@ def lbfgs(
     tol: float = 1e-10,
     history_size: int = 50,
     loss: Loss = mse_loss,
+    weight_decay: float = 0.0,
     record_every: int = 20,
     callback: Callback | None = None,
     callback_every: int = 20,
     closed_form: bool = True,
 ) -> Trajectory:
-    """Full-batch L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search) until the gradient
-    ∞-norm is ≤ ``tol`` or ``max_iter`` iterations. Use float64 for tol ≲ 1e-6.
+    """Full-batch L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search) on the objective
+    L(θ) + λ ‖θ‖² (λ = ``weight_decay``, over every trainable parameter, the convention of
+    :func:`symlab.train.train`; the records include it) until the objective's gradient ∞-norm is
+    ≤ ``tol`` or ``max_iter`` iterations. Use float64 for tol ≲ 1e-6. L2-regularized minima
+    (e.g. a network polished to its minimal-norm fit after a first-order warm start) are
+    critical points of this objective.
 
     The optimizer runs in calls of ``record_every`` iterations (its memory carries over); the loss
     and gradient are recorded between calls. With ``closed_form`` (default) and a one-hidden-layer
@@ -68,13 +73,34 @@ def lbfgs(
     check_positive("max_iter", max_iter, integer=True)
     check_positive("tol", tol)
     data = check_data(model, data)
-    hooks = Hooks(model, data, loss, record_every, callback, callback_every, "lbfgs")
+    if (
+        isinstance(weight_decay, bool)
+        or not isinstance(weight_decay, int | float)
+        or not (weight_decay >= 0)
+    ):
+        raise ValueError(f"weight_decay: expected a non-negative number, got {weight_decay!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def objective() -> Tensor:
+        value = full_loss(model, data, loss)
+        if weight_decay > 0:
+            value = value + weight_decay * sum(p.square().sum() for p in params)
+        return value
+
+    def evaluate() -> tuple[float, float]:
+        value = objective()
+        grads = torch.autograd.grad(value, params)
+        return float(value.detach()), float(max(g.abs().max() for g in grads))
+
+    hooks = Hooks(
+        model, data, loss, record_every, callback, callback_every, "lbfgs", evaluate=evaluate
+    )
     chunk = hooks.record_every
-    net = closed_form_structure(model, loss, closed_form)
+    net = closed_form_structure(model, loss, closed_form and weight_decay == 0)
     if net is not None:
         return _lbfgs_closed_form(model, net, data, hooks, max_iter, tol, history_size)
     optimizer = torch.optim.LBFGS(
-        model.parameters(),
+        params,
         lr=1.0,
         max_iter=chunk,
         history_size=history_size,
@@ -85,7 +111,7 @@ def lbfgs(
 
     def closure() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
-        value = full_loss(model, data, loss)
+        value = objective()
         value.backward()
         return value
 

@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 import symlab
 from symlab.bias import conv_frequency_spectra
-from symlab.bias.conv_tasks import circular_cnn, frequency_set, frequency_task
+from symlab.bias.conv_tasks import balance_layers, circular_cnn, frequency_set, frequency_task
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
 from symlab.experiments.cnn_bottleneck_plots import converged
@@ -102,6 +102,52 @@ def test_circular_cnn_layers_are_circulant():
         circular_cnn(1, 2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_balance_layers_keeps_the_function_at_the_least_norm_of_its_rescalings(dtype):
+    net = circular_cnn(4, 3, 1, 2, pool=True, seed=3, dtype=dtype)
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        for c, scale in zip(convs, [3.0, 0.2, 1.0, 2.5]):
+            c.weight.mul_(scale)
+    x = torch.randn(5, 1, 6, 6, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    before_out = net(x).detach()
+    norms = torch.tensor(
+        [float(c.weight.detach().double().norm()) for c in convs], dtype=torch.float64
+    )
+    factor = balance_layers(net)
+    after = torch.tensor(
+        [float(c.weight.detach().double().norm()) for c in convs], dtype=torch.float64
+    )
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(net(x).detach(), before_out, rtol=rtol, atol=rtol)
+    # every layer at the geometric mean; no other rescaling with product 1 has a smaller norm
+    torch.testing.assert_close(after, norms.log().mean().exp().expand(4), rtol=rtol, atol=0)
+    assert factor == pytest.approx(float(norms.square().sum() / after.square().sum()), rel=rtol)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        logs = torch.randn(4, dtype=torch.float64, generator=generator)
+        other = after * (logs - logs.mean()).exp()
+        assert float(other.square().sum()) >= float(after.square().sum()) * (1 - 1e-12)
+    with pytest.raises(ValueError, match="^net"):
+        balance_layers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
+
+
+def test_polish_lowers_the_l2_objective_from_the_rebalanced_warm_start():
+    study = get_experiment("cnn-bottleneck")
+    spec = CnnBottleneckSpec(**{**TINY, "tasks": ["digits"], "depths": [3], "image_size": 8,
+                                "n_train": 16, "lam": 1e-2, "warm_lam": 0.0, "polish_iters": 40})  # fmt: skip
+    job = study.expand(spec)[0]
+    row = study.run_job(job)
+    assert 0 < row["polish_iterations"] <= 40 and not row["diverged"]
+    # L-BFGS with a Wolfe line search never raises the objective it starts from
+    assert row["objective"] <= row["polish_start_objective"]
+    assert row["objective"] < 0.99 * row["polish_start_objective"]
+    norms = row["layer_norms_sq"]
+    assert row["objective"] == pytest.approx(row["train_error"] + 1e-2 * sum(norms), rel=1e-9)
+    plain = study.run_job({**job, "polish_iters": 0})
+    assert plain["polish_iterations"] == 0 and np.isnan(plain["polish_start_objective"])
+
+
 def test_pipeline_tiny(tmp_path):
     study = get_experiment("cnn-bottleneck")
     spec = CnnBottleneckSpec(**TINY)
@@ -139,7 +185,7 @@ def test_a_diverged_run_is_flagged_not_measured():
     assert row["diverged"] is True and np.isnan(row["train_error"])
 
 
-@pytest.mark.parametrize("preset", ["quick", "paper"])
+@pytest.mark.parametrize("preset", ["quick", "paper", "digits"])
 def test_presets_validate(preset):
     root = Path(symlab.__file__).parent / "configs" / "cnn-bottleneck"
     values = tomllib.loads((root / f"{preset}.toml").read_text())

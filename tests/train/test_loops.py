@@ -137,6 +137,34 @@ def test_lbfgs_and_newton_reach_the_least_squares_solution(dtype):
     assert newton(_linear(dtype), (x, y), tol=tol).n_steps <= 2  # quadratic: exact in one step
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lbfgs_with_weight_decay_reaches_the_ridge_solution(dtype):
+    """min (1 / (N K)) ||A theta - Y||^2 + lam ||theta||^2 (A = [x, 1], bias penalized too):
+    (A^T A / (N K) + lam I) theta = A^T Y / (N K), solved densely; the record is the objective."""
+    x, y = _data(dtype=dtype)
+    lam = 0.3
+    design = torch.cat([x, torch.ones_like(x[:, :1])], 1).double()
+    scale = x.shape[0] * y.shape[1]
+    lhs = design.T @ design / scale + lam * torch.eye(4, dtype=torch.float64)
+    solution = torch.linalg.solve(lhs, design.T @ y.double() / scale)  # (4, 2)
+    reference = torch.cat([solution[:3].T.reshape(-1), solution[3]])
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    model = _linear(dtype)
+    trajectory = lbfgs(model, (x, y), tol=tol, weight_decay=lam)
+    assert trajectory.converged and trajectory.final_grad_norm <= tol
+    atol = 1e-8 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(flatten_params(model).double(), reference, atol=atol, rtol=0)
+    residual = design @ solution - y.double()
+    objective = float(residual.square().sum() / scale + lam * solution.square().sum())
+    assert trajectory.losses[-1] == pytest.approx(
+        objective, rel=1e-5 if dtype == torch.float32 else 1e-10
+    )
+    # without the decay it is the least-squares solution, not the ridge one
+    plain = _linear(dtype)
+    lbfgs(plain, (x, y), tol=tol)
+    assert (flatten_params(plain).double() - reference).abs().max() > 100 * atol
+
+
 def test_newton_returns_to_a_degenerate_saddle_line():
     """A split critical point (singular Hessian) perturbed by 1e-4 is polished back to gradient ≤ 1e-12."""
     x, y = _data(n=60, d=2, k=1, seed=7)
@@ -230,6 +258,7 @@ def test_tolerance_stops_early():
         (lambda m, d: sgd(m, d, lr=0.1, steps=3, batch_size=0), "batch_size"),
         (lambda m, d: sgd(m, d, lr=0.1, steps=3, batch_size=4, momentum=1.5), "momentum"),
         (lambda m, d: lbfgs(m, d, tol=0.0), "tol"),
+        (lambda m, d: lbfgs(m, d, weight_decay=-1.0), "weight_decay"),
         (lambda m, d: newton(m, d, max_params=3), "max_params"),
         (lambda m, d: adam(m, (d[0], d[1][:3]), lr=0.1, steps=1), "data"),
     ],
