@@ -54,12 +54,15 @@ def lbfgs(
     """Full-batch L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search) on the objective
     L(θ) + λ ‖θ‖² (λ = ``weight_decay``, over every trainable parameter, the convention of
     :func:`symlab.train.train`; the records include it) until the objective's gradient ∞-norm is
-    ≤ ``tol`` or ``max_iter`` iterations. Use float64 for tol ≲ 1e-6. L2-regularized minima
-    (e.g. a network polished to its minimal-norm fit after a first-order warm start) are
-    critical points of this objective.
+    ≤ ``tol`` or ``max_iter`` iterations, or until the line search stalls (no progress between
+    two records: ``stop_reason = "stalled"``, typically where the objective's changes reach
+    rounding; not a certificate of a minimum). Use float64 for tol ≲ 1e-6. With λ > 0 the end
+    point approaches a critical point of L + λ‖θ‖² (e.g. a network polished after a first-order
+    warm start); its gradient ∞-norm is ``final_grad_norm``.
 
-    The optimizer runs in calls of ``record_every`` iterations (its memory carries over); the loss
-    and gradient are recorded between calls. With ``closed_form`` (default) and a one-hidden-layer
+    The optimizer runs in calls of ``record_every`` iterations (its memory carries over; the last
+    call is cut so that at most ``max_iter`` iterations run); the loss and gradient are recorded
+    between calls. With ``closed_form`` (default), ``weight_decay`` = 0 and a one-hidden-layer
     ``Sequential(Linear, σ, Linear)`` under the MSE (:func:`~symlab.train.two_layer_derivatives.
     two_layer_structure`), the same algorithm runs on the flat vector
     (:func:`symlab.train.lbfgs_flat.lbfgs_step`) with closed-form L and ∇L: the same iterates up
@@ -115,20 +118,23 @@ def lbfgs(
         value.backward()
         return value
 
-    first, step = optimizer.param_groups[0]["params"][0], 0
+    first, step, stalled = optimizer.param_groups[0]["params"][0], 0, False
     while step < max_iter:
         grad_norm = hooks.at(step, force=True)
         if grad_norm <= tol or not math.isfinite(grad_norm):
             break
         if _stalled(hooks.trajectory):  # the line search makes no progress (numerical floor)
+            stalled = True
             break
+        optimizer.param_groups[0]["max_iter"] = min(chunk, max_iter - step)  # never past max_iter
         before = optimizer.state[first].get("n_iter", 0)
         optimizer.step(closure)
         done = optimizer.state[first].get("n_iter", 0) - before
         if done == 0:  # L-BFGS made no progress (line search stalled)
+            stalled = True
             break
         step += done
-    return hooks.finish(step, tol)
+    return _finish(hooks, step, tol, stalled)
 
 
 def closed_form_structure(
@@ -145,6 +151,15 @@ def closed_form_structure(
     if not closed_form or loss is not mse_loss:
         return None
     return closed.two_layer_structure(model)
+
+
+def _finish(hooks: Hooks, step: int, tol: float, stalled: bool) -> Trajectory:
+    """``hooks.finish``, with ``stop_reason = "stalled"`` when the loop stopped for lack of
+    progress before ``max_iter`` (not "steps": the run did not use its iterations)."""
+    trajectory = hooks.finish(step, tol)
+    if stalled and trajectory.stop_reason == "steps":
+        trajectory.stop_reason = "stalled"
+    return trajectory
 
 
 def _stalled(trajectory: Trajectory) -> bool:
@@ -166,24 +181,29 @@ def _lbfgs_closed_form(
         return closed.loss_and_gradient(net, vector, data)
 
     value, grad = objective(theta)
-    value, step = float(value), 0
+    value, step, stalled = float(value), 0, False
     while step < max_iter:
         _load(model, theta)  # the callback of step t sees θ_t
         grad_norm = float(grad.abs().max())
         hooks.at(step, force=True, value=value, grad_norm=grad_norm)
-        if grad_norm <= tol or not math.isfinite(grad_norm) or _stalled(hooks.trajectory):
+        if grad_norm <= tol or not math.isfinite(grad_norm):
+            break
+        if _stalled(hooks.trajectory):
+            stalled = True
             break
         theta, value, grad, done = lbfgs_step(
-            objective, theta, value, grad, state, max_iter=chunk, tolerance_grad=tol,
-            tolerance_change=0.0, history_size=history_size,
+            objective, theta, value, grad, state, max_iter=min(chunk, max_iter - step),
+            max_eval=chunk * 5 // 4, tolerance_grad=tol, tolerance_change=0.0,
+            history_size=history_size,
         )  # fmt: skip
         if done == 0:  # L-BFGS made no progress (line search stalled)
+            stalled = True
             break
         step += done
     _load(model, theta)
     if not (hooks.trajectory.steps and hooks.trajectory.steps[-1] == step):
         hooks.at(step, force=True, value=value, grad_norm=float(grad.abs().max()))
-    return hooks.finish(step, tol)
+    return _finish(hooks, step, tol, stalled)
 
 
 def _load(model: nn.Module, theta: Tensor) -> None:

@@ -165,6 +165,46 @@ def test_lbfgs_with_weight_decay_reaches_the_ridge_solution(dtype):
     assert (flatten_params(plain).double() - reference).abs().max() > 100 * atol
 
 
+@pytest.mark.parametrize("closed_form, freeze", [(True, False), (False, False), (True, True)])
+def test_lbfgs_weight_decay_on_a_two_layer_net_reaches_a_critical_point_of_the_objective(
+    closed_form, freeze
+):
+    """Sequential(Linear, tanh, Linear) is the closed-form route's net: with weight decay the
+    loop must still stop at a zero of grad (L + lam ||theta||^2) (checked with autograd
+    here), whichever route is asked for; a frozen parameter is neither moved nor penalized."""
+    x, y = _data(n=30, d=2, k=1, seed=3)
+    lam = 0.05
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    frozen = net[2].bias
+    with torch.no_grad():
+        frozen.fill_(0.7)
+    frozen.requires_grad_(not freeze)
+    trajectory = lbfgs(net, (x, y), tol=1e-10, weight_decay=lam, closed_form=closed_form)
+    # the line search stalls near 4e-9 on this net (the objective's changes reach rounding)
+    assert trajectory.stop_reason in ("tol", "stalled") and trajectory.final_grad_norm <= 1e-8
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    objective = (net(x) - y).square().mean() + lam * sum(p.square().sum() for p in trainable)
+    grads = torch.autograd.grad(objective, trainable)
+    assert max(float(g.abs().max()) for g in grads) <= 1e-8
+    assert (float(frozen.detach()) == 0.7) == freeze
+    assert trajectory.losses[-1] == pytest.approx(float(objective), rel=1e-12)
+
+
+@pytest.mark.parametrize("closed_form", [True, False])
+def test_lbfgs_stops_at_max_iter_and_names_a_stall(closed_form):
+    x, y = _data(n=30, d=2, k=1, seed=3)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    trajectory = lbfgs(net, (x, y), max_iter=10, record_every=7, closed_form=closed_form)
+    assert trajectory.n_steps == 10 and trajectory.steps[-1] == 10  # not 14: chunks are cut
+    assert trajectory.stop_reason == "steps"
+    # float32 cannot reach a gradient of 1e-30: the line search stalls, and says so
+    stalled = lbfgs(_linear(torch.float32), _data(dtype=torch.float32), tol=1e-30, max_iter=500,
+                    record_every=5)  # fmt: skip
+    assert stalled.n_steps < 500 and stalled.stop_reason == "stalled" and not stalled.converged
+
+
 def test_newton_returns_to_a_degenerate_saddle_line():
     """A split critical point (singular Hessian) perturbed by 1e-4 is polished back to gradient ≤ 1e-12."""
     x, y = _data(n=60, d=2, k=1, seed=7)
