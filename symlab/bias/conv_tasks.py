@@ -136,8 +136,15 @@ def balance_layers(net: nn.Sequential) -> float:
     ReLU is positively homogeneous, so the function is unchanged, and by the AM-GM inequality
     Σ_ℓ ‖W_ℓ‖² = L g² is the least norm on this rescaling orbit, the balance that every critical
     point of L(f) + λ‖θ‖² has (the module docstring of ``symlab.experiments.cnn_bottleneck``).
+    Only the one scale per layer is chosen: the finer symmetry that rescales one hidden channel's
+    incoming filters by α and its outgoing ones by 1/α is left as it is (at a critical point
+    each channel is balanced too; the L-BFGS polish, not this function, approaches that).
     Zero layers leave the network unchanged (f = 0)."""
+    if not isinstance(net, nn.Sequential):
+        raise ValueError(f"net: expected an nn.Sequential, got {type(net).__name__}")
     layers = [m for m in net if isinstance(m, nn.Conv2d | nn.Linear)]
+    if not layers:
+        raise ValueError("net: expected at least one convolution or linear layer, got none")
     if any(m.bias is not None for m in layers):
         raise ValueError("net: expected bias-free layers (a bias breaks the rescaling symmetry)")
     if any(not isinstance(m, nn.Conv2d | nn.Linear | nn.ReLU | GlobalMean) for m in net):

@@ -132,6 +132,30 @@ def test_balance_layers_keeps_the_function_at_the_least_norm_of_its_rescalings(d
         balance_layers(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
 
 
+def test_balance_layers_on_a_bias_free_relu_mlp_and_bad_networks():
+    torch.manual_seed(0)
+    linear = [torch.nn.Linear(3, 5, bias=False), torch.nn.Linear(5, 4, bias=False),
+              torch.nn.Linear(4, 2, bias=False)]  # fmt: skip
+    net = torch.nn.Sequential(linear[0], torch.nn.ReLU(), linear[1], torch.nn.ReLU(), linear[2])
+    with torch.no_grad():
+        linear[0].weight.mul_(10.0)
+    x = torch.randn(7, 3)
+    before = net(x).detach()
+    assert balance_layers(net) > 1.5
+    torch.testing.assert_close(net(x).detach(), before, rtol=1e-5, atol=1e-5)
+    norms = [float(m.weight.detach().norm()) for m in linear]
+    assert max(norms) / min(norms) == pytest.approx(1.0, abs=1e-6)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    for bad in (
+        torch.nn.Sequential(conv, torch.nn.Tanh(), torch.nn.Conv2d(1, 1, 3, bias=False)),
+        torch.nn.Sequential(conv, torch.nn.BatchNorm2d(1)),
+        torch.nn.Sequential(torch.nn.ReLU()),
+        conv,
+    ):
+        with pytest.raises(ValueError, match="^net: expected"):
+            balance_layers(bad)
+
+
 def test_polish_lowers_the_l2_objective_from_the_rebalanced_warm_start():
     study = get_experiment("cnn-bottleneck")
     spec = CnnBottleneckSpec(**{**TINY, "tasks": ["digits"], "depths": [3], "image_size": 8,
