@@ -61,8 +61,9 @@ def lbfgs(
     warm start); its gradient ∞-norm is ``final_grad_norm``.
 
     The optimizer runs in calls of ``record_every`` iterations (its memory carries over; the last
-    call is cut so that at most ``max_iter`` iterations run); the loss and gradient are recorded
-    between calls. With ``closed_form`` (default), ``weight_decay`` = 0 and a one-hidden-layer
+    call is cut so that at most ``max_iter`` iterations run; each call may evaluate the loss
+    ⌊5 record_every / 4⌋ + 25 times, so that the cadence does not starve the line search); the
+    loss and gradient are recorded between calls. With ``closed_form`` (default), ``weight_decay`` = 0 and a one-hidden-layer
     ``Sequential(Linear, σ, Linear)`` under the MSE (:func:`~symlab.train.two_layer_derivatives.
     two_layer_structure`), the same algorithm runs on the flat vector
     (:func:`symlab.train.lbfgs_flat.lbfgs_step`) with closed-form L and ∇L: the same iterates up
@@ -106,6 +107,7 @@ def lbfgs(
         params,
         lr=1.0,
         max_iter=chunk,
+        max_eval=_max_eval(chunk),
         history_size=history_size,
         tolerance_grad=tol,
         tolerance_change=0.0,
@@ -153,6 +155,14 @@ def closed_form_structure(
     return closed.two_layer_structure(model)
 
 
+def _max_eval(chunk: int) -> int:
+    """Loss evaluations allowed in one call of ``chunk`` iterations: torch's default
+    ⌊5 chunk / 4⌋ plus 25 (torch's line-search limit), so that the record cadence does not
+    starve a line search (with ⌊5 chunk / 4⌋ alone, ``record_every = 1`` left each line search
+    one evaluation: a rejected unit step became a zero step and the run "stalled")."""
+    return chunk * 5 // 4 + 25
+
+
 def _finish(hooks: Hooks, step: int, tol: float, stalled: bool) -> Trajectory:
     """``hooks.finish``, with ``stop_reason = "stalled"`` when the loop stopped for lack of
     progress before ``max_iter`` (not "steps": the run did not use its iterations)."""
@@ -193,7 +203,7 @@ def _lbfgs_closed_form(
             break
         theta, value, grad, done = lbfgs_step(
             objective, theta, value, grad, state, max_iter=min(chunk, max_iter - step),
-            max_eval=chunk * 5 // 4, tolerance_grad=tol, tolerance_change=0.0,
+            max_eval=_max_eval(chunk), tolerance_grad=tol, tolerance_change=0.0,
             history_size=history_size,
         )  # fmt: skip
         if done == 0:  # L-BFGS made no progress (line search stalled)
