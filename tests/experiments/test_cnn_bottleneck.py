@@ -168,8 +168,21 @@ def test_polish_lowers_the_l2_objective_from_the_rebalanced_warm_start():
     assert row["objective"] < 0.99 * row["polish_start_objective"]
     norms = row["layer_norms_sq"]
     assert row["objective"] == pytest.approx(row["train_error"] + 1e-2 * sum(norms), rel=1e-9)
+    # far from rounding level the polish uses all its iterations (a starved line search stalled)
+    assert row["polish_iterations"] == 40 and row["polish_stop_reason"] == "steps"
+    assert 0 < row["polish_grad_norm"] < np.inf
+    # the polish starts from the first-order end point at λ = warm_lam (= 0: the same run as a
+    # plain job at lam = 0), rebalanced: data loss + λ L g², g² the geometric mean of ‖K_ℓ‖²
+    warm = study.run_job({**job, "polish_iters": 0, "lam": 0.0})
+    norms_sq = np.array(warm["layer_norms_sq"])
+    geometric = float(np.exp(np.log(norms_sq).mean()))
+    start = warm["train_error"] + 1e-2 * len(norms_sq) * geometric
+    assert row["polish_start_objective"] == pytest.approx(start, rel=1e-5)
+    assert row["polish_rebalance_factor"] == pytest.approx(norms_sq.mean() / geometric, rel=1e-5)
+    assert row["polish_rebalance_factor"] > 1.01  # the check above can tell the two apart
     plain = study.run_job({**job, "polish_iters": 0})
     assert plain["polish_iterations"] == 0 and np.isnan(plain["polish_start_objective"])
+    assert plain["polish_stop_reason"] == "" and np.isnan(plain["polish_rebalance_factor"])
 
 
 def test_pipeline_tiny(tmp_path):
