@@ -60,6 +60,9 @@ def frequency_task(n_train: int, n_test: int, n: int, frequencies, seed: int) ->
     return FrequencyTask(x[:n_train], y[:n_train], x[n_train:], y[n_train:], kept)
 
 
+DIGITS_IMAGES = 1797  # images in scikit-learn's 8 × 8 digits (``load_digits``)
+
+
 def digits_task(n_train: int, n_test: int, seed: int) -> FrequencyTask:
     """scikit-learn's 8 × 8 digits (shipped with the package): a random split of
     ``n_train + n_test`` images (permutation seeded by ``seed``), pixels shifted and scaled by
@@ -67,12 +70,12 @@ def digits_task(n_train: int, n_test: int, seed: int) -> FrequencyTask:
     scaling), one-hot targets (N, 10), float64; the frequencies the labels need are unknown."""
     from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    if n_train + n_test > len(digits.target):
+    if n_train < 1 or n_test < 0 or n_train + n_test > DIGITS_IMAGES:
         raise ValueError(
-            f"n_train: expected n_train + n_test <= {len(digits.target)} digits, got "
-            f"{n_train} + {n_test}"
+            f"n_train: expected n_train >= 1, n_test >= 0 and n_train + n_test <= {DIGITS_IMAGES} "
+            f"digits, got {n_train} + {n_test}"
         )
+    digits = load_digits()
     order = np.random.default_rng(int(seed)).permutation(len(digits.target))
     pick = order[: n_train + n_test]
     images = torch.as_tensor(digits.images[pick], dtype=torch.float64)[:, None]

@@ -63,10 +63,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, confloat, conint, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    confloat,
+    conint,
+    field_validator,
+    model_validator,
+)
 
 from symlab.bias import CBN_RTOL, activation_frequency_spectra, conv_frequency_spectra
 from symlab.bias.conv_tasks import (
+    DIGITS_IMAGES,
     balance_layers,
     circular_cnn,
     digits_task,
@@ -152,6 +161,20 @@ class CnnBottleneckSpec(BaseModel):
             raise ValueError(f"expected fewer warm-up steps than steps = {steps}")
         return warmup
 
+    @model_validator(mode="after")
+    def _cross_fields(self) -> CnnBottleneckSpec:  # after: defaulted fields are checked too
+        if "digits" in self.tasks and self.n_train + self.n_test > DIGITS_IMAGES:
+            raise ValueError(
+                f"n_test: expected n_train + n_test <= {DIGITS_IMAGES} (the digits data set), "
+                f"got {self.n_train} + {self.n_test}"
+            )
+        if self.polish_iters == 0 and self.warm_lam:
+            raise ValueError(
+                f"polish_iters: expected > 0 with warm_lam = {self.warm_lam:g} (without a "
+                "polish the run uses lam throughout and warm_lam is unused)"
+            )
+        return self
+
     @field_validator("frequencies")
     @classmethod
     def _pairs(cls, frequencies: list[list[int]], info) -> list[list[int]]:
@@ -168,17 +191,8 @@ def count_jobs(spec: CnnBottleneckSpec) -> int:
 
 def expand(spec: CnnBottleneckSpec) -> list[dict[str, Any]]:
     """One job per (task, depth, seed)."""
-    shared = spec.model_dump(
-        exclude={
-            "tasks",
-            "depths",
-            "seeds",
-            "fit_min_depth",
-            "max_train_error",
-            "max_last_drop",
-            "max_imbalance",
-        }
-    )
+    shared = spec.model_dump(exclude={"tasks", "depths", "seeds", "fit_min_depth", "max_train_error",
+                                      "max_last_drop", "max_imbalance"})  # fmt: skip
     return [
         {"task": task, "depth": depth, "seed": seed, **shared}
         for task in spec.tasks

@@ -15,7 +15,14 @@ except ModuleNotFoundError:  # Python 3.10
 
 import symlab
 from symlab.bias import conv_frequency_spectra
-from symlab.bias.conv_tasks import balance_layers, circular_cnn, frequency_set, frequency_task
+from symlab.bias.conv_tasks import (
+    DIGITS_IMAGES,
+    balance_layers,
+    circular_cnn,
+    digits_task,
+    frequency_set,
+    frequency_task,
+)
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
 from symlab.experiments.cnn_bottleneck_plots import converged
@@ -241,11 +248,26 @@ def test_presets_validate(preset):
         ("warmup", 30),
         ("lr_final", 1.5),
         ("optimizer", "lbfgs"),
+        ("n_test", 1790),  # 8 + 1790 > 1797 digits
+        ("polish_iters", -1),
+        ("warm_lam", -1e-3),
     ],
 )
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         CnnBottleneckSpec(**{**TINY, field: value})
+
+
+def test_warm_lam_without_a_polish_and_too_many_digits_are_refused():
+    with pytest.raises(ValueError, match="polish_iters"):
+        CnnBottleneckSpec(**{**TINY, "warm_lam": 1e-3})
+    CnnBottleneckSpec(**{**TINY, "warm_lam": 1e-3, "polish_iters": 5})
+    CnnBottleneckSpec(**{**TINY, "tasks": ["frequencies"], "n_test": 1790})  # no digits: fine
+    with pytest.raises(ValueError, match="^n_train"):
+        digits_task(1000, 800, 0)
+    from sklearn.datasets import load_digits
+
+    assert len(load_digits().target) == DIGITS_IMAGES
 
 
 @pytest.mark.slow
