@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from symlab.ntk.data import DIGITS_SIZE
+
 
 @dataclass
 class FrequencyTask:
@@ -60,26 +62,25 @@ def frequency_task(n_train: int, n_test: int, n: int, frequencies, seed: int) ->
     return FrequencyTask(x[:n_train], y[:n_train], x[n_train:], y[n_train:], kept)
 
 
-DIGITS_IMAGES = 1797  # images in scikit-learn's 8 × 8 digits (``load_digits``)
-
-
 def digits_task(n_train: int, n_test: int, seed: int) -> FrequencyTask:
     """scikit-learn's 8 × 8 digits (shipped with the package): a random split of
     ``n_train + n_test`` images (permutation seeded by ``seed``), pixels shifted and scaled by
     one mean and standard deviation for all pixels (so that circular shifts commute with the
-    scaling), one-hot targets (N, 10), float64; the frequencies the labels need are unknown."""
+    scaling), both of the training images', one-hot targets (N, 10), float64; the frequencies
+    the labels need are unknown."""
     from sklearn.datasets import load_digits
 
-    if n_train < 1 or n_test < 0 or n_train + n_test > DIGITS_IMAGES:
+    if n_train < 1 or n_test < 0 or n_train + n_test > DIGITS_SIZE:
         raise ValueError(
-            f"n_train: expected n_train >= 1, n_test >= 0 and n_train + n_test <= {DIGITS_IMAGES} "
+            f"n_train: expected n_train >= 1, n_test >= 0 and n_train + n_test <= {DIGITS_SIZE} "
             f"digits, got {n_train} + {n_test}"
         )
     digits = load_digits()
     order = np.random.default_rng(int(seed)).permutation(len(digits.target))
     pick = order[: n_train + n_test]
     images = torch.as_tensor(digits.images[pick], dtype=torch.float64)[:, None]
-    images = (images - images.mean()) / images.std()
+    train = images[:n_train]  # the test images do not enter the scaling
+    images = (images - train.mean()) / (train.std() if n_train > 1 else 1.0)
     labels = torch.nn.functional.one_hot(torch.as_tensor(digits.target[pick]), 10).double()
     return FrequencyTask(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
                          None)  # fmt: skip

@@ -75,7 +75,6 @@ from pydantic import (
 
 from symlab.bias import CBN_RTOL, activation_frequency_spectra, conv_frequency_spectra
 from symlab.bias.conv_tasks import (
-    DIGITS_IMAGES,
     balance_layers,
     circular_cnn,
     digits_task,
@@ -86,6 +85,7 @@ from symlab.engine.spec import distinct
 from symlab.engine.verdict import Claim, render
 from symlab.experiments.cnn_bottleneck_plots import converged, plot
 from symlab.experiments.cnn_bottleneck_verdict import digits_claim, frequency_claims
+from symlab.ntk.data import DIGITS_SIZE
 from symlab.train import lbfgs, sample_mse_loss, train, warmup_cosine
 
 
@@ -163,9 +163,9 @@ class CnnBottleneckSpec(BaseModel):
 
     @model_validator(mode="after")
     def _cross_fields(self) -> CnnBottleneckSpec:  # after: defaulted fields are checked too
-        if "digits" in self.tasks and self.n_train + self.n_test > DIGITS_IMAGES:
+        if "digits" in self.tasks and self.n_train + self.n_test > DIGITS_SIZE:
             raise ValueError(
-                f"n_test: expected n_train + n_test <= {DIGITS_IMAGES} (the digits data set), "
+                f"n_test: expected n_train + n_test <= {DIGITS_SIZE} (the digits data set), "
                 f"got {self.n_train} + {self.n_test}"
             )
         if self.polish_iters == 0 and self.warm_lam:

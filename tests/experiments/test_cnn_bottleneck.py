@@ -16,7 +16,6 @@ except ModuleNotFoundError:  # Python 3.10
 import symlab
 from symlab.bias import conv_frequency_spectra
 from symlab.bias.conv_tasks import (
-    DIGITS_IMAGES,
     balance_layers,
     circular_cnn,
     digits_task,
@@ -26,6 +25,7 @@ from symlab.bias.conv_tasks import (
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.cnn_bottleneck import CnnBottleneckSpec, middle_layers
 from symlab.experiments.cnn_bottleneck_plots import converged
+from symlab.ntk.data import DIGITS_SIZE
 
 TINY = dict(depths=[3, 4], channels=2, image_size=6, n_train=8, n_test=8, steps=30, seeds=1,
             fit_min_depth=3, lr=1e-3, optimizer="adam", warmup=5, lr_final=0.1)  # fmt: skip
@@ -265,9 +265,15 @@ def test_warm_lam_without_a_polish_and_too_many_digits_are_refused():
     CnnBottleneckSpec(**{**TINY, "tasks": ["frequencies"], "n_test": 1790})  # no digits: fine
     with pytest.raises(ValueError, match="^n_train"):
         digits_task(1000, 800, 0)
+    # the scaling uses the training images only: more test images leave the training set as is
+    small, large = digits_task(20, 5, 0), digits_task(20, 500, 0)
+    torch.testing.assert_close(small.x_train, large.x_train, rtol=0, atol=0)
+    assert abs(float(small.x_train.mean())) < 1e-12 and float(small.x_train.std()) == pytest.approx(
+        1
+    )
     from sklearn.datasets import load_digits
 
-    assert len(load_digits().target) == DIGITS_IMAGES
+    assert len(load_digits().target) == DIGITS_SIZE
 
 
 @pytest.mark.slow
