@@ -80,9 +80,11 @@ def lbfgs(
     if (
         isinstance(weight_decay, bool)
         or not isinstance(weight_decay, int | float)
-        or not (weight_decay >= 0)
+        or not (0 <= weight_decay < math.inf)
     ):
-        raise ValueError(f"weight_decay: expected a non-negative number, got {weight_decay!r}")
+        raise ValueError(
+            f"weight_decay: expected a finite non-negative number, got {weight_decay!r}"
+        )
     params = [p for p in model.parameters() if p.requires_grad]
 
     def objective() -> Tensor:
