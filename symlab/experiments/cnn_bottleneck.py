@@ -41,7 +41,9 @@ balanced: max_ℓ ‖K_ℓ‖² / min_ℓ ‖K_ℓ‖² − 1 ≤ ``max_imbalanc
 layer ℓ' by 1/α leaves a bias-free ReLU network's function unchanged, so at a critical point of
 L + λ‖θ‖² every ‖K_ℓ‖² is equal; these rescalings are the slowest modes of L2 descent (the data
 loss is flat along them), and under a decaying learning rate the last-fifth drop is small for any
-run, so the balance is the part of the gate that a decayed, unfinished run fails.
+run, so the balance is the part of the gate that a decayed, unfinished run fails. With a polish
+the gate also needs L-BFGS to have reached its tolerance or used at least a fifth of its
+iterations (one that stalls at once leaves the rebalanced start, balanced by construction).
 
 Measured per network (:func:`symlab.bias.conv_frequency_spectra`): each layer's per-frequency
 singular values, the CBN rank (#{s > ``CBN_RTOL`` · s_max} summed over frequencies) and the

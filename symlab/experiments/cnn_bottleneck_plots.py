@@ -21,12 +21,19 @@ from symlab.stats import fit_slope
 
 
 def converged(rows: pd.DataFrame, spec) -> pd.Series:
-    """The study's fit gate (train error, last-fifth drop, layer imbalance within the spec's)."""
-    return (
+    """The study's fit gate (train error, last-fifth drop, layer imbalance within the spec's);
+    with a polish, also an L-BFGS run that reached its tolerance or used at least a fifth of its
+    iterations (a polish that stalls at once leaves the rebalanced first-order end point, whose
+    imbalance is 0 by construction and says nothing about the L2 minimum)."""
+    gate = (
         (rows["train_error"] <= spec.max_train_error)
         & (rows["last_fifth_drop"] <= spec.max_last_drop)
         & (rows["imbalance"] <= spec.max_imbalance)
     )
+    if getattr(spec, "polish_iters", 0) and "polish_iterations" in rows:
+        used = rows["polish_iterations"] >= max(spec.polish_iters // 5, 1)
+        gate &= used | (rows["polish_stop_reason"] == "tol")
+    return gate
 
 
 def _maps(rows: pd.DataFrame, spec, task: str, out_dir: Path) -> list[Path]:

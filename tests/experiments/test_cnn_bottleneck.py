@@ -291,3 +291,20 @@ def test_quick_preset_network_reaches_the_bottleneck():
     assert rec["middle_cbn_rank"] == 5
     rank_over_n2 = 5 / spec.image_size**2
     assert all(abs(v - rank_over_n2) < 0.1 * rank_over_n2 for v in rec["layer_norms_sq"])
+
+
+def test_gate_rejects_a_polish_that_stalls_early():
+    """With a polish, a row passes only if L-BFGS reached its tolerance or used >= 1/5 of its
+    iterations; the rebalanced start has imbalance 0, so the other checks cannot tell."""
+    spec = CnnBottleneckSpec(tasks=["digits"], image_size=8, polish_iters=1000)
+    base = {"train_error": 0.1, "last_fifth_drop": 1e-4, "imbalance": 0.0}
+    rows = pd.DataFrame([
+        {**base, "polish_iterations": 12, "polish_stop_reason": "stalled"},
+        {**base, "polish_iterations": 199, "polish_stop_reason": "stalled"},
+        {**base, "polish_iterations": 200, "polish_stop_reason": "stalled"},
+        {**base, "polish_iterations": 3, "polish_stop_reason": "tol"},
+        {**base, "polish_iterations": 1000, "polish_stop_reason": "steps"},
+    ])  # fmt: skip
+    assert converged(rows, spec).tolist() == [False, False, True, True, True]
+    plain = CnnBottleneckSpec(tasks=["digits"], image_size=8)
+    assert converged(rows.drop(columns=["polish_iterations"]), plain).all()
