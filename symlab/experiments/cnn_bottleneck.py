@@ -322,7 +322,9 @@ def _polish_words(spec: CnnBottleneckSpec, rows: pd.DataFrame) -> str:
              f"L-BFGS iterations on the L2 objective in float64")  # fmt: skip
     if "polish_stop_reason" in rows and len(rows):
         ends = rows["polish_stop_reason"].value_counts()
-        words += (" (ended: " + ", ".join(f"{n} {reason}" for reason, n in ends.items())
+        meaning = {"steps": "used every iteration", "tol": "at the gradient tolerance",
+                   "stalled": "stalled (no progress)"}  # fmt: skip
+        words += (" (" + ", ".join(f"{n} {meaning.get(r, r)}" for r, n in ends.items())
                   + f"; final gradient ∞-norm up to {rows['polish_grad_norm'].max():.1e}: the L2 "
                   "minimum approached, not certified)")  # fmt: skip
     return words
