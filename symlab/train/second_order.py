@@ -63,7 +63,8 @@ def lbfgs(
     The optimizer runs in calls of ``record_every`` iterations (its memory carries over; the last
     call is cut so that at most ``max_iter`` iterations run; each call may evaluate the loss
     ⌊5 record_every / 4⌋ + 25 times, so that the cadence does not starve the line search); the
-    loss and gradient are recorded between calls. With ``closed_form`` (default), ``weight_decay`` = 0 and a one-hidden-layer
+    loss and gradient are recorded between calls. With ``closed_form`` (default),
+    ``weight_decay`` = 0 and a one-hidden-layer
     ``Sequential(Linear, σ, Linear)`` under the MSE (:func:`~symlab.train.two_layer_derivatives.
     two_layer_structure`), the same algorithm runs on the flat vector
     (:func:`symlab.train.lbfgs_flat.lbfgs_step`) with closed-form L and ∇L: the same iterates up
@@ -138,7 +139,8 @@ def lbfgs(
             stalled = True
             break
         step += done
-    return _finish(hooks, step, tol, stalled)
+    hooks.stalled = stalled
+    return hooks.finish(step, tol)
 
 
 def closed_form_structure(
@@ -163,15 +165,6 @@ def _max_eval(chunk: int) -> int:
     starve a line search (with ⌊5 chunk / 4⌋ alone, ``record_every = 1`` left each line search
     one evaluation: a rejected unit step became a zero step and the run "stalled")."""
     return chunk * 5 // 4 + 25
-
-
-def _finish(hooks: Hooks, step: int, tol: float, stalled: bool) -> Trajectory:
-    """``hooks.finish``, with ``stop_reason = "stalled"`` when the loop stopped for lack of
-    progress before ``max_iter`` (not "steps": the run did not use its iterations)."""
-    trajectory = hooks.finish(step, tol)
-    if stalled and trajectory.stop_reason == "steps":
-        trajectory.stop_reason = "stalled"
-    return trajectory
 
 
 def _stalled(trajectory: Trajectory) -> bool:
@@ -215,7 +208,8 @@ def _lbfgs_closed_form(
     _load(model, theta)
     if not (hooks.trajectory.steps and hooks.trajectory.steps[-1] == step):
         hooks.at(step, force=True, value=value, grad_norm=float(grad.abs().max()))
-    return _finish(hooks, step, tol, stalled)
+    hooks.stalled = stalled
+    return hooks.finish(step, tol)
 
 
 def _load(model: nn.Module, theta: Tensor) -> None:

@@ -190,6 +190,7 @@ class Hooks:
         self.last_callback: int | None = None
         self.stop_requested = False
         self.plateau_reached = False
+        self.stalled = False  # a second-order loop made no progress before its last iteration
         self.evaluate = evaluate or (lambda: loss_and_grad_norm(model, data, loss))
 
     def due(self, step: int) -> bool:
@@ -264,4 +265,6 @@ class Hooks:
             self.trajectory.stop_reason = "callback"
         elif self.plateau_reached:
             self.trajectory.stop_reason = "plateau"
+        elif self.stalled:
+            self.trajectory.stop_reason = "stalled"
         return self.trajectory
