@@ -98,10 +98,14 @@ class SpectralBiasSpec(BaseModel):
 
 
 def expand(spec: SpectralBiasSpec) -> list[dict[str, Any]]:
-    """One job per (target degree, seed); every job measures all ``degrees``."""
+    """One job per (target degree, seed), seed outermost; every job measures all ``degrees``.
+
+    Seeds vary slowest, so a sweep stopped part-way has every target degree for seeds 0..k
+    (the degree trend the verdict tests), not all seeds of the low degrees and none of the
+    high ones."""
     shared = spec.model_dump(exclude={"seeds", "min_log_slope"})
     return [
-        {"degree": k, "seed": seed, **shared} for k in spec.degrees for seed in range(spec.seeds)
+        {"degree": k, "seed": seed, **shared} for seed in range(spec.seeds) for k in spec.degrees
     ]
 
 

@@ -104,3 +104,12 @@ def test_presets_validate(preset):
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         SpectralBiasSpec(**{**TINY, field: value})
+
+
+def test_jobs_run_seed_by_seed():
+    """A sweep stopped part-way has every target degree of its first seeds."""
+    study = get_experiment("spectral-bias")
+    jobs = study.expand(SpectralBiasSpec(degrees=[1, 2, 3], seeds=2))
+    assert [(j["seed"], j["degree"]) for j in jobs] == [
+        (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3),
+    ]
