@@ -111,5 +111,10 @@ def test_jobs_run_seed_by_seed():
     study = get_experiment("spectral-bias")
     jobs = study.expand(SpectralBiasSpec(degrees=[1, 2, 3], seeds=2))
     assert [(j["seed"], j["degree"]) for j in jobs] == [
-        (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3),
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 1),
+        (1, 2),
+        (1, 3),
     ]
