@@ -23,11 +23,11 @@ in a few thousand steps where GD does not (measured numbers in the presets' comm
 ``polish_iters`` > 0 the first-order phase (at λ = ``warm_lam``, e.g. 0: a fit without the
 collapse to f = 0 that L2 from a random start can cause) is followed by an exact rebalancing of
 the layers (:func:`symlab.bias.conv_tasks.balance_layers`: same function, least norm on its
-rescaling orbit) and full-batch L-BFGS (:func:`symlab.train.lbfgs`) on the L2 objective in
-float64 on the task's float64 data (the digits preset). The rebalancing makes the layer norms
-equal exactly; L-BFGS then moves toward a critical point of the L2 objective that first-order
-descent approaches only on the time scale 1 / (lr λ). It approaches the L2 minimum near the
-warm start; nothing certifies that one is reached (or that it is the global one): each row
+rescaling orbit) and full-batch L-BFGS on the L2 objective in float64 on the task's float64
+data, toward a critical point that first-order descent approaches only on the time scale
+1 / (lr λ); with ``polish_stages`` > 1 along a geometric ladder of λ from ``polish_from`` up to λ
+(:func:`symlab.train.l2_continuation`; from a fit without L2, L-BFGS at λ alone fell to f = 0
+on a depth-16 net). Nothing certifies that the L2 minimum (or the global one) is reached: each row
 records how the polish ended (``polish_stop_reason``: "tol", "stalled" = no progress at rounding
 level, "steps" = all ``polish_iters`` used) and the objective's final gradient ∞-norm, and the
 fit gate reads the L-BFGS trajectory: its last-fifth drop is over the L-BFGS iterations, and its
@@ -84,11 +84,11 @@ from symlab.bias.conv_tasks import (
 )
 from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.spec import distinct
-from symlab.engine.verdict import Claim, render
+from symlab.engine.verdict import render
 from symlab.experiments.cnn_bottleneck_plots import converged, plot
-from symlab.experiments.cnn_bottleneck_verdict import digits_claim, frequency_claims
+from symlab.experiments.cnn_bottleneck_verdict import study_claims
 from symlab.ntk.data import DIGITS_SIZE
-from symlab.train import lbfgs, sample_mse_loss, train, warmup_cosine
+from symlab.train import l2_continuation, sample_mse_loss, train, warmup_cosine
 
 
 class CnnBottleneckSpec(BaseModel):
@@ -137,6 +137,12 @@ class CnnBottleneckSpec(BaseModel):
     polish_iters: conint(ge=0) = Field(
         0, description="L-BFGS iterations on the L2 objective after the first-order phase (float64)"
     )
+    polish_from: confloat(ge=0) = Field(
+        0.0, description="first λ of the polish's geometric ladder up to lam (0: lam alone)"
+    )
+    polish_stages: conint(ge=1) = Field(
+        1, description="L-BFGS stages of the ladder, polish_iters iterations each (last at lam)"
+    )
     dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
 
     @field_validator("depths")
@@ -174,6 +180,14 @@ class CnnBottleneckSpec(BaseModel):
             raise ValueError(
                 f"polish_iters: expected > 0 with warm_lam = {self.warm_lam:g} (without a "
                 "polish the run uses lam throughout and warm_lam is unused)"
+            )
+        if (self.polish_from > 0) != (self.polish_stages > 1) or (
+            self.polish_stages > 1 and not (self.polish_iters and self.polish_from < self.lam)
+        ):
+            raise ValueError(
+                "polish_from: expected a value below lam together with polish_stages > 1 and "
+                f"polish_iters > 0, got polish_from = {self.polish_from:g}, polish_stages = "
+                f"{self.polish_stages}, polish_iters = {self.polish_iters}, lam = {self.lam:g}"
             )
         return self
 
@@ -226,8 +240,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     x, y, x_test, y_test = (
         t.to(dtype) for t in (task.x_train, task.y_train, task.x_test, task.y_test)
     )
-    out_channels = y.shape[1]
-    net = circular_cnn(params["depth"], params["channels"], 1, out_channels, pool=pool,
+    net = circular_cnn(params["depth"], params["channels"], 1, y.shape[1], pool=pool,
                        kernel_size=params["kernel_size"], seed=1000 + params["seed"],
                        dtype=dtype)  # fmt: skip
     steps, polish = params["steps"], params.get("polish_iters", 0)
@@ -238,17 +251,22 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
                  lr=params["lr"], steps=steps, lr_schedule=schedule,
                  weight_decay=params.get("warm_lam", 0.0) if polish else params["lam"],
                  loss=sample_mse_loss, record_every=max(steps // 100, 1))  # fmt: skip
-    rebalance_factor = math.nan
+    rebalance_factor, polish_ladder = math.nan, []
     if polish and not traj.diverged:
-        # toward the L2 minimum near the first-order end point: rebalanced (free), then L-BFGS
-        # on L + λ‖θ‖² in float64 on the task's float64 data; the fit gate reads this trajectory
+        # rebalanced (free), then L-BFGS on L + λ_i‖θ‖² in float64; the gate reads the last stage
         net = net.double()
         x, y, x_test, y_test = (
             t.double() for t in (task.x_train, task.y_train, task.x_test, task.y_test)
         )
         rebalance_factor = balance_layers(net)
-        traj = lbfgs(net, (x, y), max_iter=polish, tol=1e-12, weight_decay=params["lam"],
-                     loss=sample_mse_loss, record_every=max(polish // 100, 1))  # fmt: skip
+        stages = params.get("polish_stages", 1)
+        lams = np.geomspace(params.get("polish_from") or params["lam"], params["lam"], stages)
+        ladder = l2_continuation(net, (x, y), lams.tolist(), max_iter=polish, tol=1e-12,
+                                 loss=sample_mse_loss, record_every=max(polish // 100, 1))  # fmt: skip
+        traj = ladder[-1]
+        # each L-BFGS stage of the ladder: [λ, start objective, end objective, iterations, end]
+        polish_ladder = [[float(lam), t.losses[0], t.losses[-1], t.n_steps, t.stop_reason]
+                         for lam, t in zip(lams, ladder)]  # fmt: skip
     tail = [v for s, v in zip(traj.steps, traj.losses) if s <= 0.8 * traj.steps[-1]]
     last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail else float("nan")
     n = x.shape[-1]
@@ -311,6 +329,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "polish_stop_reason": traj.stop_reason if polish else "",
         "polish_grad_norm": float(traj.final_grad_norm) if polish else float("nan"),
         "polish_rebalance_factor": float(rebalance_factor),
+        "polish_ladder": polish_ladder,
         "seconds": time.perf_counter() - start,
     }
 
@@ -340,26 +359,10 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
     passed = converged(deep, spec)
     unconverged = deep[~passed]
     deep = deep[passed]
-    claims: list[Claim] = []
     gate = (f"{len(unconverged)} deep network(s) did not reach a converged fit (train error > "
             f"{spec.max_train_error:g}, objective drop over the last fifth > {spec.max_last_drop:g} "
             f"or layer imbalance > {spec.max_imbalance:g}) and are left out of the claims")  # fmt: skip
-    if "frequencies" in spec.tasks:
-        part = deep[deep["task"] == "frequencies"]
-        if part.empty:
-            claims += [
-                Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
-                      f"no converged deep run: {gate}", "none", "inconclusive"),
-                Claim("norm_slope", "the parameter norm grows like depth × CBN rank",
-                      f"no converged deep run: {gate}", "none", "inconclusive"),
-            ]  # fmt: skip
-        else:
-            claims += frequency_claims(part, spec)
-    if "digits" in spec.tasks:
-        part = deep[deep["task"] == "digits"]
-        claims.append(digits_claim(part, spec) if not part.empty else Claim(
-            "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
-            f"no converged deep run: {gate}", "none", "inconclusive"))  # fmt: skip
+    claims = study_claims(deep, spec, f"no converged deep run: {gate}")
     preamble = (
         f"Circular bias-free ReLU CNNs ({spec.channels} channels, {spec.kernel_size} × "
         f"{spec.kernel_size} kernels, depths {spec.depths}), L2 λ = {spec.lam:g}, {spec.steps} "

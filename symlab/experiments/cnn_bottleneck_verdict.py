@@ -91,3 +91,23 @@ def digits_claim(deep: pd.DataFrame, spec) -> Claim:
         "network's middle layers keep more than its first",
         "opposite" if more == len(deep) else _share_outcome(hits, len(deep)),
     )
+
+
+def study_claims(deep: pd.DataFrame, spec, no_fit: str) -> list[Claim]:
+    """The claims of the spec's tasks on the deep networks that passed the fit gate; a task
+    without one gets its claims as inconclusive, with ``no_fit`` as the evidence."""
+    claims: list[Claim] = []
+    if "frequencies" in spec.tasks:
+        part = deep[deep["task"] == "frequencies"]
+        claims += frequency_claims(part, spec) if not part.empty else [
+            Claim("kept_frequencies", "the middle layers keep only the task's frequencies",
+                  no_fit, "none", "inconclusive"),
+            Claim("norm_slope", "the parameter norm grows like depth × CBN rank", no_fit,
+                  "none", "inconclusive"),
+        ]  # fmt: skip
+    if "digits" in spec.tasks:
+        part = deep[deep["task"] == "digits"]
+        claims.append(digits_claim(part, spec) if not part.empty else Claim(
+            "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
+            no_fit, "none", "inconclusive"))  # fmt: skip
+    return claims

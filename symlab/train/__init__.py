@@ -19,6 +19,8 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
   takes on models that declare ``two_layer_form()``;
 - :mod:`symlab.train.second_order`: ``lbfgs``, ``levenberg_marquardt``, ``newton`` (float64, to
   reach critical points; Brea et al. 2023, arXiv 2301.10638);
+- :mod:`symlab.train.continuation`: ``l2_continuation``, L-BFGS along an increasing ladder of the
+  L2 weight λ (a deep net polished from an unregularized fit without falling to f = 0);
 - :mod:`symlab.train.two_layer_derivatives`: closed-form L, ∇L, residual Jacobian and ∇²L of a
   one-hidden-layer net under the MSE, which the second-order loops use when the model has that
   form (``closed_form=True``, the default);
@@ -26,6 +28,7 @@ Each loop trains a model in place on data = (x, y) and returns a :class:`Traject
   closed-form route of ``lbfgs``).
 """
 
+from symlab.train.continuation import l2_continuation
 from symlab.train.ensemble import EnsembleResult, train_ensemble
 from symlab.train.first_order import (
     adam,
@@ -63,6 +66,7 @@ __all__ = [
     "full_loss",
     "gradient_descent",
     "heavy_ball",
+    "l2_continuation",
     "lbfgs",
     "levenberg_marquardt",
     "log_spaced",

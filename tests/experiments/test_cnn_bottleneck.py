@@ -192,6 +192,41 @@ def test_polish_lowers_the_l2_objective_from_the_rebalanced_warm_start():
     assert plain["polish_stop_reason"] == "" and np.isnan(plain["polish_rebalance_factor"])
 
 
+def test_polish_ladder_runs_each_lambda_from_polish_from_up_to_lam():
+    """polish_stages L-BFGS stages at geometric λ from polish_from to lam, each starting where
+    the last ended; the row's objective is the last stage's (at lam)."""
+    study = get_experiment("cnn-bottleneck")
+    spec = CnnBottleneckSpec(**{**TINY, "tasks": ["frequencies"], "depths": [3], "lam": 1e-2,
+                                "polish_iters": 15, "polish_from": 1e-4, "polish_stages": 3})  # fmt: skip
+    row = study.run_job(study.expand(spec)[0])
+    ladder = row["polish_ladder"]
+    assert [stage[0] for stage in ladder] == pytest.approx([1e-4, 1e-3, 1e-2], rel=1e-12)
+    assert all(0 < stage[3] <= 15 for stage in ladder)
+    for before, after in zip(ladder, ladder[1:]):  # the same θ scored at a larger λ
+        assert after[1] >= before[2]
+    assert row["objective"] == pytest.approx(ladder[-1][2], rel=1e-12)
+    assert row["polish_start_objective"] == pytest.approx(ladder[-1][1], rel=1e-12)
+    assert row["polish_iterations"] == ladder[-1][3]
+    norms = row["layer_norms_sq"]
+    assert row["objective"] == pytest.approx(row["train_error"] + 1e-2 * sum(norms), rel=1e-9)
+    single = study.run_job({**study.expand(spec)[0], "polish_from": 0.0, "polish_stages": 1})
+    assert len(single["polish_ladder"]) == 1 and single["polish_ladder"][0][0] == 1e-2
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"polish_from": 1e-3},  # no stages
+        {"polish_stages": 3},  # no polish_from
+        {"polish_from": 1e-3, "polish_stages": 3},  # no polish_iters
+        {"polish_from": 0.5, "polish_stages": 3, "polish_iters": 5},  # above lam
+    ],
+)
+def test_an_incomplete_polish_ladder_is_refused(fields):
+    with pytest.raises(ValueError, match="polish_from: expected"):
+        CnnBottleneckSpec(**{**TINY, "lam": 0.1, **fields})
+
+
 def test_pipeline_tiny(tmp_path):
     study = get_experiment("cnn-bottleneck")
     spec = CnnBottleneckSpec(**TINY)

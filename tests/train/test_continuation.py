@@ -1,0 +1,83 @@
+"""λ-continuation of the L2 objective (symlab.train.l2_continuation) against dense references."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize_scalar
+from torch import nn
+
+from symlab.nets import flatten_params
+from symlab.train import l2_continuation, lbfgs, mse_loss
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def _chain(weights, dtype=torch.float64):
+    """f(x) = w_L ... w_1 x: a depth-L scalar linear chain (positively homogeneous)."""
+    layers = [nn.Linear(1, 1, bias=False, dtype=dtype) for _ in weights]
+    with torch.no_grad():
+        for layer, w in zip(layers, weights):
+            layer.weight.fill_(w)
+    return nn.Sequential(*layers)
+
+
+def test_continuation_reaches_the_fitted_minimum_where_lbfgs_at_the_target_falls_to_zero():
+    """(w_6 ... w_1 - 1)^2 + lam sum w_i^2 from a fit with a large, unbalanced norm: L-BFGS at
+    lam = 0.1 alone ends at theta = 0 (objective 1), the ladder at the balanced minimum
+    w_i = a* with a* = argmin (a^6 - 1)^2 + 6 lam a^2 (1-D reference), objective 0.589 < 1."""
+    x = torch.ones(1, 1, dtype=torch.float64)
+    data, lam, start = (x, x.clone()), 0.1, [10.0, 0.1, 1.0, 1.0, 1.0, 1.0]
+    direct = _chain(start)
+    lbfgs(direct, data, weight_decay=lam, tol=1e-12, max_iter=500, record_every=5)
+    assert flatten_params(direct).abs().max() < 1e-6  # collapsed to f = 0
+    ladder = np.geomspace(lam / 100, lam, 5).tolist()
+    model = _chain(start)
+    stages = l2_continuation(model, data, ladder, max_iter=500, record_every=5)
+    assert len(stages) == 5 and not any(s.diverged for s in stages)
+    best = minimize_scalar(lambda a: (a**6 - 1) ** 2 + 6 * lam * a**2, bounds=(0.5, 1.5),
+                           method="bounded", options={"xatol": 1e-12})  # fmt: skip
+    assert stages[-1].losses[-1] == pytest.approx(best.fun, abs=1e-10)
+    assert best.fun < 0.6 < 1.0  # the fitted minimum is below f = 0's objective
+    weights = flatten_params(model).abs()
+    torch.testing.assert_close(weights, torch.full_like(weights, best.x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_each_stage_ends_at_the_ridge_solution_of_its_lambda(dtype):
+    """A linear model's stage i minimizes the ridge objective at lam_i (dense solve), and the
+    model ends at the last one's solution; each stage records its own lam's objective."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=g, dtype=dtype)
+    y = torch.randn(40, 2, generator=g, dtype=dtype)
+    model = nn.Linear(3, 2, dtype=dtype)
+    ladder = [0.01, 0.1, 0.3]
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    stages = l2_continuation(model, (x, y), ladder, tol=tol, loss=mse_loss)
+    design = torch.cat([x, torch.ones_like(x[:, :1])], 1).double()
+    scale = x.shape[0] * y.shape[1]
+    for lam, stage in zip(ladder, stages):
+        lhs = design.T @ design / scale + lam * torch.eye(4, dtype=torch.float64)
+        solution = torch.linalg.solve(lhs, design.T @ y.double() / scale)
+        residual = design @ solution - y.double()
+        objective = float(residual.square().sum() / scale + lam * solution.square().sum())
+        assert stage.final_grad_norm <= 100 * tol  # at the minimum, or stalled at rounding
+        assert stage.losses[-1] == pytest.approx(
+            objective, rel=1e-10 if dtype == torch.float64 else 1e-5
+        )
+    reference = torch.cat([solution[:3].T.reshape(-1), solution[3]])
+    atol = 1e-8 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(flatten_params(model).double(), reference, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "lams", [[], [0.1, 0.1], [0.2, 0.1], [0.0, 0.1], [-1.0], [math.inf], [math.nan], [True]]
+)
+def test_a_bad_ladder_is_refused_in_one_sentence(lams):
+    x = torch.ones(4, 1, dtype=torch.float64)
+    model = _chain([1.0, 1.0])
+    before = flatten_params(model).clone()
+    with pytest.raises(ValueError, match=r"^lams: expected"):
+        l2_continuation(model, (x, x), lams)
+    assert torch.equal(flatten_params(model), before)  # nothing trained
