@@ -42,8 +42,9 @@ layer ℓ' by 1/α leaves a bias-free ReLU network's function unchanged, so at a
 L + λ‖θ‖² every ‖K_ℓ‖² is equal; these rescalings are the slowest modes of L2 descent (the data
 loss is flat along them), and under a decaying learning rate the last-fifth drop is small for any
 run, so the balance is the part of the gate that a decayed, unfinished run fails. With a polish
-the gate also needs L-BFGS to have reached its tolerance or used at least a fifth of its
-iterations (one that stalls at once leaves the rebalanced start, balanced by construction).
+the gate also needs L-BFGS to have reached its tolerance or used at least a fifth of
+``polish_iters`` (over all stages of a ladder; one that stalls at once leaves the rebalanced
+start, balanced by construction).
 
 Measured per network (:func:`symlab.bias.conv_frequency_spectra`): each layer's per-frequency
 singular values, the CBN rank (#{s > ``CBN_RTOL`` · s_max} summed over frequencies) and the
@@ -86,7 +87,7 @@ from symlab.engine.experiment import Experiment, Summary, register
 from symlab.engine.spec import distinct
 from symlab.engine.verdict import render
 from symlab.experiments.cnn_bottleneck_plots import converged, plot
-from symlab.experiments.cnn_bottleneck_verdict import study_claims
+from symlab.experiments.cnn_bottleneck_verdict import polish_words, study_claims
 from symlab.ntk.data import DIGITS_SIZE
 from symlab.train import l2_continuation, sample_mse_loss, train, warmup_cosine
 
@@ -334,21 +335,6 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _polish_words(spec: CnnBottleneckSpec, rows: pd.DataFrame) -> str:
-    if not spec.polish_iters:
-        return ""
-    words = (f" at λ = {spec.warm_lam:g}, then the layers rebalanced and up to {spec.polish_iters} "
-             f"L-BFGS iterations on the L2 objective in float64")  # fmt: skip
-    if "polish_stop_reason" in rows and len(rows):
-        ends = rows["polish_stop_reason"].value_counts()
-        meaning = {"steps": "used every iteration", "tol": "at the gradient tolerance",
-                   "stalled": "stalled (no progress)"}  # fmt: skip
-        words += (" (" + ", ".join(f"{n} {meaning.get(r, r)}" for r, n in ends.items())
-                  + f"; final gradient ∞-norm up to {rows['polish_grad_norm'].max():.1e}: the L2 "
-                  "minimum approached, not certified)")  # fmt: skip
-    return words
-
-
 def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
     """Per (task, depth) table and the claims (module docstring)."""
     finite = rows[~rows["diverged"].astype(bool)]
@@ -368,7 +354,7 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
         f"{spec.kernel_size} kernels, depths {spec.depths}), L2 λ = {spec.lam:g}, {spec.steps} "
         f"full-batch {'Adam' if spec.optimizer == 'adam' else 'gradient-descent'} steps "
         f"(lr {spec.lr:g}, {spec.warmup} warm-up steps, cosine decay to {spec.lr_final:g} × lr)"
-        f"{_polish_words(spec, finite)}, "
+        f"{polish_words(spec, finite)}, "
         f"N = {spec.n_train}, "
         f"{spec.seeds} seed(s); {len(rows) - len(finite)} diverged run(s) left out; objective drop "
         f"over the last fifth of the {'L-BFGS iterations' if spec.polish_iters else 'steps'} "

@@ -22,16 +22,26 @@ from symlab.stats import fit_slope
 
 def converged(rows: pd.DataFrame, spec) -> pd.Series:
     """The study's fit gate (train error, last-fifth drop, layer imbalance within the spec's);
-    with a polish, also an L-BFGS run that reached its tolerance or used at least a fifth of its
-    iterations (a polish that stalls at once leaves the rebalanced first-order end point, whose
-    imbalance is 0 by construction and says nothing about the L2 minimum)."""
+    with a polish, also an L-BFGS run that reached its tolerance or used at least a fifth of
+    ``polish_iters`` iterations, counted over all the stages of a λ ladder (``polish_ladder``;
+    a polish that stalls at once leaves the rebalanced first-order end point, whose imbalance
+    is 0 by construction and says nothing about the L2 minimum; a last stage that stalls early
+    after earlier stages moved has left it). The train error, last-fifth drop and imbalance are
+    those of the last stage's end point (at the target λ)."""
     gate = (
         (rows["train_error"] <= spec.max_train_error)
         & (rows["last_fifth_drop"] <= spec.max_last_drop)
         & (rows["imbalance"] <= spec.max_imbalance)
     )
     if getattr(spec, "polish_iters", 0) and "polish_iterations" in rows:
-        used = rows["polish_iterations"] >= max(spec.polish_iters // 5, 1)
+        iterations = rows["polish_iterations"]
+        if "polish_ladder" in rows:  # rows stored before the ladder have no such column
+            iterations = pd.Series(
+                [sum(int(stage[3]) for stage in ladder) if isinstance(ladder, list) and ladder
+                 else last for ladder, last in zip(rows["polish_ladder"], iterations)],
+                index=rows.index,
+            )  # fmt: skip
+        used = iterations >= max(spec.polish_iters // 5, 1)
         gate &= used | (rows["polish_stop_reason"] == "tol")
     return gate
 

@@ -111,3 +111,26 @@ def study_claims(deep: pd.DataFrame, spec, no_fit: str) -> list[Claim]:
             "digits_bottleneck", "on digits the middle layers keep fewer frequencies than the first",
             no_fit, "none", "inconclusive"))  # fmt: skip
     return claims
+
+
+def polish_words(spec, rows: pd.DataFrame) -> str:
+    """The verdict's words on the polish after the first-order phase: the recipe (one L-BFGS
+    run at λ, or the ladder of ``polish_stages`` stages at geometric λ from ``polish_from`` to
+    λ) and how the runs' L-BFGS (the last stage of a ladder) ended; "" without a polish."""
+    if not spec.polish_iters:
+        return ""
+    recipe = f"up to {spec.polish_iters} L-BFGS iterations on the L2 objective in float64"
+    if spec.polish_stages > 1:
+        recipe = (f"{spec.polish_stages} L-BFGS stages of up to {spec.polish_iters} iterations "
+                  f"on the L2 objective in float64 at geometric λ from {spec.polish_from:g} to "
+                  f"{spec.lam:g}, each from the last one's end point")  # fmt: skip
+    words = f" at λ = {spec.warm_lam:g}, then the layers rebalanced and {recipe}"
+    if "polish_stop_reason" in rows and len(rows):
+        ends = rows["polish_stop_reason"].value_counts()
+        meaning = {"steps": "used every iteration", "tol": "at the gradient tolerance",
+                   "stalled": "stalled (no progress)"}  # fmt: skip
+        which = "last stage: " if spec.polish_stages > 1 else ""
+        words += (f" ({which}" + ", ".join(f"{n} {meaning.get(r, r)}" for r, n in ends.items())
+                  + f"; final gradient ∞-norm up to {rows['polish_grad_norm'].max():.1e}: the L2 "
+                  "minimum approached, not certified)")  # fmt: skip
+    return words

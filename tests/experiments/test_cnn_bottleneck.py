@@ -1,6 +1,7 @@
 """The cnn-bottleneck study: its verdicts decide (and can fail) on synthetic rows, the task and
 network against hand computations, and the pipeline at tiny size."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -209,8 +210,15 @@ def test_polish_ladder_runs_each_lambda_from_polish_from_up_to_lam():
     assert row["polish_iterations"] == ladder[-1][3]
     norms = row["layer_norms_sq"]
     assert row["objective"] == pytest.approx(row["train_error"] + 1e-2 * sum(norms), rel=1e-9)
+    assert json.loads(json.dumps(row["polish_ladder"])) == row["polish_ladder"]  # storable
+    verdict = study.summarize(pd.DataFrame([{**study.expand(spec)[0], **row}]), spec).verdict
+    assert "3 L-BFGS stages of up to 15 iterations" in verdict and "from 0.0001 to 0.01" in verdict
+    assert "(last stage: 1 used every iteration" in verdict
     single = study.run_job({**study.expand(spec)[0], "polish_from": 0.0, "polish_stages": 1})
     assert len(single["polish_ladder"]) == 1 and single["polish_ladder"][0][0] == 1e-2
+    plain = CnnBottleneckSpec(**{**spec.model_dump(), "polish_from": 0.0, "polish_stages": 1})
+    words = study.summarize(pd.DataFrame([{**study.expand(plain)[0], **single}]), plain).verdict
+    assert "up to 15 L-BFGS iterations" in words and "stages" not in words
 
 
 @pytest.mark.parametrize(
@@ -343,3 +351,24 @@ def test_gate_rejects_a_polish_that_stalls_early():
     assert converged(rows, spec).tolist() == [False, False, True, True, True]
     plain = CnnBottleneckSpec(tasks=["digits"], image_size=8)
     assert converged(rows.drop(columns=["polish_iterations"]), plain).all()
+
+
+def test_gate_counts_the_iterations_of_every_stage_of_a_ladder():
+    """A ladder's last stage that stalls early after the earlier stages moved has left the
+    rebalanced start: the fifth of polish_iters is counted over all stages; a ladder whose
+    stages all stall at once is still rejected, and a row without a ladder (a diverged run,
+    or one stored before the ladder) falls back to polish_iterations."""
+    spec = CnnBottleneckSpec(tasks=["digits"], image_size=8, lam=0.1, polish_iters=1000,
+                             polish_from=1e-3, polish_stages=3)  # fmt: skip
+    base = {"train_error": 0.1, "last_fifth_drop": 1e-4, "imbalance": 0.0,
+            "polish_stop_reason": "stalled"}  # fmt: skip
+    moved = [[1e-3, 2.0, 1.0, 1000, "steps"], [1e-2, 1.1, 1.0, 400, "stalled"]]
+    rows = pd.DataFrame([
+        {**base, "polish_iterations": 12, "polish_ladder": moved + [[0.1, 1.2, 1.1, 12, "stalled"]]},
+        {**base, "polish_iterations": 2,
+         "polish_ladder": [[1e-3, 2.0, 2.0, 1, "stalled"], [1e-2, 2.0, 2.0, 0, "stalled"],
+                           [0.1, 2.1, 2.1, 2, "stalled"]]},
+        {**base, "polish_iterations": 12, "polish_ladder": float("nan")},
+        {**base, "polish_iterations": 300, "polish_ladder": []},
+    ])  # fmt: skip
+    assert converged(rows, spec).tolist() == [True, False, False, True]
