@@ -136,7 +136,9 @@ class CnnBottleneckSpec(BaseModel):
         0.0, description="λ of the first-order phase when polish_iters > 0 (else lam throughout)"
     )
     polish_iters: conint(ge=0) = Field(
-        0, description="L-BFGS iterations on the L2 objective after the first-order phase (float64)"
+        0,
+        description="L-BFGS iterations on the L2 objective after the first-order phase (float64; "
+        "per stage of a polish_stages ladder)",
     )
     polish_from: confloat(ge=0) = Field(
         0.0, description="first λ of the polish's geometric ladder up to lam (0: lam alone)"

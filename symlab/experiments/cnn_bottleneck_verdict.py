@@ -17,6 +17,8 @@ gate (the others are counted and left out), middle layers = the middle half (L/4
 3. ``digits_bottleneck`` (digits task): "the middle layers keep fewer frequencies than the
    first": reproduced when the median middle count of surviving frequencies is below the first
    layer's in every deep network, partly in some, not reproduced in none.
+
+:func:`polish_words` states the polish recipe (one L-BFGS run or the λ ladder) in the verdict.
 """
 
 from __future__ import annotations
