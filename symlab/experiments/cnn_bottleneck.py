@@ -324,8 +324,11 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "last_fifth_drop": float(last_drop),
         "diverged": bool(traj.diverged),
         "loss_curve": [[int(s), float(v)] for s, v in zip(traj.steps, traj.losses)],
+        # the polish_* fields are the last L-BFGS stage's (at lam; the only one without a
+        # ladder): iterations, the L2 objective where it started (the rebalanced first-order
+        # end point without a ladder, the previous stage's end point with one; the whole
+        # ladder is in polish_ladder)
         "polish_iterations": int(traj.n_steps) if polish else 0,
-        # the L2 objective where the polish started (rebalanced first-order end point)
         "polish_start_objective": float(traj.losses[0]) if polish else float("nan"),
         # how the polish ended ("tol", "stalled": no progress, "steps": used them all), the
         # objective's gradient ∞-norm there, and the factor by which the rebalancing cut ‖θ‖²
