@@ -102,6 +102,13 @@ def _split(alpha: float) -> Any:
     return split_neuron(_mlp(), 1, 0, alpha)
 
 
+def _ladder(lams: Any) -> Any:
+    from symlab.train import l2_continuation
+
+    x = torch.ones(4, 1, dtype=torch.float64)
+    return l2_continuation(nn.Linear(1, 1, bias=False, dtype=torch.float64), (x, x), lams)
+
+
 def _nan_points() -> torch.Tensor:
     x = torch.randn(8, 2, dtype=torch.float64)
     x[3, 1] = math.nan
@@ -230,6 +237,12 @@ CASES = [
          api=lambda: _fd(None)),
     Case("split_neuron alpha=nan", "alpha: expected a real number (finite), got nan", api=lambda: _split(math.nan)),
     Case("split_neuron alpha=inf", "alpha: expected a real number (finite), got inf", api=lambda: _split(math.inf)),
+    Case("l2_continuation decreasing lams", "lams: expected a strictly increasing ladder, got [0.2, 0.1]",
+         api=lambda: _ladder([0.2, 0.1])),
+    Case("l2_continuation lams a number", "lams: expected a sequence of positive finite numbers, got 0.1",
+         api=lambda: _ladder(0.1)),
+    study("cnn-bottleneck", b'tasks = ["frequencies"]\nlam = 0.1\npolish_iters = 5\npolish_from = 0.5\npolish_stages = 3\n',
+          "config field 'polish_from': expected a value below lam", "cnn-bottleneck polish_from above lam"),
 ]  # fmt: skip
 
 
