@@ -30,9 +30,10 @@ data, toward a critical point that first-order descent approaches only on the ti
 on a depth-16 net). Nothing certifies that the L2 minimum (or the global one) is reached: each row
 records how the polish ended (``polish_stop_reason``: "tol", "stalled" = no progress at rounding
 level, "steps" = all ``polish_iters`` used) and the objective's final gradient ∞-norm, and the
-fit gate reads the L-BFGS trajectory: its last-fifth drop is over the L-BFGS iterations, and its
-imbalance is that of the L-BFGS end point (0 at the rebalanced start, so with the polish the
-imbalance says how far L-BFGS has moved, not how far first-order descent got).
+fit gate reads the L-BFGS trajectory at λ (the last stage of a ladder; every stage is in the row's
+``polish_ladder``): its last-fifth drop is over that stage's iterations, and its imbalance is that
+of the L-BFGS end point (0 at the rebalanced start, so with the polish the imbalance says how far
+L-BFGS has moved, not how far first-order descent got).
 
 Fit gate. A bottleneck is a property of near-optimal parameters, so an unfinished run tests
 nothing: the claims use the networks that fit (train error ≤ ``max_train_error``), whose
