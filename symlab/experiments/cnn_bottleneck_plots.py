@@ -11,6 +11,7 @@ the networks that pass the gate (those the ``norm_slope`` claim uses).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +22,21 @@ from symlab.stats import fit_slope
 
 
 def converged(rows: pd.DataFrame, spec) -> pd.Series:
-    """The study's fit gate (train error, last-fifth drop, layer imbalance within the spec's);
+    """The study's fit gate (train error, last-fifth drop, layer imbalance within the spec's, and
+    an objective within 1 + ``max_excess_objective`` of the lowest among the rows of the same
+    task and depth: near-optimal parameters);
     with a polish, also an L-BFGS run that reached its tolerance or used at least a fifth of
     ``polish_iters`` iterations, counted over all the stages of a λ ladder (``polish_ladder``;
     a polish that stalls at once leaves the rebalanced first-order end point, whose imbalance
     is 0 by construction and says nothing about the L2 minimum; a last stage that stalls early
     after earlier stages moved has left it). The train error, last-fifth drop and imbalance are
     those of the last stage's end point (at the target λ)."""
+    best = rows.groupby(["task", "depth"])["objective"].transform("min")
     gate = (
         (rows["train_error"] <= spec.max_train_error)
         & (rows["last_fifth_drop"] <= spec.max_last_drop)
         & (rows["imbalance"] <= spec.max_imbalance)
+        & (rows["objective"] <= (1 + getattr(spec, "max_excess_objective", math.inf)) * best)
     )
     if getattr(spec, "polish_iters", 0) and "polish_iterations" in rows:
         iterations = rows["polish_iterations"]
@@ -117,13 +122,13 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     if largest > 30:
         ax.set_yscale("log")
     else:
-        ax.set_ylim(0, largest + 1)
+        ax.set_ylim(0, 1.5 * largest + 1)  # room above the curves for the legend
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(r"relative depth $\ell / L$")
     zeros = " (0 not shown)" if largest > 30 else ""
     ax.set_ylabel(r"CBN rank: $\#\{s > 0.1\, s_{\max}\}$ over frequencies" + zeros)
     ax.set_title(f"(a) CBN-rank profile, {which} (darker = deeper)", fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
     ax = axes[1]
     for task in tasks:
         group = rows[rows["task"] == task]
@@ -133,7 +138,7 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
                     label=f"{task}: converged fit")  # fmt: skip
         if (~good).any():
             ax.plot(group["depth"][~good], group["param_norm_sq"][~good], "o", mfc="none",
-                    color=colors[task], label=f"{task}: not converged (left out of the claims)")  # fmt: skip
+                    color=colors[task], label=f"{task}: failed the gate (left out of the claims)")  # fmt: skip
         kept = group[good]
         if kept["depth"].nunique() >= 2 and len(kept) >= kept["seed"].nunique() + 2:
             fit = fit_slope(kept["depth"], kept["param_norm_sq"], kept["seed"])

@@ -47,7 +47,7 @@ def _synthetic(slope_times_n2: float, rank: float, subset: bool, n: int = 8, see
                     "n_surviving": [first] + [int(middle)] * (depth - 1),
                     "middle_subset_of_task": subset, "middle_energy_on_task": 0.9 if subset else 0.1,
                     "train_error": 0.01, "test_error": 0.02, "seconds": 1.0, "last_fifth_drop": 1e-4,
-                    "imbalance": 0.01, "middle_keeps_task": subset,
+                    "imbalance": 0.01, "middle_keeps_task": subset, "objective": 0.1,
                 })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -340,7 +340,8 @@ def test_gate_rejects_a_polish_that_stalls_early():
     """With a polish, a row passes only if L-BFGS reached its tolerance or used >= 1/5 of its
     iterations; the rebalanced start has imbalance 0, so the other checks cannot tell."""
     spec = CnnBottleneckSpec(tasks=["digits"], image_size=8, polish_iters=1000)
-    base = {"train_error": 0.1, "last_fifth_drop": 1e-4, "imbalance": 0.0}
+    base = {"train_error": 0.1, "last_fifth_drop": 1e-4, "imbalance": 0.0, "task": "digits",
+            "depth": 6, "objective": 0.2}  # fmt: skip
     rows = pd.DataFrame([
         {**base, "polish_iterations": 12, "polish_stop_reason": "stalled"},
         {**base, "polish_iterations": 199, "polish_stop_reason": "stalled"},
@@ -360,7 +361,8 @@ def test_gate_counts_the_iterations_of_every_stage_of_a_ladder():
     or one stored before the ladder) falls back to polish_iterations."""
     spec = CnnBottleneckSpec(tasks=["digits"], image_size=8, lam=0.1, polish_iters=1000,
                              polish_from=1e-3, polish_stages=3)  # fmt: skip
-    base = {"train_error": 0.1, "last_fifth_drop": 1e-4, "imbalance": 0.0,
+    base = {"train_error": 0.1, "last_fifth_drop": 1e-4, "imbalance": 0.0, "task": "digits",
+            "depth": 6, "objective": 0.2,
             "polish_stop_reason": "stalled"}  # fmt: skip
     moved = [[1e-3, 2.0, 1.0, 1000, "steps"], [1e-2, 1.1, 1.0, 400, "stalled"]]
     rows = pd.DataFrame([
@@ -372,3 +374,24 @@ def test_gate_counts_the_iterations_of_every_stage_of_a_ladder():
         {**base, "polish_iterations": 300, "polish_ladder": []},
     ])  # fmt: skip
     assert converged(rows, spec).tolist() == [True, False, False, True]
+
+
+def test_gate_keeps_only_near_optimal_runs_of_each_depth():
+    """A fitted, balanced run at a worse critical point (objective 1.8x the best seed's at its
+    depth, as measured at depth 16) is left out; depths and tasks are compared separately, the
+    margin is the spec's, and a collapsed run (f = 0) that is the best sets the bar for all."""
+    spec = CnnBottleneckSpec(tasks=["frequencies"], lam=0.1)
+    good = {"task": "frequencies", "train_error": 6e-4, "last_fifth_drop": 1e-4, "imbalance": 1e-3}
+    rows = pd.DataFrame([
+        {**good, "depth": 16, "objective": 0.3197},
+        {**good, "depth": 16, "objective": 0.3238},  # 1.3 % above the best: near-optimal
+        {**good, "depth": 16, "objective": 0.5822},  # a worse critical point
+        {**good, "depth": 8, "objective": 0.5822},  # alone at its depth: the best there
+        {**good, "depth": 4, "objective": 0.30, "train_error": 1.0},  # collapsed, yet the best
+        {**good, "depth": 4, "objective": 0.45},  # fitted, 50 % above it
+    ])  # fmt: skip
+    assert converged(rows, spec).tolist() == [True, True, False, True, False, False]
+    loose = CnnBottleneckSpec(tasks=["frequencies"], lam=0.1, max_excess_objective=1.0)
+    assert converged(rows, loose).tolist() == [True, True, True, True, False, True]
+    with pytest.raises(ValueError, match="max_excess_objective"):
+        CnnBottleneckSpec(tasks=["frequencies"], max_excess_objective=0.0)
