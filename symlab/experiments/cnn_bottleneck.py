@@ -358,7 +358,7 @@ def summarize(rows: pd.DataFrame, spec: CnnBottleneckSpec) -> Summary:
     unconverged = deep[~passed]
     deep = deep[passed]
     gate = (f"{len(unconverged)} deep network(s) did not reach a converged fit (train error > "
-            f"{spec.max_train_error:g}, objective drop over the last fifth > {spec.max_last_drop:g} "
+            f"{spec.max_train_error:g}, objective drop over the last fifth > {spec.max_last_drop:g}"
             f", layer imbalance > {spec.max_imbalance:g} or objective > (1 + "
             f"{spec.max_excess_objective:g}) × the best seed's at its depth) and are left out of "
             "the claims")  # fmt: skip
