@@ -216,9 +216,11 @@ def count_jobs(spec: CnnBottleneckSpec) -> int:
 
 
 def expand(spec: CnnBottleneckSpec) -> list[dict[str, Any]]:
-    """One job per (task, depth, seed)."""
+    """One job per (task, depth, seed); without a ladder its fields stay out of the params, so
+    stores written before they existed keep their job keys (and ``symlab report`` reads them)."""
     shared = spec.model_dump(exclude={"tasks", "depths", "seeds", "fit_min_depth", "max_train_error",
-                                      "max_last_drop", "max_imbalance", "max_excess_objective"})  # fmt: skip
+                                      "max_last_drop", "max_imbalance", "max_excess_objective"}
+                             | ({"polish_from", "polish_stages"} if spec.polish_stages == 1 else set()))  # fmt: skip
     return [
         {"task": task, "depth": depth, "seed": seed, **shared}
         for task in spec.tasks
@@ -331,10 +333,8 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
         "last_fifth_drop": float(last_drop),
         "diverged": bool(traj.diverged),
         "loss_curve": [[int(s), float(v)] for s, v in zip(traj.steps, traj.losses)],
-        # the polish_* fields are the last L-BFGS stage's (at lam; the only one without a
-        # ladder): iterations, the L2 objective where it started (the rebalanced first-order
-        # end point without a ladder, the previous stage's end point with one; the whole
-        # ladder is in polish_ladder)
+        # the polish_* fields are the last L-BFGS stage's (at lam): iterations, the objective
+        # where it started (the rebalanced start, or the previous stage's end; see polish_ladder)
         "polish_iterations": int(traj.n_steps) if polish else 0,
         "polish_start_objective": float(traj.losses[0]) if polish else float("nan"),
         # how the polish ended ("tol", "stalled": no progress, "steps": used them all), the

@@ -395,3 +395,14 @@ def test_gate_keeps_only_near_optimal_runs_of_each_depth():
     assert converged(rows, loose).tolist() == [True, True, True, True, False, True]
     with pytest.raises(ValueError, match="max_excess_objective"):
         CnnBottleneckSpec(tasks=["frequencies"], max_excess_objective=0.0)
+
+
+def test_jobs_without_a_ladder_keep_the_keys_of_stores_written_before_it():
+    """The ladder's fields enter a job's params (its store key) only when a ladder is asked for."""
+    study = get_experiment("cnn-bottleneck")
+    plain = study.expand(CnnBottleneckSpec(**TINY))[0]
+    assert "polish_from" not in plain and "polish_stages" not in plain
+    ladder = CnnBottleneckSpec(**{**TINY, "lam": 0.1, "polish_iters": 5, "polish_from": 1e-3,
+                                  "polish_stages": 3})  # fmt: skip
+    job = study.expand(ladder)[0]
+    assert job["polish_from"] == 1e-3 and job["polish_stages"] == 3
