@@ -11,7 +11,6 @@ the networks that pass the gate (those the ``norm_slope`` claim uses).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ def converged(rows: pd.DataFrame, spec) -> pd.Series:
         (rows["train_error"] <= spec.max_train_error)
         & (rows["last_fifth_drop"] <= spec.max_last_drop)
         & (rows["imbalance"] <= spec.max_imbalance)
-        & (rows["objective"] <= (1 + getattr(spec, "max_excess_objective", math.inf)) * best)
+        & (rows["objective"] <= (1 + spec.max_excess_objective) * best)
     )
     if getattr(spec, "polish_iters", 0) and "polish_iterations" in rows:
         iterations = rows["polish_iterations"]
