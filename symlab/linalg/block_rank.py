@@ -112,6 +112,8 @@ def block_rank(
     """
     if count.complete:
         return count.result()
+    if count.ambiguous:
+        return None  # a lower count only (schur_count with refuse_ambiguous=False)
     dev = count.factor.device
     r0, n, k = len(count.kept), count.n, len(count.pending)
     if k > BLOCK_MAX_FRACTION * n:

@@ -277,7 +277,10 @@ class SchurCount:
     ``rank``: r, with sigma_r(T) > sqrt(shift - rounding) >= tol certified (Sylvester,
     Haynsworth): the SVD rule's rank is at least r. ``complete``: nothing is left to certify
     (r = n: no non-positive Schur eigenvalue), so r is the SVD rule's rank. Otherwise
-    :func:`schur_certify` proves sigma_{r+1}(T) <= tol with products by T."""
+    :func:`schur_certify` proves sigma_{r+1}(T) <= tol with products by T. ``ambiguous``: Schur
+    eigenvalues within their rounding of 0, left out of r (only with
+    ``refuse_ambiguous=False``): r is still a certified lower count, but no certificate can
+    make it the rank (:func:`schur_certify` and the block route return None)."""
 
     rank: int
     complete: bool
@@ -289,16 +292,28 @@ class SchurCount:
     kept: list[int] = field(repr=False)
     pending: list[int] = field(repr=False)
     null_rest: torch.Tensor | None = field(repr=False)
+    ambiguous: int = 0
 
     def result(self) -> tuple[int, float, float, float, float]:
         """(rank, tol, gap, sigma_max, certificate) of a complete count."""
         return self.rank, self.tol, float("inf"), self.sigma_max, 0.0
 
 
-def schur_count(gram: torch.Tensor, shape: tuple[int, int], tol: float | None) -> SchurCount | None:
+def schur_count(
+    gram: torch.Tensor,
+    shape: tuple[int, int],
+    tol: float | None,
+    refuse_ambiguous: bool = True,
+) -> SchurCount | None:
     """The count of the module docstring's step 1 on G = T^T T (lower triangle valid) of an
     m x n_all matrix T (``shape``, m >= n_all; columns zero to working precision have zero
-    rows in G), or None when lambda_max is not positive or the count is refused."""
+    rows in G), or None when lambda_max is not positive or the count is refused.
+
+    A Schur eigenvalue within its rounding of 0 refuses the count (``refuse_ambiguous``), or,
+    with ``refuse_ambiguous=False``, is left out of it: r = |K| + #{eig(S) > margin} is then
+    still a certified lower count (an eigenvalue above the margin is positive whatever the
+    rounding, so r <= #{lambda(G) > mu}), marked ``ambiguous``, which nothing can certify into
+    the rank. That is what a growing sample needs: a proven lower bound at every doubling."""
     m, n_all = shape
     n = gram.shape[0]
     lam_max = lanczos_lambda_max(gram)
@@ -321,9 +336,12 @@ def schur_count(gram: torch.Tensor, shape: tuple[int, int], tol: float | None) -
     values, vectors = torch.linalg.eigh(schur)
     # rounding of the computed Schur complement: |P| (r + 2) u per entry's inner products
     margin = INERTIA_MARGIN * len(pending) * (len(kept) + 2) * u
-    if bool(((values > -margin) & (values <= margin)).any()):
-        return None  # an eigenvalue of G too close to the shift to count
-    positive = values > 0
+    near = (values > -margin) & (values <= margin)
+    if bool(near.any()):
+        if refuse_ambiguous:
+            return None  # an eigenvalue of G too close to the shift to count
+        count.ambiguous = int(near.sum())
+    positive = values > margin
     count.rank += int(positive.sum())
     if bool(positive.all()):
         return count
@@ -337,6 +355,8 @@ def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
     :class:`RowBlocks`), or None when the certificate exceeds 1."""
     if count.complete:
         return count.result()
+    if count.ambiguous:
+        return None  # a lower count only: the rank is left to the SVD
     dev = count.factor.device
     r, n, tol, sigma_max = len(count.kept), count.n, count.tol, count.sigma_max
     keep = torch.tensor(count.kept, device=dev)

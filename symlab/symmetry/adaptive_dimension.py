@@ -84,7 +84,10 @@ _COUNT = "gram (count)"  # a certified lower count, before its certificate
 def _schur_count(gram: np.ndarray, n_rows: int):
     """(count, inverse column norms) of :func:`symlab.linalg.schur_rank.schur_count` on the
     column-scaled accumulated Gram (upper triangle in Fortran order), or None (fewer rows than
-    columns, a non-finite norm, or a refused count: the caller takes the eigenvalue route)."""
+    columns, a non-finite norm, no shift below lambda_max: the caller takes the eigenvalue
+    route). Schur eigenvalues too close to the shift to sign are left out of the count
+    (``refuse_ambiguous=False``): still a proven lower bound, which the stop needs; only the
+    final certificate needs them signed (then the SVD decides)."""
     n = gram.shape[0]
     if n_rows < n:
         return None
@@ -96,7 +99,7 @@ def _schur_count(gram: np.ndarray, n_rows: int):
     if not bool(keep.any()):
         return None
     inverse = torch.where(keep, 1.0 / norms, torch.zeros_like(norms))
-    count = schur_count(scale_lower(lower, inverse), (n_rows, n), None)
+    count = schur_count(scale_lower(lower, inverse), (n_rows, n), None, refuse_ambiguous=False)
     return None if count is None else (count, inverse)
 
 
@@ -199,11 +202,15 @@ def functional_dimension(
     up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
     in the Gram's blind spot) the deferred columns' block decides
     (:func:`symlab.linalg.block_rank.block_rank`, an m x k SVD, method ``"gram + block"``), and
-    when it cannot (a value too close to tol for its bound) the SVD of the scaled rows. When a
-    count is refused, the doubling uses the eigenvalues of the Gram as before (an untrusted final cut: the SVD of the
-    scaled Jacobian on all differentiated points; a final rank below the bound: that of
-    :func:`symlab.symmetry.batch_functional_dimension` on them), so no deficit comes from the
-    Gram's blind spot. With ``rank_method="svd"``
+    when it cannot (a value too close to tol for its bound) the SVD of the scaled rows. Schur
+    eigenvalues too close to the shift to sign (singular values in the Gram's blind spot; deep
+    n0 = 2 nets have a continuum of them) are left out of the count, which stays a proven lower
+    bound but cannot be certified: at the stop the SVD of the scaled rows decides, unless the
+    budget stop reports the count (``certify_budget_stop`` below). When no count can be formed
+    (a non-finite column norm), the doubling uses the eigenvalues of the Gram (an untrusted
+    final cut: the SVD of the scaled Jacobian on all differentiated points; a final rank below
+    the bound: that of :func:`symlab.symmetry.batch_functional_dimension` on them), so no
+    deficit comes from the Gram's blind spot. With ``rank_method="svd"``
     every doubling calls the batch function on the differentiated points. Either way
     ``rank`` is the batch functional dimension on ``points``.
 
@@ -246,7 +253,7 @@ def functional_dimension(
             mean 0.3, on 803 capped networks of the paper preset, ``benchmarks/RESULTS.md``),
             without the certificate's passes over the rows (up to 70% of such a network's
             time). Stops at the upper bound are always certified. No effect with
-            ``rank_method`` ``"gram"`` or ``"svd"`` or after a refused count (no count to report).
+            ``rank_method`` ``"gram"`` or ``"svd"`` or when no count could be formed.
 
     Float32 models are differentiated in float64 (patterns too). Cost per evaluation: O(N K D)
     for J, N K D'^2 / 2 for the Gram, 4/3 D'^3 for eigvalsh (D' = D - #hidden with
@@ -323,8 +330,8 @@ def functional_dimension(
             if n_rows * gram.shape[0] * 8 > ROW_STORE_BYTES:
                 stored = None  # recomputed by blocks for the certificate
             schur = _schur_count(gram, n_rows) if counting else None
-            # a refused count (an eigenvalue at the shift: a singular value in the Gram's blind
-            # spot) stays refused as the sample grows: the eigenvalue route from then on
+            # no count (a non-finite norm, lambda_max at the shift) stays so as the sample
+            # grows: the eigenvalue route from then on
             counting = counting and (schur is not None or n_rows < gram.shape[0])
             if schur is not None:
                 rank, trusted = _count_result(schur[0]), True

@@ -17,9 +17,10 @@ neurons h (z_h = pre-activation of h). For each line x0 + t v of the first kind:
    z_h(x0) (the steepest route to B_h, through the region where h switches on when it is off
    at x0) with a random perturbation;
 3. t -> z_h(x0 + t v) is piecewise linear in t: it is evaluated on the grid t in
-   {0, +-10^s : s in linspace(-3, 3.5, 32)}; one sign change is chosen at random and refined by
-   bisection on the float64 forward pass (``BISECTION_STEPS`` halvings: the bracket shrinks
-   below 1e-13 of its length, so |z_h(x*)| is at rounding level);
+   {0, +-10^s : s in linspace(-3, 3.5, 32)}; one sign change is chosen at random and its
+   bracket shrunk on the float64 forward pass to 2^-``BISECTION_STEPS`` (< 4e-15) of its
+   length, so |z_h(x*)| is at rounding level: secant steps (z_h is linear between kinks, so
+   they land on the root once the bracket holds no kink), bisection for lines they leave open;
 4. the two points x* -+ delta v are emitted, delta = 10^U(-6, -1) max(|x*|, 1e-2) (relative
    offsets over five decades), halved by factors of 10 (at most ``SHRINK_STEPS`` times) until
    z_h has opposite signs at the two points, so each pair straddles B_h: one point in the
@@ -38,9 +39,10 @@ Lines without a sign change of z_h on the grid emit x0 and one random grid point
 (plain multiscale-like coverage). Every point is a valid input, so rank J E_Z stays a lower
 bound on dim_fun(theta) whatever the sampler finds.
 
-Cost per point: about (len(grid) / 2 + BISECTION_STEPS / 2 + SHRINK_STEPS) ~ 65 float64 forward
-passes, O(sum_l n_l n_{l-1}) each, plus one backward pass per line for the gradient; no
-Jacobian. Deterministic given ``generator``.
+Cost per point: about len(grid) / 2 + 3 SECANT_STEPS / 2 + SHRINK_STEPS float64 forward passes
+at most (the secant steps run on open lines only; 48 bisection steps per line before), O(sum_l
+n_l n_{l-1}) each, plus one backward pass per line for the gradient; no Jacobian.
+Deterministic given ``generator``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ __all__ = [
 GRID_LOG10 = (-3.0, 3.5)  # |t| on the search grid spans these decades
 GRID_POINTS = 32  # grid points per side of 0
 BISECTION_STEPS = 48  # bracket / 2^48 < 4e-15 of its length
+SECANT_STEPS = 6  # secant steps (3 forward passes each) before bisecting the lines left open
 SHRINK_STEPS = 6  # delta / 10^k, k <= 6, until the pair straddles B_h
 OFFSET_LOG10 = (-6.0, -1.0)  # delta / max(|x*|, 1e-2)
 PAIR_FRACTION = 0.5  # share of co-activation lines (mode 2) when there are >= 2 hidden layers
@@ -118,9 +121,10 @@ def neuron_crossings(
     """One zero of t -> z_{neuron[j]}(base[j] + t direction[j]) per line, in float64.
 
     Grid search over t in {0, +-10^s}, s in linspace(*GRID_LOG10, GRID_POINTS), one sign change
-    picked at random per line (``generator``), then ``BISECTION_STEPS`` bisection steps on the
-    forward pass. Where ``nearest[j]`` (bool, (m,)) is set, the sign change nearest t = 0 is
-    taken instead (a local move). Cost O(m (2 GRID_POINTS + 1 + BISECTION_STEPS) sum_l n_l n_{l-1}).
+    picked at random per line (``generator``), its bracket then shrunk to 2^-``BISECTION_STEPS``
+    of its length (:func:`_refine_roots`). Where ``nearest[j]`` (bool, (m,)) is set, the sign
+    change nearest t = 0 is taken instead (a local move). Cost about
+    O(m (2 GRID_POINTS + 1 + 3 SECANT_STEPS) sum_l n_l n_{l-1}).
     """
     forward = _HiddenForward.of(model)
     base, direction = base.to(torch.float64), direction.to(torch.float64)
@@ -133,6 +137,8 @@ def neuron_crossings(
     pick_fallback = torch.randint(grid.numel(), (m,), generator=generator)
     lo = torch.empty(m, dtype=torch.float64)
     hi = torch.empty(m, dtype=torch.float64)
+    z_lo = torch.zeros(m, dtype=torch.float64)
+    z_hi = torch.zeros(m, dtype=torch.float64)
     found = torch.zeros(m, dtype=torch.bool)
     with torch.no_grad():
         for rows in torch.split(torch.arange(m), _CHUNK_LINES):
@@ -142,16 +148,66 @@ def neuron_crossings(
             pick = torch.where(change, scores[rows], -1.0).argmax(dim=1)
             found[rows] = change.any(dim=1)
             lo[rows], hi[rows] = grid[pick], grid[pick + 1]
+            z_lo[rows] = z.gather(1, pick[:, None])[:, 0]
+            z_hi[rows] = z.gather(1, pick[:, None] + 1)[:, 0]
         lo = torch.where(found, lo, grid[pick_fallback])
         hi = torch.where(found, hi, grid[pick_fallback])
-        along = _OneNeuronPass.plan(forward, neuron, (m,))
-        z_lo = along(base + lo[:, None] * direction) > 0
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            same = (along(base + mid[:, None] * direction) > 0) == z_lo
-            lo, hi = torch.where(same, mid, lo), torch.where(same, hi, mid)
+        lo, hi = _refine_roots(forward, base, direction, neuron, found, (lo, hi, z_lo, z_hi))
     t = torch.where(found, 0.5 * (lo + hi), lo)
     return LineCrossings(base, direction, neuron, t, torch.stack([lo, hi], dim=1), found)
+
+
+def _refine_roots(forward, base, direction, neuron, active, bracket):
+    """Shrink each active line's sign-change bracket [lo, hi] of z_h to 2^-BISECTION_STEPS of
+    its length, as ``BISECTION_STEPS`` halvings would, in far fewer forward passes.
+
+    z_h is piecewise linear along the line, so a secant step (regula falsi, Illinois variant:
+    an end kept twice has its value halved) lands on the root to rounding once the bracket lies
+    in one linear piece. Each of ``SECANT_STEPS`` steps evaluates the secant point t and the two
+    probes t -+ w / 2 (w the target width): when the root is within w / 2 of t the probes
+    straddle it and the line is done. Lines still open after them are bisected. Only open lines
+    are evaluated; (lo, hi) keep opposite signs of z_h > 0 throughout."""
+    lo, hi, z_lo, z_hi = (part.clone() for part in bracket)
+    target = (hi - lo).abs() * 2.0**-BISECTION_STEPS
+    open_ = active.clone()
+    kept = torch.zeros(lo.shape, dtype=torch.int8)  # -1: lo kept last step, +1: hi kept
+    for _ in range(SECANT_STEPS):
+        rows = torch.nonzero(open_)[:, 0]
+        if not len(rows):
+            break
+        a, b, za, zb = lo[rows], hi[rows], z_lo[rows], z_hi[rows]
+        t = a - za * (b - a) / (zb - za)
+        t = torch.where(torch.isfinite(t) & (t > a) & (t < b), t, 0.5 * (a + b))
+        half = 0.5 * target[rows]
+        probes = torch.stack([(t - half).clamp_min(a), t, (t + half).clamp_max(b)], dim=1)
+        x = base[rows, None, :] + probes[:, :, None] * direction[rows, None, :]
+        z = _neuron_values(forward, x, neuron[rows])
+        # walk a < p0 <= p1 <= p2 < b: the first point whose sign differs from a's ends it
+        ends = torch.cat([a[:, None], probes, b[:, None]], dim=1)
+        values = torch.cat([za[:, None], z, zb[:, None]], dim=1)
+        differs = (values > 0) != (za > 0)[:, None]
+        first = differs.int().argmax(dim=1)  # b always differs
+        before, after = (first - 1)[:, None], first[:, None]
+        new_a, new_b = ends.gather(1, before)[:, 0], ends.gather(1, after)[:, 0]
+        new_za, new_zb = values.gather(1, before)[:, 0], values.gather(1, after)[:, 0]
+        # Illinois: an end kept on two steps running has its value halved
+        keep_a, keep_b = first == 1, first == 4
+        new_za = torch.where(keep_a & (kept[rows] == -1), 0.5 * new_za, new_za)
+        new_zb = torch.where(keep_b & (kept[rows] == 1), 0.5 * new_zb, new_zb)
+        kept[rows] = torch.where(keep_a, -1, torch.where(keep_b, 1, 0)).to(torch.int8)
+        lo[rows], hi[rows], z_lo[rows], z_hi[rows] = new_a, new_b, new_za, new_zb
+        open_[rows] = (new_b - new_a) > target[rows]
+    rows = torch.nonzero(open_)[:, 0]
+    if len(rows):  # lines the secant steps did not close: bisection, as before
+        a, b = lo[rows], hi[rows]
+        along = _OneNeuronPass.plan(forward, neuron[rows], (len(rows),))
+        positive = along(base[rows] + a[:, None] * direction[rows]) > 0
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (a + b)
+            same = (along(base[rows] + mid[:, None] * direction[rows]) > 0) == positive
+            a, b = torch.where(same, mid, a), torch.where(same, b, mid)
+        lo[rows], hi[rows] = a, b
+    return lo, hi
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:

@@ -258,3 +258,44 @@ def test_lower_triangle_scaling_equals_the_full_products_bit_for_bit():
     in_place = gram.clone()
     assert schur_module.scale_lower(in_place, d, out=in_place) is in_place
     assert torch.equal(torch.tril(in_place), torch.tril(full))
+
+
+def _near_the_shift(seed: int) -> tuple[torch.Tensor, int]:
+    """A matrix with five singular values whose squares sit within +-10 % of the count's shift
+    mu (schur_count's formula), 20 clear ones and 3 zeros: (matrix, SVD rule's rank)."""
+    m, n = 90, 28
+    clear = list(np.logspace(0, -2, 20))
+    u = EPS / 2
+    tol = max(m, n) * EPS
+    mu = schur_module.SHIFT_MARGIN * (tol**2 + (m + n) * u * 1.05 * sum(c * c for c in clear))
+    near = [float(np.sqrt(mu * f)) for f in (0.9, 0.95, 1.0, 1.05, 1.1)]
+    a = with_spectrum(m, n, clear + near + [0.0] * 3, seed)
+    return a, svd_reference(a)[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_ambiguous_count_is_refused_or_kept_as_a_lower_count_never_certified(seed):
+    a, expected = _near_the_shift(seed)
+    gram = gram_lower(a)
+    lower = schur_count(gram, tuple(a.shape), None, refuse_ambiguous=False)
+    assert lower is not None and lower.rank <= expected  # a certified lower count
+    assert lower.rank >= 20  # the clear singular values are counted
+    default = schur_count(gram, tuple(a.shape), None)
+    if lower.ambiguous:
+        assert default is None  # the default refuses what the lower count leaves out
+        ones = torch.ones(a.shape[1], dtype=torch.float64)
+        assert schur_certify(lower, a, ones, None) is None  # nothing certifies it
+        from symlab.linalg.block_rank import block_rank
+
+        assert block_rank(lower, a, ones, None) is None
+    else:
+        assert default is not None and default.rank == lower.rank
+
+
+def test_the_near_shift_matrices_do_put_eigenvalues_in_the_margin():
+    # the test above is not vacuous: most of its matrices have an ambiguous count
+    ambiguous = [
+        schur_count(gram_lower(a), tuple(a.shape), None, refuse_ambiguous=False).ambiguous
+        for a, _ in map(_near_the_shift, range(6))
+    ]
+    assert sum(k > 0 for k in ambiguous) >= 3

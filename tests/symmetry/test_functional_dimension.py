@@ -349,3 +349,33 @@ def test_an_uncertified_budget_stop_reports_a_lower_bound_on_the_sample_rank(dty
     small = mlp((2, 3, 1), "relu", bias_std=0.1, seed=0).to(dtype)
     at_bound = functional_dimension(small, certify_budget_stop=False)
     assert at_bound.saturated == "bound" and at_bound.method != "gram (count)"
+
+
+def test_an_ambiguous_count_keeps_counting_as_a_lower_bound(monkeypatch):
+    # (2, 20, 20, 1), Gaussian inputs: at the first doubling a Schur eigenvalue sits within its
+    # rounding of the shift. That count leaves it out (a lower bound) and the next doublings
+    # count again, so the budget stop reports a count never above the dense SVD rule's rank on
+    # the same points, and the certified stop needs no SVD of all the rows.
+    import symlab.symmetry.adaptive_dimension as adaptive
+
+    counts = []
+
+    def recorded(*args, **kwargs):
+        count = schur_count(*args, **kwargs)
+        counts.append(count)
+        return count
+
+    from symlab.linalg.schur_rank import schur_count
+
+    monkeypatch.setattr(adaptive, "schur_count", recorded)
+    model = mlp((2, 20, 20, 1), "relu", init="he", bias_std=0.1, seed=7)
+    lower = functional_dimension(
+        model, sampler="gaussian", seed=7, max_points=40000, certify_budget_stop=False
+    )
+    assert counts[0].ambiguous > 0 and all(c is not None for c in counts)
+    assert [c.rank for c in counts] == sorted(c.rank for c in counts)  # the sample only grows
+    svd = batch_functional_dimension(model, lower.points, rank_method="svd")
+    assert lower.method == "gram (count)" and lower.saturated == "max_points"
+    assert lower.rank <= svd.rank < lower.upper
+    certified = functional_dimension(model, sampler="gaussian", seed=7, max_points=40000)
+    assert certified.method in ("gram", "gram + block") and certified.rank == svd.rank
