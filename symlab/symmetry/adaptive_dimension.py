@@ -250,7 +250,8 @@ def functional_dimension(
             (method ``"gram (count)"``, gap NaN) unless it is within ``CERTIFY_WITHIN`` = 16
             of the upper bound (where the certificate could lift it to a proven value): still
             a proven lower bound on dim_fun, a little below the sample's rank at times (by 0-9,
-            mean 0.3, on 803 capped networks of the paper preset, ``benchmarks/RESULTS.md``),
+            mean 0.3, on 803 capped networks of the paper preset; by 0-6 where the count left
+            out ambiguous Schur eigenvalues, 7 of a 288-network slice; ``benchmarks/RESULTS.md``),
             without the certificate's passes over the rows (up to 70% of such a network's
             time). Stops at the upper bound are always certified. No effect with
             ``rank_method`` ``"gram"`` or ``"svd"`` or when no count could be formed.
