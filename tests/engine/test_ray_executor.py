@@ -138,9 +138,13 @@ def test_a_chunk_stops_when_its_budget_is_spent_and_returns_what_it_ran(toy):
 
 def test_jobs_that_turn_slow_are_given_back_and_each_runs_once(ray_instance, toy):
     """The first jobs take microseconds (so the next chunk is sized to hold all the rest), the
-    last ten 0.3 s each: that chunk spends its budget and gives the rest back."""
-    jobs = [Job(f"k{i}", {"i": i, "sleep": 0.3 if i >= 30 else 0.0}) for i in range(40)]
+    last six 1.2 s each: that chunk spends its budget (2 s) after two of them and gives the
+    rest back. The workers are warmed first: a cold worker's first job (imports) can take long
+    enough on a loaded machine to size the chunks too small to hold two slow jobs."""
+    jobs = [Job(f"k{i}", {"i": i, "sleep": 1.2 if i >= 34 else 0.0}) for i in range(40)]
     executor, fn = RayExecutor(), sys.modules["toy_study"].sleep_then_echo
+    warm = [Job(f"w{i}", {"i": i, "sleep": 0.0}) for i in range(16)]
+    assert len(list(executor.submit_all(fn, warm))) == len(warm)
     got = [(job.key, outcome) for job, outcome in executor.submit_all(fn, jobs)]
     assert sorted(key for key, _ in got) == sorted(job.key for job in jobs)  # each once
     assert all(outcome["i"] == int(key[1:]) for key, outcome in got)
