@@ -135,15 +135,23 @@ def neuron_crossings(
         closeness = 2.0 - torch.maximum(grid[:-1].abs(), grid[1:].abs()) / grid.max()
         scores = torch.where(nearest[:, None], closeness[None, :], scores)
     pick_fallback = torch.randint(grid.numel(), (m,), generator=generator)
+    # lines deepest neuron first (the draws above stay with their lines), so that every set of
+    # points below is already in the one-neuron pass's order and needs no sort
+    order = _deepest_first(forward, neuron)
+    lines = (base[order], direction[order], neuron[order])
+    scores, pick_fallback = scores[order], pick_fallback[order]
     lo = torch.empty(m, dtype=torch.float64)
     hi = torch.empty(m, dtype=torch.float64)
     z_lo = torch.zeros(m, dtype=torch.float64)
     z_hi = torch.zeros(m, dtype=torch.float64)
     found = torch.zeros(m, dtype=torch.bool)
     with torch.no_grad():
-        for rows in torch.split(torch.arange(m), _CHUNK_LINES):
-            x = base[rows, None, :] + grid[None, :, None] * direction[rows, None, :]
-            z = _neuron_values(forward, x, neuron[rows])
+        for start in range(0, m, _CHUNK_LINES):
+            stop = min(m, start + _CHUNK_LINES)
+            rows = slice(start, stop)
+            line_base, line_direction, line_neuron = (part[start:stop] for part in lines)
+            x = line_base[:, None, :] + grid[None, :, None] * line_direction[:, None, :]
+            z = _neuron_values(forward, x, line_neuron)
             change = (z[:, :-1] > 0) != (z[:, 1:] > 0)
             pick = torch.where(change, scores[rows], -1.0).argmax(dim=1)
             found[rows] = change.any(dim=1)
@@ -152,9 +160,20 @@ def neuron_crossings(
             z_hi[rows] = z.gather(1, pick[:, None] + 1)[:, 0]
         lo = torch.where(found, lo, grid[pick_fallback])
         hi = torch.where(found, hi, grid[pick_fallback])
-        lo, hi = _refine_roots(forward, base, direction, neuron, found, (lo, hi, z_lo, z_hi))
+        lo, hi = _refine_roots(forward, *lines, found, (lo, hi, z_lo, z_hi))
     t = torch.where(found, 0.5 * (lo + hi), lo)
-    return LineCrossings(base, direction, neuron, t, torch.stack([lo, hi], dim=1), found)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(m)
+    bracket = torch.stack([lo, hi], dim=1)[inverse]
+    return LineCrossings(base, direction, neuron, t[inverse], bracket, found[inverse])
+
+
+def _deepest_first(forward: _HiddenForward, neuron: torch.Tensor) -> torch.Tensor:
+    """The lines' order by their neuron's hidden layer, deepest first (stable)."""
+    widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
+    starts = torch.cumsum(widths, 0) - widths
+    layer = torch.bucketize(neuron.contiguous(), starts, right=True) - 1
+    return torch.argsort(layer, descending=True, stable=True)
 
 
 def _refine_roots(forward, base, direction, neuron, active, bracket):

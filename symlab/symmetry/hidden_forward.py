@@ -96,8 +96,8 @@ class _OneNeuronPass:
     sampler's points came out equal to the full-pass sampler's on the nets checked."""
 
     forward: _HiddenForward
-    order: torch.Tensor  # points in deepest-first order
-    inverse: torch.Tensor  # back to the callers' order
+    order: torch.Tensor | None  # points in deepest-first order (None: already so)
+    inverse: torch.Tensor | None  # back to the callers' order
     index: torch.Tensor  # each ordered point's neuron within its layer
     needing: tuple[tuple[int, ...], ...]  # per block: points needing layer l or deeper
     shape: tuple[int, ...]  # the points' shape without n0
@@ -109,26 +109,32 @@ class _OneNeuronPass:
         widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
         starts = torch.cumsum(widths, 0) - widths
         layer = torch.bucketize(per_point.contiguous(), starts, right=True) - 1
-        order = torch.argsort(layer, descending=True, stable=True)
+        within = per_point - starts[layer]
+        order = inverse = None
+        if not bool((layer[1:] <= layer[:-1]).all()):  # callers may pass them deepest first
+            order = torch.argsort(layer, descending=True, stable=True)
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(order.numel())
+            layer, within = layer[order], within[order]
         needing = tuple(
             tuple(torch.bincount(block, minlength=len(widths)).flip(0).cumsum(0).flip(0).tolist())
             + (0,)
-            for block in torch.split(layer[order], _FORWARD_ROWS)
+            for block in torch.split(layer, _FORWARD_ROWS)
         )
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(order.numel())
-        return cls(forward, order, inverse, (per_point - starts[layer])[order], needing, shape)
+        return cls(forward, order, inverse, within, needing, shape)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[:-1]) != self.shape:
             raise ValueError(
                 f"x: expected points of shape {self.shape} + (n0,), got {tuple(x.shape)}"
             )
-        if not len(self.order):  # no points (kept on x's autograd graph)
+        if not len(self.index):  # no points (kept on x's autograd graph)
             return x[..., 0].to(torch.float64) * 0.0
-        ordered = x.reshape(-1, x.shape[-1]).to(torch.float64)[self.order]
+        ordered = x.reshape(-1, x.shape[-1]).to(torch.float64)
+        if self.order is not None:
+            ordered = ordered[self.order]
         pieces = []
-        firsts = range(0, len(self.order), _FORWARD_ROWS)
+        firsts = range(0, len(self.index), _FORWARD_ROWS)
         for first, needing in zip(firsts, self.needing, strict=True):
             a, index = ordered[first : first + _FORWARD_ROWS], self.index[first:]
             values = []
@@ -142,7 +148,8 @@ class _OneNeuronPass:
                 values.append(z[deeper:count].gather(1, index[deeper:count, None])[:, 0])
                 a = self.forward.activation(z)
             pieces.extend(values[::-1])  # the block's deepest points come first
-        return torch.cat(pieces)[self.inverse].view(self.shape)
+        values = torch.cat(pieces)
+        return (values if self.inverse is None else values[self.inverse]).view(self.shape)
 
 
 def _neuron_values(forward: _HiddenForward, x: torch.Tensor, neuron: torch.Tensor) -> torch.Tensor:

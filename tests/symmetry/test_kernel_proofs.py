@@ -182,7 +182,7 @@ def test_a_failed_lp_proves_nothing(monkeypatch):
             status=4, fun=0.0, x=np.zeros(len(c)), message="numerical difficulties"
         )
 
-    monkeypatch.setattr(lr, "linprog", failing)
+    monkeypatch.setattr(lr, "milp", failing)
     with pytest.raises(lr.LPFailure, match="status 4"):
         enumerate_regions(model, pool_points=0)
     fd = functional_dimension(model, max_points=64)
