@@ -64,6 +64,8 @@ COMPRESSED_POINTS_FACTOR = 16  # x the default max_points when region compressio
 _BLOCK_POINTS = 2048  # points per Jacobian block when the Gram is accumulated
 BLOCK_ROUTE = True  # a failed certificate is decided on the block T X before the SVD
 ROW_STORE_BYTES = 2**30  # scaled rows kept for the certificate up to this size, else recomputed
+# a doubling skips its count when the gap to the upper bound exceeds this x the last gain
+COUNT_WAIT_FACTOR = 4
 # certify_budget_stop=False still certifies a count this close to the upper bound: the
 # certificate could lift it there (the count was 0-9 below the certified rank on 803 capped
 # networks of the paper preset, one of them lifted from 1 below to its bound)
@@ -197,7 +199,10 @@ def functional_dimension(
     block of Jacobian rows plus the certified count of :func:`symlab.linalg.schur_rank.schur_count`
     on the (D' x D') column-scaled Gram (one Cholesky, n^3 / 3 flops, no eigensolver): a proven
     lower bound on the SVD rule's rank on the differentiated points, so a stop at the proven
-    upper bound is itself proven. At the stop, a count below all D' columns is certified once
+    upper bound is itself proven. A doubling where no stop is possible skips the count
+    (:func:`_count_can_wait`: far below the upper bound for the counts' rise; never the last
+    doubling, never with ``plateau``): a capped network's result is unchanged, and one that
+    would have reached its bound at a skipped doubling stops one doubling later, same rank. At the stop, a count below all D' columns is certified once
     (:func:`symlab.linalg.schur_rank.schur_certify`, products by the scaled rows, kept in memory
     up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
     in the Gram's blind spot) the deferred columns' block decides
@@ -304,6 +309,7 @@ def functional_dimension(
     rank = trusted = live = schur = None
     counting = rank_method == "auto"  # the certified count of the Schur route, while it works
     stored: list[torch.Tensor] | None = []  # the scaled rows, while they fit ROW_STORE_BYTES
+    counted: list[int | None] = []  # the certified counts (None: a doubling that skipped it)
     while True:
         count = target - seen
         new = draw(count, n0, generator, torch.float64)
@@ -330,12 +336,18 @@ def functional_dimension(
                     stored.append(rows)
             if n_rows * gram.shape[0] * 8 > ROW_STORE_BYTES:
                 stored = None  # recomputed by blocks for the certificate
+            last = seen >= max_points or bool(point_budget and points.shape[0] >= point_budget)
+            if counting and not (last or plateau) and _count_can_wait(counted, upper):
+                counted.append(None)  # no stop is possible here: the rank stays the last count
+                target = min(2 * seen, max_points)
+                continue
             schur = _schur_count(gram, n_rows) if counting else None
             # no count (a non-finite norm, lambda_max at the shift) stays so as the sample
             # grows: the eigenvalue route from then on
             counting = counting and (schur is not None or n_rows < gram.shape[0])
             if schur is not None:
                 rank, trusted = _count_result(schur[0]), True
+                counted.append(rank.rank)
             else:
                 equilibrated, live = _equilibrated_gram(gram, n_rows)
                 rank, trusted = rank_from_gram(equilibrated, (n_rows, int(live.sum())))
@@ -387,6 +399,19 @@ def functional_dimension(
             reason = _proven(rank.rank, bound, upper) or _unproven(reason)
         regions = None if tally is None else tally.regions
         return _result(rank, bound, points, reason, n_points=seen, regions=regions, proof=proof)
+
+
+def _count_can_wait(counted: list[int | None], upper: int) -> bool:
+    """Skip this doubling's count when the last doubling counted, and the gap from the last
+    count to the upper bound exceeds ``COUNT_WAIT_FACTOR`` x the gain between the last two
+    counts: the counts of a capped network rise by shrinking steps (e.g. 2064, 2100, 2114,
+    2128, 2136 against 2221), so it cannot stop there. Never at the last doubling, so what is
+    reported is always counted on the final sample; a network that would have reached its
+    bound at a skipped doubling stops one doubling later, with the same rank."""
+    real = [c for c in counted if c is not None]
+    if not counted or counted[-1] is None or len(real) < 2:
+        return False
+    return upper - real[-1] > COUNT_WAIT_FACTOR * max(1, real[-1] - real[-2])
 
 
 def _proven(rank: int, bound: int, upper: int) -> str | None:

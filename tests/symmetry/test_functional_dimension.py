@@ -379,3 +379,43 @@ def test_an_ambiguous_count_keeps_counting_as_a_lower_bound(monkeypatch):
     assert lower.rank <= svd.rank < lower.upper
     certified = functional_dimension(model, sampler="gaussian", seed=7, max_points=40000)
     assert certified.method in ("gram", "gram + block") and certified.rank == svd.rank
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_skipped_counts_change_nothing_but_the_work(dtype, monkeypatch):
+    # a capped network's counts rise by shrinking steps far below its upper bound: the doublings
+    # where no stop is possible skip the count; the final sample, its count and every reported
+    # field are those of counting at every doubling
+    import symlab.symmetry.adaptive_dimension as adaptive
+    from symlab.linalg.schur_rank import schur_count
+
+    calls = []
+
+    def recorded(*args, **kwargs):
+        calls.append(args[1][0])  # rows counted
+        return schur_count(*args, **kwargs)
+
+    monkeypatch.setattr(adaptive, "schur_count", recorded)
+    model = mlp((2, 20, 20, 1), "relu", init="he", bias_std=0.1, seed=7).to(dtype)
+    kwargs = dict(sampler="gaussian", seed=7, max_points=40000, certify_budget_stop=False)
+    skipping = functional_dimension(model, **kwargs)
+    skipped_calls = list(calls)
+    calls.clear()
+    monkeypatch.setattr(adaptive, "COUNT_WAIT_FACTOR", float("inf"))
+    every = functional_dimension(model, **kwargs)
+    assert len(skipped_calls) < len(calls) and skipped_calls[-1] == calls[-1]
+    assert (skipping.rank, skipping.upper, skipping.saturated, skipping.method) == (
+        every.rank,
+        every.upper,
+        every.saturated,
+        every.method,
+    )
+    assert torch.equal(skipping.points, every.points) and skipping.n_points == every.n_points
+    # networks that stop at their bound or nearer it: the same result
+    for widths, seed in (((2, 4, 4, 1), 0), ((3, 8, 8, 1), 0), ((2, 10, 10, 10, 1), 7)):
+        net = mlp(widths, "relu", bias_std=0.1, seed=seed).to(dtype)
+        monkeypatch.setattr(adaptive, "COUNT_WAIT_FACTOR", float("inf"))
+        every = functional_dimension(net, max_points=40000)
+        monkeypatch.setattr(adaptive, "COUNT_WAIT_FACTOR", 4)
+        skipping = functional_dimension(net, max_points=40000)
+        assert (skipping.rank, skipping.saturated) == (every.rank, every.saturated)
