@@ -2,7 +2,7 @@
 
 The region-seeking sampler (:mod:`symlab.symmetry.boundary_sampler`) evaluates a single hidden
 neuron's pre-activation z_h = W_l a^{l-1} + b_l along tens of thousands of lines, about 65 times
-per point (grid search, bisection, offsets). :func:`hidden_preactivations` gives every hidden
+per point (grid search, secant steps, offsets). :func:`hidden_preactivations` gives every hidden
 pre-activation (the reference); :func:`neuron_preactivations` gives z_{h_j}(x_j) for one neuron
 per point or per line of points, running each point's forward pass only up to its neuron's
 layer (points ordered deepest layer first, so each layer runs on a prefix of them) by blocks of
@@ -39,7 +39,7 @@ def _check_model(model: nn.Module) -> list[nn.Linear]:
 @dataclass(frozen=True)
 class _HiddenForward:
     """An MLP's hidden layers as float64 (W, b) pairs and its activation, built once per sampler
-    call: the bisection runs ~65 forward passes per point, which should not each re-check the
+    call: the sampler runs ~40-65 forward passes per point, which should not each re-check the
     model and re-copy its weights."""
 
     weights: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]
@@ -84,7 +84,8 @@ def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tenso
 @dataclass(frozen=True)
 class _OneNeuronPass:
     """z_{neuron[j]} at points that carry one hidden neuron per line, planned once per set of
-    neurons and reused across calls (the bisection's steps share their lines' neurons).
+    neurons and reused across calls (the steps of a root search share their lines' neurons;
+    points already ordered deepest first need no sort).
 
     A point whose neuron lies in hidden layer l needs the forward pass up to layer l only: the
     points are ordered by that layer, deepest first, so layer l runs on the prefix of points

@@ -21,7 +21,7 @@ Model-aware samplers (``MODEL_SAMPLERS``) also read the network: ``(model, n_poi
 dtype)``; :func:`get_sampler` with ``model=`` binds it, giving a plain sampler.
 
 - ``"boundary"`` (:mod:`symlab.symmetry.boundary_sampler`): pairs of points straddling the bent
-  hyperplane of a random hidden neuron, found by bisection along random and gradient-directed
+  hyperplane of a random hidden neuron, found by secant steps along random and gradient-directed
   lines, so the regions where deep neurons switch on are met (MLPs only).
 """
 
