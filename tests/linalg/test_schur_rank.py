@@ -299,3 +299,27 @@ def test_the_near_shift_matrices_do_put_eigenvalues_in_the_margin():
         for a, _ in map(_near_the_shift, range(6))
     ]
     assert sum(k > 0 for k in ambiguous) >= 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    clear=st.integers(5, 30),
+    near=st.integers(1, 8),
+    spread=st.floats(0.01, 0.5),
+    zeros=st.integers(0, 5),
+)
+def test_a_lower_count_never_exceeds_the_svd_rule(seed, clear, near, spread, zeros):
+    # singular values whose squares straddle the count's shift mu (within +-spread), with clear
+    # ones above and zeros below: with refuse_ambiguous=False the count is always a lower bound
+    # on the SVD rule's rank, and counts every clear value
+    rng = np.random.default_rng(seed)
+    m, n = 120, clear + near + zeros
+    big = list(np.logspace(0, -rng.uniform(0, 3), clear))
+    u, tol = EPS / 2, max(m, n) * EPS
+    mu = schur_module.SHIFT_MARGIN * (tol**2 + (m + n) * u * 1.05 * sum(c * c for c in big))
+    small = list(np.sqrt(mu * (1 + spread * rng.uniform(-1, 1, near))))
+    a = with_spectrum(m, n, big + small + [0.0] * zeros, seed % 1000)
+    expected = svd_reference(a)[0]
+    count = schur_count(gram_lower(a), tuple(a.shape), None, refuse_ambiguous=False)
+    assert count is not None and clear <= count.rank <= expected
