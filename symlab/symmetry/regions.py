@@ -133,13 +133,14 @@ class RegionTally:
         if isinstance(per_region, bool) or not isinstance(per_region, int) or per_region < 1:
             raise ValueError(f"per_region: expected a positive integer, got {per_region!r}")
         self.per_region = per_region
-        self.counts: dict[bytes, int] = {}
+        self._keys: np.ndarray | None = None  # the patterns met, sorted (numpy void)
+        self._counts = np.zeros(0, dtype=np.int64)  # points met per pattern, aligned
         self.seen = 0
 
     @property
     def regions(self) -> int:
         """Distinct activation patterns met so far."""
-        return len(self.counts)
+        return len(self._counts)
 
     def update(self, patterns: torch.Tensor) -> torch.Tensor:
         """Mask (N,) of the new representatives among the rows of ``patterns`` (N, H) bool."""
@@ -155,11 +156,18 @@ class RegionTally:
         starts = np.cumsum(counts) - counts
         within = np.empty(n, dtype=np.int64)
         within[order] = np.arange(n) - starts[inverse[order]]
-        before = np.empty(len(unique), dtype=np.int64)
-        for index, key in enumerate(unique):
-            key = key.tobytes()
-            before[index] = self.counts.get(key, 0)
-            self.counts[key] = int(before[index] + counts[index])
+        # points of each pattern in earlier batches: a search in the sorted patterns met
+        before = np.zeros(len(unique), dtype=np.int64)
+        met = np.zeros(len(unique), dtype=bool)
+        if self._keys is not None and len(self._keys):
+            at = np.minimum(np.searchsorted(self._keys, unique), len(self._keys) - 1)
+            met = self._keys[at] == unique
+            before[met] = self._counts[at[met]]
+            self._counts[at[met]] += counts[met]
+        keys = unique[~met] if self._keys is None else np.concatenate([self._keys, unique[~met]])
+        tallies = np.concatenate([self._counts, counts[~met]])
+        order = np.argsort(keys, kind="stable")
+        self._keys, self._counts = keys[order], tallies[order]
         keep = before[inverse] + within < self.per_region
         return torch.from_numpy(keep)
 
