@@ -202,7 +202,8 @@ def functional_dimension(
     upper bound is itself proven. A doubling where no stop is possible skips the count
     (:func:`_count_can_wait`: far below the upper bound for the counts' rise; never the last
     doubling, never with ``plateau``): a capped network's result is unchanged, and one that
-    would have reached its bound at a skipped doubling stops one doubling later, same rank. At the stop, a count below all D' columns is certified once
+    would have reached its bound at a skipped doubling stops one doubling later, same rank.
+    At the stop, a count below all D' columns is certified once
     (:func:`symlab.linalg.schur_rank.schur_certify`, products by the scaled rows, kept in memory
     up to ``ROW_STORE_BYTES`` and recomputed by blocks beyond); when that fails (a singular value
     in the Gram's blind spot) the deferred columns' block decides
@@ -405,7 +406,8 @@ def _count_can_wait(counted: list[int | None], upper: int) -> bool:
     """Skip this doubling's count when the last doubling counted, and the gap from the last
     count to the upper bound exceeds ``COUNT_WAIT_FACTOR`` x the gain between the last two
     counts: the counts of a capped network rise by shrinking steps (e.g. 2064, 2100, 2114,
-    2128, 2136 against 2221), so it cannot stop there. Never at the last doubling, so what is
+    2128, 2136 against 2221), so it is not expected to stop there (a heuristic: it only
+    decides where the count is taken). Never at the last doubling, so what is
     reported is always counted on the final sample; a network that would have reached its
     bound at a skipped doubling stops one doubling later, with the same rank."""
     real = [c for c in counted if c is not None]
