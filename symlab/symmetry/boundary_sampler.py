@@ -56,6 +56,7 @@ from torch import nn
 from symlab.symmetry.hidden_forward import (
     _check_model,
     _HiddenForward,
+    _neuron_layers,
     _neuron_values,
     _OneNeuronPass,
     hidden_preactivations,
@@ -170,10 +171,7 @@ def neuron_crossings(
 
 def _deepest_first(forward: _HiddenForward, neuron: torch.Tensor) -> torch.Tensor:
     """The lines' order by their neuron's hidden layer, deepest first (stable)."""
-    widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
-    starts = torch.cumsum(widths, 0) - widths
-    layer = torch.bucketize(neuron.contiguous(), starts, right=True) - 1
-    return torch.argsort(layer, descending=True, stable=True)
+    return torch.argsort(_neuron_layers(forward, neuron)[0], descending=True, stable=True)
 
 
 def _refine_roots(forward, base, direction, neuron, active, bracket):

@@ -81,6 +81,16 @@ def hidden_preactivations(model: nn.Module, inputs: torch.Tensor) -> torch.Tenso
     return _HiddenForward.of(model)(inputs)
 
 
+def _neuron_layers(
+    forward: _HiddenForward, neuron: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden layer of each neuron index, first index of each layer) for indices into the H
+    hidden pre-activations in layer order."""
+    widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
+    starts = torch.cumsum(widths, 0) - widths
+    return torch.bucketize(neuron.contiguous(), starts, right=True) - 1, starts
+
+
 @dataclass(frozen=True)
 class _OneNeuronPass:
     """z_{neuron[j]} at points that carry one hidden neuron per line, planned once per set of
@@ -107,9 +117,8 @@ class _OneNeuronPass:
     def plan(cls, forward: _HiddenForward, neuron: torch.Tensor, shape) -> _OneNeuronPass:
         shape = tuple(shape)
         per_point = neuron.reshape(-1, *([1] * (len(shape) - 1))).expand(*shape).reshape(-1)
-        widths = torch.tensor([w.shape[0] for w, _ in forward.weights])
-        starts = torch.cumsum(widths, 0) - widths
-        layer = torch.bucketize(per_point.contiguous(), starts, right=True) - 1
+        layer, starts = _neuron_layers(forward, per_point)
+        depth = len(forward.weights)
         within = per_point - starts[layer]
         order = inverse = None
         if not bool((layer[1:] <= layer[:-1]).all()):  # callers may pass them deepest first
@@ -118,8 +127,7 @@ class _OneNeuronPass:
             inverse[order] = torch.arange(order.numel())
             layer, within = layer[order], within[order]
         needing = tuple(
-            tuple(torch.bincount(block, minlength=len(widths)).flip(0).cumsum(0).flip(0).tolist())
-            + (0,)
+            tuple(torch.bincount(block, minlength=depth).flip(0).cumsum(0).flip(0).tolist()) + (0,)
             for block in torch.split(layer, _FORWARD_ROWS)
         )
         return cls(forward, order, inverse, within, needing, shape)
