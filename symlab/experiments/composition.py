@@ -21,7 +21,8 @@ Per (ν_g, ν_h, model, N, seed) one network is trained on N points, a nested ra
 seed) of the training pool, and measured on the fixed ``n_test`` held-out points: relative test
 error = test MSE / the test targets' variance (1 = predicting the mean). Per (model, ν_g, ν_h):
 least-squares slope of log error against log N with one intercept per seed and its Student-t 95%
-interval (``symlab.stats.fit_slope``); the decay exponent is −slope. Claims:
+interval (``symlab.stats.fit_slope``) on the cell's learning regime (the N above the last one
+whose median test error is at least ``fit_max_error``); the decay exponent is −slope. Claims:
 :mod:`symlab.experiments.composition_verdict`.
 """
 
@@ -112,6 +113,11 @@ class CompositionSpec(BaseModel):
         description="deep beats shallow: 'reproduced' when the error ratio's interval lies above "
         "this, 'not reproduced' when it lies within 1/this..this",
     )
+    fit_max_error: confloat(gt=0) = Field(
+        1.0,
+        description="slope fits use the N above the largest N whose median relative test error "
+        "is at least this (1: no better than the mean; small-N over-fitting left out)",
+    )
     dtype: Literal["float32", "float64"] = Field("float32", description="training precision")
 
     @field_validator("nu_g", "nu_h", "n_train")
@@ -148,7 +154,7 @@ def count_jobs(spec: CompositionSpec) -> int:
 
 
 VERDICT_FIELDS = {"seeds", "min_gap", "exponent_tolerance", "error_ratio_tolerance", "models",
-                  "nu_g", "nu_h", "n_train"}  # fmt: skip
+                  "nu_g", "nu_h", "n_train", "fit_max_error"}  # fmt: skip
 
 
 def expand(spec: CompositionSpec) -> list[dict[str, Any]]:

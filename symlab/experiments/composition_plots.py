@@ -2,9 +2,11 @@
 
 ``composition_scaling``: one panel per (ν_g, ν_h) (rows ν_g, columns ν_h): relative test error
 against N on log-log axes for each model, every seed faint, the median over seeds solid with
-markers, the fitted exponent a (test error ∝ N^−a, 95% interval) in the legend, and a dashed
+markers, the fitted exponent a (test error ∝ N^−a, 95% interval, with the smallest N of the
+fit when the learning regime starts later) in the legend, and a dashed
 grey guide of slope −r, r = min(1/2, ν_g/d_in, ν_h/d_mid) (the unverified prediction), through
-the accordion net's (else the first model's) median at the smallest N.
+the accordion net's (else the first model's) median at the smallest N; a dotted line at
+``fit_max_error``: N with median errors above it are left out of the fits.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
                     ax.plot(seed["n"], seed["test_error"], "-", color=color, alpha=0.35, lw=0.9)
                 median = part.groupby("n")["test_error"].median()
                 fit = slopes.loc[(model, g, h)]
+                start = "" if fit["fit_from"] == ns[0] else f" on N ≥ {fit['fit_from']:g}"
                 label = (f"{model}: a = {fit['exponent']:.2f} [{fit['low']:.2f}, {fit['high']:.2f}]"
-                         if np.isfinite(fit["exponent"]) else f"{model}: no fit")  # fmt: skip
+                         f"{start}" if np.isfinite(fit["exponent"])
+                         else f"{model}: no fit (under 3 sizes with test error "
+                         f"< {spec.fit_max_error:g})")  # fmt: skip
                 ax.plot(median.index, median.values, "o-", color=color, lw=1.8, ms=4, label=label)
                 if anchor is None or model == "accordion":
                     anchor = (median.index[0], median.values[0])
@@ -59,6 +64,8 @@ def plot(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
             grid = np.array([ns[0], ns[-1]], dtype=float)
             ax.plot(grid, anchor[1] * (grid / anchor[0]) ** -r, "--", color="0.45", lw=1,
                     label=f"guide N^(−{r:.2f}) (predicted r, unverified)")  # fmt: skip
+            ax.axhline(spec.fit_max_error, color="0.6", lw=0.8, ls=":",
+                       label=f"fit threshold {spec.fit_max_error:g} (1: the mean's error)")  # fmt: skip
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xticks(ns)

@@ -30,6 +30,12 @@ per seed, Student-t 95% interval, :func:`symlab.stats.fit_slope`).
    reproduced when the interval lies above 0, opposite below 0, not reproduced within
    ±log(``error_ratio_tolerance``), inconclusive otherwise.
 
+Each exponent is fitted on the cell's learning regime only: the N above the largest N at which
+the median relative test error over seeds is at least ``fit_max_error`` (1 by default: a net no
+better than predicting the mean is not on a power law; small-N over-fitting above Var(y) would
+otherwise add its recovery to the slope). A cell with fewer than ``MIN_FIT_SIZES`` (3) training
+sizes left is not fitted, and the claims say so.
+
 The rates are those of fitted networks: a model whose median relative train error at the largest
 N exceeds both ``UNDER_FIT_ERROR`` (0.1: it fits less than 90% of the training targets' variance)
 and half its test error under-fits there, its exponents measure the training budget, and its
@@ -65,24 +71,58 @@ def harder(nu_g: float, nu_h: float, d_in: int, d_mid: int) -> str:
     return "both" if math.isclose(rg, rh) else ("g" if rg < rh else "h")
 
 
+MIN_FIT_SIZES = 3
+
+
+def learning_regime(cell: pd.DataFrame, max_error: float) -> list[int]:
+    """The training sizes of one cell that enter its fit: those above the largest N whose median
+    relative test error over seeds is at least ``max_error`` (module docstring)."""
+    medians = cell.groupby("n")["test_error"].median().sort_index()
+    above = medians.index[medians.to_numpy() >= max_error]
+    return [int(n) for n in medians.index if len(above) == 0 or n > above.max()]
+
+
 def slope_table(rows: pd.DataFrame, spec) -> pd.DataFrame:
-    """One row per (model, ν_g, ν_h): exponent a = −slope, its interval and dof, the prediction."""
+    """One row per (model, ν_g, ν_h): exponent a = −slope on the cell's learning regime, its
+    interval and dof, the smallest N fitted (``fit_from``; NaN when fewer than MIN_FIT_SIZES
+    sizes are left), the prediction."""
     records = []
     for (model, nu_g, nu_h), cell in rows.groupby(["model", "nu_g", "nu_h"]):
         cell = cell[np.isfinite(cell["test_error"]) & (cell["test_error"] > 0)]
+        sizes = learning_regime(cell, spec.fit_max_error)
+        fitted = cell[cell["n"].isin(sizes)]
         r = predicted_exponent(nu_g, nu_h, spec.d_in, spec.d_mid)
         record = {"model": model, "nu_g": nu_g, "nu_h": nu_h, "predicted": r,
-                  "harder": harder(nu_g, nu_h, spec.d_in, spec.d_mid), "points": len(cell)}  # fmt: skip
+                  "harder": harder(nu_g, nu_h, spec.d_in, spec.d_mid), "points": len(fitted),
+                  "sizes": len(sizes), "fit_from": min(sizes) if sizes else math.nan}  # fmt: skip
         try:
-            fit = fit_slope(np.log(cell["n"]), np.log(cell["test_error"]), cell["seed"])
+            if len(sizes) < MIN_FIT_SIZES:
+                raise ValueError("too few training sizes in the learning regime")
+            fit = fit_slope(np.log(fitted["n"]), np.log(fitted["test_error"]), fitted["seed"])
             record.update(exponent=-fit.slope, low=-fit.high, high=-fit.low, stderr=fit.stderr,
                           dof=fit.dof)  # fmt: skip
         except ValueError:
             record.update(exponent=math.nan, low=math.nan, high=math.nan, stderr=math.nan, dof=0)
         records.append(record)
-    columns = ["model", "nu_g", "nu_h", "predicted", "harder", "points", "exponent", "low",
-               "high", "stderr", "dof"]  # fmt: skip
+    columns = ["model", "nu_g", "nu_h", "predicted", "harder", "points", "sizes", "fit_from",
+               "exponent", "low", "high", "stderr", "dof"]  # fmt: skip
     return pd.DataFrame(records, columns=columns)
+
+
+def regime_text(slopes: pd.DataFrame, spec) -> str:
+    """One sentence on which N entered the fits, for the verdict's preamble."""
+    sizes = sorted(spec.n_train)
+    parts = []
+    for r in slopes.itertuples():
+        if r.sizes < MIN_FIT_SIZES:
+            parts.append(f"{r.model} {_cell(r)} not fitted ({r.sizes} of {len(sizes)} sizes)")
+        elif r.fit_from > sizes[0]:
+            parts.append(f"{r.model} {_cell(r)} from N = {r.fit_from:g}")
+    if not parts:
+        return f" Every cell's fit uses all N (median test error below {spec.fit_max_error:g})."
+    return (f" Fits on the learning regime (N above the last median test error >= "
+            f"{spec.fit_max_error:g}, at least {MIN_FIT_SIZES} sizes): " + "; ".join(parts)
+            + "; the others from the smallest N.")  # fmt: skip
 
 
 def _cell(row) -> str:
@@ -172,9 +212,13 @@ def exponent_magnitude(slopes: pd.DataFrame, model: str, tolerance: float) -> Cl
     tested = cells[cells["predicted"] > tolerance]
     informative = tested[(tested["high"] - tested["low"]) / 2 <= 0.5]
     consistent = informative["high"] >= informative["predicted"] - tolerance
-    parts = [f"{_cell(r)}: {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] vs r = {r.predicted:.2f}"
+    parts = [f"{_cell(r)}: {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}] on N >= {r.fit_from:g} "
+             f"vs r = {r.predicted:.2f}"
              + ("" if r.predicted > tolerance else " (not tested: r <= tolerance)")
              for r in cells.itertuples()]  # fmt: skip
+    unfitted = slopes[(slopes["model"] == model) & ~np.isfinite(slopes["exponent"])]
+    parts += [f"{_cell(r)}: not fitted ({r.sizes} size(s) in the learning regime)"
+              for r in unfitted.itertuples()]  # fmt: skip
     hits, total = int(consistent.sum()), len(informative)
     if len(tested) == 0:
         outcome = "not measured"
@@ -274,6 +318,7 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
     )
     shallow = slopes[slopes["model"] == "shallow"]
     shallow_text = "; ".join(f"{_cell(r)} {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}]"
+                             if np.isfinite(r.exponent) else f"{_cell(r)} not fitted"
                              for r in shallow.itertuples())  # fmt: skip
     preamble = (
         f"h∘g with Matérn GPs g: R^{spec.d_in} → R^{spec.d_mid}, h: R^{spec.d_mid} → R^{spec.d_out} "
@@ -281,6 +326,7 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
         f"N in {spec.n_train}, {spec.n_test} test points, {spec.seeds} seed(s); "
         f"{len(rows) - len(finite)} diverged run(s) left out; median relative train error at the "
         f"largest N {fit_at_largest}{caveat}. Exponents are −slope of log test error on log N."
+        + regime_text(slopes, spec)
         + (f" Shallow net's exponents: {shallow_text}." if len(shallow) else "")
     )
     return claims, preamble

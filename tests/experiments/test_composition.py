@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 import symlab
 from symlab.engine.experiment import get_experiment
 from symlab.experiments.composition import CompositionSpec, count_jobs, expand
-from symlab.experiments.composition_verdict import harder, predicted_exponent
+from symlab.experiments.composition_verdict import harder, predicted_exponent, slope_table
 
 GRID = dict(nu_g=[1.5, 10.5], nu_h=[0.5, 5.5], n_train=[100, 300, 1000, 3000], seeds=3)
 TINY = dict(nu_g=[1.5], nu_h=[0.5, 2.5], n_train=[20, 40, 80], n_test=20, accordion_wide=8,
@@ -31,7 +31,7 @@ def _table(exponent, shallow_factor=2.0, noise=0.02):
     for job in expand(spec):
         a = exponent(job["model"], job["nu_g"], job["nu_h"])
         scale = shallow_factor if job["model"] == "shallow" else 1.0
-        error = scale * 2.0 * job["n"] ** -a * np.exp(rng.normal(0, noise))
+        error = scale * 0.5 * job["n"] ** -a * np.exp(rng.normal(0, noise))
         rows.append({**job, "test_error": error, "train_error": error / 2, "diverged": False,
                      "parameters": 1, "seconds": 0.1})  # fmt: skip
     return pd.DataFrame(rows), spec
@@ -168,3 +168,28 @@ def test_rate_claims_of_under_fitting_nets_are_inconclusive():
     small["test_error"] = 0.05 * small["test_error"]  # below 0.1 at every N
     small["train_error"] = 0.9 * small["test_error"]
     assert set(_outcomes(study.summarize(small, spec)).values()) == {"reproduced"}
+
+
+def test_exponents_are_fitted_on_the_learning_regime_only():
+    """Errors above Var(y) at small N (over-fitting) are left out of the slope: the exponent is the
+    power law's, not the recovery's; a cell left with fewer than 3 sizes is not fitted."""
+    study = get_experiment("composition")
+    rows, spec = _table(_theory, noise=0.0)
+    cell = (rows["model"] == "deep") & (rows["nu_g"] == 10.5) & (rows["nu_h"] == 5.5)
+    rows.loc[cell & (rows["n"] == 100), "test_error"] = 1.5  # over-fit: worse than the mean
+    slopes = slope_table(rows, spec).set_index(["model", "nu_g", "nu_h"])
+    assert slopes.loc[("deep", 10.5, 5.5), "fit_from"] == 300
+    assert slopes.loc[("deep", 10.5, 5.5), "exponent"] == pytest.approx(0.5, abs=1e-9)
+    assert slopes.loc[("deep", 1.5, 0.5), "fit_from"] == 100
+    contaminated = slope_table(rows, spec.model_copy(update={"fit_max_error": 10.0}))
+    steep = contaminated.set_index(["model", "nu_g", "nu_h"]).loc[("deep", 10.5, 5.5), "exponent"]
+    assert steep > 0.6  # the recovery from 1.5 adds to the slope when it is kept
+    rows.loc[cell & (rows["n"] == 300), "test_error"] = 1.2  # only 1000 and 3000 left
+    summary = study.summarize(rows, spec)
+    slopes = pd.DataFrame(summary.extras["slopes"]).set_index(["model", "nu_g", "nu_h"])
+    assert np.isnan(slopes.loc[("deep", 10.5, 5.5), "exponent"])
+    claims = {c["name"]: c for c in summary.extras["claims"]}
+    assert "(ν_g 10.5, ν_h 5.5): not fitted" in claims["exponent_deep"]["measured"]
+    assert "not fitted (2 of 4 sizes)" in summary.verdict
+    # the one tested deep cell left (r = 1/6) still decays at its rate
+    assert claims["exponent_deep"]["outcome"] == "reproduced"
