@@ -112,7 +112,8 @@ def test_presets_validate(preset):
 @pytest.mark.parametrize(
     "field, value",
     [("nu_g", [0.0]), ("nu_h", [-1.0]), ("d_mid", 15), ("weight_decays", [0.0, 0.1]),
-     ("n_train", [100, 200, 20000]), ("n_train", [100, 200]), ("models", ["wide"])],
+     ("n_train", [100, 200, 20000]), ("n_train", [100, 200]), ("models", ["wide"]),
+     ("fit_max_error", 0.0)],
 )  # fmt: skip
 def test_bad_spec_fields_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
