@@ -15,8 +15,10 @@ the refined one the tightest):
   design, reported separately with their sign): reproduced when P increases, opposite when it
   decreases.
 
-No significant trend is "not reproduced"; a grid without two levels of the factor in some stratum
-is "not measured".
+A significant trend whose strata do not mostly agree (no more strata with the expected sign
+than with the other one: the combined Z then rests on a few strata) is "partly reproduced", and
+the claim says so. No significant trend is "not reproduced"; a grid without two levels of the
+factor in some stratum is "not measured".
 """
 
 from __future__ import annotations
@@ -44,8 +46,17 @@ def _trend_claim(
     if not trend.n_strata:
         measured = f"no stratum with two levels of {label} in this grid"
         return Claim(name, claim, measured, "-", "not measured")
+    along, against = (
+        (trend.n_decreasing, trend.n_increasing)
+        if expected == "decreasing"
+        else (trend.n_increasing, trend.n_decreasing)
+    )
+    split = ""
     if trend.direction == expected:
-        outcome = "reproduced"
+        outcome = "reproduced" if along > against else "partly reproduced"
+        if along <= against:
+            split = (f"; the strata split ({along} along, {against} against): the combined "
+                     "trend rests on a few strata")  # fmt: skip
     elif trend.direction == "no clear trend":
         outcome = "not reproduced"
     else:
@@ -55,7 +66,7 @@ def _trend_claim(
         f"{level:g}: {row['mean']:.2f} ({int(row['size'])} networks)"
         for level, row in levels.iterrows()
     )
-    measured = f"{trend.sentence('P(full FD)')}; pooled P by {label}: {means}"
+    measured = f"{trend.sentence('P(full FD)')}; pooled P by {label}: {means}{split}"
     statistic = (
         f"Spearman within {trend.n_strata} strata of {', '.join(strata) or 'none'}, "
         f"Stouffer Z = {trend.combined_z:+.1f}, p = {trend.p_value:.2g}"

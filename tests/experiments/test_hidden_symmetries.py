@@ -152,6 +152,22 @@ def test_claims_fail_on_flat_or_reversed_trends():
     assert _hs_outcomes(off_diagonal)["diagonal"] == "not measured"
 
 
+def test_a_significant_trend_whose_strata_split_is_only_partly_reproduced():
+    """Width rises strongly at n0 = 3 and falls gently at n0 = 5 and 8: the Stouffer Z is
+    significant and positive, but as many strata go against the claim as along it."""
+    from symlab.experiments.hidden_symmetries_verdict import hidden_symmetry_claims
+
+    def probability(n0, w, d):
+        return 0.1 + 0.1 * w if n0 == 3 else 0.6 - 0.01 * w
+
+    claims = {c.name: c for c in hidden_symmetry_claims(_networks(probability, n=40))}
+    width = claims["width_fixed_n0"]
+    assert width.outcome == "partly reproduced", width.measured
+    assert "the strata split" in width.measured
+    steady = _hs_outcomes(_networks(lambda n0, w, d: 0.1 + 0.05 * w, n=40))
+    assert steady["width_fixed_n0"] == "reproduced"
+
+
 def test_rows_carry_a_proven_interval_and_the_verdict_counts_unproven_networks(tiny_rows):
     from symlab.experiments.hidden_symmetries import summarize
 
