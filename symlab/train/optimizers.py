@@ -17,6 +17,7 @@ the reported loss); with Adam this is L2 regularization, not AdamW's decoupled d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -81,11 +82,13 @@ def parameter_groups(
         resolved.append({"names": rest, "lr": float(lr), "weight_decay": float(weight_decay)})
     tensors = dict(named)
     for index, group in enumerate(resolved):
-        if not group["lr"] > 0:
-            raise ValueError(f"lr: expected a positive number, got {group['lr']!r} (group {index})")
-        if not group["weight_decay"] >= 0:
+        if not 0 < group["lr"] < math.inf:
             raise ValueError(
-                f"weight_decay: expected a non-negative number, got {group['weight_decay']!r}"
+                f"lr: expected a finite positive number, got {group['lr']!r} (group {index})"
+            )
+        if not 0 <= group["weight_decay"] < math.inf:
+            raise ValueError(
+                f"weight_decay: expected a finite non-negative number, got {group['weight_decay']!r}"
             )
         group["params"] = [tensors[n] for n in group["names"]]
     return resolved

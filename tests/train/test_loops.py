@@ -313,6 +313,12 @@ def test_tolerance_stops_early():
         (lambda m, d: gradient_descent(m, d, lr=0.1, steps=-3), "steps"),
         (lambda m, d: sgd(m, d, lr=0.1, steps=3, batch_size=0), "batch_size"),
         (lambda m, d: sgd(m, d, lr=0.1, steps=3, batch_size=4, momentum=1.5), "momentum"),
+        (lambda m, d: gradient_descent(m, d, lr=math.inf, steps=3), "lr"),
+        (
+            lambda m, d: gradient_descent(m, d, lr=0.1, steps=3, weight_decay=math.inf),
+            "weight_decay",
+        ),
+        (lambda m, d: adam(m, d, lr=0.1, steps=3, weight_decay=math.nan), "weight_decay"),
         (lambda m, d: lbfgs(m, d, tol=0.0), "tol"),
         (lambda m, d: lbfgs(m, d, weight_decay=-1.0), "weight_decay"),
         (lambda m, d: lbfgs(m, d, weight_decay=math.inf), "weight_decay"),
