@@ -50,7 +50,8 @@ def _fraction_panels(
     """Rows: samplers; columns: values of ``panel``; one curve per value of ``curve``; x = ``x``.
 
     The curves' points are offset horizontally (see :func:`_dodge`) so that error bars at one x
-    do not hide each other; one legend, below the panels, serves the figure.
+    do not hide each other; one legend, below the panels, serves the figure. With a single
+    value of ``panel`` the samplers are laid out side by side instead (one row).
     """
     import matplotlib.pyplot as plt
 
@@ -58,10 +59,12 @@ def _fraction_panels(
     panels, curves = sorted(table[panel].unique()), sorted(table[curve].unique())
     colors = distinct_colors(len(curves))
     offsets = _dodge(table[x].to_numpy(), len(curves))
+    one_row = len(panels) == 1
+    rows, columns = (1, len(samplers)) if one_row else (len(samplers), len(panels))
     fig, axes = plt.subplots(
-        len(samplers),
-        len(panels),
-        figsize=(3.1 * len(panels) + 0.6, 2.7 * len(samplers) + 1.2),
+        rows,
+        columns,
+        figsize=(3.3 * columns + 0.6, 2.9 * rows + 1.4),
         squeeze=False,
         sharey=True,
         constrained_layout=True,
@@ -69,7 +72,7 @@ def _fraction_panels(
     handles = {}
     for i, sampler in enumerate(samplers):
         for j, panel_value in enumerate(panels):
-            ax = axes[i, j]
+            ax = axes[0, i] if one_row else axes[i, j]
             for color, offset, curve_value in zip(colors, offsets, curves):
                 cell = table[
                     (table.sampler == sampler)
@@ -94,9 +97,9 @@ def _fraction_panels(
             ax.set_xticks(sorted(table[x].unique()))
             ax.set_ylim(-0.04, 1.04)
             ax.grid(alpha=0.3)
-            if i == len(samplers) - 1:
+            if one_row or i == len(samplers) - 1:
                 ax.set_xlabel(labels[f"{x}_axis"])
-            if j == 0:
+            if (i if one_row else j) == 0:
                 ax.set_ylabel("fraction at full\nfunctional dimension")
     fig.legend(
         handles=[handles[c] for c in curves if c in handles], loc="outside lower center",
