@@ -113,6 +113,11 @@ class CompositionSpec(BaseModel):
         description="deep beats shallow: 'reproduced' when the error ratio's interval lies above "
         "this, 'not reproduced' when it lies within 1/this..this",
     )
+    max_last_drop: confloat(gt=0) = Field(
+        0.02,
+        description="rate claims decided only where the median relative drop of the training "
+        "objective over the last fifth of the last stage, at the largest N, is at most this",
+    )
     fit_max_error: confloat(gt=0) = Field(
         1.0,
         description="slope fits use the N above the largest N whose median relative test error "
@@ -154,7 +159,7 @@ def count_jobs(spec: CompositionSpec) -> int:
 
 
 VERDICT_FIELDS = {"seeds", "min_gap", "exponent_tolerance", "error_ratio_tolerance", "models",
-                  "nu_g", "nu_h", "n_train", "fit_max_error"}  # fmt: skip
+                  "nu_g", "nu_h", "n_train", "fit_max_error", "max_last_drop"}  # fmt: skip
 
 
 def expand(spec: CompositionSpec) -> list[dict[str, Any]]:
@@ -187,7 +192,9 @@ def build_model(params: dict[str, Any], dtype: torch.dtype) -> torch.nn.Module:
 
 
 def run_job(params: dict[str, Any]) -> dict[str, Any]:
-    """Train one network on N points of h∘g; relative train and test error."""
+    """Train one network on N points of h∘g; relative train and test error, and the relative drop
+    (L(0.8 T) − L(T)) / L(0.8 T) of the training objective (MSE + L2 term, on the whole training
+    set, recorded every fifth of the last stage) over the last fifth of the last stage."""
     start = time.perf_counter()
     dtype = getattr(torch, params["dtype"])
     task = _task(params["nu_g"], params["nu_h"], params["d_in"], params["d_mid"], params["d_out"],
@@ -199,15 +206,19 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     x, y = task.x[order].to(dtype), task.y[order].to(dtype)
     net = build_model(params, dtype)
     batch = min(math.ceil(n / params["batches_per_epoch"]), params["max_batch_size"])
-    steps = params["steps_per_stage"]
+    steps, last = params["steps_per_stage"], len(params["lrs"]) - 1
     diverged, train_loss = False, math.nan
     for stage, (lr, wd) in enumerate(zip(params["lrs"], params["weight_decays"])):
         traj = train(net, (x, y), method="adam", lr=lr, steps=steps, batch_size=batch,
                      seed=100 * params["seed"] + stage, weight_decay=wd / 2, loss=mse_loss,
-                     record_every=steps, record_grad_norm=False)  # fmt: skip
+                     record_every=max(steps // 5, 1) if stage == last else steps,
+                     record_grad_norm=False)  # fmt: skip
         if traj.diverged:
             diverged = True
             break
+    # the full training objective at 4/5 of the last stage and at its end
+    tail = [v for s, v in zip(traj.steps, traj.losses) if s <= 0.8 * traj.steps[-1]]
+    last_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail and not diverged else math.nan
     with torch.no_grad():
         test_mse = float(mse_loss(net(x_test), y_test))
         train_loss = float(mse_loss(net(x), y))
@@ -216,6 +227,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "test_error": test_mse / variance if not diverged else math.nan,
         "train_error": train_loss / variance if not diverged else math.nan,
+        "last_fifth_drop": float(last_drop),
         "diverged": diverged,
         "parameters": sum(p.numel() for p in net.parameters()),
         "seconds": time.perf_counter() - start,
