@@ -38,14 +38,15 @@ sizes left is not fitted, and the claims say so.
 
 The rates are those of trained networks: a model whose median relative drop of the training
 objective over the last fifth of the last stage, at the largest N, exceeds ``max_last_drop`` was
-still learning when stopped, its exponents measure the training budget, and its claims 1 and 2
-are "inconclusive" whatever the intervals say (the measured text keeps them). The train error is
+still learning when stopped, its exponents measure the training budget, and its claims 1 and 2 are
+"inconclusive" whatever the intervals say (the measured text keeps them). The train error is
 reported, not gated: with weight decay, a net that does not over-fit keeps a train error of the
-order of its test error at large N (measured 2026-12-07, machine preset, accordion, N = 10⁴, seed 0: at (ν_g, ν_h) = (1.5, 5.5)
-train 0.24, test 0.46, with three times the steps per stage 0.26, 0.44, without weight decay
-0.10, 0.57; at (1.5, 0.5) train 0.55, test 0.71, without weight decay 0.33, 0.89, with blocks
-1024 / 128 wide 0.51, 0.72): that train error is where the regularizer puts it, not a budget that ran out. Rows stored before the drop was recorded are
-decided as they are, and the preamble says the convergence was not recorded.
+order of its test error at large N (measured 2026-12-07, machine preset, accordion, N = 10⁴, seed
+0: at (ν_g, ν_h) = (1.5, 5.5) train 0.24, test 0.46, with three times the steps per stage 0.26,
+0.44, without weight decay 0.10, 0.57; at (1.5, 0.5) train 0.55, test 0.71, without weight decay
+0.33, 0.89, with blocks 1024 / 128 wide 0.51, 0.72): that train error is where the regularizer puts
+it, not a budget that ran out. Rows stored before the drop was recorded are decided as they are,
+and the preamble says the convergence was not recorded.
 """
 
 from __future__ import annotations
