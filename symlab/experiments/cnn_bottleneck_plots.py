@@ -102,7 +102,11 @@ def _profile(rows: pd.DataFrame, spec, out_dir: Path) -> list[Path]:
     fits = converged(rows, spec)
     # the profile of the converged runs (those the claims use); all runs when none converged
     shown = rows[fits] if fits.any() else rows
-    which = f"{len(shown)} converged runs" if fits.any() else "all runs, none converged"
+    which = (
+        f"{len(shown)} converged run{'s' * (len(shown) != 1)}"
+        if fits.any()
+        else "all runs, none converged"
+    )
     for task in tasks:
         for _, rec in shown[shown["task"] == task].iterrows():
             depth = int(rec["depth"])
