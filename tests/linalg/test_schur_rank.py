@@ -201,7 +201,11 @@ def test_count_and_certificate_from_row_blocks_equal_the_svd_rule(dtype):
     from_tensor = schur_certify(count, a, inverse, None)
     assert from_blocks is not None and from_blocks[0] == expected < a.shape[1]
     assert from_blocks[2] <= gap * (1 + 1e-6)  # a lower bound on the true gap
-    assert from_blocks[4] == pytest.approx(from_tensor[4], rel=1e-6)
+    assert from_blocks[:2] == from_tensor[:2] and from_blocks[3] == from_tensor[3]
+    # the certificate is ||T X|| / tol at rounding level: the blocks' summation order moves it
+    # (by 1-10 % on an AMD CPU with MKL, not at all on an Intel one), never past 1
+    assert from_blocks[4] <= 1 and from_tensor[4] <= 1
+    assert from_blocks[4] == pytest.approx(from_tensor[4], rel=0.5)
 
 
 def test_a_singular_value_in_the_blind_spot_fails_the_row_block_certificate():

@@ -148,11 +148,14 @@ def test_lbfgs_with_weight_decay_reaches_the_ridge_solution(dtype):
     lhs = design.T @ design / scale + lam * torch.eye(4, dtype=torch.float64)
     solution = torch.linalg.solve(lhs, design.T @ y.double() / scale)  # (4, 2)
     reference = torch.cat([solution[:3].T.reshape(-1), solution[3]])
-    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    # float64: tol above the line search's floor, where a step's decrease g^2 / (2 H) falls
+    # below the objective's rounding eps L (g ~ 3e-8 here; at 1e-10 the run stalled at 2e-9 on
+    # an AMD CPU and converged on an Intel one)
+    tol = 1e-7 if dtype == torch.float64 else 1e-5
     model = _linear(dtype)
     trajectory = lbfgs(model, (x, y), tol=tol, weight_decay=lam)
     assert trajectory.converged and trajectory.final_grad_norm <= tol
-    atol = 1e-8 if dtype == torch.float64 else 1e-4
+    atol = 1e-6 if dtype == torch.float64 else 1e-4
     torch.testing.assert_close(flatten_params(model).double(), reference, atol=atol, rtol=0)
     residual = design @ solution - y.double()
     objective = float(residual.square().sum() / scale + lam * solution.square().sum())
