@@ -42,14 +42,14 @@ fitting when stopped, its exponents measure the training budget, and its claims 
 "inconclusive" whatever the intervals say (the measured text keeps them). The whole objective (MSE
 + L2 term) is reported, not gated: under weight decay it keeps falling as the norm shrinks, on a
 time scale of 1 / (lr · wd) steps, while the fit has stopped (measured 2026-12-07, machine preset,
-N = 10⁴, seed 0: accordion at (ν_g, ν_h) = (1.5, 5.5) MSE −1.5 %, objective +17.7 % over the last
-fifth; shallow at (1.5, 0.5) −2.2 %, +22.3 %). Neither is the train error gated: with weight decay
-a net that does not over-fit keeps a train error of the order of its test error at large N (the
-same accordion: train 0.24, test 0.46; three times the steps per stage 0.26, 0.44; no weight decay
-0.10, 0.57; at (1.5, 0.5) train 0.55, test 0.71, no weight decay 0.33, 0.89, blocks 1024 / 128 wide
-0.51, 0.72): that train error is where the regularizer puts it, not a budget that ran out. Rows
-stored before the drop was recorded are decided as they are, and the preamble says the convergence
-was not recorded.
+N = 10⁴, seed 0: over the last fifth the accordion net at (ν_g, ν_h) = (1.5, 5.5) saw its MSE rise
+by 1.5 % while the objective fell by 17.7 %, the shallow net at (1.5, 0.5) 2.2 % and 22.3 %).
+Neither is the train error gated: with weight decay a net that does not over-fit keeps a train
+error of the order of its test error at large N (the same accordion: train 0.24, test 0.46; three
+times the steps per stage 0.26, 0.44; no weight decay 0.10, 0.57; at (1.5, 0.5) train 0.55, test
+0.71, no weight decay 0.33, 0.89, blocks 1024 / 128 wide 0.51, 0.72): that train error is where the
+regularizer puts it, not a budget that ran out. Rows stored before the drop was recorded are
+decided as they are, and the preamble says the convergence was not recorded.
 """
 
 from __future__ import annotations
