@@ -328,8 +328,9 @@ def verdict(rows: pd.DataFrame, slopes: pd.DataFrame, spec) -> tuple[list[Claim]
                 f"{m} {objective[m]:.1%}" for m in models if m in objective
             )
         if learning:
+            whose = "their" if len(learning) > 1 else "its"
             caveat += (f" ({', '.join(learning)} above {spec.max_last_drop:.0%}: still fitting, "
-                       "their rate claims are inconclusive)")  # fmt: skip
+                       f"{whose} rate claims are inconclusive)")  # fmt: skip
     shallow = slopes[slopes["model"] == "shallow"]
     shallow_text = "; ".join(f"{_cell(r)} {r.exponent:.2f} [{r.low:.2f}, {r.high:.2f}]"
                              if np.isfinite(r.exponent) else f"{_cell(r)} not fitted"
