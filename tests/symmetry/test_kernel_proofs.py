@@ -187,3 +187,22 @@ def test_a_failed_lp_proves_nothing(monkeypatch):
         enumerate_regions(model, pool_points=0)
     fd = functional_dimension(model, max_points=64)
     assert fd.proof is None and fd.upper == fd_bound(model) >= sampled
+
+
+def test_a_direction_built_twice_counts_once_in_the_kernel_rank():
+    """A kernel direction repeated with a rounding-level error (as an always-active group's null
+    space repeats a scaling direction) must not add to the rank the upper bound subtracts: with
+    the tolerance sigma_max max(shape) eps it did (5.8e-15 against 5.0e-15 on one CPU)."""
+    from symlab.symmetry.kernel_directions import _restricted_rank
+
+    rng = torch.Generator().manual_seed(0)
+    basis = torch.randn(5, 14, generator=rng, dtype=torch.float64)
+    noise = torch.randn(14, generator=rng, dtype=torch.float64)
+    q, _ = torch.linalg.qr(basis.T)
+    noise = noise - q @ (q.T @ noise)  # off the span: the duplicate's error at rounding level
+    duplicate = basis[0] + 1e-13 * basis[0].norm() * noise / noise.norm()
+    rows = torch.cat([basis, duplicate[None]])
+    coords = torch.zeros(14, dtype=torch.bool)
+    rank, _, gap = _restricted_rank(coords, rows)
+    assert rank == 5 and gap > 1e6
+    assert torch.linalg.matrix_rank(rows / rows.norm(dim=1, keepdim=True)) == 6  # the tight rule
