@@ -219,7 +219,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
     for stage, (lr, wd) in enumerate(zip(params["lrs"], params["weight_decays"])):
         traj = train(net, (x, y), method="adam", lr=lr, steps=steps, batch_size=batch,
                      seed=100 * params["seed"] + stage, weight_decay=wd / 2, loss=mse_loss,
-                     record_every=max(steps // 5, 1) if stage == last else steps,
+                     record_every=[tail_step] if stage == last else steps,  # and the end
                      record_grad_norm=False,
                      callback=fit_before_last_fifth if stage == last else None,
                      callback_every=[tail_step])  # fmt: skip
@@ -227,7 +227,7 @@ def run_job(params: dict[str, Any]) -> dict[str, Any]:
             diverged = True
             break
     # the full training objective (MSE + L2 term) at 4/5 of the last stage and at its end
-    tail = [v for s, v in zip(traj.steps, traj.losses) if s <= 0.8 * traj.steps[-1]]
+    tail = [v for s, v in zip(traj.steps, traj.losses) if s <= tail_step]
     objective_drop = (tail[-1] - traj.losses[-1]) / tail[-1] if tail and not diverged else math.nan
     with torch.no_grad():
         test_mse = float(mse_loss(net(x_test), y_test))
