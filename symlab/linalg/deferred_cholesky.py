@@ -60,9 +60,10 @@ def _block_factor(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torch
     """:func:`local_pivoted` of a symmetric block, trying first the unpivoted Cholesky (LAPACK
     dpotrf of torch): when it succeeds with every pivot above ``stop``, its natural order is a
     valid result (each kept pivot > stop, as dpstrf guarantees), and no pivot search is needed."""
-    chol, info = torch.linalg.cholesky_ex(block)
-    if int(info) == 0 and float(chol.diagonal().min()) ** 2 > stop:
-        return torch.arange(block.shape[0], device=block.device), chol
+    if float(block.diagonal().min()) > stop:  # else a pivot <= its diagonal fails anyway
+        chol, info = torch.linalg.cholesky_ex(block)
+        if int(info) == 0 and float(chol.diagonal().min()) ** 2 > stop:
+            return torch.arange(block.shape[0], device=block.device), chol
     return local_pivoted(block.contiguous(), stop)
 
 
@@ -112,7 +113,16 @@ def deferred_cholesky(gram: torch.Tensor, shift: float, stop: float, defer: floa
         others[local] = False
         if width:
             chol = chol.to(dev)
-            factor[s:, r : r + width] = _right_solve(chol, main[:, local])
+            # rows after the block, and the block's deferred rows; its kept rows are chol itself
+            natural = width == e - s and bool((local == torch.arange(width, device=dev)).all())
+            if e < n:
+                below = main[e - s :] if natural else main[e - s :, local]
+                factor[e:, r : r + width] = _right_solve(chol, below)
+            if width < e - s:
+                block_rows = main[: e - s][others][:, local]
+                factor[s + torch.nonzero(others)[:, 0], r : r + width] = _right_solve(
+                    chol, block_rows
+                )
             factor[chosen, r : r + width] = torch.tril(chol)
             if deferred:
                 factor[rows, r : r + width] = _right_solve(chol, held[:, local])

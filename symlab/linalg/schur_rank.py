@@ -27,20 +27,23 @@ tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
 2. **At most r** (Courant-Fischer). With V the k eigenvectors of S for its non-positive
    eigenvalues, X = [-Y; V] (rows K; P) with Y = G_KK^-1 G_KP V has X^T X = I + Y^T Y >= I, so
    sigma_{r+1}(T) <= ||T X||. Y starts from the shifted factor, L^-T L^-1 G_KP V, and takes up to
-   ``REFINE_STEPS`` steps (``SKETCH_STEPS`` on a sketch) of iterative refinement with the exact operator (corrected semi-normal
-   equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks the error by
-   about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well conditioned.
-   Each step reads A once: T x and T^T (T x) by blocks of ``CHUNK_BYTES`` of rows kept in cache; A
-   may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian rows).
-   certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol. When k > ``CERTIFICATE_SKETCH``
-   (p = 12) the norm is first bounded on a Gaussian sketch X omega (k x p, fixed seed, a fixed
-   number of steps so that Y does not depend on omega): ||M|| <= alpha sqrt(2/pi) max_i
-   ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma 4.1;
-   alpha = 10); when that exceeds tol and k <= n / 2, all k columns decide (unless the sketch is
-   ``SKETCH_HOPELESS`` x alpha sqrt(k) above tol: then more steps cannot close the gap). The
-   first sketch takes ``SKETCH_STEPS`` steps; when it fails, a second one (a new omega; each
-   bound holds on its own, so both together fail with probability at most 2 alpha^-p) takes
-   ``REFINE_STEPS``, before all k columns are used.
+   up to ``REFINE_STEPS`` steps of iterative refinement with the exact operator (corrected
+   semi-normal equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks
+   the error by about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well
+   conditioned. Each step reads A once: T x and T^T (T x) by blocks of ``CHUNK_BYTES`` of rows
+   kept in cache; A may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian
+   rows). certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol, and the residual
+   T X of each step's pass is checked as it comes: the refinement stops at the first step whose
+   check passes. When k > ``CERTIFICATE_SKETCH`` (p = 12) the norm is first bounded on a
+   Gaussian sketch X omega (k x p, fixed seed): for a fixed matrix M, ||M|| <= alpha sqrt(2/pi)
+   max_i ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma
+   4.1; alpha = 10). After s steps X_s omega = [-M_s V omega; V omega] with M_s a linear map
+   that does not depend on omega (the refinement is linear in its right-hand side), so each
+   step's check is that lemma for the fixed M = T X_s; the check that stops the loop may be any
+   of the ``REFINE_STEPS`` + 1, so a passed certificate is wrong with probability at most
+   (``REFINE_STEPS`` + 1) alpha^-p = 7e-12 (union bound). A sketch still ``SKETCH_HOPELESS`` x
+   alpha sqrt(k) above tol after ``SKETCH_STEPS`` steps stops there (more steps cannot close the
+   gap); one that fails otherwise is rechecked on all k columns when k <= n / 2.
    :func:`schur_count` is step 1 alone (a certified lower count, enough to stop a growing
    sample at a proven upper bound), :func:`schur_certify` step 2 on that count.
 
@@ -77,16 +80,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-from scipy.linalg.blas import dsyrk
+from scipy.linalg import eigvalsh_tridiagonal
+from scipy.linalg.blas import dsymv, dsyrk
 
 from symlab.linalg.deferred_cholesky import DEFER_STOP, deferred_cholesky, symmetric_from_lower
 
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
 REFINE_STEPS = 6  # at most this many iterative-refinement steps of the null-space coefficients Y
-SKETCH_STEPS = 3  # refinement steps on a sketch (fixed, so that Y does not depend on omega)
+SKETCH_STEPS = 3  # a sketch this many steps in and still SKETCH_HOPELESS above tol stops
 CHUNK_BYTES = 2**19  # rows of A per block of the fused products T x, T^T (T x) (CPU)
-REFINE_TARGET = 0.01  # without a sketch, refinement stops once ||T X|| <= this x tol
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
 SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
@@ -139,76 +142,54 @@ def scale_lower(
     return out
 
 
-def diagonal_blocks(lower: torch.Tensor, rows: int = 128) -> list[torch.Tensor]:
-    """The symmetric diagonal blocks of ``rows`` rows of the G whose lower triangle ``lower``
-    holds (for repeated :func:`lower_product` calls)."""
-    n = lower.shape[0]
-    return [
-        symmetric_from_lower(lower[start : start + rows, start : start + rows])
-        for start in range(0, n, rows)
-    ]
-
-
-def lower_product(
-    lower: torch.Tensor, v: torch.Tensor, rows: int = 128, blocks: list | None = None
-) -> torch.Tensor:
-    """G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading only
-    that triangle, once, by blocks of rows that stay in cache (no symmetric copy: half the
-    memory traffic of a full GEMM; SciPy's dsymm was 4x slower on the benchmark machine).
-    ``blocks``: :func:`diagonal_blocks` of ``lower`` with the same ``rows``, made once for
-    repeated products (the same values as those made here)."""
-    n = lower.shape[0]
-    out = torch.zeros_like(v)
-    for index, start in enumerate(range(0, n, rows)):
-        stop = min(n, start + rows)
-        block = lower[start:stop]
-        diagonal = symmetric_from_lower(block[:, start:stop]) if blocks is None else blocks[index]
-        out[start:stop] += diagonal @ v[start:stop]
-        if start:
-            out[start:stop] += block[:, :start] @ v[:start]
-            out[:start] += block[:, :start].T @ v[start:stop]
-    return out
+def lower_product(lower: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v -> G v for the symmetric G whose lower triangle ``lower`` holds (C order), reading
+    only that triangle: on the CPU BLAS dsymv of the installed SciPy on the Fortran view (whose
+    upper triangle is G's lower one; no copy, half the memory traffic of a full GEMV: 0.09 ms at
+    n = 942 where torch GEMMs by row blocks of the triangle took 0.57 ms); elsewhere a matmul
+    with the full symmetric matrix built once."""
+    if lower.device.type != "cpu":
+        full = symmetric_from_lower(lower)
+        return lambda v: full @ v
+    upper = lower.contiguous().numpy().T
+    return lambda v: torch.from_numpy(dsymv(1.0, upper, v.contiguous().numpy()))
 
 
 def lanczos_lambda_max(gram: torch.Tensor) -> float:
     """A Rayleigh-Ritz estimate theta <= lambda_max of the (lower-stored) symmetric G: Lanczos
     with full reorthogonalization from a fixed start (the all-ones vector plus a fixed-seed
     Gaussian one, so that no eigenvector is missed by symmetry), at most ``LANCZOS_STEPS``
-    products with G, stopped when theta changes by at most ``LANCZOS_RTOL`` relatively (see the
-    module docstring: any theta <= lambda_max keeps the rank exact; the tolerance sets the
-    reported tol's accuracy). theta is the largest eigenvalue of the Lanczos tridiagonal, the
-    projection of G on an orthonormal Krylov basis, hence never above lambda_max (up to
-    rounding, about n eps lambda_max: far below any singular value the gap threshold admits
-    near tol)."""
+    products with G (:func:`lower_product`), stopped when theta changes by at most
+    ``LANCZOS_RTOL`` relatively (see the module docstring: any theta <= lambda_max keeps the
+    rank exact; the tolerance sets the reported tol's accuracy). theta is the largest
+    eigenvalue of the Lanczos tridiagonal (LAPACK, SciPy), the projection of G on an
+    orthonormal Krylov basis, hence never above lambda_max (up to rounding, about n eps
+    lambda_max: far below any singular value the gap threshold admits near tol)."""
     n = gram.shape[0]
-    cpu = gram.device.type == "cpu"
-    lower = gram.contiguous() if cpu else gram
-    blocks = diagonal_blocks(lower) if cpu else None
+    product = lower_product(gram)
     gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
-    start = 1.0 + torch.randn(n, 1, generator=gen, dtype=torch.float64)
-    basis = [(start / start.norm()).to(gram.device)]
+    start = (1.0 + torch.randn(n, generator=gen, dtype=torch.float64)).to(gram.device)
+    steps = min(n, LANCZOS_STEPS)
+    basis = torch.zeros(steps + 1, n, dtype=torch.float64, device=gram.device)
+    basis[0] = start / start.norm()
     alphas: list[float] = []
     betas: list[float] = []
     estimate = 0.0
-    for _ in range(min(n, LANCZOS_STEPS)):
-        q = basis[-1]
-        w = lower_product(lower, q, blocks=blocks) if cpu else gram @ q
-        alphas.append(float(q.T @ w))
-        known = torch.cat(basis, dim=1)
+    for step in range(steps):
+        q = basis[step]
+        w = product(q)
+        alphas.append(float(q @ w))
+        known = basis[: step + 1]
         for _ in range(2):  # classical Gram-Schmidt, twice
-            w = w - known @ (known.T @ w)
+            w = w - (known @ w) @ known
         beta = float(w.norm())
-        tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-        if betas:
-            off = torch.tensor(betas, dtype=torch.float64)
-            tridiagonal += torch.diag(off, 1) + torch.diag(off, -1)
-        new = float(torch.linalg.eigvalsh(tridiagonal)[-1])
+        new = float(eigvalsh_tridiagonal(alphas, betas, lapack_driver="stev")[-1])
         converged = estimate > 0 and abs(new - estimate) <= LANCZOS_RTOL * new
         estimate = new
         if converged or not beta > _EPS * max(abs(new), 1.0) * n:
             break  # converged, or an invariant subspace (theta exact on it)
         betas.append(beta)
-        basis.append(w / beta)
+        basis[step + 1] = w / beta
     return estimate
 
 
@@ -223,51 +204,60 @@ class _Refinement:
     def _products(self, x: torch.Tensor, adjoint: bool):
         """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed (A a tensor
         or :class:`RowBlocks`). On the CPU both products read A once, by blocks of
-        ``CHUNK_BYTES`` of rows that stay in cache."""
+        ``CHUNK_BYTES`` of rows that stay in cache, in NumPy's BLAS (OpenBLAS): torch's MKL
+        took 1.3-2.6x longer for some widths of x on an AMD EPYC (7, 8 and 16 columns against
+        12; benchmarks/RESULTS.md), OpenBLAS the same time within 15 % for 4-16 columns."""
         scaled = x * self.inverse_norms[:, None]
         if self.live is not None:
             embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
             embedded[self.live] = scaled
             scaled = embedded
         blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
-        if not adjoint:
-            return torch.cat([block @ scaled for block in blocks]), None
-        parts, back = [], torch.zeros_like(scaled)
+        parts, back = [], torch.zeros_like(scaled) if adjoint else None
         for block in blocks:
             if block.device.type != "cpu":
                 parts.append(block @ scaled)
-                back.addmm_(block.T, parts[-1])
+                if adjoint:
+                    back.addmm_(block.T, parts[-1])
                 continue
+            a, v = block.numpy(), scaled.numpy()
+            if not adjoint:
+                parts.append(torch.from_numpy(a @ v))
+                continue
+            total = back.numpy()  # the same memory: accumulates into back
             chunk = max(16, CHUNK_BYTES // (8 * block.shape[1]))
-            for rows in torch.split(block, chunk):  # both products while rows are in cache
-                parts.append(rows @ scaled)
-                back.addmm_(rows.T, parts[-1])
+            for start in range(0, a.shape[0], chunk):  # both products while rows are in cache
+                rows = a[start : start + chunk]
+                part = rows @ v
+                total += rows.T @ part
+                parts.append(torch.from_numpy(part))
         residual = torch.cat(parts)
+        if not adjoint:
+            return residual, None
         back = back if self.live is None else back[self.live]
         return residual, back * self.inverse_norms[:, None]
 
-    def norm_bound(self, omega: torch.Tensor, exact: bool, steps: int = SKETCH_STEPS) -> float:
-        """||T X omega||_2 (exact: up to ``REFINE_STEPS`` steps) or alpha sqrt(2/pi) max_i
-        ||T X omega_i|| (a sketch: exactly ``steps`` steps, so that Y does not depend on
-        omega)."""
+    def norm_bound(self, omega: torch.Tensor, exact: bool, hopeless: float = math.inf) -> float:
+        """exact: ||T X||_2; a sketch: alpha sqrt(2/pi) max_i ||T X omega_i||; after up to
+        ``REFINE_STEPS`` steps, stopped at the first step where it is at most tol (a passed
+        certificate), or above ``hopeless`` after ``SKETCH_STEPS`` steps (see the module
+        docstring)."""
         y = torch.linalg.solve_triangular(self.l11.T, self.w.T @ omega, upper=True)
         x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
         x[self.rest] = omega
-        steps = REFINE_STEPS if exact else steps
-        for step in range(steps + 1):
+        for step in range(REFINE_STEPS + 1):
             x[self.keep] = -y
-            last = step == steps
+            last = step == REFINE_STEPS
             residual, back = self._products(x, adjoint=not last)
-            if last or (
-                exact
-                and float(torch.linalg.matrix_norm(residual, ord=2)) <= REFINE_TARGET * self.tol
-            ):
-                break
+            if exact:
+                bound = float(torch.linalg.matrix_norm(residual, ord=2))
+            else:
+                bound = SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
+            if last or bound <= self.tol or (step == SKETCH_STEPS and bound > hopeless):
+                return bound
             half = torch.linalg.solve_triangular(self.l11, back[self.keep], upper=False)
             y = y + torch.linalg.solve_triangular(self.l11.T, half, upper=True)
-        if exact:
-            return float(torch.linalg.matrix_norm(residual, ord=2))
-        return SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
+        return bound
 
 
 @dataclass
@@ -371,15 +361,11 @@ def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
     else:
         gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
         sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
-        bound = refine.norm_bound(null_rest @ sketch.to(dev), exact=False)
         # max_i ||T X omega_i|| / ||omega_i|| (about bound / (alpha sqrt(k))) is a lower bound
         # on ||T X||: far above tol, more refinement steps cannot close the gap
-        hopeless = bound > SKETCH_HOPELESS * SKETCH_ALPHA * math.sqrt(k) * tol
-        if bound > tol and not hopeless:
-            # a second sketch (new omega) with all REFINE_STEPS steps: still p columns
-            sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
-            bound = refine.norm_bound(null_rest @ sketch.to(dev), False, REFINE_STEPS)
-        if bound > tol and 2 * k <= n and not hopeless:
+        hopeless = SKETCH_HOPELESS * SKETCH_ALPHA * math.sqrt(k) * tol
+        bound = refine.norm_bound(null_rest @ sketch.to(dev), exact=False, hopeless=hopeless)
+        if bound > tol and 2 * k <= n and not bound > hopeless:
             # the sketch over-estimates by up to ~8 sqrt(k) at the rounding floor: exact check
             bound = refine.norm_bound(null_rest, exact=True)
     certificate = bound / tol

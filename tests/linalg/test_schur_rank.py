@@ -221,17 +221,15 @@ def test_a_singular_value_in_the_blind_spot_fails_the_row_block_certificate():
 
 
 def test_lower_triangle_product_and_lanczos_against_dense_algebra():
-    # G v from the lower triangle only (row blocks of 128, so several blocks at n = 300)
+    # G v from the lower triangle only: the upper one holds garbage that must not be read
     t = with_spectrum(400, 300, list(np.logspace(0, -3, 250)) + [0.0] * 50, seed=10)
     gram = gram_lower(t)
     full = symmetric_from_lower(gram)
-    v = torch.randn(300, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    torch.testing.assert_close(schur_module.lower_product(gram, v), full @ v, rtol=0, atol=1e-13)
-    # the diagonal blocks made once: the same products, bit for bit
-    blocks = schur_module.diagonal_blocks(gram)
-    assert torch.equal(
-        schur_module.lower_product(gram, v, blocks=blocks), schur_module.lower_product(gram, v)
-    )
+    below = torch.ones(300, 300, dtype=torch.bool).tril()
+    poisoned = torch.where(below, gram, torch.full_like(gram, float("nan")))
+    v = torch.randn(300, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    product = schur_module.lower_product(poisoned)
+    torch.testing.assert_close(product(v), full @ v, rtol=0, atol=1e-13)
     # a Rayleigh-Ritz value: never above lambda_max, close to it even on this clustered top
     top = float(torch.linalg.eigvalsh(full)[-1])
     assert top * 0.98 <= schur_module.lanczos_lambda_max(gram) <= top * (1 + 1e-12)
@@ -327,3 +325,31 @@ def test_a_lower_count_never_exceeds_the_svd_rule(seed, clear, near, spread, zer
     expected = svd_reference(a)[0]
     count = schur_count(gram_lower(a), tuple(a.shape), None, refuse_ambiguous=False)
     assert count is not None and clear <= count.rank <= expected
+
+
+@pytest.mark.parametrize("zeros", [5, 15])  # nullity <= 12: all columns; > 12: a sketch
+def test_the_certificate_stops_at_the_first_refinement_step_that_passes(monkeypatch, zeros):
+    s = list(np.logspace(0, -3, 45)) + [0.0] * zeros
+    a = with_spectrum(400, len(s), s, seed=13)
+    norms = torch.linalg.vector_norm(a, dim=0)
+    count = schur_count(gram_lower(a / norms), tuple(a.shape), None)
+    assert count is not None and not count.complete
+    exact = count.null_rest.shape[1] <= schur_module.CERTIFICATE_SKETCH
+    bounds = []
+    products = schur_module._Refinement._products
+
+    def recording(self, x, adjoint):
+        residual, back = products(self, x, adjoint)
+        if exact:
+            bounds.append(float(torch.linalg.matrix_norm(residual, ord=2)))
+        else:
+            factor = schur_module.SKETCH_ALPHA * np.sqrt(2 / np.pi)
+            bounds.append(factor * float(residual.norm(dim=0).max()))
+        return residual, back
+
+    monkeypatch.setattr(schur_module._Refinement, "_products", recording)
+    rank, tol, _, _, certificate = schur_certify(count, a, 1 / norms, None)
+    assert rank == svd_reference(a)[0] == 45
+    assert len(bounds) >= 2  # the shifted factor's first guess is not enough
+    assert all(bound > tol for bound in bounds[:-1]) and bounds[-1] <= tol
+    assert certificate == pytest.approx(bounds[-1] / tol, rel=1e-12)

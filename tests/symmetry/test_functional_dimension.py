@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from symlab.linalg import parameter_jacobian
+from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.nets import linear_layers, mlp, parameter_count
 from symlab.symmetry.adaptive_dimension import functional_dimension
 from symlab.symmetry.batch_dimension import (
     FDResult,
     _check_bound,
+    _ScaledJacobian,
     batch_functional_dimension,
     fd_bound,
 )
@@ -97,6 +98,34 @@ def test_dead_neuron_costs_exactly_its_neighbouring_widths(widths):
         jac = parameter_jacobian(model, x, method="generic")
         assert int(torch.linalg.matrix_rank(jac)) == fd_bound(widths) - expected
         assert functional_dimension(model, x).deficit == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dead_neurons_zero_columns_leave_the_batch_rank_unchanged(dtype):
+    # two layer-2 neurons off on the whole sample: their incoming columns are exactly zero;
+    # the one-shot batch route leaves them out of the rank's matrix, the shared scaled
+    # Jacobian of a growing Gram does not, and both give the generic Jacobian's SVD rank
+    widths = (3, 8, 8, 2)
+    model = mlp(widths, "relu", bias_std=0.3, seed=4)
+    with torch.no_grad():
+        layer = linear_layers(model)[1]
+        layer.weight[:2] = -layer.weight[:2].abs() - 0.1
+        layer.bias[:2] = -5.0
+    model = model.to(dtype)
+    x = gaussian(300, 3, torch.Generator().manual_seed(5), dtype)
+    scaled = _ScaledJacobian(model, reduce=True)
+    dropped = scaled(x, drop_zero_columns=True)
+    shared = scaled(x)
+    assert shared.shape[1] == fd_bound(widths) + 2  # scaling columns of the 2 dead ones kept
+    zero = int((torch.linalg.vector_norm(shared, dim=0) == 0).sum())
+    # at least their incoming weights and biases and their outgoing weights
+    assert zero >= 2 * (widths[1] + 1) + 2 * widths[3]
+    assert dropped.shape[1] == shared.shape[1] - zero
+    nonzero = torch.linalg.vector_norm(shared, dim=0) > 0
+    assert torch.equal(dropped, shared[:, nonzero])  # the same columns, bit for bit
+    reference = int(torch.linalg.matrix_rank(parameter_jacobian(model, x, method="generic")))
+    assert numerical_rank(dropped).rank == numerical_rank(shared).rank == reference
+    assert batch_functional_dimension(model, x).rank == reference
 
 
 def test_float32_and_float64_models_give_the_same_rank():
