@@ -34,7 +34,8 @@ tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
    kept in cache; A may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian
    rows). certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol, and the residual
    T X of each step's pass is checked as it comes: the refinement stops at the first step whose
-   check passes. When k > ``CERTIFICATE_SKETCH`` (p = 12) the norm is first bounded on a
+   check passes (a step that the last two bounds extrapolate to below ``EXPECT_PASS`` x tol
+   computes T x alone, and T^T (T x) in one more read only if its check fails after all). When k > ``CERTIFICATE_SKETCH`` (p = 12) the norm is first bounded on a
    Gaussian sketch X omega (k x p, fixed seed): for a fixed matrix M, ||M|| <= alpha sqrt(2/pi)
    max_i ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma
    4.1; alpha = 10). After s steps X_s omega = [-M_s V omega; V omega] with M_s a linear map
@@ -67,10 +68,12 @@ about 1e-7). ``singular_values`` holds that one value. Cost: m n^2
 (Gram) + about n^3 / 3 (Cholesky) + 4 m n q per refinement step with q = min(k, p) columns
 (benchmarks/RESULTS.md: the FD of a sample at about twice the Gram GEMM alone).
 
-All steps are torch operations on the input's device (CPU: the Gram by BLAS dsyrk of the
-installed SciPy, half the flops of a matmul, and dpstrf for the pivoted blocks; the GEMMs,
-triangular solves, dpotrf and eigh by torch's LAPACK, MKL on x86 wheels; CUDA: a matmul and a
-torch loop for the pivoted blocks), with no host round trip on CUDA other than reading pivots.
+All steps run on the input's device. CPU: the Gram by BLAS dsyrk of the installed SciPy (half
+the flops of a matmul), the Lanczos products by its dsymv, dpstrf for the pivoted blocks, the
+certificate's products with A by NumPy's BLAS (OpenBLAS in the wheels; MKL's skinny GEMMs were
+1.3-2.6x slower for some widths of the vector block on an AMD EPYC); the Cholesky's GEMMs,
+triangular solves, dpotrf and eigh by torch's LAPACK (MKL on x86 wheels). CUDA: matmuls and a
+torch loop for the pivoted blocks, with no host round trip other than reading pivots.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ CHUNK_BYTES = 2**19  # rows of A per block of the fused products T x, T^T (T x) 
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
 SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
+EXPECT_PASS = 0.1  # a step extrapolated below this x tol reads A once (T x alone)
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
 LANCZOS_STEPS = 30  # products with G for lambda_max (at most)
 LANCZOS_RTOL = 1e-5  # lambda_max: stop at this relative change between Lanczos steps
@@ -245,19 +249,43 @@ class _Refinement:
         y = torch.linalg.solve_triangular(self.l11.T, self.w.T @ omega, upper=True)
         x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
         x[self.rest] = omega
+        bounds: list[float] = []
         for step in range(REFINE_STEPS + 1):
             x[self.keep] = -y
             last = step == REFINE_STEPS
-            residual, back = self._products(x, adjoint=not last)
+            # a step that the last two extrapolate (geometrically) to well below tol, most
+            # likely the last, reads A for T x alone; T^T (T x) only if its check fails after all
+            expected = len(bounds) >= 2 and bounds[-1] ** 2 <= EXPECT_PASS * self.tol * bounds[-2]
+            residual, back = self._products(x, adjoint=not (last or expected))
             if exact:
                 bound = float(torch.linalg.matrix_norm(residual, ord=2))
             else:
                 bound = SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
+            bounds.append(bound)
             if last or bound <= self.tol or (step == SKETCH_STEPS and bound > hopeless):
                 return bound
+            back = self._adjoint(residual) if back is None else back
             half = torch.linalg.solve_triangular(self.l11, back[self.keep], upper=False)
             y = y + torch.linalg.solve_triangular(self.l11.T, half, upper=True)
         return bound
+
+    def _adjoint(self, residual: torch.Tensor) -> torch.Tensor:
+        """T^T r, one more read of A (a step expected to pass whose check failed)."""
+        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
+        back = torch.zeros(
+            self.matrix.shape[1], residual.shape[1], dtype=torch.float64, device=residual.device
+        )
+        start = 0
+        for block in blocks:
+            rows = residual[start : start + block.shape[0]]
+            start += block.shape[0]
+            if block.device.type == "cpu":
+                total = back.numpy()  # the same memory: accumulates into back
+                total += block.numpy().T @ rows.numpy()
+            else:
+                back.addmm_(block.T, rows)
+        back = back if self.live is None else back[self.live]
+        return back * self.inverse_norms[:, None]
 
 
 @dataclass

@@ -353,3 +353,44 @@ def test_the_certificate_stops_at_the_first_refinement_step_that_passes(monkeypa
     assert len(bounds) >= 2  # the shifted factor's first guess is not enough
     assert all(bound > tol for bound in bounds[:-1]) and bounds[-1] <= tol
     assert certificate == pytest.approx(bounds[-1] / tol, rel=1e-12)
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_a_step_expected_to_pass_that_fails_takes_its_adjoint_product_after_all(
+    monkeypatch, blocks
+):
+    # every step from the third on computes T x alone (EXPECT_PASS huge): each failed check
+    # then needs T^T (T x) from a second read of A, and the refinement must be the same, step
+    # by step (a wrong or missing adjoint product stalls it)
+    s = list(np.logspace(0, -3, 45)) + [0.0] * 15
+    a = with_spectrum(400, len(s), s, seed=14)
+    norms = torch.linalg.vector_norm(a, dim=0)
+    count = schur_count(gram_lower(a / norms), tuple(a.shape), None)
+    count.tol /= 100  # a stricter check: more steps, some past the expected pass
+    matrix = RowBlocks(lambda: iter(torch.split(a, 70)), tuple(a.shape)) if blocks else a
+    residuals: list[float] = []
+    products = schur_module._Refinement._products
+
+    def recording(self, x, adjoint):
+        residual, back = products(self, x, adjoint)
+        residuals.append(float(residual.norm()))
+        return residual, back
+
+    monkeypatch.setattr(schur_module._Refinement, "_products", recording)
+    reference = schur_certify(count, matrix, 1 / norms, None)
+    steps, residuals[:] = list(residuals), []
+    calls = []
+    adjoint = schur_module._Refinement._adjoint
+    monkeypatch.setattr(schur_module, "EXPECT_PASS", 1e300)
+    monkeypatch.setattr(
+        schur_module._Refinement,
+        "_adjoint",
+        lambda self, residual: calls.append(1) or adjoint(self, residual),
+    )
+    forced = schur_certify(count, matrix, 1 / norms, None)
+    assert len(calls) >= 3  # expected passes failed
+    assert len(residuals) == len(steps)
+    assert residuals[:3] == pytest.approx(steps[:3], rel=1e-9, abs=0)  # above rounding level
+    # each failed expected pass moved y: no step repeats its predecessor's residual
+    assert all(new != old for old, new in zip(residuals, residuals[1:], strict=False))
+    assert forced[:2] == reference[:2] and forced[3] == reference[3] and forced[4] <= 1
