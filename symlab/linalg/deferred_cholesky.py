@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.linalg.blas import dtrsm
 from scipy.linalg.lapack import dpstrf
 
 CHOLESKY_BLOCK = 256  # columns per block
@@ -67,10 +68,29 @@ def _block_factor(block: torch.Tensor, stop: float) -> tuple[torch.Tensor, torch
     return local_pivoted(block.contiguous(), stop)
 
 
+def lower_triangular_solve(
+    lower: torch.Tensor, rhs: torch.Tensor, transpose: bool = False
+) -> torch.Tensor:
+    """L^-1 B, or L^-T B with ``transpose``, for a lower-triangular float64 L (only its lower
+    triangle is read). CPU: BLAS dtrsm of the installed SciPy, on Fortran views of L and B
+    where their layout allows (OpenBLAS was 1.6-1.9x faster than torch's MKL on the Cholesky's
+    panels and the refinement's solves on an AMD EPYC, benchmarks/RESULTS.md); elsewhere torch."""
+    if lower.device.type != "cpu":
+        return torch.linalg.solve_triangular(lower.T if transpose else lower, rhs, upper=transpose)
+    a = lower.numpy()
+    b = np.asfortranarray(rhs.numpy())
+    if a.flags.f_contiguous:  # L itself in Fortran order
+        x = dtrsm(1.0, a, b, side=0, lower=1, trans_a=int(transpose))
+    else:  # L in C order: its Fortran view is L^T, an upper triangle
+        x = dtrsm(1.0, np.ascontiguousarray(a).T, b, side=0, lower=0, trans_a=int(not transpose))
+    return torch.from_numpy(x)
+
+
 def _right_solve(chol: torch.Tensor, panel: torch.Tensor) -> torch.Tensor:
-    """panel L^-T for a lower-triangular L, as the left solve L^-1 panel^T (2-3x faster in
-    LAPACK trsm than the right-sided call on a tall panel)."""
-    return torch.linalg.solve_triangular(chol, panel.T, upper=False).T
+    """panel L^-T for a lower-triangular L, as the left solve L^-1 panel^T on the Fortran view
+    of the C-ordered panel (no copy; the left-sided trsm was 2-3x faster in MKL than the
+    right-sided call on a tall panel)."""
+    return lower_triangular_solve(chol, panel.T).T
 
 
 def deferred_cholesky(gram: torch.Tensor, shift: float, stop: float, defer: float = 0.0):

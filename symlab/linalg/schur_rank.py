@@ -86,7 +86,12 @@ import torch
 from scipy.linalg import eigvalsh_tridiagonal
 from scipy.linalg.blas import dsymv, dsyrk
 
-from symlab.linalg.deferred_cholesky import DEFER_STOP, deferred_cholesky, symmetric_from_lower
+from symlab.linalg.deferred_cholesky import (
+    DEFER_STOP,
+    deferred_cholesky,
+    lower_triangular_solve,
+    symmetric_from_lower,
+)
 
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
@@ -246,7 +251,7 @@ class _Refinement:
         ``REFINE_STEPS`` steps, stopped at the first step where it is at most tol (a passed
         certificate), or above ``hopeless`` after ``SKETCH_STEPS`` steps (see the module
         docstring)."""
-        y = torch.linalg.solve_triangular(self.l11.T, self.w.T @ omega, upper=True)
+        y = lower_triangular_solve(self.l11, self.w.T @ omega, transpose=True)
         x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
         x[self.rest] = omega
         bounds: list[float] = []
@@ -265,8 +270,8 @@ class _Refinement:
             if last or bound <= self.tol or (step == SKETCH_STEPS and bound > hopeless):
                 return bound
             back = self._adjoint(residual) if back is None else back
-            half = torch.linalg.solve_triangular(self.l11, back[self.keep], upper=False)
-            y = y + torch.linalg.solve_triangular(self.l11.T, half, upper=True)
+            half = lower_triangular_solve(self.l11, back[self.keep])
+            y = y + lower_triangular_solve(self.l11, half, transpose=True)
         return bound
 
     def _adjoint(self, residual: torch.Tensor) -> torch.Tensor:

@@ -394,3 +394,20 @@ def test_a_step_expected_to_pass_that_fails_takes_its_adjoint_product_after_all(
     # each failed expected pass moved y: no step repeats its predecessor's residual
     assert all(new != old for old, new in zip(residuals, residuals[1:], strict=False))
     assert forced[:2] == reference[:2] and forced[3] == reference[3] and forced[4] <= 1
+
+
+@pytest.mark.parametrize("fortran", [False, True])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_lower_triangular_solve_against_the_dense_inverse(fortran, transpose):
+    g = torch.Generator().manual_seed(15)
+    a = torch.randn(60, 60, generator=g, dtype=torch.float64)
+    lower = torch.linalg.cholesky(a @ a.T / 60 + torch.eye(60, dtype=torch.float64))
+    # the upper triangle must not be read: 1e300 there would show in the solution
+    poisoned = (lower + torch.triu(torch.full_like(lower, 1e300), 1)).contiguous()
+    poisoned = poisoned.T.contiguous().T if fortran else poisoned
+    assert poisoned.numpy().flags.f_contiguous == fortran
+    rhs = torch.randn(60, 7, generator=g, dtype=torch.float64)
+    inverse = torch.linalg.inv(lower)
+    expected = (inverse.T if transpose else inverse) @ rhs
+    solved = cholesky_module.lower_triangular_solve(poisoned, rhs, transpose)
+    torch.testing.assert_close(solved, expected, rtol=1e-10, atol=1e-12)
