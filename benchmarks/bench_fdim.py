@@ -57,8 +57,9 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import symlab.linalg.rank as rank_module
+import symlab.linalg.schur_certificate as certificate_module
 import symlab.linalg.schur_rank as schur_module
-import symlab.symmetry.batch_dimension as batch_module
+import symlab.symmetry.scaled_jacobian as scaled_module
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.linalg.schur_rank import gram_lower
 from symlab.nets import mlp
@@ -92,15 +93,15 @@ def _recording_schur(*args, **kwargs):
 # the route's own functions, recorded and timed where they are looked up
 _schur = schur_module.schur_certified_rank
 rank_module.schur_certified_rank = _recording_schur
-batch_module.parameter_jacobian = _timed_step("J", batch_module.parameter_jacobian)
-batch_module._ScaledJacobian.__call__ = _timed_step(
-    "J+scale", batch_module._ScaledJacobian.__call__
+scaled_module.parameter_jacobian = _timed_step("J", scaled_module.parameter_jacobian)
+scaled_module.ScaledJacobian.__call__ = _timed_step(
+    "J+scale", scaled_module.ScaledJacobian.__call__
 )
 rank_module.gram_lower = _timed_step("Gram", rank_module.gram_lower)
 schur_module.lanczos_lambda_max = _timed_step("lambda_max", schur_module.lanczos_lambda_max)
 schur_module.deferred_cholesky = _timed_step("Cholesky", schur_module.deferred_cholesky)
-schur_module._Refinement.norm_bound = _timed_step(
-    "certificate", schur_module._Refinement.norm_bound
+certificate_module.NullRefinement.norm_bound = _timed_step(
+    "certificate", certificate_module.NullRefinement.norm_bound
 )
 
 

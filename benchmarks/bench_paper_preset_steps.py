@@ -5,7 +5,7 @@
    it replaced (every hidden layer's pre-activations of every point, concatenated, then the
    point's neuron gathered), on the shapes the sampler calls it with: the grid search (2048 lines
    x 65 grid points) and a bisection step (20000 lines). The values must be equal bit for bit.
-2. **Kept Jacobian columns** (the scaling columns dropped, ``_ScaledJacobian``): one
+2. **Kept Jacobian columns** (the scaling columns dropped, ``ScaledJacobian``): one
    ``torch.index_select`` against ``numpy.take(axis=1)``, each into fresh memory as in the
    adaptive loop (the loop keeps every block of rows for the certificate).
 3. (``--certificate``) **The final certificate of a capped network**: ``functional_dimension``

@@ -34,7 +34,7 @@ from symlab.linalg.rank import GAP_THRESHOLD, equilibrate_columns, rank_from_sin
 from symlab.linalg.schur_rank import gram_lower, scale_lower, schur_certify
 from symlab.nets import mlp
 from symlab.symmetry import functional_dimension
-from symlab.symmetry.batch_dimension import _ScaledJacobian
+from symlab.symmetry.scaled_jacobian import ScaledJacobian
 
 MARGINS = (2.0, 4.0, 16.0)
 _EPS = float(torch.finfo(torch.float64).eps)
@@ -83,7 +83,7 @@ def run_cell(n0: int, width: int, depth: int) -> None:
     )
     for refusal in refusals:
         print(f"    refused count at {refusal}")
-    rows = _ScaledJacobian(model, True)(fd.points).contiguous()
+    rows = ScaledJacobian(model, True)(fd.points).contiguous()
     m, n = rows.shape
     start = time.process_time()
     values = torch.linalg.svdvals(equilibrate_columns(rows))

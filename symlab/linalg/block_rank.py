@@ -41,7 +41,8 @@ import math
 
 import torch
 
-from symlab.linalg.schur_rank import REFINE_STEPS, RowBlocks, SchurCount, _Refinement
+from symlab.linalg.schur_certificate import REFINE_STEPS, NullRefinement
+from symlab.linalg.schur_rank import RowBlocks, SchurCount
 
 _EPS = float(torch.finfo(torch.float64).eps)
 BLOCK_MAX_FRACTION = 0.5  # the block route only when k <= this x n (else the SVD is cheaper)
@@ -122,7 +123,7 @@ def block_rank(
     rest = torch.tensor(count.pending, device=dev)
     l11 = count.factor[keep, :r0]
     w = count.factor[rest, :r0]
-    refine = _Refinement(matrix, inverse_norms, live, l11, keep, rest, w, n, count.tol)
+    refine = NullRefinement(matrix, inverse_norms, live, l11, keep, rest, w, n, count.tol)
     # sigma_min(T_K)^2 >= mu - e + 1 / ||L^-1||_F^2 (G_KK - mu I = L L^T, the count's factor)
     inverse_factor = torch.linalg.solve_triangular(
         l11, torch.eye(r0, dtype=torch.float64, device=dev), upper=False
@@ -134,7 +135,7 @@ def block_rank(
     x[rest] = torch.eye(k, dtype=torch.float64, device=dev)
     for step in range(REFINE_STEPS + 1):
         x[keep] = -y
-        residual, back = refine._products(x, adjoint=True)  # R = T X and T^T R, one pass
+        residual, back = refine.products(x, adjoint=True)  # R = T X and T^T R, one pass
         result = _decide(count, y, residual, back, sigma_c, int(matrix.shape[0]))
         if result is not None and (result[2] >= gap_threshold or step == REFINE_STEPS):
             return result

@@ -24,27 +24,8 @@ tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
    as well conditioned as under global pivoting (on the benchmark's 4000 x 3031 Jacobian the
    same lambda_min(G_KK), 8.1e-7), which the refinement below needs; a natural order without the
    deferral threshold gave 6e-8 and a certificate that failed.
-2. **At most r** (Courant-Fischer). With V the k eigenvectors of S for its non-positive
-   eigenvalues, X = [-Y; V] (rows K; P) with Y = G_KK^-1 G_KP V has X^T X = I + Y^T Y >= I, so
-   sigma_{r+1}(T) <= ||T X||. Y starts from the shifted factor, L^-T L^-1 G_KP V, and takes up to
-   up to ``REFINE_STEPS`` steps of iterative refinement with the exact operator (corrected
-   semi-normal equations, Bjorck): Y <- Y + (L L^T)^-1 T_K^T (T_P V - T_K Y); each step shrinks
-   the error by about (mu + e) / lambda_min(G_KK), small because the pivoting keeps G_KK well
-   conditioned. Each step reads A once: T x and T^T (T x) by blocks of ``CHUNK_BYTES`` of rows
-   kept in cache; A may be given by row blocks (:class:`RowBlocks`, e.g. recomputed Jacobian
-   rows). certificate = ||T X|| / tol <= 1 proves sigma_{r+1}(T) <= tol, and the residual
-   T X of each step's pass is checked as it comes: the refinement stops at the first step whose
-   check passes (a step that the last two bounds extrapolate to below ``EXPECT_PASS`` x tol
-   computes T x alone, and T^T (T x) in one more read only if its check fails after all). When k > ``CERTIFICATE_SKETCH`` (p = 12) the norm is first bounded on a
-   Gaussian sketch X omega (k x p, fixed seed): for a fixed matrix M, ||M|| <= alpha sqrt(2/pi)
-   max_i ||M omega_i|| except with probability alpha^-p (Halko, Martinsson, Tropp 2011, Lemma
-   4.1; alpha = 10). After s steps X_s omega = [-M_s V omega; V omega] with M_s a linear map
-   that does not depend on omega (the refinement is linear in its right-hand side), so each
-   step's check is that lemma for the fixed M = T X_s; the check that stops the loop may be any
-   of the ``REFINE_STEPS`` + 1, so a passed certificate is wrong with probability at most
-   (``REFINE_STEPS`` + 1) alpha^-p = 7e-12 (union bound). A sketch still ``SKETCH_HOPELESS`` x
-   alpha sqrt(k) above tol after ``SKETCH_STEPS`` steps stops there (more steps cannot close the
-   gap); one that fails otherwise is rechecked on all k columns when k <= n / 2.
+2. **At most r** (Courant-Fischer): :func:`symlab.linalg.schur_certificate.schur_certify`
+   proves sigma_{r+1}(T) <= tol with a few products by T (see that module).
    :func:`schur_count` is step 1 alone (a certified lower count, enough to stop a growing
    sample at a proven upper bound), :func:`schur_certify` step 2 on that count.
 
@@ -86,22 +67,11 @@ import torch
 from scipy.linalg import eigvalsh_tridiagonal
 from scipy.linalg.blas import dsymv, dsyrk
 
-from symlab.linalg.deferred_cholesky import (
-    DEFER_STOP,
-    deferred_cholesky,
-    lower_triangular_solve,
-    symmetric_from_lower,
-)
+from symlab.linalg.deferred_cholesky import DEFER_STOP, deferred_cholesky, symmetric_from_lower
+from symlab.linalg.schur_certificate import schur_certify
 
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
-REFINE_STEPS = 6  # at most this many iterative-refinement steps of the null-space coefficients Y
-SKETCH_STEPS = 3  # a sketch this many steps in and still SKETCH_HOPELESS above tol stops
-CHUNK_BYTES = 2**19  # rows of A per block of the fused products T x, T^T (T x) (CPU)
-CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
-SKETCH_ALPHA = 10.0
-SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
-EXPECT_PASS = 0.1  # a step extrapolated below this x tol reads A once (T x alone)
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
 LANCZOS_STEPS = 30  # products with G for lambda_max (at most)
 LANCZOS_RTOL = 1e-5  # lambda_max: stop at this relative change between Lanczos steps
@@ -202,97 +172,6 @@ def lanczos_lambda_max(gram: torch.Tensor) -> float:
     return estimate
 
 
-class _Refinement:
-    """||T X|| for X = [-Y; V omega] (kept rows K, rest rows P), Y refined by iterative
-    refinement with the exact operator (see the module docstring)."""
-
-    def __init__(self, matrix, inverse_norms, live, l11, keep, rest, w, n, tol):
-        self.matrix, self.inverse_norms, self.live = matrix, inverse_norms, live
-        self.l11, self.keep, self.rest, self.w, self.n, self.tol = l11, keep, rest, w, n, tol
-
-    def _products(self, x: torch.Tensor, adjoint: bool):
-        """(T x, T^T T x or None), T = A[:, live] diag(inverse_norms) never formed (A a tensor
-        or :class:`RowBlocks`). On the CPU both products read A once, by blocks of
-        ``CHUNK_BYTES`` of rows that stay in cache, in NumPy's BLAS (OpenBLAS): torch's MKL
-        took 1.3-2.6x longer for some widths of x on an AMD EPYC (7, 8 and 16 columns against
-        12; benchmarks/RESULTS.md), OpenBLAS the same time within 15 % for 4-16 columns."""
-        scaled = x * self.inverse_norms[:, None]
-        if self.live is not None:
-            embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-            embedded[self.live] = scaled
-            scaled = embedded
-        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
-        parts, back = [], torch.zeros_like(scaled) if adjoint else None
-        for block in blocks:
-            if block.device.type != "cpu":
-                parts.append(block @ scaled)
-                if adjoint:
-                    back.addmm_(block.T, parts[-1])
-                continue
-            a, v = block.numpy(), scaled.numpy()
-            if not adjoint:
-                parts.append(torch.from_numpy(a @ v))
-                continue
-            total = back.numpy()  # the same memory: accumulates into back
-            chunk = max(16, CHUNK_BYTES // (8 * block.shape[1]))
-            for start in range(0, a.shape[0], chunk):  # both products while rows are in cache
-                rows = a[start : start + chunk]
-                part = rows @ v
-                total += rows.T @ part
-                parts.append(torch.from_numpy(part))
-        residual = torch.cat(parts)
-        if not adjoint:
-            return residual, None
-        back = back if self.live is None else back[self.live]
-        return residual, back * self.inverse_norms[:, None]
-
-    def norm_bound(self, omega: torch.Tensor, exact: bool, hopeless: float = math.inf) -> float:
-        """exact: ||T X||_2; a sketch: alpha sqrt(2/pi) max_i ||T X omega_i||; after up to
-        ``REFINE_STEPS`` steps, stopped at the first step where it is at most tol (a passed
-        certificate), or above ``hopeless`` after ``SKETCH_STEPS`` steps (see the module
-        docstring)."""
-        y = lower_triangular_solve(self.l11, self.w.T @ omega, transpose=True)
-        x = torch.zeros(self.n, omega.shape[1], dtype=torch.float64, device=omega.device)
-        x[self.rest] = omega
-        bounds: list[float] = []
-        for step in range(REFINE_STEPS + 1):
-            x[self.keep] = -y
-            last = step == REFINE_STEPS
-            # a step that the last two extrapolate (geometrically) to well below tol, most
-            # likely the last, reads A for T x alone; T^T (T x) only if its check fails after all
-            expected = len(bounds) >= 2 and bounds[-1] ** 2 <= EXPECT_PASS * self.tol * bounds[-2]
-            residual, back = self._products(x, adjoint=not (last or expected))
-            if exact:
-                bound = float(torch.linalg.matrix_norm(residual, ord=2))
-            else:
-                bound = SKETCH_ALPHA * math.sqrt(2 / math.pi) * float(residual.norm(dim=0).max())
-            bounds.append(bound)
-            if last or bound <= self.tol or (step == SKETCH_STEPS and bound > hopeless):
-                return bound
-            back = self._adjoint(residual) if back is None else back
-            half = lower_triangular_solve(self.l11, back[self.keep])
-            y = y + lower_triangular_solve(self.l11, half, transpose=True)
-        return bound
-
-    def _adjoint(self, residual: torch.Tensor) -> torch.Tensor:
-        """T^T r, one more read of A (a step expected to pass whose check failed)."""
-        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
-        back = torch.zeros(
-            self.matrix.shape[1], residual.shape[1], dtype=torch.float64, device=residual.device
-        )
-        start = 0
-        for block in blocks:
-            rows = residual[start : start + block.shape[0]]
-            start += block.shape[0]
-            if block.device.type == "cpu":
-                total = back.numpy()  # the same memory: accumulates into back
-                total += block.numpy().T @ rows.numpy()
-            else:
-                back.addmm_(block.T, rows)
-        back = back if self.live is None else back[self.live]
-        return back * self.inverse_norms[:, None]
-
-
 @dataclass
 class SchurCount:
     """The count of the Schur route before its certificate.
@@ -370,44 +249,6 @@ def schur_count(
         return count
     count.complete, count.pending, count.null_rest = False, pending, vectors[:, ~positive]
     return count
-
-
-def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):
-    """(rank, tol, gap, sigma_max, certificate) of a count, certified by step 2 of the module
-    docstring (products by T = A[:, live] diag(inverse_norms), A a tensor or
-    :class:`RowBlocks`), or None when the certificate exceeds 1."""
-    if count.complete:
-        return count.result()
-    if count.ambiguous:
-        return None  # a lower count only: the rank is left to the SVD
-    dev = count.factor.device
-    r, n, tol, sigma_max = len(count.kept), count.n, count.tol, count.sigma_max
-    keep = torch.tensor(count.kept, device=dev)
-    rest = torch.tensor(count.pending, device=dev)
-    w = count.factor[rest, :r]  # (G_KP)^T L^-T
-    null_rest = count.null_rest  # (|P|, k), orthonormal
-    k = null_rest.shape[1]
-    l11 = count.factor[keep, :r]
-    refine = _Refinement(matrix, inverse_norms, live, l11, keep, rest, w, n, tol)
-    if k <= CERTIFICATE_SKETCH:
-        bound = refine.norm_bound(null_rest, exact=True)
-    else:
-        gen = torch.Generator(device="cpu").manual_seed(_SKETCH_SEED)
-        sketch = torch.randn(k, CERTIFICATE_SKETCH, generator=gen, dtype=torch.float64)
-        # max_i ||T X omega_i|| / ||omega_i|| (about bound / (alpha sqrt(k))) is a lower bound
-        # on ||T X||: far above tol, more refinement steps cannot close the gap
-        hopeless = SKETCH_HOPELESS * SKETCH_ALPHA * math.sqrt(k) * tol
-        bound = refine.norm_bound(null_rest @ sketch.to(dev), exact=False, hopeless=hopeless)
-        if bound > tol and 2 * k <= n and not bound > hopeless:
-            # the sketch over-estimates by up to ~8 sqrt(k) at the rounding floor: exact check
-            bound = refine.norm_bound(null_rest, exact=True)
-    certificate = bound / tol
-    if not certificate <= 1.0:
-        return None
-    # a computed ||T X|| below its own rounding (sqrt(n) eps sigma_max ||X||) says no more
-    floor = math.sqrt(n) * _EPS * sigma_max
-    gap = count.lower_sigma_r / max(bound, floor)
-    return count.rank, tol, gap, sigma_max, certificate
 
 
 def schur_certified_rank(

@@ -37,7 +37,8 @@ from symlab.linalg.rank import (
     rank_from_singular_values,
     significant,
 )
-from symlab.linalg.schur_rank import RowBlocks, scale_lower, schur_certify, schur_count
+from symlab.linalg.schur_certificate import schur_certify
+from symlab.linalg.schur_rank import RowBlocks, scale_lower, schur_count
 from symlab.nets import is_mlp, linear_layers
 from symlab.symmetry.actions import is_positively_homogeneous
 from symlab.symmetry.batch_dimension import (
@@ -46,7 +47,6 @@ from symlab.symmetry.batch_dimension import (
     _batch_result,
     _check_bound,
     _result,
-    _ScaledJacobian,
     batch_functional_dimension,
     fd_bound,
     prove_upper,
@@ -56,6 +56,7 @@ from symlab.symmetry.kernel_proofs import PROOF_REGIONS
 from symlab.symmetry.model_checks import check_model
 from symlab.symmetry.regions import RegionTally, activation_patterns, is_piecewise_linear
 from symlab.symmetry.samplers import Sampler, get_sampler
+from symlab.symmetry.scaled_jacobian import ScaledJacobian
 
 START_FACTOR = 1.5  # first sample: ceil(1.5 * bound / K) points
 PLATEAU_DOUBLINGS = 2  # rank unchanged over this many doublings -> "plateau"
@@ -139,7 +140,7 @@ def _certified(schur, stored, points, scaled, n_rows: int, n: int) -> RankResult
 
 def _svd_fallback(
     points: torch.Tensor,
-    scaled: _ScaledJacobian,
+    scaled: ScaledJacobian,
     live: np.ndarray | None,
     stored: list[torch.Tensor] | None = None,
 ) -> RankResult:
@@ -154,7 +155,7 @@ def _svd_fallback(
 
 
 def _batch_rank(
-    model: nn.Module, points: torch.Tensor, scaled: _ScaledJacobian, rank_method: str
+    model: nn.Module, points: torch.Tensor, scaled: ScaledJacobian, rank_method: str
 ) -> RankResult:
     """The batch functional dimension on the differentiated points (already representatives),
     with the loop's scaled Jacobian (the same dropped scaling columns at every doubling)."""
@@ -290,7 +291,7 @@ def functional_dimension(
     bound = fd_bound(model)
     proof = prove_upper(model, proof_regions)
     upper = bound if proof is None else proof.upper
-    scaled = _ScaledJacobian(model, bool(reduce_scaling) and homogeneous)
+    scaled = ScaledJacobian(model, bool(reduce_scaling) and homogeneous)
     n0 = linear_layers(model)[0].in_features
     per_region = REGION_POINTS_FACTOR * (n0 + 1)
     draw = get_sampler(sampler, model)  # binds the model of a model-aware sampler

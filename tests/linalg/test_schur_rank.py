@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import symlab.linalg.deferred_cholesky as cholesky_module
 import symlab.linalg.rank as rank_module
+import symlab.linalg.schur_certificate as certificate_module
 import symlab.linalg.schur_rank as schur_module
 from symlab.linalg import numerical_rank, parameter_jacobian
 from symlab.linalg.deferred_cholesky import deferred_cholesky, local_pivoted, symmetric_from_lower
@@ -334,20 +335,20 @@ def test_the_certificate_stops_at_the_first_refinement_step_that_passes(monkeypa
     norms = torch.linalg.vector_norm(a, dim=0)
     count = schur_count(gram_lower(a / norms), tuple(a.shape), None)
     assert count is not None and not count.complete
-    exact = count.null_rest.shape[1] <= schur_module.CERTIFICATE_SKETCH
+    exact = count.null_rest.shape[1] <= certificate_module.CERTIFICATE_SKETCH
     bounds = []
-    products = schur_module._Refinement._products
+    products = certificate_module.NullRefinement.products
 
     def recording(self, x, adjoint):
         residual, back = products(self, x, adjoint)
         if exact:
             bounds.append(float(torch.linalg.matrix_norm(residual, ord=2)))
         else:
-            factor = schur_module.SKETCH_ALPHA * np.sqrt(2 / np.pi)
+            factor = certificate_module.SKETCH_ALPHA * np.sqrt(2 / np.pi)
             bounds.append(factor * float(residual.norm(dim=0).max()))
         return residual, back
 
-    monkeypatch.setattr(schur_module._Refinement, "_products", recording)
+    monkeypatch.setattr(certificate_module.NullRefinement, "products", recording)
     rank, tol, _, _, certificate = schur_certify(count, a, 1 / norms, None)
     assert rank == svd_reference(a)[0] == 45
     assert len(bounds) >= 2  # the shifted factor's first guess is not enough
@@ -369,22 +370,22 @@ def test_a_step_expected_to_pass_that_fails_takes_its_adjoint_product_after_all(
     count.tol /= 100  # a stricter check: more steps, some past the expected pass
     matrix = RowBlocks(lambda: iter(torch.split(a, 70)), tuple(a.shape)) if blocks else a
     residuals: list[float] = []
-    products = schur_module._Refinement._products
+    products = certificate_module.NullRefinement.products
 
     def recording(self, x, adjoint):
         residual, back = products(self, x, adjoint)
         residuals.append(float(residual.norm()))
         return residual, back
 
-    monkeypatch.setattr(schur_module._Refinement, "_products", recording)
+    monkeypatch.setattr(certificate_module.NullRefinement, "products", recording)
     reference = schur_certify(count, matrix, 1 / norms, None)
     steps, residuals[:] = list(residuals), []
     calls = []
-    adjoint = schur_module._Refinement._adjoint
-    monkeypatch.setattr(schur_module, "EXPECT_PASS", 1e300)
+    adjoint = certificate_module.NullRefinement.adjoint
+    monkeypatch.setattr(certificate_module, "EXPECT_PASS", 1e300)
     monkeypatch.setattr(
-        schur_module._Refinement,
-        "_adjoint",
+        certificate_module.NullRefinement,
+        "adjoint",
         lambda self, residual: calls.append(1) or adjoint(self, residual),
     )
     forced = schur_certify(count, matrix, 1 / norms, None)

@@ -12,11 +12,11 @@ from symlab.symmetry.adaptive_dimension import functional_dimension
 from symlab.symmetry.batch_dimension import (
     FDResult,
     _check_bound,
-    _ScaledJacobian,
     batch_functional_dimension,
     fd_bound,
 )
 from symlab.symmetry.samplers import gaussian
+from symlab.symmetry.scaled_jacobian import ScaledJacobian
 
 
 def test_fd_bound_counts_parameters_minus_hidden_neurons():
@@ -113,7 +113,7 @@ def test_dead_neurons_zero_columns_leave_the_batch_rank_unchanged(dtype):
         layer.bias[:2] = -5.0
     model = model.to(dtype)
     x = gaussian(300, 3, torch.Generator().manual_seed(5), dtype)
-    scaled = _ScaledJacobian(model, reduce=True)
+    scaled = ScaledJacobian(model, reduce=True)
     dropped = scaled(x, drop_zero_columns=True)
     shared = scaled(x)
     assert shared.shape[1] == fd_bound(widths) + 2  # scaling columns of the 2 dead ones kept
