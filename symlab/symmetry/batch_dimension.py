@@ -373,7 +373,10 @@ def _batch_result(
         per_region = REGION_POINTS_FACTOR * (linear_layers(model)[0].in_features + 1)
         subset = decisive_subset(model, inputs, per_region=per_region)
         regions, decisive = subset.regions, inputs[subset.indices]
-    rank = numerical_rank(scaled(decisive, drop_zero_columns=True), method=rank_method)
+    # zero columns leave the Gram routes' rank and tol as they are (they zero them anyway);
+    # the plain SVD rule's tol counts every column of a wide matrix, so it keeps them
+    jac = scaled(decisive, drop_zero_columns=rank_method != "svd")
+    rank = numerical_rank(jac, method=rank_method)
     upper = proven_upper(proof, bound, rank.rank)
     saturated = "bound" if rank.rank == bound else "exact" if rank.rank == upper else "batch"
     return _result(rank, bound, inputs, saturated, regions=regions, proof=proof)

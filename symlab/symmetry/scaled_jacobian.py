@@ -55,9 +55,11 @@ class ScaledJacobian:
 
     ``drop_zero_columns=True`` also leaves out, for this call only, the columns that are zero
     to working precision on these points (:func:`symlab.linalg.rank.significant` of the scaled
-    column norms, the rule by which the rank routes zero them anyway: the rank is unchanged,
-    and a dead neuron's columns no longer cost Gram, Cholesky and null-space work). Only for
-    a rank of this call's rows alone: a Gram grown over calls needs the same columns in each.
+    column norms, the rule by which the Gram routes of :func:`symlab.linalg.numerical_rank`
+    zero them anyway: their rank and tol are unchanged, and a dead neuron's columns no longer
+    cost Gram, Cholesky and null-space work; not for ``method="svd"``, whose tol counts every
+    column of a wide matrix). Only for a rank of this call's rows alone: a Gram grown over
+    calls needs the same columns in each.
     """
 
     def __init__(self, model: nn.Module, reduce: bool):

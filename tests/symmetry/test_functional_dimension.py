@@ -128,6 +128,26 @@ def test_dead_neurons_zero_columns_leave_the_batch_rank_unchanged(dtype):
     assert batch_functional_dimension(model, x).rank == reference
 
 
+def test_the_svd_rule_keeps_zero_columns_in_its_tolerance():
+    # a wide Jacobian (5 points) of a net with dead neurons: the SVD rule's tol counts every
+    # column (max(m, n) eps), so the one-shot route must not drop the zero ones for "svd"
+    # (the Gram routes zero them anyway, with the same tol either way)
+    widths = (3, 8, 8, 1)
+    model = mlp(widths, "relu", bias_std=0.3, seed=4)
+    with torch.no_grad():
+        layer = linear_layers(model)[1]
+        layer.weight[:2] = -layer.weight[:2].abs() - 0.1
+        layer.bias[:2] = -5.0
+    x = gaussian(5, 3, torch.Generator().manual_seed(6), torch.float64)
+    shared = ScaledJacobian(model, reduce=True)(x)
+    assert shared.shape[0] < shared.shape[1]  # wide
+    for method in ("svd", "gram", "auto"):
+        reference = numerical_rank(shared, method=method)
+        result = batch_functional_dimension(model, x, rank_method=method, compress_regions=False)
+        assert result.rank == reference.rank
+        assert result.tol == pytest.approx(reference.tol, rel=1e-12, abs=0)
+
+
 def test_float32_and_float64_models_give_the_same_rank():
     for seed, widths in enumerate([(3, 6, 6, 1), (2, 5, 5, 2), (4, 8, 1)]):
         model64 = mlp(widths, "relu", bias_std=0.2, seed=seed)
