@@ -100,18 +100,24 @@ def test_dead_neuron_costs_exactly_its_neighbouring_widths(widths):
         assert functional_dimension(model, x).deficit == expected
 
 
+def with_two_dead_neurons(widths: tuple[int, ...]) -> nn.Module:
+    """A ReLU MLP whose first two layer-2 neurons are off on all of R^n0 (negative incoming
+    weights on the non-negative layer-1 image, bias -5)."""
+    model = mlp(widths, "relu", bias_std=0.3, seed=4)
+    with torch.no_grad():
+        layer = linear_layers(model)[1]
+        layer.weight[:2] = -layer.weight[:2].abs() - 0.1
+        layer.bias[:2] = -5.0
+    return model
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_dead_neurons_zero_columns_leave_the_batch_rank_unchanged(dtype):
     # two layer-2 neurons off on the whole sample: their incoming columns are exactly zero;
     # the one-shot batch route leaves them out of the rank's matrix, the shared scaled
     # Jacobian of a growing Gram does not, and both give the generic Jacobian's SVD rank
     widths = (3, 8, 8, 2)
-    model = mlp(widths, "relu", bias_std=0.3, seed=4)
-    with torch.no_grad():
-        layer = linear_layers(model)[1]
-        layer.weight[:2] = -layer.weight[:2].abs() - 0.1
-        layer.bias[:2] = -5.0
-    model = model.to(dtype)
+    model = with_two_dead_neurons(widths).to(dtype)
     x = gaussian(300, 3, torch.Generator().manual_seed(5), dtype)
     scaled = ScaledJacobian(model, reduce=True)
     dropped = scaled(x, drop_zero_columns=True)
@@ -132,12 +138,7 @@ def test_the_svd_rule_keeps_zero_columns_in_its_tolerance():
     # a wide Jacobian (5 points) of a net with dead neurons: the SVD rule's tol counts every
     # column (max(m, n) eps), so the one-shot route must not drop the zero ones for "svd"
     # (the Gram routes zero them anyway, with the same tol either way)
-    widths = (3, 8, 8, 1)
-    model = mlp(widths, "relu", bias_std=0.3, seed=4)
-    with torch.no_grad():
-        layer = linear_layers(model)[1]
-        layer.weight[:2] = -layer.weight[:2].abs() - 0.1
-        layer.bias[:2] = -5.0
+    model = with_two_dead_neurons((3, 8, 8, 1))
     x = gaussian(5, 3, torch.Generator().manual_seed(6), torch.float64)
     shared = ScaledJacobian(model, reduce=True)(x)
     assert shared.shape[0] < shared.shape[1]  # wide
