@@ -77,9 +77,8 @@ class NullRefinement:
             embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
             embedded[self.live] = scaled
             scaled = embedded
-        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
         parts, back = [], torch.zeros_like(scaled) if adjoint else None
-        for block in blocks:
+        for block in self._blocks():
             if block.device.type != "cpu":
                 parts.append(block @ scaled)
                 if adjoint:
@@ -97,10 +96,7 @@ class NullRefinement:
                 total += rows.T @ part
                 parts.append(torch.from_numpy(part))
         residual = torch.cat(parts)
-        if not adjoint:
-            return residual, None
-        back = back if self.live is None else back[self.live]
-        return residual, back * self.inverse_norms[:, None]
+        return residual, self._scaled_back(back) if adjoint else None
 
     def norm_bound(self, omega: torch.Tensor, exact: bool, hopeless: float = math.inf) -> float:
         """exact: ||T X||_2; a sketch: alpha sqrt(2/pi) max_i ||T X omega_i||; after up to
@@ -132,12 +128,11 @@ class NullRefinement:
 
     def adjoint(self, residual: torch.Tensor) -> torch.Tensor:
         """T^T r, one more read of A (a step expected to pass whose check failed)."""
-        blocks = [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
         back = torch.zeros(
             self.matrix.shape[1], residual.shape[1], dtype=torch.float64, device=residual.device
         )
         start = 0
-        for block in blocks:
+        for block in self._blocks():
             rows = residual[start : start + block.shape[0]]
             start += block.shape[0]
             if block.device.type == "cpu":
@@ -145,6 +140,14 @@ class NullRefinement:
                 total += block.numpy().T @ rows.numpy()
             else:
                 back.addmm_(block.T, rows)
+        return self._scaled_back(back)
+
+    def _blocks(self):
+        """A's row blocks: A itself when it is a tensor, else the :class:`RowBlocks`."""
+        return [self.matrix] if isinstance(self.matrix, torch.Tensor) else self.matrix
+
+    def _scaled_back(self, back: torch.Tensor) -> torch.Tensor:
+        """A^T r restricted to the live columns and scaled: T^T r."""
         back = back if self.live is None else back[self.live]
         return back * self.inverse_norms[:, None]
 
