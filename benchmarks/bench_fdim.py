@@ -94,19 +94,22 @@ def _recording_schur(*args, **kwargs):
 _schur = schur_module.schur_certified_rank
 rank_module.schur_certified_rank = _recording_schur
 scaled_module.parameter_jacobian = _timed_step("J", scaled_module.parameter_jacobian)
+scaled_module.closed_form_factors = _timed_step("J", scaled_module.closed_form_factors)
 scaled_module.ScaledJacobian.__call__ = _timed_step(
     "J+scale", scaled_module.ScaledJacobian.__call__
 )
 rank_module.gram_lower = _timed_step("Gram", rank_module.gram_lower)
 schur_module.lanczos_lambda_max = _timed_step("lambda_max", schur_module.lanczos_lambda_max)
 schur_module.deferred_cholesky = _timed_step("Cholesky", schur_module.deferred_cholesky)
+schur_module.pivoted_cholesky = _timed_step("Cholesky", schur_module.pivoted_cholesky)
 certificate_module.NullRefinement.norm_bound = _timed_step(
     "certificate", certificate_module.NullRefinement.norm_bound
 )
 
 
 def step_breakdown() -> dict[str, float]:
-    """STEP_TIMES as the table's steps (scaling = the scaled Jacobian minus J)."""
+    """STEP_TIMES as the table's steps (J: the Jacobian, or for an MLP its factors; scaling:
+    the rest of the scaled Jacobian, for an MLP writing its kept columns)."""
     t = dict(STEP_TIMES)
     return {
         "J": t.get("J", 0.0),
@@ -331,9 +334,10 @@ def main() -> None:
     )
     print(f"torch BLAS/LAPACK: {blas_of_torch()}; SciPy BLAS/LAPACK: {blas_of_scipy()}")
     print(
-        "LAPACK per step: Gram dsyrk = SciPy's; lambda_max dsymv = SciPy's; Cholesky: GEMM, "
-        "trsm and dpotrf = torch's, pivoted 256-blocks dpstrf = SciPy's; Schur eigh = torch's; "
-        "certificate GEMMs = NumPy's; fallback dsytrd = SciPy's"
+        "LAPACK per step: Gram dsyrk = SciPy's; lambda_max dsymv = SciPy's; Cholesky up to "
+        f"{schur_module.WHOLE_PIVOTING_MAX} columns: one dpstrf = SciPy's; beyond: GEMM and "
+        "dpotrf = torch's, trsm and the pivoted 256-blocks' dpstrf = SciPy's; Schur eigh = "
+        "torch's; certificate GEMMs = NumPy's; fallback dsytrd = SciPy's"
     )
     header = (
         f"{'widths':<26}{'N':>6}{'D':>6}{'bound':>6}{'rank':>6}{'same':>5}{'J':>7}{'Gram':>7}"

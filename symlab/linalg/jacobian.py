@@ -45,14 +45,14 @@ def _check_inputs(inputs: object) -> torch.Tensor:
     return inputs
 
 
-def _closed_form_chunk(
+def _backprop_factors(
     weights: list[torch.Tensor],
     biases: list[torch.Tensor | None],
     activation: nn.Module,
     x: torch.Tensor,
-    out: torch.Tensor,
-) -> None:
-    """Write the Jacobian of the points ``x`` (B, n0) into ``out`` viewed as (B, K, D)."""
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(a^{l-1} (B, n_{l-1}) per layer, g^l (B, K, n_l) per layer): one forward pass and the
+    masked backprop of all K outputs at once (module docstring)."""
     count = len(weights)
     activations, derivatives = [x], []
     a = x
@@ -65,20 +65,72 @@ def _closed_form_chunk(
     batch, k = x.shape[0], weights[-1].shape[0]
     # g has shape (B, K, n_l): g[i, k, :] = d f_k(x_i) / d z^l.
     g = torch.eye(k, dtype=x.dtype, device=x.device).expand(batch, k, k)
-    offsets, offset = [], 0
-    for w, b in zip(weights, biases, strict=True):
-        offsets.append(offset)
-        offset += w.numel() + (0 if b is None else b.numel())
-    for index in range(count - 1, -1, -1):
-        w, b, a_prev = weights[index], biases[index], activations[index]
-        n_out, n_in = w.shape
-        start = offsets[index]
+    cotangents = [g] * count
+    for index in range(count - 1, 0, -1):
+        g = (g @ weights[index]) * derivatives[index - 1].unsqueeze(1)
+        cotangents[index - 1] = g
+    return activations, cotangents
+
+
+def _closed_form_chunk(
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor | None],
+    activation: nn.Module,
+    x: torch.Tensor,
+    out: torch.Tensor,
+) -> None:
+    """Write the Jacobian of the points ``x`` (B, n0) into ``out`` viewed as (B, K, D)."""
+    activations, cotangents = _backprop_factors(weights, biases, activation, x)
+    write_jacobian_rows(activations, cotangents, [b is not None for b in biases], out)
+
+
+def write_jacobian_rows(
+    activations: list[torch.Tensor],
+    cotangents: list[torch.Tensor],
+    biased: list[bool],
+    out: torch.Tensor,
+) -> None:
+    """Write J's rows from the factors of :func:`closed_form_factors` (B points) into ``out``
+    viewed as (B, K, D): the outer products g^l[i, k, :] a^{l-1}[i, :] and, for a layer with a
+    bias (``biased[l]``), g^l[i, k, :]."""
+    start = 0
+    for a_prev, g, bias in zip(activations, cotangents, biased, strict=True):
+        n_out, n_in = g.shape[2], a_prev.shape[1]
         block = out[:, :, start : start + n_out * n_in].unflatten(2, (n_out, n_in))
         torch.mul(g.unsqueeze(-1), a_prev[:, None, None, :], out=block)
-        if b is not None:
-            out[:, :, start + n_out * n_in : start + n_out * (n_in + 1)] = g
-        if index > 0:
-            g = (g @ w) * derivatives[index - 1].unsqueeze(1)
+        start += n_out * n_in
+        if bias:
+            out[:, :, start : start + n_out] = g
+            start += n_out
+
+
+def closed_form_factors(
+    model: nn.Module, inputs: torch.Tensor, dtype: torch.dtype = torch.float64
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The factors of an MLP's Jacobian, ``(activations, cotangents)``: per layer l,
+    a^{l-1} (N, n_{l-1}) and g^l (N, K, n_l), with df_k(x_i)/dW^l_hj = g^l[i, k, h] a^{l-1}[i, j]
+    and df_k(x_i)/db^l_h = g^l[i, k, h] (see :func:`parameter_jacobian`, whose closed-form
+    rows they are). O(N K sum_l n_l n_{l-1}) time, O(N K sum_l n_l) memory: a small fraction of
+    J for hidden widths above a few."""
+    inputs = _check_inputs(inputs)
+    weights, biases, activation, x = _mlp_operands(model, inputs, dtype)
+    with torch.no_grad():
+        return _backprop_factors(weights, biases, activation, x)
+
+
+def _mlp_operands(model: nn.Module, inputs: torch.Tensor, dtype: torch.dtype):
+    """(weights, biases, activation, inputs) of an MLP in ``dtype``, the inputs checked."""
+    if not is_mlp(model):
+        raise ValueError("model: expected an MLP (nn.Sequential of Linear and one activation)")
+    layers = linear_layers(model)
+    n0 = layers[0].in_features
+    if inputs.dim() != 2 or inputs.shape[1] != n0:
+        raise ValueError(
+            f"inputs: expected shape (N, {n0}) for this MLP, got {tuple(inputs.shape)}"
+        )
+    weights = [layer.weight.detach().to(dtype) for layer in layers]
+    biases = [None if layer.bias is None else layer.bias.detach().to(dtype) for layer in layers]
+    return weights, biases, activation_of(model), inputs.detach().to(dtype)
 
 
 def _default_chunk(bytes_per_point: int) -> int:
@@ -88,16 +140,7 @@ def _default_chunk(bytes_per_point: int) -> int:
 def _closed_form(
     model: nn.Module, inputs: torch.Tensor, chunk_size: int | None, dtype: torch.dtype
 ) -> torch.Tensor:
-    layers = linear_layers(model)
-    n0 = layers[0].in_features
-    if inputs.dim() != 2 or inputs.shape[1] != n0:
-        raise ValueError(
-            f"inputs: expected shape (N, {n0}) for this MLP, got {tuple(inputs.shape)}"
-        )
-    weights = [layer.weight.detach().to(dtype) for layer in layers]
-    biases = [None if layer.bias is None else layer.bias.detach().to(dtype) for layer in layers]
-    activation = activation_of(model)
-    x = inputs.detach().to(dtype)
+    weights, biases, activation, x = _mlp_operands(model, inputs, dtype)
     k = weights[-1].shape[0]
     d = sum(
         w.numel() + (0 if b is None else b.numel()) for w, b in zip(weights, biases, strict=True)

@@ -53,6 +53,10 @@ CHUNK_BYTES = 2**19  # rows of A per block of the fused products T x, T^T (T x) 
 CERTIFICATE_SKETCH = 12  # sketch columns p; exact on all k columns when k <= p
 SKETCH_ALPHA = 10.0
 SKETCH_HOPELESS = 1e3  # a sketch this far above tol is not rechecked on all k columns
+# CPU products with A take blocks of vectors padded with zero columns to a multiple of this:
+# OpenBLAS's skinny GEMMs on an AMD EPYC took 9.5 ms for 7 columns and 6.7 ms for 8 on the
+# benchmark's 3000 x 901 matrix (benchmarks/RESULTS.md); the zero columns change no result
+PRODUCT_WIDTH = 4
 EXPECT_PASS = 0.1  # a step extrapolated below this x tol reads A once (T x alone)
 _SKETCH_SEED = 20261206
 _EPS = float(torch.finfo(torch.float64).eps)
@@ -72,10 +76,13 @@ class NullRefinement:
         ``CHUNK_BYTES`` of rows that stay in cache, in NumPy's BLAS (OpenBLAS): torch's MKL
         took 1.3-2.6x longer for some widths of x on an AMD EPYC (7, 8 and 16 columns against
         12; benchmarks/RESULTS.md), OpenBLAS the same time within 15 % for 4-16 columns."""
+        width = x.shape[1]
         scaled = x * self.inverse_norms[:, None]
-        if self.live is not None:
-            embedded = torch.zeros(self.matrix.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
-            embedded[self.live] = scaled
+        if self.live is not None or _padding(x) > 0:
+            embedded = torch.zeros(
+                self.matrix.shape[1], width + _padding(x), dtype=x.dtype, device=x.device
+            )
+            embedded[slice(None) if self.live is None else self.live, :width] = scaled
             scaled = embedded
         parts, back = [], torch.zeros_like(scaled) if adjoint else None
         for block in self._blocks():
@@ -95,8 +102,8 @@ class NullRefinement:
                 part = rows @ v
                 total += rows.T @ part
                 parts.append(torch.from_numpy(part))
-        residual = torch.cat(parts)
-        return residual, self._scaled_back(back) if adjoint else None
+        residual = torch.cat(parts)[:, :width]
+        return residual, self._scaled_back(back[:, :width]) if adjoint else None
 
     def norm_bound(self, omega: torch.Tensor, exact: bool, hopeless: float = math.inf) -> float:
         """exact: ||T X||_2; a sketch: alpha sqrt(2/pi) max_i ||T X omega_i||; after up to
@@ -128,6 +135,11 @@ class NullRefinement:
 
     def adjoint(self, residual: torch.Tensor) -> torch.Tensor:
         """T^T r, one more read of A (a step expected to pass whose check failed)."""
+        width = residual.shape[1]
+        if _padding(residual) > 0:
+            residual = torch.cat(
+                [residual, residual.new_zeros(len(residual), _padding(residual))], 1
+            )
         back = torch.zeros(
             self.matrix.shape[1], residual.shape[1], dtype=torch.float64, device=residual.device
         )
@@ -140,7 +152,7 @@ class NullRefinement:
                 total += block.numpy().T @ rows.numpy()
             else:
                 back.addmm_(block.T, rows)
-        return self._scaled_back(back)
+        return self._scaled_back(back[:, :width])
 
     def _blocks(self):
         """A's row blocks: A itself when it is a tensor, else the :class:`RowBlocks`."""
@@ -150,6 +162,13 @@ class NullRefinement:
         """A^T r restricted to the live columns and scaled: T^T r."""
         back = back if self.live is None else back[self.live]
         return back * self.inverse_norms[:, None]
+
+
+def _padding(x: torch.Tensor) -> int:
+    """Zero columns that round a CPU block of vectors up to a multiple of ``PRODUCT_WIDTH``."""
+    if x.device.type != "cpu" or x.shape[1] <= 1:
+        return 0
+    return -x.shape[1] % PRODUCT_WIDTH
 
 
 def schur_certify(count: SchurCount, matrix, inverse_norms: torch.Tensor, live):

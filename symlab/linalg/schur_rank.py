@@ -13,7 +13,10 @@ tol = sigma_max(T) max(m, n) eps, is certified from two one-sided arguments:
    threshold, else dpstrf with diagonal pivoting, a triangular solve for the panel) keeps the
    columns whose pivot exceeds ``DEFER_STOP`` and defers the others; the deferred columns' Schur
    complement is then factored with diagonal pivoting (largest first, dpstrf) until no remaining
-   diagonal exceeds ``PIVOT_STOP``. Together they factor the kept columns K, G_KK - mu I = L L^T. For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
+   diagonal exceeds ``PIVOT_STOP``. Together they factor the kept columns K, G_KK - mu I = L L^T.
+   Up to ``WHOLE_PIVOTING_MAX`` columns on the CPU, one dpstrf of the whole G - mu I (global
+   diagonal pivoting down to ``PIVOT_STOP``) gives K and L instead, faster at these sizes
+   (:func:`symlab.linalg.deferred_cholesky.pivoted_cholesky`). For the rest P, In(G - mu I) = In(G_KK - mu I) + In(S) with S the (small)
    Schur complement; its symmetric eigenvalues give the count exactly: r = |K| + #{eig(S) > 0}
    eigenvalues of G exceed mu (a count is refused, None, when an eigenvalue of S is within its
    rounding, ``INERTIA_MARGIN`` |P| (|K| + 2) u, of 0). Then sigma_r(T)^2 >= lambda_r(G) - e > mu - e
@@ -67,9 +70,15 @@ import torch
 from scipy.linalg import eigvalsh_tridiagonal
 from scipy.linalg.blas import dsymv, dsyrk
 
-from symlab.linalg.deferred_cholesky import DEFER_STOP, deferred_cholesky, symmetric_from_lower
+from symlab.linalg.deferred_cholesky import (
+    DEFER_STOP,
+    deferred_cholesky,
+    pivoted_cholesky,
+    symmetric_from_lower,
+)
 from symlab.linalg.schur_certificate import schur_certify
 
+WHOLE_PIVOTING_MAX = 1024  # up to this many columns (CPU): one dpstrf of the whole Gram
 PIVOT_STOP = 1e-6  # pivoting stops when no Schur diagonal (unit-norm columns) exceeds this
 INERTIA_MARGIN = 4.0  # Schur eigenvalues within this x |P| (r + 2) u of 0: not counted (None)
 SHIFT_MARGIN = 2.0  # mu = SHIFT_MARGIN (tol^2 + e)
@@ -229,7 +238,10 @@ def schur_count(
     shift = SHIFT_MARGIN * (tol * tol + rounding)
     if shift >= lam_max or tol <= 0:
         return None
-    factor, kept, pending, schur = deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
+    if n <= WHOLE_PIVOTING_MAX and gram.device.type == "cpu":
+        factor, kept, pending, schur = pivoted_cholesky(gram, shift, PIVOT_STOP)
+    else:
+        factor, kept, pending, schur = deferred_cholesky(gram, shift, PIVOT_STOP, DEFER_STOP)
     lower_sigma_r = math.sqrt(shift - rounding)
     count = SchurCount(len(kept), True, tol, sigma_max, lower_sigma_r, n, factor, kept, [], None)
     if not pending:

@@ -165,3 +165,21 @@ def test_bad_arguments_raise_one_clear_value_error():
         parameter_jacobian(model, x, chunk_size=0)
     with pytest.raises(ValueError, match="method"):
         parameter_jacobian(ResidualBlock(), x, method="closed_form")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_closed_form_factors_write_the_closed_form_jacobian(bias):
+    # J's rows from its factors (the scaled Jacobian's route) are parameter_jacobian's rows
+    from symlab.linalg.jacobian import closed_form_factors, write_jacobian_rows
+
+    model = mlp((3, 5, 4, 2), "tanh", seed=4, bias=bias)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
+    activations, cotangents = closed_form_factors(model, x)
+    assert [a.shape for a in activations] == [(7, 3), (7, 5), (7, 4)]
+    assert [g.shape for g in cotangents] == [(7, 2, 5), (7, 2, 4), (7, 2, 2)]
+    expected = parameter_jacobian(model, x, method="closed_form", dtype=torch.float64)
+    out = torch.empty(7, 2, expected.shape[1], dtype=torch.float64)
+    write_jacobian_rows(activations, cotangents, [bias] * 3, out)
+    assert torch.equal(out.reshape(14, -1), expected)
+    with pytest.raises(ValueError, match="model: expected an MLP"):
+        closed_form_factors(nn.Sequential(nn.Conv1d(1, 1, 2)), x)

@@ -16,7 +16,12 @@ import symlab.linalg.rank as rank_module
 import symlab.linalg.schur_certificate as certificate_module
 import symlab.linalg.schur_rank as schur_module
 from symlab.linalg import numerical_rank, parameter_jacobian
-from symlab.linalg.deferred_cholesky import deferred_cholesky, local_pivoted, symmetric_from_lower
+from symlab.linalg.deferred_cholesky import (
+    deferred_cholesky,
+    local_pivoted,
+    pivoted_cholesky,
+    symmetric_from_lower,
+)
 from symlab.linalg.rank import equilibrate_columns
 from symlab.linalg.schur_rank import RowBlocks, gram_lower, schur_certify, schur_count
 from symlab.nets import mlp
@@ -53,12 +58,13 @@ def check_against_svd(matrix: torch.Tensor) -> rank_module.RankResult | None:
     return fast
 
 
-def _check_deferred_factor(gram, shift, thresholds, positive):
-    """deferred_cholesky(gram, shift, *thresholds) against dense algebra: the kept block's factor
-    is lower triangular and reproduces G - mu I on the kept rows, the Schur complement equals the
-    dense one, and (Haynsworth) the positive eigenvalues of G - mu I are the kept block's plus the
-    Schur complement's, ``positive`` in all. Returns (factor, kept, rest, schur)."""
-    factor, kept, rest, schur = deferred_cholesky(gram, shift, *thresholds)
+def _check_deferred_factor(gram, shift, thresholds, positive, factorize=deferred_cholesky):
+    """factorize(gram, shift, *thresholds) (deferred_cholesky or pivoted_cholesky) against dense
+    algebra: the kept block's factor is lower triangular and reproduces G - mu I on the kept
+    rows, the Schur complement equals the dense one, and (Haynsworth) the positive eigenvalues of
+    G - mu I are the kept block's plus the Schur complement's, ``positive`` in all. Returns
+    (factor, kept, rest, schur)."""
+    factor, kept, rest, schur = factorize(gram, shift, *thresholds)
     n = gram.shape[0]
     a = symmetric_from_lower(gram) - shift * torch.eye(n, dtype=torch.float64)
     k, p = torch.tensor(kept), torch.tensor(rest)
@@ -73,6 +79,7 @@ def _check_deferred_factor(gram, shift, thresholds, positive):
     return factor, kept, rest, schur
 
 
+@pytest.mark.parametrize("whole", [1024, 0], ids=["one dpstrf", "deferred blocks"])
 @settings(max_examples=40, deadline=None)
 @given(
     m=st.integers(2, 60),
@@ -80,7 +87,14 @@ def _check_deferred_factor(gram, shift, thresholds, positive):
     kinds=st.lists(st.sampled_from(["clear", "zero"]), min_size=1, max_size=60),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_schur_route_equals_the_svd_rule_on_random_spectra(m, n, kinds, seed):
+def test_schur_route_equals_the_svd_rule_on_random_spectra(whole, m, n, kinds, seed):
+    # both factorizations of the count: one dpstrf up to WHOLE_PIVOTING_MAX columns, else blocks
+    with pytest.MonkeyPatch.context() as patch:  # per example (hypothesis and fixtures)
+        patch.setattr(schur_module, "WHOLE_PIVOTING_MAX", whole)
+        check_random_spectrum(m, n, kinds, seed)
+
+
+def check_random_spectrum(m, n, kinds, seed):
     rng = np.random.default_rng(seed)
     p = min(m, n)
     kinds = (kinds * p)[:p]
@@ -180,6 +194,40 @@ def test_deferred_cholesky_over_several_blocks_against_dense_algebra(monkeypatch
     gram = gram_lower(t)
     factor, kept, _, _ = _check_deferred_factor(gram, 1e-12, (1e-6, 1e-2), positive=40)
     assert bool((factor[torch.tensor(kept), : len(kept)].diagonal() ** 2 > 1e-6).all())
+
+
+def test_one_pivoted_cholesky_against_dense_algebra_and_the_deferred_blocks():
+    # the whole Gram by one dpstrf: the same contract as the deferred blocks, its upper
+    # triangle never read, its pivots all above the stop, and the same count
+    t = with_spectrum(90, 60, list(np.logspace(0, -4, 40)) + [0.0] * 20, seed=8)
+    t = t[:, torch.randperm(60, generator=torch.Generator().manual_seed(1))]
+    gram = gram_lower(t)
+    poisoned = torch.where(torch.ones(60, 60).tril().bool(), gram, float("nan"))
+    factor, kept, rest, schur = _check_deferred_factor(
+        poisoned.nan_to_num(0.0), 1e-12, (1e-6,), positive=40, factorize=pivoted_cholesky
+    )
+    again = pivoted_cholesky(poisoned, 1e-12, 1e-6)
+    assert again[1] == kept and again[2] == rest
+    torch.testing.assert_close(again[3], schur, rtol=0, atol=0)
+    assert bool((factor[torch.tensor(kept), : len(kept)].diagonal() ** 2 > 1e-6).all())
+    _check_deferred_factor(gram, 1e-12, (1e-6, 1e-2), positive=40)  # the same count
+
+
+def test_the_count_takes_one_dpstrf_up_to_its_size_and_the_blocks_beyond(monkeypatch):
+    # the route each size takes, with the same count either way
+    t = with_spectrum(120, 80, list(np.logspace(0, -3, 70)) + [0.0] * 10, seed=12)
+    gram = gram_lower(t / torch.linalg.vector_norm(t, dim=0))
+    calls = []
+    for name in ("pivoted_cholesky", "deferred_cholesky"):
+        original = getattr(schur_module, name)
+        monkeypatch.setattr(
+            schur_module, name, lambda *a, f=original, n=name: calls.append(n) or f(*a)
+        )
+    counts = []
+    for whole in (80, 79):
+        monkeypatch.setattr(schur_module, "WHOLE_PIVOTING_MAX", whole)
+        counts.append(schur_count(gram, tuple(t.shape), None).rank)
+    assert calls == ["pivoted_cholesky", "deferred_cholesky"] and counts == [70, 70]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -412,3 +460,22 @@ def test_lower_triangular_solve_against_the_dense_inverse(fortran, transpose):
     expected = (inverse.T if transpose else inverse) @ rhs
     solved = cholesky_module.lower_triangular_solve(poisoned, rhs, transpose)
     torch.testing.assert_close(solved, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("nullity", [3, 7])
+def test_zero_columns_padding_the_certificate_products_change_no_result(monkeypatch, nullity):
+    # the CPU products take blocks of PRODUCT_WIDTH columns (zero-padded): the residuals, hence
+    # the certificate, are those of the unpadded products to rounding, and the rank is the same
+    s = list(np.logspace(0, -2, 40)) + [0.0] * nullity
+    a = with_spectrum(120, len(s), s, seed=13)
+    t = a / torch.linalg.vector_norm(a, dim=0)
+    count = schur_count(gram_lower(t), tuple(t.shape), None)
+    ones = torch.ones(t.shape[1], dtype=torch.float64)
+    results = {}
+    for width in (1, 4, 8):
+        monkeypatch.setattr(certificate_module, "PRODUCT_WIDTH", width)
+        results[width] = schur_certify(count, t, ones, None)
+    assert certificate_module._padding(torch.zeros(5, nullity)) == (-nullity) % 8 == 8 - nullity
+    for width in (4, 8):
+        assert results[width][:4] == results[1][:4] and results[1][0] == 40
+        assert results[width][4] == pytest.approx(results[1][4], rel=1e-6)
