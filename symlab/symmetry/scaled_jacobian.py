@@ -52,8 +52,8 @@ class ScaledJacobian:
     g^l[i, k, h] a^{l-1}[i, j]) the row norms are ||J_ik||^2 = sum_l ||g^l_ik||^2
     (||a^{l-1}_i||^2 + [bias]) and the column norms of the row-scaled J are small GEMMs,
     sum_i a^{l-1}[i, j]^2 sum_k w_ik g^l[i, k, h]^2 with w = 1 / ||J_ik||^2; the kept columns
-    of the row-scaled J are then written once, by blocks of ``BLOCK_POINTS`` points whose full
-    rows stay in cache (on the CPU gathered by ``numpy.take``). Other modules: the Jacobian of
+    of the row-scaled J are then written once, by blocks of rows (``BLOCK_BYTES``) that stay in
+    cache (on the CPU gathered by ``numpy.take``). Other modules: the Jacobian of
     :func:`symlab.linalg.parameter_jacobian`, row norms along the contiguous axis, the scaled
     column norms by blocks of rows, the kept columns gathered (``numpy.compress`` on the CPU)
     and scaled in place.
