@@ -41,7 +41,7 @@ over the last fifth of the last stage, at the largest N, exceeds ``max_last_drop
 fitting when stopped, its exponents measure the training budget, and its claims 1 and 2 are
 "inconclusive" whatever the intervals say (the measured text keeps them). The whole objective (MSE
 + L2 term) is reported, not gated: under weight decay it keeps falling as the norm shrinks, on a
-time scale of 1 / (lr · wd) steps, while the fit has stopped (measured 2026-12-07, machine preset,
+time scale of 1 / (lr · wd) steps, while the fit has stopped (measured 2026-12-07, paper preset,
 N = 10⁴, seed 0: over the last fifth the accordion net at (ν_g, ν_h) = (1.5, 5.5) saw its MSE rise
 by 1.5 % while the objective fell by 17.7 %, the shallow net at (1.5, 0.5) 2.2 % and 22.3 %).
 Neither is the train error gated: with weight decay a net that does not over-fit keeps a train

@@ -101,7 +101,7 @@ def test_pipeline_tiny(tmp_path):
     assert {p.name for p in paths} >= {"composition_scaling.png"}
 
 
-@pytest.mark.parametrize("preset", ["quick", "machine", "paper"])
+@pytest.mark.parametrize("preset", ["quick", "paper", "authors"])
 def test_presets_validate(preset):
     root = Path(symlab.__file__).parent / "configs" / "composition"
     values = tomllib.loads((root / f"{preset}.toml").read_text())
